@@ -1,0 +1,57 @@
+"""FastAPI app factory."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from breitband import __version__
+from breitband.db import Database
+from breitband.errors import install_error_handlers
+from breitband.logging import configure_logging
+from breitband.middleware import RequestContextMiddleware
+from breitband.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+    database = db or Database.from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        if db is None:
+            database.dispose()
+
+    app = FastAPI(title="Breitband", version=__version__, lifespan=lifespan,
+                  description="Permit service for broadband lines in public roads (§ 127 TKG).")
+    app.state.settings = settings
+    app.state.db = database
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+
+    from breitband.api import health_router, router
+
+    app.include_router(health_router)
+    app.include_router(router)
+    for module in _domain_routers():
+        app.include_router(module)
+    return app
+
+
+def _domain_routers() -> list:
+    """Routers of the domain packages; each package that has an api.py contributes its router."""
+    import importlib
+
+    routers = []
+    for name in ("geo.api", "permits.api", "notifications.api"):
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        routers.append(module.router)
+    return routers

@@ -1,0 +1,43 @@
+"""The Celery app: JSON only, late acks, reject on worker loss, time limits, a beat schedule of real tasks.
+
+Start with ``breitband worker`` and ``breitband beat``. Tasks live in each package's ``tasks.py``.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from breitband.settings import get_settings
+
+TASK_PACKAGES = ["breitband", "geo", "permits", "notifications"]
+
+# Periodic tasks. Only real tasks belong here; each later capability adds its own entry.
+BEAT_SCHEDULE: dict[str, dict] = {}
+
+
+def make_celery() -> Celery:
+    settings = get_settings()
+    app = Celery("breitband", broker=settings.broker_url, backend=settings.result_backend)
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_soft_time_limit=settings.task_soft_time_limit_s,
+        task_time_limit=settings.task_time_limit_s,
+        result_expires=3600,
+        timezone="Europe/Berlin",
+        enable_utc=True,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": max(3600, settings.task_time_limit_s * 2)},
+        worker_hijack_root_logger=False,
+        beat_schedule=BEAT_SCHEDULE,
+    )
+    app.autodiscover_tasks(TASK_PACKAGES, related_name="tasks")
+    return app
+
+
+celery_app = make_celery()
+app = celery_app  # `celery -A breitband.celery` finds it

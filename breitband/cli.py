@@ -1,0 +1,294 @@
+"""The `breitband` command line. Every command has --help; errors print one clear line and exit non-zero."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tomllib
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from sqlalchemy.orm import Session
+
+from breitband.errors import ProblemError
+
+app = typer.Typer(help="Breitband: permit service for broadband lines in public roads.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+db_app = typer.Typer(help="Database: create and migrate.", no_args_is_help=True)
+tenant_app = typer.Typer(help="Tenants (federal states running the service).", no_args_is_help=True)
+org_app = typer.Typer(help="Organisations: operators, road authorities, other bodies, operating office.",
+                      no_args_is_help=True)
+user_app = typer.Typer(help="Users.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens (Bearer). The secret is shown once.", no_args_is_help=True)
+demo_app = typer.Typer(help="The demo data set used by scripts/run.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(tenant_app, name="tenant")
+app.add_typer(org_app, name="org")
+app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
+app.add_typer(demo_app, name="demo")
+
+
+def fail(message: str, code: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    from breitband.db import get_database
+
+    with get_database().sessionmaker() as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def echo_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def load_rules(path: Path | None) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        fail(f"rules file {path} does not exist")
+    except tomllib.TOMLDecodeError as exc:
+        fail(f"rules file {path} is not valid TOML: {exc}")
+    return None
+
+
+# --- processes -----------------------------------------------------------------------------------------------
+
+@app.command()
+def serve(host: Optional[str] = typer.Option(None, help="Bind address (default BREITBAND_HOST)"),
+          port: Optional[int] = typer.Option(None, help="Port (default BREITBAND_PORT, 8000)"),
+          workers: int = typer.Option(1, help="Uvicorn worker processes")) -> None:
+    """Run the HTTP API (and the map UI)."""
+    import uvicorn
+
+    from breitband.settings import get_settings
+
+    s = get_settings()
+    uvicorn.run("breitband.main:app", host=host or s.host, port=port or s.port, workers=workers,
+                log_config=None, access_log=False, proxy_headers=True)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def worker(ctx: typer.Context, concurrency: int = typer.Option(2, help="Worker processes"),
+           loglevel: str = typer.Option("INFO")) -> None:
+    """Run a Celery worker (extra arguments go to celery)."""
+    from breitband.celery import celery_app
+    from breitband.logging import configure_logging
+
+    configure_logging(loglevel)
+    celery_app.worker_main(["worker", f"--concurrency={concurrency}", f"--loglevel={loglevel}",
+                            "--without-gossip", "--without-mingle", "--hostname=breitband@%h", *ctx.args])
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def beat(ctx: typer.Context, loglevel: str = typer.Option("INFO"),
+         schedule: Path = typer.Option(Path("var/celerybeat-schedule"), help="Beat's state file")) -> None:
+    """Run the Celery beat scheduler (periodic tasks)."""
+    from breitband.celery import celery_app
+    from breitband.logging import configure_logging
+
+    configure_logging(loglevel)
+    schedule.parent.mkdir(parents=True, exist_ok=True)
+    celery_app.start(["beat", f"--loglevel={loglevel}", f"--schedule={schedule}", *ctx.args])
+
+
+# --- db ------------------------------------------------------------------------------------------------------
+
+@db_app.command("create")
+def db_create() -> None:
+    """Create the database named in BREITBAND_DATABASE_URL if missing."""
+    from breitband.migrate import create_database
+
+    try:
+        created = create_database()
+    except Exception as exc:
+        fail(f"cannot create the database: {exc}")
+    typer.echo("database created" if created else "database exists")
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head")) -> None:
+    """Run the migrations (enables PostGIS on the first run)."""
+    from breitband.migrate import upgrade
+
+    try:
+        upgrade(revision=revision)
+    except Exception as exc:
+        fail(f"migration failed: {exc}")
+    typer.echo(f"database at {revision}")
+
+
+# --- tenants -------------------------------------------------------------------------------------------------
+
+def tenant_dict(t) -> dict[str, Any]:
+    return {"key": t.key, "name": t.name, "crs": f"EPSG:{t.srid}", "rules": t.rules}
+
+
+@tenant_app.command("create")
+def tenant_create(key: str, name: Optional[str] = typer.Option(None, help="Display name, e.g. Hessen"),
+                  crs: Optional[str] = typer.Option(None, help="Metric CRS, e.g. EPSG:25832"),
+                  rules: Optional[Path] = typer.Option(None, help="Rules TOML file"),
+                  update: bool = typer.Option(False, "--update", help="Update the tenant if it exists")) -> None:
+    """Create (or with --update, update) a tenant."""
+    from breitband import identity
+
+    data = load_rules(rules)
+    name = name or (data or {}).get("name")
+    crs = crs or (data or {}).get("crs")
+    if data is not None:
+        from geo.rules import validate_rules
+
+        data = validate_rules(data, key)
+    with session_scope() as session:
+        exists = session.get(identity.Tenant, key) is not None
+        if exists and update:
+            t = identity.update_tenant(session, key, name=name, crs=crs, rules=data)
+        else:
+            if not name or not crs:
+                fail("a new tenant needs --name and --crs (or name and crs in the rules file)")
+            t = identity.create_tenant(session, key, name, crs, data)
+        out = tenant_dict(t)
+    echo_json(out)
+
+
+@tenant_app.command("list")
+def tenant_list() -> None:
+    """List tenants."""
+    from breitband import identity
+
+    with session_scope() as session:
+        echo_json([{k: v for k, v in tenant_dict(t).items() if k != "rules"} for t in identity.list_tenants(session)])
+
+
+@tenant_app.command("show")
+def tenant_show(key: str) -> None:
+    """Show a tenant with its rules."""
+    from breitband import identity
+
+    with session_scope() as session:
+        echo_json(tenant_dict(identity.get_tenant(session, key)))
+
+
+# --- organisations, users, tokens ----------------------------------------------------------------------------
+
+def org_dict(o) -> dict[str, Any]:
+    return {"id": str(o.id), "tenant": o.tenant_key, "kind": o.kind, "name": o.name, "email": o.email}
+
+
+@org_app.command("create")
+def org_create(tenant: str = typer.Option(..., help="Tenant key"),
+               kind: str = typer.Option(..., help="operator | road_authority | participating_body | operating_office"),
+               name: str = typer.Option(...), email: Optional[str] = typer.Option(None),
+               phone: Optional[str] = typer.Option(None), address: Optional[str] = typer.Option(None)) -> None:
+    """Create an organisation."""
+    from breitband import identity
+
+    with session_scope() as session:
+        org = identity.create_organisation(session, tenant, kind, name, email=email, phone=phone, address=address)
+        out = org_dict(org)
+    echo_json(out)
+
+
+@org_app.command("list")
+def org_list(tenant: str = typer.Option(..., help="Tenant key"), kind: Optional[str] = typer.Option(None)) -> None:
+    """List organisations of a tenant."""
+    from sqlalchemy import select
+
+    from breitband import identity
+    from breitband.models import Organisation
+
+    with session_scope() as session:
+        identity.get_tenant(session, tenant)
+        stmt = select(Organisation).where(Organisation.tenant_key == tenant).order_by(Organisation.kind,
+                                                                                        Organisation.name)
+        if kind:
+            stmt = stmt.where(Organisation.kind == kind)
+        echo_json([org_dict(o) for o in session.scalars(stmt)])
+
+
+@user_app.command("create")
+def user_create(tenant: str = typer.Option(...), org: str = typer.Option(..., help="Organisation id or exact name"),
+                email: str = typer.Option(...), name: str = typer.Option(...),
+                role: str = typer.Option(..., help="operator_member | authority_reviewer | authority_admin | "
+                                                   "tenant_admin")) -> None:
+    """Create a user in an organisation."""
+    from breitband import identity
+
+    with session_scope() as session:
+        organisation = identity.find_organisation(session, tenant, org)
+        user = identity.create_user(session, organisation, email, name, role)
+        out = {"id": str(user.id), "email": user.email, "role": user.role, "organisation": organisation.name}
+    echo_json(out)
+
+
+@token_app.command("create")
+def token_create(tenant: str = typer.Option(...), email: str = typer.Option(..., help="The user's e-mail"),
+                 name: str = typer.Option("cli", help="What the token is for"),
+                 expires_days: Optional[int] = typer.Option(None, help="Days until it expires (default: never)")) -> None:
+    """Create an API token; prints the secret once."""
+    from breitband import identity
+
+    if expires_days is not None and expires_days <= 0:
+        fail("--expires-days must be positive")
+    with session_scope() as session:
+        user = identity.find_user(session, tenant, email)
+        token, secret = identity.create_token(
+            session, user, name, expires_in=timedelta(days=expires_days) if expires_days else None)
+        out = {"id": str(token.id), "token": secret, "expires_at": token.expires_at,
+               "note": "Store the token now; it cannot be shown again."}
+    echo_json(out)
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: str) -> None:
+    """Revoke an API token by its id."""
+    from breitband import identity
+
+    try:
+        tid = uuid.UUID(token_id)
+    except ValueError:
+        fail(f"{token_id!r} is not a token id (a UUID)")
+    with session_scope() as session:
+        token = identity.revoke_token(session, tid)
+        out = {"id": str(token.id), "revoked_at": token.revoked_at}
+    echo_json(out)
+
+
+@demo_app.command("load")
+def demo_load(tokens: bool = typer.Option(True, help="Issue fresh demo tokens and print them")) -> None:
+    """Load (idempotently) the Hessen demo: tenant, organisations, users, and print a token per role."""
+    from breitband.demo import load_demo
+
+    load_demo(issue_tokens=tokens)
+
+
+def main() -> None:
+    try:
+        app()
+    except ProblemError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        extra = {k: v for k, v in exc.extra.items()}
+        if extra:
+            typer.echo(json.dumps(extra, ensure_ascii=False, default=str), err=True)
+        sys.exit(2 if exc.status == 422 else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""The demo data set loaded by scripts/run: tenant Hessen, its organisations and one user per role.
+
+Idempotent: running it again keeps what exists and issues fresh demo tokens (the previous ones are revoked).
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from datetime import datetime, timezone
+
+from sqlalchemy import select, update
+
+from breitband import identity
+from breitband.models import ApiToken, Organisation, OrgKind, Role, User
+from breitband.settings import PROJECT_ROOT, get_settings
+
+DATA = PROJECT_ROOT / "data"
+DEMO_TOKEN_NAME = "demo"
+
+DEMO_ORGS = [
+    (OrgKind.operating_office, "Breitband-Servicestelle Hessen", "servicestelle@breitband-hessen.example"),
+    (OrgKind.operator, "Glasfaser Rhein-Main GmbH", "planung@glasfaser-rhein-main.example"),
+    (OrgKind.road_authority, "Hessen Mobil", "genehmigungen@hessen-mobil.example"),
+]
+
+DEMO_USERS = [
+    ("admin@breitband-hessen.example", "Petra Admin", Role.tenant_admin, "Breitband-Servicestelle Hessen"),
+    ("planer@glasfaser-rhein-main.example", "Olaf Planer", Role.operator_member, "Glasfaser Rhein-Main GmbH"),
+    ("pruefer@hessen-mobil.example", "Rita Prüfer", Role.authority_reviewer, "Hessen Mobil"),
+    ("leitung@hessen-mobil.example", "Anton Leitung", Role.authority_admin, "Hessen Mobil"),
+]
+
+
+def ensure_tenant(session, rules_path=DATA / "tenants" / "he.toml"):
+    from geo.rules import validate_rules
+
+    with open(rules_path, "rb") as fh:
+        raw = tomllib.load(fh)
+    rules = validate_rules(raw, raw["key"])
+    tenant = session.get(identity.Tenant, raw["key"])
+    if tenant is None:
+        tenant = identity.create_tenant(session, raw["key"], raw["name"], raw["crs"], rules)
+    else:
+        identity.update_tenant(session, raw["key"], name=raw["name"], crs=raw["crs"], rules=rules)
+    return tenant
+
+
+def ensure_org(session, tenant_key: str, kind: OrgKind, name: str, email: str) -> Organisation:
+    org = session.scalar(select(Organisation).where(Organisation.tenant_key == tenant_key,
+                                                    Organisation.name == name).limit(1))
+    return org or identity.create_organisation(session, tenant_key, kind, name, email=email)
+
+
+def load_demo(issue_tokens: bool = True, echo=print) -> dict[str, str]:
+    from breitband.db import get_database
+
+    tokens: dict[str, str] = {}
+    with get_database().sessionmaker() as session:
+        tenant = ensure_tenant(session)
+        orgs = {name: ensure_org(session, tenant.key, kind, name, email) for kind, name, email in DEMO_ORGS}
+        for email, name, role, org_name in DEMO_USERS:
+            user = session.scalar(select(User).where(User.tenant_key == tenant.key, User.email == email))
+            if user is None:
+                user = identity.create_user(session, orgs[org_name], email, name, role)
+            if issue_tokens:
+                session.execute(update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.name == DEMO_TOKEN_NAME,
+                                                       ApiToken.revoked_at.is_(None))
+                                .values(revoked_at=datetime.now(timezone.utc)))
+                _, secret = identity.create_token(session, user, DEMO_TOKEN_NAME)
+                tokens[role.value] = secret
+        session.commit()
+    if issue_tokens:
+        base = get_settings().public_base_url
+        echo(f"Demo tenant 'he' (Hessen) loaded. API: {base}  docs: {base}/docs")
+        echo("Demo tokens (Authorization: Bearer <token>):")
+        for role, secret in tokens.items():
+            echo(f"  {role:<20} {secret}")
+        echo("Example: curl -H 'Authorization: Bearer " + tokens.get("operator_member", "") + f"' {base}/api/v1/me")
+    return tokens
+
+
+def dump(tokens: dict[str, str]) -> str:
+    return json.dumps(tokens)

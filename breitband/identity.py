@@ -1,0 +1,233 @@
+"""Identity service: tenants, organisations, users and API tokens (business rules; never commits)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from pyproj import CRS
+from pyproj.exceptions import CRSError
+from sqlalchemy import Select, or_, select, update
+from sqlalchemy.orm import Session
+
+from breitband.errors import Conflict, NotFound, UnprocessableEntity
+from breitband.models import ROLE_ORG_KINDS, ApiToken, Organisation, OrgKind, Role, Tenant, User
+
+TOKEN_PREFIX = "bb_"
+TENANT_KEY_RE = re.compile(r"^[a-z][a-z0-9-]{1,15}$")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller."""
+
+    user_id: uuid.UUID
+    email: str
+    name: str
+    role: Role
+    tenant_key: str
+    organisation_id: uuid.UUID
+    organisation_kind: OrgKind
+    organisation_name: str
+    token_id: uuid.UUID | None = None
+
+    @property
+    def is_tenant_admin(self) -> bool:
+        return self.role is Role.tenant_admin
+
+
+def hash_token(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def parse_srid(crs: str | int) -> int:
+    """'EPSG:25832', '25832' or 25832 → 25832; the CRS must be known to pyproj and projected (metric)."""
+    text = str(crs).strip()
+    try:
+        parsed = CRS.from_user_input(int(text) if text.isdigit() else text)
+    except CRSError as exc:
+        raise UnprocessableEntity(f"Unknown CRS {crs!r}: {exc}", type="unknown-crs", field="crs") from None
+    epsg = parsed.to_epsg()
+    if epsg is None:
+        raise UnprocessableEntity(f"CRS {crs!r} has no EPSG code", type="unknown-crs", field="crs")
+    if not parsed.is_projected or parsed.axis_info[0].unit_name not in ("metre", "meter"):
+        raise UnprocessableEntity(f"CRS EPSG:{epsg} is not a metric projected CRS; lengths need one "
+                                  "(e.g. EPSG:25832 for ETRS89 / UTM 32N)", type="crs-not-metric", field="crs")
+    return epsg
+
+
+# --- tenants -------------------------------------------------------------------------------------------------
+
+def create_tenant(session: Session, key: str, name: str, crs: str | int, rules: dict[str, Any] | None = None) -> Tenant:
+    if not TENANT_KEY_RE.match(key):
+        raise UnprocessableEntity(f"Tenant key {key!r} must be 2-16 lowercase letters, digits or '-', "
+                                  "starting with a letter (e.g. 'he')", field="key")
+    if session.get(Tenant, key) is not None:
+        raise Conflict(f"Tenant {key!r} exists already", type="tenant-exists")
+    tenant = Tenant(key=key, name=name, srid=parse_srid(crs), rules=rules or {})
+    session.add(tenant)
+    session.flush()
+    return tenant
+
+
+def update_tenant(session: Session, key: str, *, name: str | None = None, crs: str | int | None = None,
+                  rules: dict[str, Any] | None = None) -> Tenant:
+    tenant = get_tenant(session, key)
+    if name:
+        tenant.name = name
+    if crs is not None:
+        tenant.srid = parse_srid(crs)
+    if rules is not None:
+        tenant.rules = rules
+    session.flush()
+    return tenant
+
+
+def get_tenant(session: Session, key: str) -> Tenant:
+    tenant = session.get(Tenant, key)
+    if tenant is None:
+        raise NotFound(f"No tenant {key!r}", type="tenant-not-found")
+    return tenant
+
+
+def list_tenants(session: Session) -> list[Tenant]:
+    return list(session.scalars(select(Tenant).order_by(Tenant.key)))
+
+
+# --- organisations -------------------------------------------------------------------------------------------
+
+def create_organisation(session: Session, tenant_key: str, kind: OrgKind | str, name: str, *,
+                        email: str | None = None, phone: str | None = None, address: str | None = None,
+                        org_id: uuid.UUID | None = None) -> Organisation:
+    get_tenant(session, tenant_key)
+    try:
+        kind = OrgKind(kind)
+    except ValueError:
+        raise UnprocessableEntity(f"Unknown organisation kind {kind!r}; one of "
+                                  + ", ".join(k.value for k in OrgKind), field="kind") from None
+    org = Organisation(id=org_id or uuid.uuid4(), tenant_key=tenant_key, kind=kind.value, name=name,
+                       email=email, phone=phone, address=address)
+    session.add(org)
+    session.flush()
+    return org
+
+
+def readable_organisations(principal: Principal) -> Select[tuple[Organisation]]:
+    """The one place that scopes organisation reads: same tenant; operators' details only to their members."""
+    stmt = select(Organisation).where(Organisation.tenant_key == principal.tenant_key)
+    if not principal.is_tenant_admin:
+        stmt = stmt.where(or_(Organisation.kind != OrgKind.operator.value,
+                              Organisation.id == principal.organisation_id))
+    return stmt
+
+
+def get_readable_organisation(session: Session, principal: Principal, org_id: uuid.UUID) -> Organisation:
+    org = session.scalars(readable_organisations(principal).where(Organisation.id == org_id)).first()
+    if org is None:
+        raise NotFound(f"No organisation {org_id}", type="organisation-not-found")
+    return org
+
+
+def find_organisation(session: Session, tenant_key: str, ident: str) -> Organisation:
+    """By UUID or exact name within a tenant (CLI convenience)."""
+    stmt = select(Organisation).where(Organisation.tenant_key == tenant_key)
+    try:
+        stmt = stmt.where(Organisation.id == uuid.UUID(ident))
+    except ValueError:
+        stmt = stmt.where(Organisation.name == ident)
+    found = list(session.scalars(stmt.limit(2)))
+    if not found:
+        raise NotFound(f"No organisation {ident!r} in tenant {tenant_key!r}", type="organisation-not-found")
+    if len(found) > 1:
+        raise Conflict(f"Several organisations are named {ident!r}; use the id", type="ambiguous-organisation")
+    return found[0]
+
+
+# --- users and tokens ----------------------------------------------------------------------------------------
+
+def create_user(session: Session, organisation: Organisation, email: str, name: str, role: Role | str) -> User:
+    try:
+        role = Role(role)
+    except ValueError:
+        raise UnprocessableEntity(f"Unknown role {role!r}; one of " + ", ".join(r.value for r in Role),
+                                  field="role") from None
+    if OrgKind(organisation.kind) not in ROLE_ORG_KINDS[role]:
+        allowed = ", ".join(sorted(k.value for k in ROLE_ORG_KINDS[role]))
+        raise UnprocessableEntity(f"Role {role.value} belongs to an organisation of kind {allowed}, "
+                                  f"not {organisation.kind}", field="role")
+    email = email.strip().lower()
+    if "@" not in email:
+        raise UnprocessableEntity(f"{email!r} is not an e-mail address", field="email")
+    exists = session.scalar(select(User.id).where(User.tenant_key == organisation.tenant_key, User.email == email))
+    if exists:
+        raise Conflict(f"A user {email} exists already in tenant {organisation.tenant_key!r}", type="user-exists")
+    user = User(tenant_key=organisation.tenant_key, organisation_id=organisation.id, email=email, name=name,
+                role=role.value)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def find_user(session: Session, tenant_key: str, email: str) -> User:
+    user = session.scalar(select(User).where(User.tenant_key == tenant_key, User.email == email.strip().lower()))
+    if user is None:
+        raise NotFound(f"No user {email!r} in tenant {tenant_key!r}", type="user-not-found")
+    return user
+
+
+def create_token(session: Session, user: User, name: str, *, expires_in: timedelta | None = None,
+                 now: datetime | None = None) -> tuple[ApiToken, str]:
+    """Returns the token row and the secret. The secret is not stored and cannot be shown again."""
+    now = now or datetime.now(timezone.utc)
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(user_id=user.id, name=name, token_hash=hash_token(secret), prefix=secret[:10],
+                     expires_at=(now + expires_in) if expires_in else None)
+    session.add(token)
+    session.flush()
+    return token, secret
+
+
+def revoke_token(session: Session, token_id: uuid.UUID, *, now: datetime | None = None) -> ApiToken:
+    token = session.get(ApiToken, token_id)
+    if token is None:
+        raise NotFound(f"No token {token_id}", type="token-not-found")
+    if token.revoked_at is None:
+        token.revoked_at = now or datetime.now(timezone.utc)
+        session.flush()
+    return token
+
+
+class AuthError(Exception):
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+def authenticate(session: Session, secret: str, *, now: datetime | None = None) -> Principal:
+    """Resolve a Bearer secret to a principal, or raise AuthError with the reason."""
+    now = now or datetime.now(timezone.utc)
+    row = session.execute(
+        select(ApiToken, User, Organisation)
+        .join(User, User.id == ApiToken.user_id)
+        .join(Organisation, Organisation.id == User.organisation_id)
+        .where(ApiToken.token_hash == hash_token(secret))
+    ).first()
+    if row is None:
+        raise AuthError("The token is not valid")
+    token, user, org = row
+    if token.revoked_at is not None:
+        raise AuthError("The token has been revoked")
+    if token.expires_at is not None and token.expires_at <= now:
+        raise AuthError("The token has expired")
+    if not user.active:
+        raise AuthError("The user is deactivated")
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+        session.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now))
+    return Principal(user_id=user.id, email=user.email, name=user.name, role=Role(user.role),
+                     tenant_key=user.tenant_key, organisation_id=org.id, organisation_kind=OrgKind(org.kind),
+                     organisation_name=org.name, token_id=token.id)

@@ -1,0 +1,48 @@
+"""Settings: one pydantic-settings class, env prefix ``BREITBAND_``, every value with a working local default."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BREITBAND_", env_file=None, extra="ignore")
+
+    database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/breitband"
+    # Optional read-only replica for list and tile endpoints; falls back to database_url.
+    database_readonly_url: str | None = None
+    database_pool_size: int = 10
+
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    # Task results (used by health checks and tests); Redis by default, separate db from the broker.
+    result_backend: str = "redis://127.0.0.1:6379/1"
+    task_soft_time_limit_s: int = 300
+    task_time_limit_s: int = 360
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_sender: str = "Breitband <noreply@breitband.localhost>"
+
+    public_base_url: str = "http://localhost:8000"
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    data_dir: Path = Field(default=PROJECT_ROOT / "var" / "data")
+    log_level: str = "INFO"
+    # Seconds that /readyz waits for a broker connection and a worker's answer.
+    readiness_timeout_s: float = 2.0
+
+    @property
+    def readonly_url(self) -> str:
+        return self.database_readonly_url or self.database_url
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Everything spatial: CRS, geometry validation, boundaries, road network, authorities, resolution."""

@@ -1,0 +1,83 @@
+"""Per-tenant rules for the resolution, given as a TOML file (see docs/rules-hessen.toml for the commented format).
+
+Thresholds, prefixes and agency assignments differ per state: they are configuration, not code.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from breitband.errors import UnprocessableEntity
+
+AuthorityKind = Literal["autobahn", "bund", "land", "kreis", "gemeinde", "other"]
+ClassKind = Literal["autobahn", "bund", "land", "kreis", "gemeinde"]
+
+DEFAULT_EXCLUDED_HIGHWAYS = [
+    "proposed", "construction", "abandoned", "disused", "razed", "platform", "raceway", "bus_stop", "elevator",
+    "emergency_bay", "rest_area", "services", "corridor", "via_ferrata", "escape",
+]
+
+
+class Ortsdurchfahrt(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    bund: int | None = None
+    land: int | None = None
+    kreis: int | None = None
+
+
+class KreisAgency(BaseModel):
+    """Kreise whose Kreisstraßen the state agency administers (the Kreis stays responsible)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    kreise: list[str] = Field(default_factory=list)
+
+
+class Limits(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max_vertices: int = Field(100_000, gt=0)
+    max_length_km: float = Field(200.0, gt=0)
+
+
+class TenantRules(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: str
+    name: str
+    state_key: str = Field(pattern=r"^\d{2}$")
+    crs: str
+    tolerance_m: float = Field(20.0, gt=0, le=200)
+    road_classes: dict[str, ClassKind]
+    highway_classes: dict[str, ClassKind] = Field(default_factory=lambda: {"motorway": "autobahn"})
+    excluded_highways: list[str] = Field(default_factory=lambda: list(DEFAULT_EXCLUDED_HIGHWAYS))
+    private_access: list[str] = Field(default_factory=lambda: ["private", "no"])
+    ortsdurchfahrt: Ortsdurchfahrt = Field(default_factory=Ortsdurchfahrt)
+    ortsdurchfahrt_opt_in: Ortsdurchfahrt = Field(default_factory=Ortsdurchfahrt)
+    agencies: dict[ClassKind, str] = Field(default_factory=dict)
+    kreis_agency: KreisAgency | None = None
+    limits: Limits = Field(default_factory=Limits)
+
+    @field_validator("road_classes")
+    @classmethod
+    def _prefixes(cls, value: dict[str, str]) -> dict[str, str]:
+        for prefix in value:
+            if not prefix or " " in prefix:
+                raise ValueError(f"road class prefix {prefix!r} must be one token such as 'B' or 'St'")
+        return value
+
+
+def parse_rules(data: dict[str, Any], key: str | None = None) -> TenantRules:
+    try:
+        rules = TenantRules.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise UnprocessableEntity(f"Invalid rules: {problems}", type="invalid-rules") from None
+    if key is not None and rules.key != key:
+        raise UnprocessableEntity(f"The rules file is for tenant {rules.key!r}, not {key!r}", type="invalid-rules")
+    return rules
+
+
+def validate_rules(data: dict[str, Any], key: str) -> dict[str, Any]:
+    return parse_rules(data, key).model_dump(mode="json")

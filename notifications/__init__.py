@@ -1,0 +1,1 @@
+"""Outbox, e-mail, webhooks, event feed."""

@@ -1,0 +1,1 @@
+"""Applications, their lifecycle and deadlines, reviews, decisions, conditions, participation."""

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Shared set-up for scripts/run and scripts/test: virtualenv, dependencies, PostgreSQL + PostGIS, Redis, database,
+# migrations. Safe to run again: every step checks first. Sourced, not executed.
+#
+# BREITBAND_DATABASE_URL / BREITBAND_BROKER_URL point at existing servers instead of the local ones; then this
+# script neither installs nor starts that server.
+
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+APT_UPDATED=""
+apt_install() {
+  if [ -z "$APT_UPDATED" ]; then $SUDO apt-get update -qq; APT_UPDATED=1; fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
+
+# --- Python -------------------------------------------------------------------------------------------------
+PY="${PYTHON:-python3}"
+if ! command -v "$PY" >/dev/null || ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  log "installing Python 3 (3.11 or newer needed)"
+  apt_install python3 python3-venv python3-dev
+  PY=python3
+fi
+if [ ! -x .venv/bin/python ]; then
+  log "creating .venv"
+  "$PY" -m venv .venv || { apt_install python3-venv; rm -rf .venv; "$PY" -m venv .venv; }
+fi
+STAMP=".venv/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)"
+if [ ! -f "$STAMP" ]; then
+  log "installing the project and its dependencies into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+  .venv/bin/python -m pip install -q -e ".[test,bench]" 2>&1 | grep -v '^WARNING: Location' || true
+  .venv/bin/python -c 'import breitband, geo, permits, notifications, fastapi, geoalchemy2, osmium, pyogrio' \
+    || { echo "dependency installation failed" >&2; exit 1; }
+  rm -f .venv/.installed-*; touch "$STAMP"
+fi
+export PATH="$ROOT/.venv/bin:$PATH"
+
+# --- PostgreSQL + PostGIS -----------------------------------------------------------------------------------
+if [ -z "${BREITBAND_DATABASE_URL:-}" ]; then
+  if ! command -v pg_lsclusters >/dev/null; then
+    log "installing PostgreSQL"
+    apt_install postgresql postgresql-contrib
+  fi
+  PGVER="$(pg_lsclusters -h | awk 'NR==1{print $1}')"
+  if [ -z "$PGVER" ]; then
+    PGVER="$(ls /usr/lib/postgresql | sort -n | tail -1)"
+    $SUDO pg_createcluster "$PGVER" main >/dev/null
+  fi
+  if [ ! -f "/usr/share/postgresql/$PGVER/extension/postgis.control" ]; then
+    log "installing PostGIS for PostgreSQL $PGVER"
+    apt_install "postgresql-$PGVER-postgis-3"
+  fi
+  if ! pg_lsclusters -h | awk -v v="$PGVER" '$1==v && $2=="main"{print $4}' | grep -q online; then
+    log "starting PostgreSQL $PGVER"
+    $SUDO pg_ctlcluster --skip-systemctl-redirect "$PGVER" main start 2>/dev/null \
+      || $SUDO pg_ctlcluster "$PGVER" main start
+  fi
+  # The default URL connects as "postgres" over TCP without a password (trust, as on developer machines). If the
+  # server asks for a password, allow local trust for the loopback address.
+  if ! PGCONNECT_TIMEOUT=5 psql -h 127.0.0.1 -U postgres -d postgres -tAc 'select 1' >/dev/null 2>&1; then
+    HBA="/etc/postgresql/$PGVER/main/pg_hba.conf"
+    if [ -f "$HBA" ] && ! grep -q '# breitband-local-trust' "$HBA"; then
+      log "allowing trust authentication on 127.0.0.1 for local development ($HBA)"
+      $SUDO sed -i '1i host all all 127.0.0.1/32 trust # breitband-local-trust\nhost all all ::1/128 trust # breitband-local-trust' "$HBA"
+      $SUDO pg_ctlcluster --skip-systemctl-redirect "$PGVER" main reload 2>/dev/null || $SUDO pg_ctlcluster "$PGVER" main reload
+    fi
+  fi
+fi
+
+# --- Redis (the default broker) -----------------------------------------------------------------------------
+if [ -z "${BREITBAND_BROKER_URL:-}" ]; then
+  if ! command -v redis-server >/dev/null; then
+    log "installing Redis"
+    apt_install redis-server
+  fi
+  if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+    log "starting Redis"
+    mkdir -p /var/lib/redis /var/log/redis 2>/dev/null || true
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+      --dir /var/lib/redis --logfile /var/log/redis/breitband.log
+    for _ in $(seq 1 50); do redis-cli ping >/dev/null 2>&1 && break; sleep 0.1; done
+  fi
+fi

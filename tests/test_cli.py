@@ -1,0 +1,80 @@
+"""The `breitband` command line, run as a subprocess against the test database."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import text
+
+from breitband.settings import PROJECT_ROOT
+
+
+def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "breitband.cli", *args], capture_output=True, text=True,
+                          env=os.environ.copy(), cwd=PROJECT_ROOT, timeout=120)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}: {proc.stderr}")
+    return proc
+
+
+@pytest.fixture
+def cli_tenant(engine):
+    """Committed data (a subprocess cannot see a test transaction); removed afterwards."""
+    yield "cl"
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM tenants WHERE key = 'cl'"))
+
+
+def test_help_everywhere():
+    for cmd in ([], ["tenant"], ["tenant", "create"], ["org", "create"], ["user", "create"], ["token", "create"],
+                ["token", "revoke"], ["db", "upgrade"], ["serve"], ["worker"], ["beat"]):
+        proc = run(*cmd, "--help")
+        assert "Usage:" in proc.stdout, cmd
+
+
+def test_tenant_org_user_token_roundtrip(cli_tenant, engine):
+    t = json.loads(run("tenant", "create", cli_tenant, "--name", "CLI-Land", "--crs", "EPSG:25833").stdout)
+    assert t == {"key": "cl", "name": "CLI-Land", "crs": "EPSG:25833", "rules": {}}
+    dup = run("tenant", "create", cli_tenant, "--name", "x", "--crs", "EPSG:25833", check=False)
+    assert dup.returncode == 1
+    assert dup.stderr.startswith("error: Tenant 'cl' exists already")
+    assert {"key": "cl", "name": "CLI-Land", "crs": "EPSG:25833"} in json.loads(run("tenant", "list").stdout)
+
+    org = json.loads(run("org", "create", "--tenant", "cl", "--kind", "operator", "--name", "Netz AG").stdout)
+    assert org["kind"] == "operator"
+    listed = json.loads(run("org", "list", "--tenant", "cl").stdout)
+    assert [o["name"] for o in listed] == ["Netz AG"]
+    user = json.loads(run("user", "create", "--tenant", "cl", "--org", "Netz AG", "--email", "A@Netz.example",
+                          "--name", "A", "--role", "operator_member").stdout)
+    assert user["email"] == "a@netz.example"
+    bad_role = run("user", "create", "--tenant", "cl", "--org", "Netz AG", "--email", "b@netz.example",
+                   "--name", "B", "--role", "tenant_admin", check=False)
+    assert bad_role.returncode == 2
+    assert "Role tenant_admin belongs to an organisation of kind operating_office, not operator" in bad_role.stderr
+
+    tok = json.loads(run("token", "create", "--tenant", "cl", "--email", "a@netz.example").stdout)
+    assert tok["token"].startswith("bb_")
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT token_hash FROM api_tokens WHERE id = :id"), {"id": tok["id"]}).scalar()
+    assert stored is not None and tok["token"] not in stored
+    rev = json.loads(run("token", "revoke", tok["id"]).stdout)
+    assert rev["revoked_at"] is not None
+
+
+def test_cli_errors_are_clear(cli_tenant):
+    proc = run("tenant", "create", cli_tenant, "--name", "X", "--crs", "EPSG:4326", check=False)
+    assert proc.returncode == 2
+    assert "EPSG:4326 is not a metric projected CRS" in proc.stderr
+    proc = run("tenant", "create", cli_tenant, "--name", "X", "--crs", "EPSG:999999", check=False)
+    assert proc.returncode == 2
+    assert "Unknown CRS 'EPSG:999999'" in proc.stderr
+    proc = run("token", "revoke", "nope", check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "error: 'nope' is not a token id (a UUID)"
+    proc = run("tenant", "show", "zz", check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "error: No tenant 'zz'"
