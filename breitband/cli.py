@@ -279,6 +279,23 @@ def demo_load(tokens: bool = typer.Option(True, help="Issue fresh demo tokens an
     load_demo(issue_tokens=tokens)
 
 
+def _register_domain_commands() -> None:
+    """Each domain package with a cli.py adds its commands through ``register(app)``."""
+    import importlib
+
+    for name in ("geo.cli", "permits.cli", "notifications.cli"):
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        module.register(app)
+
+
+_register_domain_commands()
+
+
 def main() -> None:
     try:
         app()
