@@ -271,6 +271,25 @@ def token_revoke(token_id: str) -> None:
     echo_json(out)
 
 
+@app.command()
+def resolve(file: Path = typer.Argument(..., help="GeoJSON file with the route ('-' for stdin)"),
+            tenant: str = typer.Option(..., help="Tenant key"),
+            crs: Optional[str] = typer.Option(None, help="CRS of the coordinates (default EPSG:4326)")) -> None:
+    """Resolve the affected road authorities of a route; prints the same JSON as POST /api/v1/resolve."""
+    from geo.service import resolve as resolve_route
+
+    if str(file) == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        try:
+            data = file.read_bytes()
+        except OSError as exc:
+            fail(f"cannot read {file}: {exc.strerror}")
+    with session_scope() as session:
+        result = resolve_route(session, tenant, data, crs)
+    echo_json(result)
+
+
 @demo_app.command("load")
 def demo_load(tokens: bool = typer.Option(True, help="Issue fresh demo tokens and print them")) -> None:
     """Load (idempotently) the Hessen demo: tenant, organisations, users, and print a token per role."""

@@ -58,6 +58,14 @@ class TenantRules(BaseModel):
     agencies: dict[ClassKind, str] = Field(default_factory=dict)
     kreis_agency: KreisAgency | None = None
     limits: Limits = Field(default_factory=Limits)
+    # Legal basis named in explanations, per class (e.g. land = "HStrG § 41").
+    laws: dict[str, str] = Field(default_factory=dict)
+    # Resolution tuning: the route is cut into pieces of at most step_m for matching; separately mapped footways
+    # and cycleways count path_penalty_m farther away than they are, so that a sidewalk along a classified road
+    # goes with that road; a point within boundary_gap_m of a Gemeinde (gaps of simplified boundaries) belongs to it.
+    step_m: float = Field(10.0, gt=0, le=100)
+    path_penalty_m: float = Field(8.0, ge=0, le=100)
+    boundary_gap_m: float = Field(150.0, ge=0, le=1000)
 
     @field_validator("road_classes")
     @classmethod

@@ -1,0 +1,43 @@
+"""Geo endpoints: the resolution dry run."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from breitband.auth import require
+from breitband.db import get_read_session
+from breitband.errors import ProblemError
+from breitband.identity import Principal
+from geo import service
+
+router = APIRouter(prefix="/api/v1", tags=["resolution"])
+
+MAX_BODY_BYTES = 20 * 1024 * 1024
+
+_GEOJSON_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/geo+json": {"schema": {"type": "object"}},
+                    "application/json": {"schema": {"type": "object"},
+                                         "example": {"type": "LineString",
+                                                     "coordinates": [[8.6810, 50.0500], [8.6900, 50.0560]]}}},
+        "description": "A GeoJSON geometry, Feature or FeatureCollection: LineString/MultiLineString (trench "
+                       "sections), Point (pits, cabinets), Polygon (construction areas).",
+    }
+}
+
+
+@router.post("/resolve", summary="Which road authorities must consent to this route (dry run, any role)",
+             openapi_extra=_GEOJSON_BODY)
+async def resolve(request: Request,
+                  crs: str | None = Query(None, description="CRS of the coordinates, e.g. EPSG:25832 "
+                                                            "(default EPSG:4326, x/longitude first)"),
+                  principal: Principal = Depends(require()),
+                  session: Session = Depends(get_read_session)) -> dict:
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        raise ProblemError(f"The body has {len(body)} bytes; the limit is {MAX_BODY_BYTES}", status=413,
+                           type="payload-too-large", title="Payload too large")
+    return await run_in_threadpool(service.resolve, session, principal.tenant_key, body, crs)

@@ -1,0 +1,75 @@
+"""Geo service: the resolution of affected road authorities (business rules; never commits)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import shapely
+from sqlalchemy.orm import Session
+
+from breitband import identity
+from geo import resolution
+from geo.rules import TenantRules, parse_rules
+from geo.territory import territory
+from geo.validation import check_limits, output_precision, parse_route, problem, swapped, to_metric
+
+
+def tenant_rules(session: Session, tenant_key: str) -> tuple[TenantRules, int]:
+    tenant = identity.get_tenant(session, tenant_key)
+    return parse_rules(tenant.rules or {}), tenant.srid
+
+
+def _check_territory(session: Session, tenant_key: str, route, srid: int, rules: TenantRules) -> None:
+    """Wholly outside the tenant's territory → 422 (suggesting a swap of x/y where that would fit)."""
+    area = territory(session, tenant_key)
+    if any(shapely.dwithin(area, f.geom, rules.boundary_gap_m) for f in route.features):
+        return
+    alt = swapped(route)
+    try:
+        to_metric(alt, srid)
+        fits = all(shapely.within(f.geom, area) for f in alt.features)
+    except Exception:
+        fits = False
+    first = [round(v, 7) for v in shapely.get_coordinates(route.features[0].geom_in)[0].tolist()]
+    if fits:
+        raise problem("swapped-coordinates",
+                      f"The route lies outside {tenant_key.upper()}, but with x and y exchanged it lies inside: "
+                      "GeoJSON wants x/easting/longitude first, then y/northing/latitude. Swap the coordinates.",
+                      feature_index=route.features[0].index, coordinate=first,
+                      suggestion=[first[1], first[0]])
+    raise problem("outside-territory", f"The route lies wholly outside the territory of tenant {tenant_key!r}",
+                  feature_index=route.features[0].index, coordinate=first)
+
+
+def prepare(session: Session, tenant_key: str, data: dict | str | bytes, crs: str | int | None = None):
+    """Parse, validate and transform a route; → (route, rules, tenant srid)."""
+    rules, srid = tenant_rules(session, tenant_key)
+    route = parse_route(data, crs)
+    to_metric(route, srid)
+    check_limits(route, rules.limits.max_vertices, rules.limits.max_length_km)
+    _check_territory(session, tenant_key, route, srid, rules)
+    return route, rules, srid
+
+
+def resolve(session: Session, tenant_key: str, data: dict | str | bytes, crs: str | int | None = None
+            ) -> dict[str, Any]:
+    """Resolve the authorities affected by a route (a dry run: nothing is stored). See geo.resolution."""
+    started = time.perf_counter()
+    route, rules, srid = prepare(session, tenant_key, data, crs)
+    digits = output_precision(route.crs)
+    lines = route.lines
+    others = [f for f in route.features if f.kind != "line"]
+    line_runs = resolution.query_lines(session, resolution.line_query_params(
+        tenant_key, srid, route.crs, digits, rules, lines))
+    point_rows = resolution.query_points(session, resolution.line_query_params(
+        tenant_key, srid, route.crs, digits, rules, others))
+    total = sum(f.geom.length for f in lines)
+    result = resolution.assemble(session, tenant_key, rules, line_runs, point_rows, total)
+    if line_runs and all(r["ags"] is None for r in line_runs) and not point_rows:
+        raise problem("outside-territory", f"The route lies wholly outside the territory of tenant {tenant_key!r}")
+    result["crs"] = f"EPSG:{route.crs}"
+    result["metric_crs"] = f"EPSG:{srid}"
+    result["tolerance_m"] = rules.tolerance_m
+    result["computed_ms"] = round((time.perf_counter() - started) * 1000, 1)
+    return result

@@ -1,0 +1,247 @@
+"""Parsing and validating a route given as GeoJSON.
+
+Every problem is a 422 problem+json that names what is wrong and where: the feature index (position in the
+FeatureCollection, 0 for a bare geometry or Feature), the coordinate, and where it helps a suggestion.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import shapely
+from shapely.geometry import shape
+from shapely.validation import explain_validity
+
+from breitband.errors import UnprocessableEntity
+from geo.crs import area_of_use, is_geographic, parse_crs, transformer
+
+LINE_TYPES = {"LineString", "MultiLineString"}
+POINT_TYPES = {"Point", "MultiPoint"}
+AREA_TYPES = {"Polygon", "MultiPolygon"}
+SUPPORTED = LINE_TYPES | POINT_TYPES | AREA_TYPES
+# how far outside a CRS's declared area of use coordinates may still be (degrees); UTM zones are used beyond them
+AREA_OF_USE_MARGIN_DEG = 3.0
+
+
+class GeometryProblem(UnprocessableEntity):
+    title = "Invalid route geometry"
+
+
+def problem(type_: str, detail: str, **where: Any) -> GeometryProblem:
+    return GeometryProblem(detail, type=type_, **{k: v for k, v in where.items() if v is not None})
+
+
+@dataclass
+class RouteFeature:
+    index: int                      # position in the input (feature index)
+    kind: str                       # line | point | area
+    geom_in: Any                    # shapely geometry in the request CRS
+    geom: Any = None                # shapely geometry in the tenant's metric CRS
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Route:
+    crs: int                        # EPSG of the request
+    features: list[RouteFeature]
+
+    @property
+    def lines(self) -> list[RouteFeature]:
+        return [f for f in self.features if f.kind == "line"]
+
+
+def load_json(data: dict | str | bytes) -> Any:
+    if isinstance(data, (str, bytes)):
+        try:
+            return json.loads(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise problem("not-geojson", f"The body is not JSON: {exc}") from None
+    return data
+
+
+def _features(doc: Any) -> tuple[list[tuple[int, dict, dict]], str | None]:
+    """→ [(index, geometry, properties)], legacy GeoJSON 'crs' name if any."""
+    if not isinstance(doc, dict) or "type" not in doc:
+        raise problem("not-geojson", "Not GeoJSON: expected an object with a 'type' (a geometry, Feature or "
+                      "FeatureCollection)")
+    legacy_crs = None
+    crs_member = doc.get("crs")
+    if isinstance(crs_member, dict):
+        legacy_crs = (crs_member.get("properties") or {}).get("name")
+    t = doc["type"]
+    if t == "FeatureCollection":
+        feats = doc.get("features")
+        if not isinstance(feats, list):
+            raise problem("not-geojson", "A FeatureCollection needs a 'features' array")
+        if not feats:
+            raise problem("empty-geometry", "The FeatureCollection has no features")
+        out = []
+        for i, f in enumerate(feats):
+            if not isinstance(f, dict) or f.get("type") != "Feature":
+                raise problem("not-geojson", f"Feature {i} is not a GeoJSON Feature", feature_index=i)
+            if not isinstance(f.get("geometry"), dict):
+                raise problem("empty-geometry", f"Feature {i} has no geometry", feature_index=i)
+            out.append((i, f["geometry"], f.get("properties") or {}))
+        return out, legacy_crs
+    if t == "Feature":
+        if not isinstance(doc.get("geometry"), dict):
+            raise problem("empty-geometry", "The Feature has no geometry", feature_index=0)
+        return [(0, doc["geometry"], doc.get("properties") or {})], legacy_crs
+    if t == "GeometryCollection":
+        geoms = doc.get("geometries") or []
+        if not geoms:
+            raise problem("empty-geometry", "The GeometryCollection is empty")
+        return [(i, g, {}) for i, g in enumerate(geoms)], legacy_crs
+    if t in SUPPORTED or t in {"Polygon", "MultiPolygon"}:
+        return [(0, doc, {})], legacy_crs
+    raise problem("unsupported-geometry", f"Unsupported GeoJSON type {t!r}: send LineString or MultiLineString "
+                  "(trench sections), Point (pits, cabinets) or Polygon (construction areas)", feature_index=0)
+
+
+def _check_coordinates(coords: Any, depth: int, index: int, gtype: str) -> None:
+    """Walk a coordinate array of the expected nesting depth; every position 2 or 3 finite numbers."""
+    if depth == 0:
+        if (not isinstance(coords, (list, tuple)) or len(coords) < 2
+                or not all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in coords)):
+            raise problem("not-geojson", f"Feature {index}: {gtype} has a position that is not [x, y] numbers: "
+                          f"{json.dumps(coords)[:80]}", feature_index=index)
+        if not all(math.isfinite(c) for c in coords[:3]):
+            raise problem("non-finite-coordinate", f"Feature {index}: coordinate {list(coords)} is not finite "
+                          "(NaN or infinite)", feature_index=index, coordinate=[str(c) for c in coords])
+        return
+    if not isinstance(coords, (list, tuple)):
+        raise problem("not-geojson", f"Feature {index}: {gtype} coordinates are not nested arrays",
+                      feature_index=index)
+    for c in coords:
+        _check_coordinates(c, depth - 1, index, gtype)
+
+
+_DEPTH = {"Point": 0, "MultiPoint": 1, "LineString": 1, "MultiLineString": 2, "Polygon": 2, "MultiPolygon": 3}
+
+
+def _to_shape(index: int, geometry: dict) -> Any:
+    gtype = geometry.get("type")
+    if gtype not in SUPPORTED:
+        raise problem("unsupported-geometry", f"Feature {index}: unsupported geometry type {gtype!r}; send "
+                      "LineString, MultiLineString, Point, MultiPoint, Polygon or MultiPolygon",
+                      feature_index=index, geometry_type=gtype)
+    coords = geometry.get("coordinates")
+    if coords is None or (isinstance(coords, list) and not coords):
+        raise problem("empty-geometry", f"Feature {index}: the {gtype} is empty", feature_index=index)
+    _check_coordinates(coords, _DEPTH[gtype], index, gtype)
+    try:
+        geom = shape(geometry)
+    except (ValueError, TypeError, IndexError, AttributeError, shapely.errors.GEOSException) as exc:
+        raise problem("invalid-geometry", f"Feature {index}: the {gtype} cannot be built: {exc}",
+                      feature_index=index) from None
+    if geom.is_empty:
+        raise problem("empty-geometry", f"Feature {index}: the {gtype} is empty", feature_index=index)
+    return geom
+
+
+def _first_coordinate(geom) -> list[float]:
+    return [round(v, 7) for v in shapely.get_coordinates(geom)[0].tolist()]
+
+
+def _check_shape(f: RouteFeature) -> None:
+    geom, i = f.geom_in, f.index
+    if f.kind == "line":
+        for part_no, part in enumerate(getattr(geom, "geoms", [geom])):
+            if part.length == 0:
+                raise problem("zero-length", f"Feature {i}: line {part_no} has zero length (all its points are "
+                              "the same)", feature_index=i, part=part_no, coordinate=_first_coordinate(part))
+    elif f.kind == "area":
+        if not geom.is_valid:
+            reason = explain_validity(geom)
+            loc = None
+            if "[" in reason:
+                try:
+                    loc = [float(v) for v in reason[reason.index("[") + 1:reason.index("]")].split()]
+                except ValueError:
+                    loc = None
+            raise problem("invalid-geometry", f"Feature {i}: invalid polygon: {reason}", feature_index=i,
+                          reason=reason.split("[")[0], location=loc)
+        if geom.area == 0:
+            raise problem("zero-length", f"Feature {i}: the polygon has zero area", feature_index=i)
+
+
+def _check_area_of_use(route: Route) -> None:
+    epsg = route.crs
+    bounds = area_of_use(epsg)
+    to_ll = transformer(epsg, 4326) if epsg != 4326 else None
+    for f in route.features:
+        xy = shapely.get_coordinates(f.geom_in)
+        if epsg == 4326:
+            lon, lat = xy[:, 0], xy[:, 1]
+        else:
+            lon, lat = to_ll.transform(xy[:, 0], xy[:, 1])
+        bad = ~(np.isfinite(lon) & np.isfinite(lat)) | (np.abs(lat) > 90) | (np.abs(lon) > 180)
+        if bounds is not None and not bad.any():
+            w, s, e, n = bounds
+            m = AREA_OF_USE_MARGIN_DEG
+            bad = (lon < w - m) | (lon > e + m) | (lat < s - m) | (lat > n + m)
+        if bad.any():
+            k = int(np.argmax(bad))
+            coord = [round(float(v), 7) for v in xy[k]]
+            hint = ""
+            if epsg == 4326 and abs(xy[k][0]) <= 90 < abs(xy[k][1]) <= 180:
+                hint = " The values look like latitude/longitude: GeoJSON wants longitude (x) first."
+            elif epsg == 4326 and (abs(xy[k][0]) > 180 or abs(xy[k][1]) > 90):
+                hint = " The values look like projected metres: give the CRS (e.g. crs=EPSG:25832)."
+            where = f"within {bounds}" if bounds else "valid"
+            raise problem("outside-crs-area", f"Feature {f.index}: coordinate {coord} is outside the area of use "
+                          f"of EPSG:{epsg} ({where} as west, south, east, north in degrees).{hint}",
+                          feature_index=f.index, coordinate=coord, crs=f"EPSG:{epsg}")
+
+
+def parse_route(data: dict | str | bytes, crs: str | int | None = None) -> Route:
+    doc = load_json(data)
+    items, legacy = _features(doc)
+    epsg = parse_crs(crs if crs not in (None, "") else legacy)
+    features = []
+    for index, geometry, props in items:
+        geom = _to_shape(index, geometry)
+        gtype = geom.geom_type
+        kind = "line" if gtype in LINE_TYPES else "point" if gtype in POINT_TYPES else "area"
+        f = RouteFeature(index=index, kind=kind, geom_in=geom, properties=props if isinstance(props, dict) else {})
+        _check_shape(f)
+        features.append(f)
+    route = Route(crs=epsg, features=features)
+    _check_area_of_use(route)
+    return route
+
+
+def check_limits(route: Route, max_vertices: int, max_length_km: float) -> None:
+    vertices = sum(int(shapely.get_num_coordinates(f.geom_in)) for f in route.features)
+    if vertices > max_vertices:
+        raise problem("too-many-vertices", f"The route has {vertices} vertices; the limit is {max_vertices}. "
+                      "Split it into several applications or simplify it.", vertices=vertices, limit=max_vertices)
+    length_km = sum(f.geom.length for f in route.lines) / 1000
+    if length_km > max_length_km:
+        raise problem("route-too-long", f"The route is {length_km:.1f} km long; the limit is {max_length_km:g} km. "
+                      "Split it into several applications.", length_km=round(length_km, 1), limit_km=max_length_km)
+
+
+def to_metric(route: Route, srid: int) -> None:
+    """Transform every feature into the tenant's metric CRS (vectorised, x/y order)."""
+    t = transformer(route.crs, srid)
+    for f in route.features:
+        f.geom = shapely.transform(f.geom_in, lambda xy: np.column_stack(t.transform(xy[:, 0], xy[:, 1])))
+        if not np.isfinite(shapely.get_coordinates(f.geom)).all():
+            raise problem("outside-crs-area", f"Feature {f.index}: the coordinates cannot be transformed into "
+                          f"EPSG:{srid}", feature_index=f.index, coordinate=_first_coordinate(f.geom_in))
+
+
+def swapped(route: Route) -> Route:
+    """The same route with x and y exchanged (to test the suspicion of swapped latitude/longitude)."""
+    feats = [RouteFeature(f.index, f.kind, shapely.transform(f.geom_in, lambda xy: xy[:, ::-1]),
+                          properties=f.properties) for f in route.features]
+    return Route(crs=route.crs, features=feats)
+
+
+def output_precision(epsg: int) -> int:
+    return 7 if is_geographic(epsg) else 2
