@@ -51,12 +51,45 @@ WITH input AS (
     SELECT u.feature, u.part, ST_GeomFromWKB(u.wkb, :srid) AS geom
     FROM unnest(CAST(:features AS int[]), CAST(:parts AS int[]), CAST(:wkbs AS bytea[])) AS u(feature, part, wkb)
 ),
-segs AS (
-    SELECT i.feature, i.part, d.path[1] AS seq, d.geom AS seg, ST_Centroid(d.geom) AS mid
+segs AS MATERIALIZED (
+    SELECT i.feature, i.part, d.path[1] AS seq, (d.path[1] - 1) / :chunk_n AS chunk,
+           (d.path[1] - 1) / :gchunk_n AS gchunk, d.geom AS seg, ST_Centroid(d.geom) AS mid
     FROM input i, LATERAL ST_DumpSegments(ST_Segmentize(i.geom, :step)) AS d
 ),
+chunks AS MATERIALIZED (
+    SELECT feature, part, chunk, ST_Expand(ST_Extent(seg)::geometry, :tol) AS box
+    FROM segs GROUP BY feature, part, chunk
+),
+gchunks AS MATERIALIZED (
+    SELECT feature, part, gchunk, ST_Collect(seg) AS g FROM segs GROUP BY feature, part, gchunk
+),
+road_cand AS MATERIALIZED (
+    SELECT c.feature, c.part, c.chunk, r.id, r.geom, r.is_path
+    FROM chunks c JOIN road_segments r ON r.tenant_key = :tenant AND r.geom && ST_SetSRID(c.box, :srid)
+),
+gem_cand AS MATERIALIZED (
+    SELECT x.*, bool_or(x.covers) OVER (PARTITION BY x.feature, x.part, x.gchunk) AS any_cover
+    FROM (
+        SELECT c.feature, c.part, c.gchunk, a.ags, a.geom, ST_Covers(a.geom, c.g) AS covers
+        FROM gchunks c JOIN admin_areas a
+          ON a.tenant_key = :tenant AND a.level = 'gemeinde' AND ST_DWithin(a.geom, c.g, :gap)
+    ) x
+),
+seg_road AS (
+    SELECT DISTINCT ON (s.feature, s.part, s.seq) s.feature, s.part, s.seq, rc.id AS road_id
+    FROM segs s JOIN road_cand rc USING (feature, part, chunk)
+    WHERE ST_DWithin(rc.geom, s.mid, :tol)
+    ORDER BY s.feature, s.part, s.seq, ST_Distance(rc.geom, s.mid) + CASE WHEN rc.is_path THEN :penalty ELSE 0 END,
+             rc.id
+),
+seg_gem AS (
+    SELECT DISTINCT ON (s.feature, s.part, s.seq) s.feature, s.part, s.seq, gc.ags
+    FROM segs s JOIN gem_cand gc USING (feature, part, gchunk)
+    WHERE gc.covers OR (NOT gc.any_cover AND ST_DWithin(gc.geom, s.mid, :gap))
+    ORDER BY s.feature, s.part, s.seq, CASE WHEN gc.covers THEN 0 ELSE ST_Distance(gc.geom, s.mid) END, gc.ags
+),
 m AS (
-    SELECT s.feature, s.part, s.seq, s.seg, g.ags, r.id AS road_id, r.ref, r.name, r.highway, r.road_class,
+    SELECT s.feature, s.part, s.seq, s.seg, sg.ags, r.id AS road_id, r.ref, r.name, r.highway, r.road_class,
            r.class_source, COALESCE(r.class_ref, r.ref) AS road_ref, r.is_private,
            CASE WHEN r.road_class IN ('bund', 'land', 'kreis') THEN EXISTS (
                SELECT 1 FROM ortsdurchfahrten o
@@ -66,19 +99,9 @@ m AS (
                       OR o.road_ref = ANY(string_to_array(replace(r.ref, '; ', ';'), ';')))
            ) END AS od
     FROM segs s
-    LEFT JOIN LATERAL (
-        SELECT a.ags FROM admin_areas a
-        WHERE a.tenant_key = :tenant AND a.level = 'gemeinde' AND ST_DWithin(a.geom, s.mid, :gap)
-        ORDER BY ST_Distance(a.geom, s.mid), a.ags
-        LIMIT 1
-    ) g ON true
-    LEFT JOIN LATERAL (
-        SELECT r.id, r.ref, r.name, r.highway, r.road_class, r.class_source, r.class_ref, r.is_private
-        FROM road_segments r
-        WHERE r.tenant_key = :tenant AND ST_DWithin(r.geom, s.mid, :tol)
-        ORDER BY ST_Distance(r.geom, s.mid) + CASE WHEN r.is_path THEN :penalty ELSE 0 END, r.id
-        LIMIT 1
-    ) r ON true
+    LEFT JOIN seg_gem sg USING (feature, part, seq)
+    LEFT JOIN seg_road sr USING (feature, part, seq)
+    LEFT JOIN road_segments r ON r.id = sr.road_id
 ),
 k AS (
     SELECT m.*, concat_ws('|', ags, road_class, road_ref, name, is_private, od, road_id IS NULL) AS key FROM m
@@ -125,6 +148,13 @@ ORDER BY i.feature, i.part
 """)
 
 
+# Pieces per chunk: candidate roads and Gemeinden are looked up once per chunk (~100 m) with the index, then
+# every piece picks its nearest among the chunk's few candidates.
+CHUNK_PIECES = 10
+# Gemeinden change rarely along a route: one covering test per ~500 m, per piece only where a boundary is near.
+GEMEINDE_CHUNK_PIECES = 50
+
+
 def _parts(features) -> tuple[list[int], list[int], list[bytes]]:
     fidx, pidx, wkbs = [], [], []
     for f in features:
@@ -139,6 +169,7 @@ def line_query_params(tenant_key: str, srid: int, out_srid: int, digits: int, ru
                       features) -> dict[str, Any]:
     fidx, pidx, wkbs = _parts(features)
     return {"tenant": tenant_key, "srid": srid, "out_srid": out_srid, "digits": digits, "step": rules.step_m,
+            "chunk_n": CHUNK_PIECES, "gchunk_n": GEMEINDE_CHUNK_PIECES,
             "tol": rules.tolerance_m, "penalty": rules.path_penalty_m, "gap": rules.boundary_gap_m,
             "features": fidx, "parts": pidx, "wkbs": wkbs}
 
