@@ -1,0 +1,25 @@
+"""GIS imports per tenant: boundaries (and the authority directory), road network, Ortsdurchfahrten.
+
+Public API (none of these commits; the caller does, e.g. the CLI ``breitband import ...`` or the demo loader):
+
+- :func:`import_boundaries` (session, tenant_key, paths, population=None) -> summary dict
+- :func:`import_roads` (session, tenant_key, paths) -> summary dict
+- :func:`import_ortsdurchfahrten` (session, tenant_key, path) -> summary dict
+- :func:`load_road_segments` (session, tenant_key, ways) -> counts: the fast loader behind import_roads, for callers
+  with already-parsed ways (a :class:`WayArrays` or an iterable of :class:`Way`), e.g. the benchmark.
+
+Each import replaces that tenant's layer inside the caller's transaction and records a LayerImport row with the
+sources and the summary; a bad file raises breitband.errors.UnprocessableEntity naming the file.
+"""
+
+from geo.importers.boundaries import import_boundaries, load_population, parse_number
+from geo.importers.common import Summary, format_summary, same_sources
+from geo.importers.ortsdurchfahrten import import_ortsdurchfahrten
+from geo.importers.roads import (Classifier, Way, WayArrays, finish_road_segments, import_roads, load_road_segments,
+                                 propagate_link_classes, read_osm, split_ways)
+
+__all__ = [
+    "Classifier", "Summary", "Way", "WayArrays", "finish_road_segments", "format_summary", "import_boundaries",
+    "import_ortsdurchfahrten", "import_roads", "load_population", "load_road_segments", "parse_number",
+    "propagate_link_classes", "read_osm", "same_sources", "split_ways",
+]

@@ -1,0 +1,545 @@
+"""Import of the road network: OpenStreetMap ways with a ``highway`` tag → road segments of a tenant.
+
+Sources: ``.osm.pbf``, ``.osm``, ``.osm.gz``/``.osm.bz2`` (read with pyosmium, node locations resolved), or any GIS
+file GDAL reads (GeoJSON, GeoPackage, ...) with line geometries and the OSM tags as properties (``osm_id``,
+``highway``, ``ref``, ``name``, ``access``). Several files form one layer; a way present in several files (by OSM
+id) is imported once.
+
+Per way (the rules are the tenant's, see geo/rules.py):
+- skipped with reason: a ``highway`` value in ``excluded_highways`` (proposed, construction, platform, ...), fewer
+  than two node locations, zero length;
+- ``road_class`` from the first token of each ``ref`` ("B 43;B 44", "L3262", "St 2183", "KU 18": the leading
+  letters are the prefix, digits follow): prefix → class by ``road_classes`` (exact match first, then
+  case-insensitive); with several refs the highest class in the order autobahn > bund > land > kreis > gemeinde
+  wins (``class_source`` "ref", ``class_ref`` that ref). Without an applicable ref, ``highway_classes`` by the
+  highway value (``class_source`` "highway"), otherwise "gemeinde" (``class_source`` "default");
+- link roads (``*_link``) without an applicable ref take the class and ``class_ref`` of the highest-class road they
+  join at one of their end points (within 0.5 m), propagated through chains of links (``class_source`` "link").
+  This is done set-based in SQL after loading (rounds of UPDATEs, each only around what changed in the last one);
+- ``is_private``: ``access`` in the rules' ``private_access``; ``is_path``: footway, cycleway, path, steps,
+  bridleway.
+Ways are transformed to the tenant's metric CRS and cut into pieces of at most 200 m (every original vertex is
+kept, the cut points are added), so that a spatial index lookup stays selective; each piece is one row with the
+way's OSM id. Loading uses COPY; everything per coordinate is vectorised with numpy/shapely/pyproj.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import shapely
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from geo.importers.common import (Summary, bad_file, check_exists, file_info, load_tenant, lock_layer, progress,
+                                  psycopg_connection, read_vector, record_import, to_tenant_crs, transform_xy)
+from geo.models import PATH_HIGHWAYS
+from geo.rules import TenantRules
+
+LAYER = "roads"
+MAX_PIECE_M = 200.0
+LINK_TOLERANCE_M = 0.5
+MAX_LINK_ROUNDS = 100
+OSM_SUFFIXES = (".osm.pbf", ".pbf", ".osm", ".osm.gz", ".osm.bz2")
+CLASS_RANK = {"autobahn": 5, "bund": 4, "land": 3, "kreis": 2, "gemeinde": 1}
+_REF = re.compile(r"^\s*([^\W\d_]+)\s*\.?\s*(\d)")
+_COLUMNS = ("tenant_key", "osm_id", "ref", "name", "highway", "access", "road_class", "class_source", "class_ref",
+            "is_private", "is_path", "geom")
+_LIMITS = {"ref": 100, "name": 300, "highway": 50, "access": 50, "class_ref": 100}
+
+
+class Way(NamedTuple):
+    """One parsed way: OSM id (or None), its tags, and its coordinates (x/longitude first)."""
+
+    osm_id: int | None
+    tags: Mapping[str, str]
+    coords: Sequence[tuple[float, float]]
+
+
+@dataclass
+class WayArrays:
+    """Ways as columns: tags as lists, all coordinates in one (N, 2) array; way i has the coordinates
+    ``coords[offsets[i]:offsets[i + 1]]`` in ``crs``."""
+
+    osm_id: list[int | None]
+    highway: list[str | None]
+    ref: list[str | None]
+    name: list[str | None]
+    access: list[str | None]
+    coords: np.ndarray
+    offsets: np.ndarray
+    crs: str = "EPSG:4326"
+
+    def __len__(self) -> int:
+        return len(self.osm_id)
+
+    @classmethod
+    def from_ways(cls, ways: Iterable[Way | tuple], crs: str = "EPSG:4326") -> "WayArrays":
+        b = WayBuilder(crs)
+        for osm_id, tags, coords in ways:
+            xy = np.asarray(coords, dtype=float).reshape(-1, 2)
+            b.add(osm_id, tags.get("highway"), tags.get("ref"), tags.get("name"), tags.get("access"),
+                  xy[:, 0], xy[:, 1])
+        return b.build()
+
+    @classmethod
+    def concat(cls, parts: Sequence["WayArrays"], crs: str) -> "WayArrays":
+        counts = [np.diff(p.offsets) for p in parts]
+        counts_all = np.concatenate(counts) if counts else np.zeros(0, dtype=np.int64)
+        return cls(
+            osm_id=[x for p in parts for x in p.osm_id], highway=[x for p in parts for x in p.highway],
+            ref=[x for p in parts for x in p.ref], name=[x for p in parts for x in p.name],
+            access=[x for p in parts for x in p.access],
+            coords=np.concatenate([p.coords for p in parts]) if parts else np.zeros((0, 2)),
+            offsets=np.concatenate([[0], np.cumsum(counts_all)]).astype(np.int64), crs=crs)
+
+    def take(self, keep: np.ndarray) -> "WayArrays":
+        keep = np.asarray(keep, dtype=bool)
+        counts = np.diff(self.offsets)
+        idx = np.flatnonzero(keep)
+        return WayArrays(
+            osm_id=[self.osm_id[i] for i in idx], highway=[self.highway[i] for i in idx],
+            ref=[self.ref[i] for i in idx], name=[self.name[i] for i in idx], access=[self.access[i] for i in idx],
+            coords=self.coords[np.repeat(keep, counts)],
+            offsets=np.concatenate([[0], np.cumsum(counts[keep])]).astype(np.int64), crs=self.crs)
+
+
+@dataclass
+class WayBuilder:
+    crs: str = "EPSG:4326"
+    osm_id: list = field(default_factory=list)
+    highway: list = field(default_factory=list)
+    ref: list = field(default_factory=list)
+    name: list = field(default_factory=list)
+    access: list = field(default_factory=list)
+    xs: list = field(default_factory=list)
+    ys: list = field(default_factory=list)
+    counts: list = field(default_factory=list)
+
+    def add(self, osm_id, highway, ref, name, access, xs, ys) -> None:
+        self.osm_id.append(osm_id)
+        self.highway.append(highway)
+        self.ref.append(ref)
+        self.name.append(name)
+        self.access.append(access)
+        self.xs.extend(xs)
+        self.ys.extend(ys)
+        self.counts.append(len(xs))
+
+    def build(self) -> WayArrays:
+        coords = np.column_stack([np.asarray(self.xs, dtype=float), np.asarray(self.ys, dtype=float)]) \
+            if self.xs else np.zeros((0, 2))
+        offsets = np.concatenate([[0], np.cumsum(np.asarray(self.counts, dtype=np.int64))]).astype(np.int64)
+        return WayArrays(self.osm_id, self.highway, self.ref, self.name, self.access, coords, offsets, self.crs)
+
+
+# --- reading --------------------------------------------------------------------------------------------------
+
+def is_osm_file(path: Path) -> bool:
+    return path.name.lower().endswith(OSM_SUFFIXES)
+
+
+def read_osm(path: Path, *, progress_bar: bool = False) -> WayArrays:
+    """All ways with a ``highway`` tag of an OSM file, with their node locations (pyosmium)."""
+    import osmium
+
+    check_exists(path)
+    b = WayBuilder("EPSG:4326")
+    bar = progress(desc=path.name, unit=" ways", enabled=progress_bar)
+    try:
+        processor = (osmium.FileProcessor(str(path), osmium.osm.NODE | osmium.osm.WAY).with_locations()
+                     .with_filter(osmium.filter.KeyFilter("highway")))
+        for obj in processor:
+            if not obj.is_way():
+                continue
+            xs, ys = [], []
+            for node in obj.nodes:
+                loc = node.location
+                if loc.valid():
+                    xs.append(loc.lon)
+                    ys.append(loc.lat)
+            tags = obj.tags
+            b.add(obj.id, tags.get("highway"), tags.get("ref"), tags.get("name"), tags.get("access"), xs, ys)
+            if len(b.counts) % 2000 == 0:
+                bar.update(2000)
+    except Exception as exc:  # osmium reports unreadable input as RuntimeError/ValueError
+        raise bad_file(path, f"not an OpenStreetMap file that can be read: {str(exc).strip() or type(exc).__name__}"
+                       ) from None
+    finally:
+        bar.close()
+    return b.build()
+
+
+def _osm_id(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, float):
+        return None if np.isnan(value) else int(value)
+    m = re.search(r"(\d+)\s*$", str(value))
+    return int(m.group(1)) if m else None
+
+
+def _str(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    s = str(value).strip()
+    return s or None
+
+
+def read_gis_ways(path: Path, srid: int, summary: Summary) -> WayArrays:
+    """Line features of a GeoJSON/GeoPackage/... with OSM tags as properties, transformed to ``srid``."""
+    layer = read_vector(path, required=(("highway",),))
+    geoms = to_tenant_crs(layer, srid)
+    types = shapely.get_type_id(geoms)
+    highway = layer.column("highway")
+    keep = np.zeros(len(layer), dtype=bool)
+    for i in range(len(layer)):
+        if types[i] not in (1, 5):
+            what = "no geometry" if types[i] == -1 else shapely.get_type_id(geoms[i])
+            summary.skip(f"not a line ({_type_name(what)})", file=path, feature=i)
+        elif _str(highway[i]) is None:
+            summary.skip("no highway tag", file=path, feature=i)
+        else:
+            keep[i] = True
+    sel = np.flatnonzero(keep)
+    parts, part_of = shapely.get_parts(geoms[sel], return_index=True)
+    feature = sel[part_of]
+    coords, coord_of = shapely.get_coordinates(parts, return_index=True)
+    counts = np.bincount(coord_of, minlength=len(parts)) if len(parts) else np.zeros(0, dtype=np.int64)
+    cols = {name: layer.column(*alts) for name, alts in (
+        ("osm_id", ("osm_id", "osm_way_id", "@id", "id")), ("ref", ("ref",)), ("name", ("name",)),
+        ("access", ("access",)))}
+
+    def values(col, conv):
+        return [conv(col[i]) for i in feature] if col is not None else [None] * len(feature)
+
+    return WayArrays(osm_id=values(cols["osm_id"], _osm_id), highway=values(highway, _str),
+                     ref=values(cols["ref"], _str), name=values(cols["name"], _str),
+                     access=values(cols["access"], _str), coords=coords,
+                     offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), crs=f"EPSG:{srid}")
+
+
+def _type_name(type_id: Any) -> str:
+    return {0: "Point", 3: "Polygon", 4: "MultiPoint", 6: "MultiPolygon", 7: "GeometryCollection"}.get(
+        type_id, str(type_id))
+
+
+# --- classification -------------------------------------------------------------------------------------------
+
+def ref_prefix(ref: str) -> str | None:
+    """'B 43' → 'B', 'L3262' → 'L', 'St 2183' → 'St', 'KU 18' → 'KU'; None without leading letters + digits."""
+    m = _REF.match(ref)
+    return m.group(1) if m else None
+
+
+class Classifier:
+    """Road class of a way from its ``ref`` and ``highway`` under a tenant's rules (memoised per tag pair)."""
+
+    def __init__(self, rules: TenantRules) -> None:
+        self.exact = dict(rules.road_classes)
+        self.folded: dict[str, str] = {}
+        for prefix, cls in rules.road_classes.items():
+            self.folded.setdefault(prefix.casefold(), cls)
+        self.highway_classes = dict(rules.highway_classes)
+        self._cache: dict[tuple[str | None, str | None], tuple[str, str, str | None]] = {}
+
+    def ref_class(self, ref: str | None) -> tuple[str, str] | None:
+        best: tuple[str, str] | None = None
+        if not ref:
+            return None
+        for token in re.split(r"[;,]", ref):
+            token = token.strip()
+            prefix = ref_prefix(token) if token else None
+            if prefix is None:
+                continue
+            cls = self.exact.get(prefix) or self.folded.get(prefix.casefold())
+            if cls and (best is None or CLASS_RANK[cls] > CLASS_RANK[best[0]]):
+                best = (cls, token)
+        return best
+
+    def __call__(self, highway: str | None, ref: str | None) -> tuple[str, str, str | None]:
+        key = (highway, ref)
+        hit = self._cache.get(key)
+        if hit is None:
+            by_ref = self.ref_class(ref)
+            if by_ref is not None:
+                hit = (by_ref[0], "ref", by_ref[1])
+            elif highway in self.highway_classes:
+                hit = (self.highway_classes[highway], "highway", None)
+            else:
+                hit = ("gemeinde", "default", None)
+            self._cache[key] = hit
+        return hit
+
+
+# --- geometry -------------------------------------------------------------------------------------------------
+
+def split_ways(coords: np.ndarray, offsets: np.ndarray, max_len: float = MAX_PIECE_M
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Cut every way longer than ``max_len`` into equal pieces of at most ``max_len`` (metric coordinates).
+
+    Keeps every original vertex; each cut point is added as the end of one piece and the start of the next.
+    Returns (piece coordinates, piece index per coordinate (ascending), way index per piece, length per way).
+    """
+    n = len(offsets) - 1
+    counts = np.diff(offsets)
+    way_of_vertex = np.repeat(np.arange(n, dtype=np.int64), counts)
+    d = np.diff(coords, axis=0)
+    elen = np.hypot(d[:, 0], d[:, 1]) if len(d) else np.zeros(0)
+    elen = np.where(way_of_vertex[1:] == way_of_vertex[:-1], elen, 0.0)  # no edges between ways
+    cum = np.concatenate([[0.0], np.cumsum(elen)])
+    start = cum[offsets[:-1]]
+    way_len = cum[offsets[1:] - 1] - start
+    npieces = np.maximum(1, np.ceil(way_len / max_len - 1e-9)).astype(np.int64)
+    ncuts = npieces - 1
+    total = int(ncuts.sum())
+    if total == 0:
+        return coords, way_of_vertex, np.arange(n, dtype=np.int64), way_len
+    cut_way = np.repeat(np.arange(n, dtype=np.int64), ncuts)
+    c = np.arange(total, dtype=np.int64)
+    k = c - np.repeat(np.cumsum(ncuts) - ncuts, ncuts) + 1          # 1..ncuts within its way
+    pos = start[cut_way] + k * (way_len[cut_way] / npieces[cut_way])
+    edge = np.searchsorted(cum, pos, side="right") - 1
+    edge = np.clip(edge, offsets[cut_way], offsets[cut_way + 1] - 2)
+    seg = elen[edge]
+    t = np.clip(np.divide(pos - cum[edge], seg, out=np.zeros_like(pos), where=seg > 0), 0.0, 1.0)
+    cut_xy = coords[edge] + t[:, None] * d[edge]
+    # Output layout without sorting: vertex j goes to j + 2·(cuts before j); cut c (on edge e) is written twice,
+    # at e + 1 + 2c (end of its piece) and e + 2 + 2c (start of the next).
+    before = np.searchsorted(edge, np.arange(len(coords), dtype=np.int64), side="left")
+    out = np.empty((len(coords) + 2 * total, 2))
+    piece = np.empty(len(coords) + 2 * total, dtype=np.int64)
+    vpos = np.arange(len(coords), dtype=np.int64) + 2 * before
+    out[vpos] = coords
+    piece[vpos] = way_of_vertex + before
+    end_pos = edge + 1 + 2 * c
+    out[end_pos] = cut_xy
+    out[end_pos + 1] = cut_xy
+    piece[end_pos] = cut_way + c
+    piece[end_pos + 1] = cut_way + c + 1
+    return out, piece, np.repeat(np.arange(n, dtype=np.int64), npieces), way_len
+
+
+# --- loading --------------------------------------------------------------------------------------------------
+
+def load_road_segments(session: Session, tenant_key: str, ways: WayArrays | Iterable[Way | tuple], *,
+                       summary: Summary | None = None, progress_bar: bool = False, propagate_links: bool = True,
+                       analyze: bool = True) -> dict[str, int]:
+    """Classify, cut, transform and COPY ways into the tenant's road segments (appends; does not delete or commit).
+
+    ``ways``: a WayArrays (fast path: columns and one coordinate array, in ``ways.crs``) or an iterable of
+    ``Way(osm_id, tags, coords)`` in EPSG:4326. When loading in several batches, pass ``propagate_links=False,
+    analyze=False`` and call :func:`finish_road_segments` once at the end.
+    """
+    tenant, rules = load_tenant(session, tenant_key)
+    if not isinstance(ways, WayArrays):
+        ways = WayArrays.from_ways(ways)
+    summary = summary or Summary(layer=LAYER, tenant=tenant_key)
+    classify = Classifier(rules)
+    excluded = set(rules.excluded_highways)
+    private = set(rules.private_access)
+    paths = set(PATH_HIGHWAYS)
+    n = len(ways)
+    counts = np.diff(ways.offsets)
+    keep = np.zeros(n, dtype=bool)
+    attrs: list[tuple | None] = [None] * n
+    for i in range(n):
+        hw = ways.highway[i]
+        if hw is None:
+            summary.skip("no highway tag", ident=_ident(ways, i))
+            continue
+        if hw in excluded:
+            summary.skip(f"highway={hw} is excluded by the rules", ident=_ident(ways, i))
+            continue
+        if counts[i] < 2:
+            summary.skip("fewer than 2 node locations", ident=_ident(ways, i))
+            continue
+        ref, access = ways.ref[i], ways.access[i]
+        cls, source, class_ref = classify(hw, ref)
+        attrs[i] = (tenant_key, ways.osm_id[i], _cut(ref, "ref"), _cut(ways.name[i], "name"), _cut(hw, "highway"),
+                    _cut(access, "access"), cls, source, _cut(class_ref, "class_ref"), access in private, hw in paths)
+        keep[i] = True
+    if not keep.all():
+        ways = ways.take(keep)
+        attrs = [a for a in attrs if a is not None]
+    x, y = transform_xy(ways.coords[:, 0], ways.coords[:, 1], ways.crs, tenant.srid)
+    coords = np.column_stack([x, y])
+    finite = np.isfinite(coords).all(axis=1)
+    if not finite.all():
+        bad_way = np.searchsorted(ways.offsets, np.flatnonzero(~finite)[0], side="right") - 1
+        raise bad_file("roads", f"way {_ident(ways, int(bad_way))} has coordinates that cannot be transformed from "
+                       f"{ways.crs} to EPSG:{tenant.srid}", "import-bad-coordinates")
+    out, piece, piece_way, way_len = split_ways(coords, ways.offsets)
+    zero = way_len <= 0
+    for i in np.flatnonzero(zero)[:50]:
+        summary.skip("zero length (all nodes at one place)", ident=_ident(ways, int(i)))
+    summary.skip_many("zero length (all nodes at one place)", max(0, int(zero.sum()) - 50))
+    lines = shapely.linestrings(out, indices=piece)
+    if zero.any():
+        good = ~zero[piece_way]
+        lines, piece_way = lines[good], piece_way[good]
+    wkb = shapely.to_wkb(shapely.set_srid(lines, tenant.srid), hex=True, include_srid=True)
+
+    session.flush()
+    conn = psycopg_connection(session)
+    bar = progress(total=len(wkb), desc="road segments", unit=" rows", enabled=progress_bar)
+    with conn.cursor() as cur:
+        with cur.copy(f"COPY road_segments ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
+            write = copy.write_row
+            step = 20000
+            for start in range(0, len(wkb), step):
+                for w, g in zip(piece_way[start:start + step].tolist(), wkb[start:start + step]):
+                    write((*attrs[w], g))
+                bar.update(min(step, len(wkb) - start))
+    bar.close()
+    result = {"ways": int((~zero).sum()), "segments": int(len(wkb))}
+    if propagate_links or analyze:
+        result.update(finish_road_segments(session, tenant_key, propagate_links=propagate_links, analyze=analyze))
+    return result
+
+
+def finish_road_segments(session: Session, tenant_key: str, *, propagate_links: bool = True,
+                         analyze: bool = True) -> dict[str, int]:
+    out = {}
+    if propagate_links:
+        out["links_classified"] = propagate_link_classes(session, tenant_key)
+    if analyze:
+        session.execute(text("ANALYZE road_segments"))
+    return out
+
+
+def _cut(value: str | None, column: str) -> str | None:
+    return value[:_LIMITS[column]] if value is not None and len(value) > _LIMITS[column] else value
+
+
+def _ident(ways: WayArrays, i: int) -> str:
+    osm_id = ways.osm_id[i]
+    label = f"way {osm_id}" if osm_id is not None else f"way #{i}"
+    extra = ", ".join(x for x in (ways.highway[i], ways.ref[i], ways.name[i]) if x)
+    return f"{label} ({extra})" if extra else label
+
+
+_RANK_N = "CASE n.road_class WHEN 'autobahn' THEN 5 WHEN 'bund' THEN 4 WHEN 'land' THEN 3 WHEN 'kreis' THEN 2 ELSE 1 END"
+_RANK_S = _RANK_N.replace("n.road_class", "s.road_class")
+_LINK_ROUND = """
+WITH cand AS ({candidates}),
+best AS (
+    SELECT c.id, b.road_class, b.class_ref, b.r
+    FROM cand c
+    CROSS JOIN LATERAL (
+        SELECT n.road_class, n.class_ref, {rank_n} AS r
+        FROM road_segments n
+        WHERE n.tenant_key = :t AND n.id <> c.id
+          AND (ST_DWithin(n.geom, ST_StartPoint(c.geom), :tol) OR ST_DWithin(n.geom, ST_EndPoint(c.geom), :tol))
+          AND (right(coalesce(n.highway, ''), 5) <> '_link' OR n.class_source IN ('ref', 'link'))
+        ORDER BY r DESC, n.class_ref IS NULL, n.id
+        LIMIT 1
+    ) b
+)
+UPDATE road_segments s SET road_class = best.road_class, class_source = 'link', class_ref = best.class_ref
+FROM best
+WHERE s.id = best.id AND (s.class_source <> 'link' OR best.r > {rank_s})
+RETURNING s.id
+"""
+_ALL_LINKS = ("SELECT id, geom FROM road_segments WHERE tenant_key = :t AND right(highway, 5) = '_link' "
+              "AND class_source <> 'ref'")
+_LINKS_NEAR_CHANGED = """
+    SELECT DISTINCT l.id, l.geom
+    FROM road_segments ch
+    JOIN road_segments l ON l.tenant_key = :t AND l.id <> ch.id AND ST_DWithin(l.geom, ch.geom, :tol)
+    WHERE ch.id = ANY(:ids) AND ch.tenant_key = :t AND right(l.highway, 5) = '_link' AND l.class_source <> 'ref'
+"""
+
+
+def propagate_link_classes(session: Session, tenant_key: str, tolerance_m: float = LINK_TOLERANCE_M) -> int:
+    """Give link roads without an applicable ref the class of the highest-class road they join (set-based).
+
+    The first round looks at every such link piece of the tenant; later rounds only at link pieces touching a row
+    changed in the previous round, until nothing changes. Returns the number of link pieces classified so."""
+    first = text(_LINK_ROUND.format(candidates=_ALL_LINKS, rank_n=_RANK_N, rank_s=_RANK_S))
+    later = text(_LINK_ROUND.format(candidates=_LINKS_NEAR_CHANGED, rank_n=_RANK_N, rank_s=_RANK_S))
+    changed = [r[0] for r in session.execute(first, {"t": tenant_key, "tol": tolerance_m})]
+    rounds = 1
+    while changed and rounds < MAX_LINK_ROUNDS:
+        changed = [r[0] for r in session.execute(later, {"t": tenant_key, "tol": tolerance_m, "ids": changed})]
+        rounds += 1
+    return int(session.execute(text("SELECT count(*) FROM road_segments WHERE tenant_key = :t "
+                                    "AND class_source = 'link'"), {"t": tenant_key}).scalar_one())
+
+
+# --- the import -----------------------------------------------------------------------------------------------
+
+def read_road_files(paths: Sequence[Path], srid: int, summary: Summary, *, progress_bar: bool = False
+                    ) -> WayArrays:
+    parts = []
+    for path in paths:
+        if is_osm_file(path):
+            part = read_osm(path, progress_bar=progress_bar)
+            x, y = transform_xy(part.coords[:, 0], part.coords[:, 1], part.crs, srid)
+            part.coords, part.crs = np.column_stack([x, y]), f"EPSG:{srid}"
+        else:
+            part = read_gis_ways(path, srid, summary)
+        if len(part) == 0:
+            summary.warnings.append(f"{path.name}: no ways with a highway tag")
+        parts.append(part)
+    ways = WayArrays.concat(parts, crs=f"EPSG:{srid}")
+    seen: set[int] = set()
+    keep = np.ones(len(ways), dtype=bool)
+    for i, osm_id in enumerate(ways.osm_id):
+        if osm_id is None:
+            continue
+        if osm_id in seen:
+            keep[i] = False
+        else:
+            seen.add(osm_id)
+    duplicates = int((~keep).sum())
+    if duplicates:
+        summary.skip_many("duplicate: the same way is in an earlier file", duplicates)
+        ways = ways.take(keep)
+    return ways
+
+
+def import_roads(session: Session, tenant_key: str, paths: Iterable[Path | str], *,
+                 progress_bar: bool = False) -> dict[str, Any]:
+    """Replace the tenant's road layer with the ways of the given files. Does not commit. Returns the summary."""
+    tenant, _rules = load_tenant(session, tenant_key)
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise bad_file("roads", "no files given")
+    summary = Summary(layer=LAYER, tenant=tenant_key)
+    ways = read_road_files(paths, tenant.srid, summary, progress_bar=progress_bar)
+    ways_read = len(ways)
+    lock_layer(session, tenant_key, LAYER)
+    session.execute(text("DELETE FROM road_segments WHERE tenant_key = :t"), {"t": tenant_key})
+    loaded = load_road_segments(session, tenant_key, ways, summary=summary, progress_bar=progress_bar)
+    rows = session.execute(text(
+        "SELECT road_class, class_source, count(*), count(*) FILTER (WHERE is_private), "
+        "count(*) FILTER (WHERE is_path) FROM road_segments WHERE tenant_key = :t GROUP BY 1, 2"),
+        {"t": tenant_key}).all()
+    by_class: dict[str, int] = {}
+    by_source: dict[str, int] = {}
+    for cls, source, n, _p, _f in rows:
+        by_class[cls] = by_class.get(cls, 0) + n
+        by_source[source] = by_source.get(source, 0) + n
+    summary.counts = {
+        "ways_read": ways_read,
+        "ways": loaded["ways"],
+        "segments": loaded["segments"],
+        "segments_by_class": {c: by_class[c] for c in CLASS_RANK if c in by_class},
+        "segments_by_class_source": by_source,
+        "links_classified": loaded.get("links_classified", 0),
+        "private_segments": sum(r[3] for r in rows),
+        "path_segments": sum(r[4] for r in rows),
+    }
+    summary.files = [file_info(p) for p in paths]
+    result = summary.finish()
+    record_import(session, tenant_key, LAYER, result)
+    session.flush()
+    return result
