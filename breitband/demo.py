@@ -59,6 +59,9 @@ def load_demo(issue_tokens: bool = True, echo=print) -> dict[str, str]:
     with get_database().sessionmaker() as session:
         tenant = ensure_tenant(session)
         orgs = {name: ensure_org(session, tenant.key, kind, name, email) for kind, name, email in DEMO_ORGS}
+        from permits.catalogue import load_catalogue_file
+
+        load_catalogue_file(session, tenant.key, DATA / "tenants" / "he_conditions.toml")
         for email, name, role, org_name in DEMO_USERS:
             user = session.scalar(select(User).where(User.tenant_key == tenant.key, User.email == email))
             if user is None:

@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     port: int = 8000
 
     data_dir: Path = Field(default=PROJECT_ROOT / "var" / "data")
+    # Largest accepted attachment (PDF, images) of a permit application, in MiB.
+    max_attachment_mb: float = Field(default=25.0, gt=0)
     log_level: str = "INFO"
     # Seconds that /readyz waits for a broker connection and a worker's answer.
     readiness_timeout_s: float = 2.0
