@@ -15,7 +15,8 @@ Per way (the rules are the tenant's, see geo/rules.py):
   highway value (``class_source`` "highway"), otherwise "gemeinde" (``class_source`` "default");
 - link roads (``*_link``) without an applicable ref take the class and ``class_ref`` of the highest-class road they
   join at one of their end points (within 0.5 m), propagated through chains of links (``class_source`` "link").
-  This is done set-based in SQL after loading (rounds of UPDATEs, each only around what changed in the last one);
+  This is done set-based after loading: one spatial query for the joins, the chains followed in memory, one
+  UPDATE (see propagate_link_classes);
 - ``is_private``: ``access`` in the rules' ``private_access``; ``is_path``: footway, cycleway, path, steps,
   bridleway.
 Ways are transformed to the tenant's metric CRS and cut into pieces of at most 200 m (every original vertex is
@@ -44,7 +45,6 @@ from geo.rules import TenantRules
 LAYER = "roads"
 MAX_PIECE_M = 200.0
 LINK_TOLERANCE_M = 0.5
-MAX_LINK_ROUNDS = 100
 OSM_SUFFIXES = (".osm.pbf", ".pbf", ".osm", ".osm.gz", ".osm.bz2")
 CLASS_RANK = {"autobahn": 5, "bund": 4, "land": 3, "kreis": 2, "gemeinde": 1}
 _REF = re.compile(r"^\s*([^\W\d_]+)\s*\.?\s*(\d)")
@@ -426,52 +426,65 @@ def _ident(ways: WayArrays, i: int) -> str:
     return f"{label} ({extra})" if extra else label
 
 
-_RANK_N = "CASE n.road_class WHEN 'autobahn' THEN 5 WHEN 'bund' THEN 4 WHEN 'land' THEN 3 WHEN 'kreis' THEN 2 ELSE 1 END"
-_RANK_S = _RANK_N.replace("n.road_class", "s.road_class")
-_LINK_ROUND = """
-WITH cand AS ({candidates}),
-best AS (
-    SELECT c.id, b.road_class, b.class_ref, b.r
-    FROM cand c
-    CROSS JOIN LATERAL (
-        SELECT n.road_class, n.class_ref, {rank_n} AS r
-        FROM road_segments n
-        WHERE n.tenant_key = :t AND n.id <> c.id
-          AND (ST_DWithin(n.geom, ST_StartPoint(c.geom), :tol) OR ST_DWithin(n.geom, ST_EndPoint(c.geom), :tol))
-          AND (right(coalesce(n.highway, ''), 5) <> '_link' OR n.class_source IN ('ref', 'link'))
-        ORDER BY r DESC, n.class_ref IS NULL, n.id
-        LIMIT 1
-    ) b
+_LINK_NEIGHBOURS = """
+WITH cand AS (
+    SELECT id, geom FROM road_segments
+    WHERE tenant_key = :t AND right(highway, 5) = '_link' AND class_source <> 'ref'
 )
-UPDATE road_segments s SET road_class = best.road_class, class_source = 'link', class_ref = best.class_ref
-FROM best
-WHERE s.id = best.id AND (s.class_source <> 'link' OR best.r > {rank_s})
-RETURNING s.id
+SELECT c.id, n.id, (right(coalesce(n.highway, ''), 5) = '_link' AND n.class_source <> 'ref') AS open,
+       n.road_class, n.class_ref
+FROM cand c
+JOIN road_segments n ON n.tenant_key = :t AND n.id <> c.id
+ AND ST_DWithin(n.geom, ST_Collect(ST_StartPoint(c.geom), ST_EndPoint(c.geom)), :tol)
 """
-_ALL_LINKS = ("SELECT id, geom FROM road_segments WHERE tenant_key = :t AND right(highway, 5) = '_link' "
-              "AND class_source <> 'ref'")
-_LINKS_NEAR_CHANGED = """
-    SELECT DISTINCT l.id, l.geom
-    FROM road_segments ch
-    JOIN road_segments l ON l.tenant_key = :t AND l.id <> ch.id AND ST_DWithin(l.geom, ch.geom, :tol)
-    WHERE ch.id = ANY(:ids) AND ch.tenant_key = :t AND right(l.highway, 5) = '_link' AND l.class_source <> 'ref'
+_LINK_UPDATE = """
+UPDATE road_segments s SET road_class = v.road_class, class_source = 'link', class_ref = v.class_ref
+FROM unnest(CAST(:ids AS bigint[]), CAST(:classes AS text[]), CAST(:refs AS text[])) AS v(id, road_class, class_ref)
+WHERE s.id = v.id AND s.tenant_key = :t
 """
 
 
 def propagate_link_classes(session: Session, tenant_key: str, tolerance_m: float = LINK_TOLERANCE_M) -> int:
     """Give link roads without an applicable ref the class of the highest-class road they join (set-based).
 
-    The first round looks at every such link piece of the tenant; later rounds only at link pieces touching a row
-    changed in the previous round, until nothing changes. Returns the number of link pieces classified so."""
-    first = text(_LINK_ROUND.format(candidates=_ALL_LINKS, rank_n=_RANK_N, rank_s=_RANK_S))
-    later = text(_LINK_ROUND.format(candidates=_LINKS_NEAR_CHANGED, rank_n=_RANK_N, rank_s=_RANK_S))
-    changed = [r[0] for r in session.execute(first, {"t": tenant_key, "tol": tolerance_m})]
-    rounds = 1
-    while changed and rounds < MAX_LINK_ROUNDS:
-        changed = [r[0] for r in session.execute(later, {"t": tenant_key, "tol": tolerance_m, "ids": changed})]
-        rounds += 1
-    return int(session.execute(text("SELECT count(*) FROM road_segments WHERE tenant_key = :t "
-                                    "AND class_source = 'link'"), {"t": tenant_key}).scalar_one())
+    One spatial query finds, for every such link piece of the tenant, the segments within ``tolerance_m`` of its
+    start or end point. Joined roads that are not open links (any other road, or a link classified by its own ref)
+    are seeds; open links pass a class on to the link pieces whose end points touch them. Each link piece gets the
+    highest class reachable through such chains, the nearest seed deciding among equal classes: the fixed point of
+    "take the class of the highest-class road you join", computed in one pass instead of one UPDATE per step of
+    the chain. Returns the number of link pieces classified so."""
+    rows = session.execute(text(_LINK_NEIGHBOURS), {"t": tenant_key, "tol": tolerance_m}).all()
+    seed: dict[int, tuple[int, str, str | None]] = {}
+    takes_from: dict[int, list[int]] = {}  # open link n -> link pieces c that touch n with an end point
+    for c, n, is_open, cls, class_ref in rows:
+        if is_open:
+            takes_from.setdefault(n, []).append(c)
+            continue
+        # highest class first; among equals a road with a ref, then the first ref in sort order (not load order)
+        cand = (CLASS_RANK.get(cls, 1), cls, class_ref, (-CLASS_RANK.get(cls, 1), class_ref is None, class_ref or "", n))
+        best = seed.get(c)
+        if best is None or cand[3] < best[3]:
+            seed[c] = cand
+    assigned: dict[int, tuple[str, str | None]] = {}
+    for rank in sorted({s[0] for s in seed.values()}, reverse=True):
+        frontier = sorted((c for c, s in seed.items() if s[0] == rank and c not in assigned),
+                          key=lambda c: (seed[c][2] is None, seed[c][2] or "", c))
+        for c in frontier:
+            assigned[c] = seed[c][1:3]
+        while frontier:  # breadth first: the nearest seed of this rank wins
+            nxt = []
+            for n in frontier:
+                for c in takes_from.get(n, ()):
+                    if c not in assigned:
+                        assigned[c] = assigned[n]
+                        nxt.append(c)
+            frontier = nxt
+    if assigned:
+        ids = list(assigned)
+        session.execute(text(_LINK_UPDATE), {"t": tenant_key, "ids": ids,
+                                             "classes": [assigned[i][0] for i in ids],
+                                             "refs": [assigned[i][1] for i in ids]})
+    return len(assigned)
 
 
 # --- the import -----------------------------------------------------------------------------------------------
