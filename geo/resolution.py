@@ -65,14 +65,19 @@ gchunks AS MATERIALIZED (
 ),
 road_cand AS MATERIALIZED (
     SELECT c.feature, c.part, c.chunk, r.id, r.geom, r.is_path
-    FROM chunks c JOIN road_segments r ON r.tenant_key = :tenant AND r.geom && ST_SetSRID(c.box, :srid)
+    FROM chunks c CROSS JOIN LATERAL (
+        SELECT r.id, r.geom, r.is_path FROM road_segments r
+        WHERE r.tenant_key = :tenant AND r.geom && ST_SetSRID(c.box, :srid)
+    ) r
 ),
 gem_cand AS MATERIALIZED (
     SELECT x.*, bool_or(x.covers) OVER (PARTITION BY x.feature, x.part, x.gchunk) AS any_cover
     FROM (
         SELECT c.feature, c.part, c.gchunk, a.ags, a.geom, ST_Covers(a.geom, c.g) AS covers
-        FROM gchunks c JOIN admin_areas a
-          ON a.tenant_key = :tenant AND a.level = 'gemeinde' AND ST_DWithin(a.geom, c.g, :gap)
+        FROM gchunks c CROSS JOIN LATERAL (
+            SELECT a.ags, a.geom FROM admin_areas a
+            WHERE a.tenant_key = :tenant AND a.level = 'gemeinde' AND ST_DWithin(a.geom, c.g, :gap)
+        ) a
     ) x
 ),
 seg_road AS (
