@@ -12,7 +12,11 @@ from breitband.settings import get_settings
 TASK_PACKAGES = ["breitband", "geo", "permits", "notifications"]
 
 # Periodic tasks. Only real tasks belong here; each later capability adds its own entry.
-BEAT_SCHEDULE: dict[str, dict] = {}
+BEAT_SCHEDULE: dict[str, dict] = {
+    # Deemed approvals (§ 127 (3) TKG) fall due at midnight Europe/Berlin; the sweep is idempotent and records each
+    # with its own deadline as effective date, so running it every 5 minutes is both timely and safe.
+    "permits-sweep-deadlines": {"task": "permits.sweep_deadlines", "schedule": 300.0},
+}
 
 
 def make_celery() -> Celery:

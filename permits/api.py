@@ -1,0 +1,366 @@
+"""Permit endpoints: applications (operators), cases (authorities), catalogue, history.
+
+Commands are POSTs (state changes are never PATCHes of a status). Each command on an existing resource needs
+``If-Match`` with the ETag last read (428 without, 412 when stale). Every POST honours ``Idempotency-Key``: the
+same key with the same request returns the stored response (header ``Idempotent-Replayed: true``); the same key
+with another request is 422. Keys are scoped per user. An illegal transition is 409 with the allowed commands.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from collections.abc import Callable
+from datetime import date, datetime, timezone
+from typing import Any
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from breitband.auth import require
+from breitband.db import get_read_session, get_session
+from breitband.errors import NotFound, PreconditionFailed, ProblemError, UnprocessableEntity
+from breitband.identity import Principal
+from breitband.models import Role
+from permits import attachments as files
+from permits import catalogue, repository, review, service, views
+from permits.models import AttachmentKind, CaseStatus, CatalogueKind
+from permits.schemas import (ApplicationCreate, ApplicationOut, ApplicationPage, ApplicationPatch, AuditOut,
+                             CaseOut, CasePage, CatalogueEntryOut, ConfirmCompleteIn, DecisionIn, ExtendDeadlineIn,
+                             ForwardIn, RequestInformationIn, SupplementIn, VersionOut, WithdrawIn, WorksCompletionIn,
+                             WorksStartIn)
+
+router = APIRouter(prefix="/api/v1", tags=["permits"])
+
+OPERATOR = require(Role.operator_member)
+AUTHORITY = require(Role.authority_reviewer, Role.authority_admin)
+ANYONE = require()
+ETAG_RE = re.compile(r'^\s*"(\d+)"\s*$')
+
+
+def clock() -> datetime:
+    """The current time. Tests override this dependency to control the clock; nothing else does."""
+    return datetime.now(timezone.utc)
+
+
+class PreconditionRequired(ProblemError):
+    status, type, title = 428, "if-match-required", "Precondition required"
+
+
+def expected_versions(request: Request) -> set[int]:
+    header = request.headers.get("if-match")
+    if header is None:
+        raise PreconditionRequired("Send If-Match with the ETag you last read (e.g. If-Match: \"3\"); commands on "
+                                   "an existing resource need it to avoid lost updates")
+    versions = set()
+    for part in header.split(","):
+        m = ETAG_RE.match(part)
+        if not m:
+            raise PreconditionFailed(f"If-Match {header!r} names no version of this resource; send the ETag as "
+                                     "read, e.g. \"3\" (weak ETags and * are not accepted)", type="stale-version")
+        versions.add(int(m.group(1)))
+    return versions
+
+
+def fingerprint(request: Request, payload: Any) -> str:
+    if isinstance(payload, BaseModel):
+        payload = payload.model_dump(mode="json", exclude_unset=True)
+    text = json.dumps([request.method, request.url.path, payload], sort_keys=True, separators=(",", ":"),
+                      default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def run(request: Request, session: Session, principal: Principal, payload: Any,
+        action: Callable[[], tuple[int, dict[str, Any], dict[str, str]]]) -> JSONResponse:
+    """Execute a command once per Idempotency-Key; convert a lost optimistic-lock race into 412."""
+    key = request.headers.get("idempotency-key")
+    if key is not None:
+        key = key.strip()
+        if not 1 <= len(key) <= 255 or not key.isascii() or not key.isprintable():
+            raise UnprocessableEntity("Idempotency-Key must be 1-255 printable ASCII characters (e.g. a UUID)",
+                                      type="invalid-idempotency-key", field="Idempotency-Key")
+        fp = fingerprint(request, payload)
+        stored = repository.claim_idempotency_key(session, principal.user_id, key, fp, request.method,
+                                                  request.url.path)
+        if stored is not None:
+            if stored.fingerprint != fp:
+                raise UnprocessableEntity(
+                    f"Idempotency-Key {key!r} was used for another request ({stored.method} {stored.path} with "
+                    "another body); use a new key for a new request", type="idempotency-key-reused",
+                    original={"method": stored.method, "path": stored.path})
+            return JSONResponse(stored.response_body, status_code=stored.response_status,
+                                headers={**stored.response_headers, "Idempotent-Replayed": "true"})
+    try:
+        status, body, headers = action()
+        session.flush()
+    except StaleDataError:
+        raise PreconditionFailed("The resource was changed by someone else at the same time; read it again",
+                                 type="stale-version") from None
+    if key is not None:
+        repository.store_idempotent_response(session, principal.user_id, key, status, body, headers)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _app_response(session: Session, principal: Principal, app, now: datetime, status: int = 200):
+    body = views.application_out(session, principal, app, now)
+    headers = {"ETag": body["etag"]}
+    if status == 201:
+        headers["Location"] = f"/api/v1/applications/{app.id}"
+    return status, body, headers
+
+
+def _case_response(session: Session, principal: Principal, case, now: datetime):
+    body = views.case_out(session, principal, case, now)
+    return 200, body, {"ETag": body["etag"]}
+
+
+def _json(body: dict[str, Any], etag: str | None = None) -> JSONResponse:
+    return JSONResponse(body, headers={"ETag": etag} if etag else None)
+
+
+# --- applications: commands ----------------------------------------------------------------------------------------
+
+@router.post("/applications", status_code=201, response_model=ApplicationOut,
+             summary="Create a draft application (operator)")
+def create_application(request: Request, data: ApplicationCreate, principal: Principal = Depends(OPERATOR),
+                       session: Session = Depends(get_session), now: datetime = Depends(clock)) -> JSONResponse:
+    return run(request, session, principal, data, lambda: _app_response(
+        session, principal, service.create(session, principal, data, now), now, 201))
+
+
+@router.patch("/applications/{application_id}", response_model=ApplicationOut,
+              summary="Edit a draft (operator; JSON merge patch, If-Match)")
+def update_application(request: Request, application_id: uuid.UUID, data: ApplicationPatch,
+                       principal: Principal = Depends(OPERATOR), session: Session = Depends(get_session),
+                       now: datetime = Depends(clock)) -> JSONResponse:
+    expected = expected_versions(request)
+    return run(request, session, principal, data, lambda: _app_response(
+        session, principal, service.update_draft(session, principal, application_id, data, expected, now), now))
+
+
+def _app_command(name: str, summary: str, schema: type[BaseModel] | None, fn: Callable) -> None:
+    if schema is None:
+        def endpoint(request: Request, application_id: uuid.UUID, principal: Principal = Depends(OPERATOR),
+                     session: Session = Depends(get_session), now: datetime = Depends(clock)) -> JSONResponse:
+            expected = expected_versions(request)
+            return run(request, session, principal, None, lambda: _app_response(
+                session, principal, fn(session, principal, application_id, expected, now), now))
+    else:
+        def endpoint(request: Request, application_id: uuid.UUID, data: schema,  # type: ignore[valid-type]
+                     principal: Principal = Depends(OPERATOR), session: Session = Depends(get_session),
+                     now: datetime = Depends(clock)) -> JSONResponse:
+            expected = expected_versions(request)
+            return run(request, session, principal, data, lambda: _app_response(
+                session, principal, fn(session, principal, application_id, data, expected, now), now))
+    if schema is not None:
+        endpoint.__annotations__["data"] = schema   # a local name: resolve it now, not from module globals
+    endpoint.__name__ = f"application_{name.replace('-', '_')}"
+    router.add_api_route(f"/applications/{{application_id}}/{name}", endpoint, methods=["POST"],
+                         response_model=ApplicationOut, summary=summary)
+
+
+_app_command("submit", "Submit the draft: resolve the authorities, one case each (operator, If-Match)", None,
+             service.submit)
+_app_command("supplements", "Supplement or change the application; restarts the periods (operator, If-Match)",
+             SupplementIn, service.supplement)
+_app_command("withdraw", "Withdraw the application (operator, If-Match)", WithdrawIn, service.withdraw)
+_app_command("works-start", "Notify the start of works after a grant (operator, If-Match)", WorksStartIn,
+             service.works_start)
+_app_command("works-completion", "Notify completion, optionally with the as-built route (operator, If-Match)",
+             WorksCompletionIn, service.works_completion)
+
+
+@router.post("/applications/{application_id}/attachments", status_code=201,
+             summary="Upload an attachment: PDF or image, sniffed by content (operator)")
+def upload_attachment(request: Request, application_id: uuid.UUID, file: UploadFile = File(...),
+                      kind: AttachmentKind = Form(AttachmentKind.other), principal: Principal = Depends(OPERATOR),
+                      session: Session = Depends(get_session), now: datetime = Depends(clock)) -> JSONResponse:
+    digest = hashlib.sha256()
+    for chunk in iter(lambda: file.file.read(1 << 20), b""):
+        digest.update(chunk)
+    file.file.seek(0)
+    payload = {"kind": kind.value, "file_name": file.filename, "sha256": digest.hexdigest()}
+    settings = request.app.state.settings
+    max_bytes = int(settings.max_attachment_mb * (1 << 20))
+
+    def action():
+        att = service.add_attachment(session, principal, application_id, kind, file.filename, file.file,
+                                     settings.data_dir, max_bytes, now)
+        body = views.attachment_out(application_id, att)
+        return 201, body, {"Location": body["url"], "ETag": f'"{att.sha256}"'}
+
+    return run(request, session, principal, payload, action)
+
+
+# --- applications: reads -------------------------------------------------------------------------------------------
+
+@router.get("/applications", response_model=ApplicationPage,
+            summary="Applications the caller may see, newest first, with each case's status")
+def list_applications(status: list[str] | None = Query(None, description="Filter by application status"),
+                      reference: str | None = Query(None, max_length=32),
+                      limit: int = Query(50, ge=1, le=200), offset: int = Query(0, ge=0, le=1_000_000),
+                      principal: Principal = Depends(ANYONE), session: Session = Depends(get_read_session)
+                      ) -> dict[str, Any]:
+    from permits.models import ApplicationStatus
+
+    bad = [s for s in status or [] if s not in {v.value for v in ApplicationStatus}]
+    if bad:
+        raise UnprocessableEntity(f"status: unknown {', '.join(bad)}; one of "
+                                  + ", ".join(v.value for v in ApplicationStatus), field="status")
+    apps, more = repository.list_applications(session, principal, statuses=status, limit=limit, offset=offset,
+                                              reference=reference)
+    return {"items": views.application_items(session, principal, apps), "limit": limit, "offset": offset,
+            "has_more": more}
+
+
+@router.get("/applications/{application_id}", response_model=ApplicationOut, summary="One application")
+def get_application(application_id: uuid.UUID, principal: Principal = Depends(ANYONE),
+                    session: Session = Depends(get_read_session), now: datetime = Depends(clock)) -> JSONResponse:
+    app = repository.get_application(session, principal, application_id)
+    body = views.application_out(session, principal, app, now)
+    return _json(body, body["etag"])
+
+
+@router.get("/applications/{application_id}/versions", response_model=list[VersionOut],
+            summary="All versions of the application's content (submission, supplements)")
+def list_versions(application_id: uuid.UUID, principal: Principal = Depends(ANYONE),
+                  session: Session = Depends(get_read_session)) -> list[dict[str, Any]]:
+    app = repository.get_application(session, principal, application_id)
+    rows = repository.versions(session, app.id)
+    if repository.is_authority(principal):
+        rows = [v for v in rows if v.submitted_at is not None]
+    return [views.version_out(v) for v in rows]
+
+
+@router.get("/applications/{application_id}/versions/{number}", response_model=VersionOut,
+            summary="One version of the application's content")
+def get_version(application_id: uuid.UUID, number: int, principal: Principal = Depends(ANYONE),
+                session: Session = Depends(get_read_session)) -> dict[str, Any]:
+    app = repository.get_application(session, principal, application_id)
+    v = repository.version_row(session, app.id, number)
+    if repository.is_authority(principal) and v.submitted_at is None:
+        raise NotFound(f"Application {application_id} has no version {number}", type="version-not-found")
+    return views.version_out(v)
+
+
+@router.get("/applications/{application_id}/history", response_model=list[AuditOut],
+            summary="The audit trail: every command, who, on behalf of whom, when, versions before and after")
+def application_history(application_id: uuid.UUID, principal: Principal = Depends(ANYONE),
+                        session: Session = Depends(get_read_session)) -> list[dict[str, Any]]:
+    app = repository.get_application(session, principal, application_id)
+    case_ids = None
+    if repository.is_authority(principal):
+        case_ids = [c.id for c in repository.cases_of(session, [app.id])[app.id]
+                    if c.authority_org_id == principal.organisation_id]
+    return [views.audit_out(r) for r in repository.audit_trail(session, app.id, case_ids=case_ids)]
+
+
+@router.get("/applications/{application_id}/attachments/{attachment_id}",
+            summary="Download an attachment", response_class=FileResponse)
+def download_attachment(request: Request, application_id: uuid.UUID, attachment_id: uuid.UUID,
+                        principal: Principal = Depends(ANYONE), session: Session = Depends(get_read_session)):
+    app = repository.get_application(session, principal, application_id)
+    att = next((a for a in views.visible_attachments(session, principal, app) if a.id == attachment_id), None)
+    if att is None:
+        raise NotFound(f"No attachment {attachment_id}", type="attachment-not-found")
+    path = files.blob_path(request.app.state.settings.data_dir, att.sha256)
+    if not path.exists():
+        raise ProblemError(f"The stored file of attachment {attachment_id} is missing; the operators have been "
+                           "told (quote the request id)", status=500, type="attachment-file-missing")
+    return FileResponse(path, media_type=att.content_type, filename=att.file_name,
+                        headers={"ETag": f'"{att.sha256}"', "X-Content-Type-Options": "nosniff"})
+
+
+# --- cases -----------------------------------------------------------------------------------------------------
+
+def _case_command(name: str, summary: str, schema: type[BaseModel], fn: Callable) -> None:
+    def endpoint(request: Request, case_id: uuid.UUID, data: schema,  # type: ignore[valid-type]
+                 principal: Principal = Depends(AUTHORITY), session: Session = Depends(get_session),
+                 now: datetime = Depends(clock)) -> JSONResponse:
+        expected = expected_versions(request)
+        return run(request, session, principal, data, lambda: _case_response(
+            session, principal, fn(session, principal, case_id, data, expected, now), now))
+    endpoint.__annotations__["data"] = schema
+    endpoint.__name__ = f"case_{name.replace('-', '_')}"
+    router.add_api_route(f"/cases/{{case_id}}/{name}", endpoint, methods=["POST"], response_model=CaseOut,
+                         summary=summary)
+
+
+_case_command("request-information", "Report the application incomplete / ask for information (authority)",
+              RequestInformationIn, review.request_information)
+_case_command("confirm-complete", "Confirm the application complete (authority)", ConfirmCompleteIn,
+              review.confirm_complete)
+_case_command("decision", "Decide: granted | partially_granted | refused, with conditions and reasons (authority)",
+              DecisionIn, review.decide)
+_case_command("forward", "Hand the case (or some pieces) on to another road authority, with a reason (authority)",
+              ForwardIn, review.forward)
+_case_command("extend-deadline", "Extend the decision deadline once by one month, with reasons (authority)",
+              ExtendDeadlineIn, review.extend_deadline)
+
+
+def _bbox(text: str | None) -> tuple[float, float, float, float] | None:
+    if text is None:
+        return None
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 4 or not (values[0] < values[2] and values[1] < values[3]) or \
+            not all(-180 <= v <= 180 for v in values[::2]) or not all(-90 <= v <= 90 for v in values[1::2]):
+        raise UnprocessableEntity("bbox: give minLon,minLat,maxLon,maxLat in EPSG:4326, e.g. 8.6,50.0,8.8,50.1",
+                                  type="validation-error", field="bbox")
+    return values  # type: ignore[return-value]
+
+
+@router.get("/cases", response_model=CasePage,
+            summary="Inbox: cases in legal order (§ 147 (2) TKG: first in, first out by complete receipt)")
+def list_cases(status: list[CaseStatus] | None = Query(None), due_before: date | None = Query(None),
+               overdue: bool | None = Query(None, description="Only open cases whose decision period expired"),
+               bbox: str | None = Query(None, description="minLon,minLat,maxLon,maxLat (EPSG:4326)"),
+               application_id: uuid.UUID | None = Query(None),
+               limit: int = Query(50, ge=1, le=200), offset: int = Query(0, ge=0, le=1_000_000),
+               principal: Principal = Depends(ANYONE), session: Session = Depends(get_read_session),
+               now: datetime = Depends(clock)) -> dict[str, Any]:
+    rows, more = repository.inbox(session, principal, statuses=[s.value for s in status] if status else None,
+                                  due_before=due_before, overdue_at=now if overdue else None, bbox=_bbox(bbox),
+                                  application_id=application_id, limit=limit, offset=offset)
+    return {"items": views.case_items(session, rows, now), "limit": limit, "offset": offset, "has_more": more}
+
+
+@router.get("/cases/{case_id}", response_model=CaseOut, summary="One case")
+def get_case(case_id: uuid.UUID, principal: Principal = Depends(ANYONE), session: Session = Depends(get_read_session),
+             now: datetime = Depends(clock)) -> JSONResponse:
+    case = repository.get_case(session, principal, case_id)
+    body = views.case_out(session, principal, case, now)
+    return _json(body, body["etag"])
+
+
+@router.get("/cases/{case_id}/history", response_model=list[AuditOut], summary="The case's audit trail")
+def case_history(case_id: uuid.UUID, principal: Principal = Depends(ANYONE),
+                 session: Session = Depends(get_read_session)) -> list[dict[str, Any]]:
+    case = repository.get_case(session, principal, case_id)
+    return [views.audit_out(r) for r in repository.audit_trail(session, case.application_id, case_ids=[case.id])
+            if r.case_id == case.id]
+
+
+# --- catalogue -------------------------------------------------------------------------------------------------
+
+@router.get("/conditions", response_model=list[CatalogueEntryOut],
+            summary="Standard conditions (Nebenbestimmungen) of the caller's tenant")
+def list_conditions(include_inactive: bool = False, principal: Principal = Depends(ANYONE),
+                    session: Session = Depends(get_read_session)) -> list[dict[str, Any]]:
+    return [views.catalogue_out(e) for e in catalogue.entries(session, principal.tenant_key, CatalogueKind.condition,
+                                                              include_inactive=include_inactive)]
+
+
+@router.get("/refusal-reasons", response_model=list[CatalogueEntryOut],
+            summary="Refusal reason codes of the caller's tenant")
+def list_refusal_reasons(include_inactive: bool = False, principal: Principal = Depends(ANYONE),
+                         session: Session = Depends(get_read_session)) -> list[dict[str, Any]]:
+    return [views.catalogue_out(e) for e in catalogue.entries(
+        session, principal.tenant_key, CatalogueKind.refusal_reason, include_inactive=include_inactive)]

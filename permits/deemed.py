@@ -1,0 +1,104 @@
+"""Deemed approval (Zustimmungsfiktion, § 127 (3) TKG): an open case whose decision period has expired is granted
+by law. The system records it as taking effect on the deadline day (``effective_on``), at the instant the period
+expired (``decided_at`` = 24:00 Europe/Berlin on that day), whenever the sweep or a command notices it.
+
+The sweep (``sweep``; run by the beat task ``permits.sweep_deadlines`` and by ``breitband deadlines run``):
+* processes applications in batches, each batch in its own transaction;
+* locks the applications with ``FOR UPDATE SKIP LOCKED``: two sweeps running at once take disjoint batches and
+  never wait for each other; an application a user is changing right now is taken by the next run;
+* re-reads the cases under the lock, so a case decided in the meantime is left alone: running it twice issues
+  nothing twice;
+* catches up after downtime: every case whose deadline lies before ``now`` is handled, with its own deadline as
+  effective date, not the day of the sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from breitband.db import Database
+from permits import core, deadlines, repository
+from permits.models import Application, Case, CaseStatus
+
+log = logging.getLogger("permits.deadlines")
+
+LEGAL_BASIS = "§ 127 Abs. 3 Satz 1 TKG (Zustimmungsfiktion)"
+
+
+def is_due(case: Case, now: datetime) -> bool:
+    return case.status in core.OPEN and case.deadline_at is not None and case.deadline_at <= now
+
+
+def issue(session: Session, app: Application, case: Case, now: datetime) -> dict[str, Any]:
+    """Turn one due case into ``deemed_granted`` (the caller holds the locks)."""
+    before_status, before_version = case.status, case.row_version
+    case.status = CaseStatus.deemed_granted.value
+    case.decided_at = case.deadline_at
+    case.effective_on = case.decision_due
+    case.decision = {
+        "outcome": CaseStatus.deemed_granted.value, "legal_basis": LEGAL_BASIS,
+        "effective_on": case.decision_due.isoformat(), "effective_at": case.deadline_at.isoformat(),
+        "complete_at": case.complete_at.isoformat() if case.complete_at else None,
+        "extended": case.extension is not None, "issued_at": now.isoformat(),
+        "conditions": [], "additional_conditions": [], "reasons": [], "explanation": None,
+    }
+    case.updated_at = now
+    session.flush()
+    core.audit(session, app=app, case=case, actor=core.SYSTEM, command="deemed-approval", at=now,
+               version_before=before_version, version_after=case.row_version, status_before=before_status,
+               status_after=case.status, effective_on=case.effective_on, decision_due=case.decision_due,
+               complete_at=case.complete_at)
+    core.event(session, "case.deemed_granted", app, now, case, effective_on=case.effective_on,
+               effective_at=case.deadline_at)
+    return {"case_id": str(case.id), "application_id": str(app.id), "reference": app.reference,
+            "authority_org_id": str(case.authority_org_id), "effective_on": case.effective_on.isoformat()}
+
+
+def apply_due(session: Session, app: Application, cases: list[Case], now: datetime) -> list[dict[str, Any]]:
+    """Issue what fell due before ``now`` (inside a command that already holds the locks)."""
+    issued = [issue(session, app, c, now) for c in cases if is_due(c, now)]
+    if issued:
+        core.touch(session, app, cases, now)
+        session.flush()
+    return issued
+
+
+def sweep_batch(session: Session, now: datetime, batch_size: int, tenant_key: str | None = None
+                ) -> tuple[int, list[dict[str, Any]]]:
+    """One batch: → (applications locked, deemed approvals issued). The caller commits."""
+    app_ids = repository.due_application_ids(session, now, batch_size, tenant_key)
+    issued: list[dict[str, Any]] = []
+    for app_id in app_ids:
+        app = repository.lock_application(session, app_id)
+        cases = repository.lock_cases(session, app_id)
+        issued += apply_due(session, app, cases, now)
+    return len(app_ids), issued
+
+
+def sweep(db: Database, now: datetime | None = None, *, batch_size: int = 500, tenant_key: str | None = None
+          ) -> dict[str, Any]:
+    """Issue every deemed approval due at ``now`` (default: the current time). Idempotent and concurrency-safe."""
+    now = deadlines.as_aware(now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    issued: list[dict[str, Any]] = []
+    batches = 0
+    while True:
+        with db.sessionmaker() as session:
+            try:
+                locked, got = sweep_batch(session, now, batch_size, tenant_key)
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+        if not locked:
+            break
+        batches += 1
+        issued += got
+        if not got and locked < batch_size:
+            break
+    if issued:
+        log.info("deemed approvals issued", extra={"count": len(issued), "now": now.isoformat()})
+    return {"now": now.isoformat(), "batches": batches, "deemed_granted": len(issued), "cases": issued}

@@ -1,0 +1,317 @@
+"""Pydantic schemas of the permits API (input validation and the documented output shapes)."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from permits.models import AttachmentKind, CaseStatus
+
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+# --- input -----------------------------------------------------------------------------------------------------
+
+class Contact(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    email: str | None = Field(None, max_length=320, pattern=EMAIL_PATTERN)
+    phone: str | None = Field(None, max_length=64)
+
+    @model_validator(mode="after")
+    def _reachable(self) -> "Contact":
+        if not self.email and not self.phone:
+            raise ValueError("give an e-mail address or a phone number of the contact person")
+        return self
+
+
+class Representative(Strict):
+    """An authorised representative (e.g. a planning office) acting with a power of attorney."""
+
+    name: str = Field(min_length=1, max_length=200)
+    organisation: str | None = Field(None, max_length=300)
+    email: str | None = Field(None, max_length=320, pattern=EMAIL_PATTERN)
+    phone: str | None = Field(None, max_length=64)
+    power_of_attorney_attachment_id: uuid.UUID | None = None
+
+
+class TrafficRestrictionKind(str, enum.Enum):
+    lane_narrowing = "lane_narrowing"
+    lane_closure = "lane_closure"
+    full_closure = "full_closure"
+    sidewalk_closure = "sidewalk_closure"
+    cycleway_closure = "cycleway_closure"
+    parking_ban = "parking_ban"
+    traffic_lights = "traffic_lights"
+    detour = "detour"
+    other = "other"
+
+
+class TrafficRestriction(Strict):
+    kind: TrafficRestrictionKind
+    description: str | None = Field(None, max_length=2000)
+    road: str | None = Field(None, max_length=300)
+    start: date | None = None
+    end: date | None = None
+
+
+class ApplicationFields(Strict):
+    """The content of an application. Every field is optional in a draft; submit checks completeness."""
+
+    project_name: str | None = Field(None, max_length=300)
+    operator_reference: str | None = Field(None, max_length=100)
+    description: str | None = Field(None, max_length=5000)
+    contact: Contact | None = None
+    representative: Representative | None = None
+    sections: dict[str, Any] | None = Field(
+        None, description="GeoJSON FeatureCollection (or one Feature): trench lines with laying_method, depth_cm, "
+                          "width_cm, reduced_depth; points and areas with kind pit | cabinet | manhole | "
+                          "house_connection | construction_area")
+    crs: str | None = Field(None, max_length=64, description="CRS of the sections' coordinates; default EPSG:4326")
+    planned_start: date | None = None
+    planned_end: date | None = None
+    traffic_restrictions: list[TrafficRestriction] | None = None
+    attachment_ids: list[uuid.UUID] | None = None
+
+
+class ApplicationCreate(ApplicationFields):
+    pass
+
+
+class ApplicationPatch(ApplicationFields):
+    """JSON merge patch of a draft: the fields present replace the stored ones; ``null`` clears a field."""
+
+
+class SupplementIn(Strict):
+    message: str = Field(min_length=1, max_length=10000, description="The answer to the authority")
+    case_ids: list[uuid.UUID] | None = Field(
+        None, description="Cases the supplement answers. Default: the cases waiting for information, or all open "
+                          "cases when none waits. A changed route always restarts every open case.")
+    attachment_ids: list[uuid.UUID] = Field(default_factory=list, description="Attachments added with it")
+    sections: dict[str, Any] | None = Field(None, description="A changed route (GeoJSON), if any")
+    crs: str | None = Field(None, max_length=64)
+    planned_start: date | None = None
+    planned_end: date | None = None
+    traffic_restrictions: list[TrafficRestriction] | None = None
+
+
+class WithdrawIn(Strict):
+    reason: str | None = Field(None, max_length=5000)
+
+
+class WorksStartIn(Strict):
+    started_on: date
+    note: str | None = Field(None, max_length=5000)
+
+
+class WorksCompletionIn(Strict):
+    completed_on: date
+    as_built: dict[str, Any] | None = Field(None, description="The as-built route (GeoJSON), optional")
+    crs: str | None = Field(None, max_length=64)
+    note: str | None = Field(None, max_length=5000)
+
+
+class RequestInformationIn(Strict):
+    message: str = Field(min_length=1, max_length=10000)
+    items: list[str] = Field(default_factory=list, description="What is missing, one item each")
+
+    @field_validator("items")
+    @classmethod
+    def _items(cls, v: list[str]) -> list[str]:
+        if any(not i.strip() for i in v):
+            raise ValueError("items must not be empty")
+        return [i.strip() for i in v]
+
+
+class ConfirmCompleteIn(Strict):
+    note: str | None = Field(None, max_length=5000)
+
+
+class DecisionOutcome(str, enum.Enum):
+    granted = "granted"
+    partially_granted = "partially_granted"
+    refused = "refused"
+
+
+class DecisionIn(Strict):
+    outcome: DecisionOutcome
+    conditions: list[str] = Field(default_factory=list, description="Condition codes from GET /conditions")
+    additional_conditions: list[str] = Field(default_factory=list, description="Free-text conditions")
+    reasons: list[str] = Field(default_factory=list, description="Refusal reason codes from GET /refusal-reasons")
+    explanation: str | None = Field(None, max_length=20000, description="Reasons in words (required for a "
+                                                                        "refusal or partial grant)")
+    note: str | None = Field(None, max_length=5000)
+
+
+class ForwardIn(Strict):
+    to_organisation_id: uuid.UUID
+    reason: str = Field(min_length=1, max_length=5000)
+    piece_indexes: list[int] | None = Field(
+        None, description="Indexes into the case's part.pieces to hand on; default all (the whole case)")
+
+
+class ExtendDeadlineIn(Strict):
+    reason: str = Field(min_length=1, max_length=5000)
+
+
+# --- output ----------------------------------------------------------------------------------------------------
+
+class OrgRef(BaseModel):
+    id: uuid.UUID
+    name: str
+
+
+class AttachmentOut(BaseModel):
+    id: uuid.UUID
+    kind: AttachmentKind
+    file_name: str
+    content_type: str
+    size_bytes: int
+    sha256: str
+    created_at: datetime
+    url: str
+
+
+class CaseSummary(BaseModel):
+    id: uuid.UUID
+    authority: OrgRef
+    status: CaseStatus
+    mine: bool = Field(description="The case belongs to the caller's organisation (authorities)")
+    length_m: float | None = None
+    decision_due: date | None = None
+    effective_on: date | None = None
+
+
+class ApplicationOut(BaseModel):
+    id: uuid.UUID
+    tenant_key: str
+    reference: str
+    status: str
+    applicant: OrgRef
+    version: int = Field(description="Number of the current content version")
+    etag: str
+    content: dict[str, Any]
+    cases: list[CaseSummary]
+    route: dict[str, Any] | None = Field(None, description="The route split by authority (from the resolution)")
+    attachments: list[AttachmentOut]
+    created_at: datetime
+    updated_at: datetime
+    submitted_at: datetime | None
+    withdrawn_at: datetime | None
+    works: dict[str, Any]
+    allowed_commands: list[str]
+
+
+class ApplicationListItem(BaseModel):
+    id: uuid.UUID
+    reference: str
+    status: str
+    project_name: str | None
+    operator_reference: str | None
+    applicant: OrgRef
+    created_at: datetime
+    submitted_at: datetime | None
+    cases: list[CaseSummary]
+
+
+class Page(BaseModel):
+    items: list[Any]
+    limit: int
+    offset: int
+    has_more: bool
+
+
+class ApplicationPage(Page):
+    items: list[ApplicationListItem]
+
+
+class CaseOut(BaseModel):
+    id: uuid.UUID
+    tenant_key: str
+    application: dict[str, Any]
+    authority: OrgRef
+    status: CaseStatus
+    etag: str
+    application_version: int
+    part: dict[str, Any]
+    received_at: datetime
+    completeness_due: date
+    completeness_confirmed_at: datetime | None
+    complete_at: datetime | None = Field(description="Complete receipt; null while the clock is stopped")
+    clock_running: bool
+    decision_due: date | None
+    deadline_at: datetime | None = Field(description="The instant the decision period expires (24:00 Berlin)")
+    days_left: int | None
+    overdue: bool
+    extension: dict[str, Any] | None
+    information_requests: list[dict[str, Any]]
+    decision: dict[str, Any] | None
+    decided_at: datetime | None
+    effective_on: date | None
+    forwarded_from_case_id: uuid.UUID | None
+    forwarded_to_case_id: uuid.UUID | None
+    forward: dict[str, Any] | None
+    closed_reason: str | None
+    allowed_commands: list[str]
+
+
+class CaseListItem(BaseModel):
+    id: uuid.UUID
+    application_id: uuid.UUID
+    reference: str
+    project_name: str | None
+    applicant: OrgRef
+    authority: OrgRef
+    status: CaseStatus
+    received_at: datetime
+    complete_at: datetime | None
+    completeness_due: date
+    decision_due: date | None
+    days_left: int | None
+    overdue: bool
+    length_m: float | None
+
+
+class CasePage(Page):
+    items: list[CaseListItem]
+
+
+class VersionOut(BaseModel):
+    number: int
+    kind: Literal["draft", "submission", "supplement"]
+    content: dict[str, Any]
+    resolution: dict[str, Any] | None
+    route_changed: bool
+    note: str | None
+    addressed_case_ids: list[str]
+    created_at: datetime
+    submitted_at: datetime | None
+
+
+class AuditOut(BaseModel):
+    id: int
+    at: datetime
+    command: str
+    case_id: uuid.UUID | None
+    actor: dict[str, Any]
+    on_behalf_of_org_id: uuid.UUID | None
+    version_before: int | None
+    version_after: int | None
+    status_before: str | None
+    status_after: str | None
+    detail: dict[str, Any]
+
+
+class CatalogueEntryOut(BaseModel):
+    code: str
+    title: str
+    text: str
+    category: str | None
+    active: bool
