@@ -1,6 +1,8 @@
-"""The demo data set loaded by scripts/run: tenant Hessen, its organisations and one user per role.
+"""The demo data set loaded by scripts/run: tenant Hessen, its organisations and one user per role, and the Hessen
+geodata (VG250 Gemeinden, Kreise and Land; every OSM extract in data/roads/hessen/).
 
-Idempotent: running it again keeps what exists and issues fresh demo tokens (the previous ones are revoked).
+Idempotent: running it again keeps what exists and issues fresh demo tokens (the previous ones are revoked); a geo
+layer is imported again only when its files changed (compared with the LayerImport record by SHA-256).
 """
 
 from __future__ import annotations
@@ -52,6 +54,37 @@ def ensure_org(session, tenant_key: str, kind: OrgKind, name: str, email: str) -
     return org or identity.create_organisation(session, tenant_key, kind, name, email=email)
 
 
+DEMO_BOUNDARIES = [DATA / "boundaries" / name for name in (
+    "hessen_gemeinden_vg250_2018_sim200.geojson", "hessen_kreise_vg250_2018_sim200.geojson",
+    "hessen_land_vg250_2018_sim20.geojson")]
+
+
+def demo_roads() -> list:
+    """Every Hessen OSM extract (the .osm.pbf files; the GeoJSON twin of the Frankfurter Kreuz is left out)."""
+    return sorted((DATA / "roads" / "hessen").glob("*.osm.pbf"))
+
+
+def ensure_geodata(session, tenant_key: str, echo=print) -> None:
+    """Import the demo boundaries (which also makes the existing "Hessen Mobil" the state agency's authority) and
+    roads, unless the layer was already imported from the same files."""
+    from geo.importers import import_boundaries, import_roads, same_sources
+
+    if same_sources(session, tenant_key, "boundaries", DEMO_BOUNDARIES):
+        echo("Boundaries already imported from the same files.")
+    else:
+        summary = import_boundaries(session, tenant_key, DEMO_BOUNDARIES)
+        c = summary["counts"]
+        echo(f"Imported boundaries: {c['gemeinde']} Gemeinden, {c['kreis']} Kreise, {c['land']} Land; "
+             f"authorities {c['authorities']}.")
+    roads = demo_roads()
+    if same_sources(session, tenant_key, "roads", roads):
+        echo("Roads already imported from the same files.")
+    else:
+        summary = import_roads(session, tenant_key, roads)
+        echo(f"Imported roads: {summary['counts']['segments']} segments of {summary['counts']['ways']} ways "
+             f"from {len(roads)} OSM extracts.")
+
+
 def load_demo(issue_tokens: bool = True, echo=print) -> dict[str, str]:
     from breitband.db import get_database
 
@@ -59,6 +92,7 @@ def load_demo(issue_tokens: bool = True, echo=print) -> dict[str, str]:
     with get_database().sessionmaker() as session:
         tenant = ensure_tenant(session)
         orgs = {name: ensure_org(session, tenant.key, kind, name, email) for kind, name, email in DEMO_ORGS}
+        ensure_geodata(session, tenant.key, echo)
         from permits.catalogue import load_catalogue_file
 
         load_catalogue_file(session, tenant.key, DATA / "tenants" / "he_conditions.toml")

@@ -285,8 +285,9 @@ def format_summary(summary: dict[str, Any], examples_per_reason: int = 3) -> str
 
 
 def progress(iterable=None, *, total: int | None = None, desc: str = "", unit: str = "it", enabled: bool = False):
-    """A tqdm progress bar on stderr (disabled unless asked for: the API is quiet, the CLI shows it)."""
-    return tqdm(iterable, total=total, desc=desc, unit=unit, file=sys.stderr, disable=not enabled,
+    """A tqdm progress bar on stderr: off unless asked for (the API is quiet, the CLI asks), and off when stderr is
+    not a terminal (logs, tests)."""
+    return tqdm(iterable, total=total, desc=desc, unit=unit, file=sys.stderr, disable=None if enabled else True,
                 dynamic_ncols=True, mininterval=0.3, leave=False)
 
 
