@@ -1,7 +1,7 @@
 """Benchmark of the resolution at state scale.
 
-Builds a network of at least 1,000,000 road segments by REPLICATING the real OSM extracts of Hessen
-(data/roads/hessen/*.osm.pbf) on a grid of tiles across the Hessen extent (each copy shifted by whole tile sizes),
+Builds a network of at least 1,000,000 road segments by REPLICATING the real OSM extract of the
+Frankfurter Kreuz (data/roads/hessen/frankfurter-kreuz.osm.pbf) on a grid of tiles across the Hessen extent (each copy shifted by whole tile sizes),
 imports it with the product's road loader (COPY), then resolves routes of 1, 10 and 50 km that follow the
 replicated A 5 and prints p50/p95 for the whole HTTP call (uvicorn, one worker, loopback) and for the bare SQL of
 the same resolution (the same query and parameters over psycopg), and their ratio. Also prints the import time.
@@ -72,7 +72,9 @@ def base_ways(session):
                                                   b / "hessen_land_vg250_2018_sim20.geojson"])
     session.commit()
     session.execute(text("ANALYZE admin_areas"))
-    files = sorted((ROOT / "data" / "roads" / "hessen").glob("*.osm.pbf"))
+    # The Frankfurter Kreuz extract (8 x 6.6 km: motorways, Bundes-, Landes-, Kreisstraßen, town and forest roads)
+    # tiles Hessen without overlaps; the long Darmstadt-Frankfurt corridor would make the tiles too coarse.
+    files = [ROOT / "data" / "roads" / "hessen" / "frankfurter-kreuz.osm.pbf"]
     from geo.importers.roads import read_road_files
 
     ways = read_road_files(files, tenant.srid, Summary(layer="roads", tenant=TENANT))
@@ -80,8 +82,7 @@ def base_ways(session):
 
 
 def tiles_for(session, ways, copies_needed: int):
-    """Tile offsets (multiples of the Frankfurter Kreuz extract's extent) whose centre lies in Hessen, nearest
-    first. The Frankfurter Kreuz extract sets the tile size; the other (Darmstadt) extracts ride along."""
+    """Tile offsets (multiples of the extract's extent) whose centre lies in Hessen, nearest first."""
     land = shapely.from_wkb(bytes(session.execute(text(
         "SELECT ST_AsBinary(geom) FROM admin_areas WHERE tenant_key = :t AND level = 'land'"),
         {"t": TENANT}).scalar()))

@@ -127,13 +127,16 @@ def test_k163_in_neu_isenburg_goes_to_kreis_offenbach(client, he_user, engine):
 def test_k823_in_frankfurt_goes_to_the_kreisfreie_stadt(client, he_user, engine):
     route = along(engine, "ref = 'K 823'", 8)
     body = resolve(client, he_user, geojson(route)).json()
-    assert [a["name"] for a in body["authorities"]] == ["Stadt Frankfurt am Main"]
+    # the trench crosses a few ramps of the B 43 (classified through link propagation): those go to Hessen Mobil
+    assert body["authorities"][0]["name"] == "Stadt Frankfurt am Main"
+    assert {a["name"] for a in body["authorities"]} <= {"Stadt Frankfurt am Main", "Hessen Mobil"}
     ffm = body["authorities"][0]
     assert (ffm["kind"], ffm["key"]) == ("gemeinde", "06412000")
     k823 = [p for p in ffm["pieces"] if p["road_ref"] == "K 823"]
     assert sum(p["length_m"] for p in k823) >= 0.8 * body["total_length_m"]
     assert "kreisfreien Stadt Frankfurt am Main" in k823[0]["rule"]
-    assert not [w for w in body["warnings"] if w["code"] == "ortsdurchfahrt-unknown"]
+    # no OD question for the K 823: a kreisfreie Stadt carries its Kreisstraßen anyway
+    assert not [w for w in body["warnings"] if w["road_ref"] == "K 823"]
 
 
 def test_residential_street_in_neu_isenburg(client, he_user, engine):
@@ -149,18 +152,19 @@ def test_route_crossing_frankfurt_neu_isenburg_boundary(client, he_user, engine)
     route = along(engine, "name = 'Am Luftbrückendenkmal'", 6)
     body = resolve(client, he_user, geojson(route)).json()
     names = by_name(body)
-    assert set(names) == {"Stadt Frankfurt am Main", "Stadt Neu-Isenburg"}
+    assert {"Stadt Frankfurt am Main", "Stadt Neu-Isenburg"} <= set(names)
+    # besides both towns only short crossings of classified roads (ramps) may appear
+    assert all(a["length_m"] < 60 for n, a in names.items() if not n.startswith("Stadt "))
     # lengths follow the (200 m simplified) VG250 boundary, split in pieces of at most 10 m
     with engine.connect() as conn:
         in_ffm = conn.execute(text(
             "SELECT ST_Length(ST_Intersection(ST_GeomFromWKB(:g, 25832), geom)) FROM admin_areas "
             "WHERE tenant_key = 'he' AND ags = '06412000'"), {"g": shapely.to_wkb(route)}).scalar()
-    ffm = names["Stadt Frankfurt am Main"]["length_m"]
-    private = body["private_roads"]["length_m"]
-    assert abs(ffm + sum(p["length_m"] for p in body["private_roads"]["pieces"]
-                         if p["gemeinde"]["ags"] == "06412000") - in_ffm) <= 10.0
+    pieces = [p for a in body["authorities"] for p in a["pieces"]] + body["private_roads"]["pieces"] \
+        + body["outside_public_roads"]["pieces"]
+    ffm = sum(p["length_m"] for p in pieces if p["gemeinde"]["ags"] == "06412000")
+    assert abs(ffm - in_ffm) <= 10.0
     assert names["Stadt Neu-Isenburg"]["length_m"] > 100
-    assert private >= 0
     assert_adds_up(body)
 
 
