@@ -67,12 +67,13 @@ def illegal(command: str, state: str, allowed: list[str], detail: str | None = N
 def audit(session: Session, *, app: Application, actor: Actor, command: str, at: datetime,
           case: Case | None = None, version_before: int | None = None, version_after: int | None = None,
           status_before: str | None = None, status_after: str | None = None,
-          on_behalf_of: uuid.UUID | None = None, **detail: Any) -> None:
+          on_behalf_of: uuid.UUID | None = None, detail: dict[str, Any] | None = None) -> None:
     repository.add_audit(session, AuditRecord(
         tenant_key=app.tenant_key, application_id=app.id, case_id=case.id if case else None, command=command,
         actor_user_id=actor.user_id, actor_name=actor.name, actor_role=actor.role, actor_org_id=actor.org_id,
         on_behalf_of_org_id=on_behalf_of, at=at, version_before=version_before, version_after=version_after,
-        status_before=status_before, status_after=status_after, detail=json.loads(json.dumps(detail, default=str))))
+        status_before=status_before, status_after=status_after,
+        detail=json.loads(json.dumps(detail or {}, default=str))))
 
 
 def event(session: Session, type: str, app: Application, at: datetime, case: Case | None = None,

@@ -86,6 +86,15 @@ def days_left(last_day: date, now: datetime) -> int:
     return (last_day - local_date(now)).days
 
 
+def iso(value: date | datetime | None) -> str | None:
+    """Dates as YYYY-MM-DD; instants in UTC with a trailing Z (what the API returns and events carry)."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return as_aware(value).astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return value.isoformat()
+
+
 def parse_instant(text: str) -> datetime:
     """ISO 8601 date or datetime; a date means its start in Europe/Berlin, a naive time is Berlin wall time."""
     text = text.strip()

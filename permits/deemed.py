@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from breitband.db import Database
 from permits import core, deadlines, repository
+from permits.deadlines import iso
 from permits.models import Application, Case, CaseStatus
 
 log = logging.getLogger("permits.deadlines")
@@ -41,21 +42,21 @@ def issue(session: Session, app: Application, case: Case, now: datetime) -> dict
     case.effective_on = case.decision_due
     case.decision = {
         "outcome": CaseStatus.deemed_granted.value, "legal_basis": LEGAL_BASIS,
-        "effective_on": case.decision_due.isoformat(), "effective_at": case.deadline_at.isoformat(),
-        "complete_at": case.complete_at.isoformat() if case.complete_at else None,
-        "extended": case.extension is not None, "issued_at": now.isoformat(),
+        "effective_on": iso(case.decision_due), "effective_at": iso(case.deadline_at),
+        "complete_at": iso(case.complete_at) if case.complete_at else None,
+        "extended": case.extension is not None, "issued_at": iso(now),
         "conditions": [], "additional_conditions": [], "reasons": [], "explanation": None,
     }
     case.updated_at = now
     session.flush()
     core.audit(session, app=app, case=case, actor=core.SYSTEM, command="deemed-approval", at=now,
                version_before=before_version, version_after=case.row_version, status_before=before_status,
-               status_after=case.status, effective_on=case.effective_on, decision_due=case.decision_due,
-               complete_at=case.complete_at)
+               status_after=case.status, detail={"effective_on": case.effective_on, "decision_due": case.decision_due,
+                                                 "complete_at": case.complete_at, "extended": case.extension is not None})
     core.event(session, "case.deemed_granted", app, now, case, effective_on=case.effective_on,
                effective_at=case.deadline_at)
     return {"case_id": str(case.id), "application_id": str(app.id), "reference": app.reference,
-            "authority_org_id": str(case.authority_org_id), "effective_on": case.effective_on.isoformat()}
+            "authority_org_id": str(case.authority_org_id), "effective_on": iso(case.effective_on)}
 
 
 def apply_due(session: Session, app: Application, cases: list[Case], now: datetime) -> list[dict[str, Any]]:
@@ -100,5 +101,5 @@ def sweep(db: Database, now: datetime | None = None, *, batch_size: int = 500, t
         if not got and locked < batch_size:
             break
     if issued:
-        log.info("deemed approvals issued", extra={"count": len(issued), "now": now.isoformat()})
-    return {"now": now.isoformat(), "batches": batches, "deemed_granted": len(issued), "cases": issued}
+        log.info("deemed approvals issued", extra={"count": len(issued), "now": iso(now)})
+    return {"now": iso(now), "batches": batches, "deemed_granted": len(issued), "cases": issued}

@@ -28,6 +28,7 @@ from breitband.identity import Principal
 from breitband.models import Organisation, OrgKind
 from geo.models import Authority
 from permits import catalogue, core, deadlines, deemed, repository
+from permits.deadlines import iso
 from permits.models import Application, Case, CaseStatus, CatalogueKind
 from permits.schemas import (ConfirmCompleteIn, DecisionIn, DecisionOutcome, ExtendDeadlineIn, ForwardIn,
                              RequestInformationIn)
@@ -79,7 +80,7 @@ def _command(session: Session, principal: Principal, case_id: uuid.UUID, expecte
     session.flush()
     core.audit(session, app=app, case=case, actor=core.Actor.of(principal), command=command, at=now,
                version_before=before_version, version_after=case.row_version, status_before=before_status,
-               status_after=case.status, on_behalf_of=case.authority_org_id, **detail)
+               status_after=case.status, on_behalf_of=case.authority_org_id, detail=detail)
     return case
 
 
@@ -87,7 +88,7 @@ def request_information(session: Session, principal: Principal, case_id: uuid.UU
                         expected: set[int] | None, now: datetime) -> Case:
     def change(app: Application, case: Case, cases: list[Case]) -> dict[str, Any]:
         within = not deadlines.has_expired(case.completeness_due, now) and case.completeness_confirmed_at is None
-        request = {"id": str(uuid.uuid4()), "requested_at": now.isoformat(),
+        request = {"id": str(uuid.uuid4()), "requested_at": iso(now),
                    "requested_on": deadlines.local_date(now).isoformat(), "message": data.message,
                    "items": data.items, "stops_clock": within, "by": principal.name,
                    "answered_at": None, "answered_in_version": None}
@@ -147,8 +148,8 @@ def decide(session: Session, principal: Principal, case_id: uuid.UUID, data: Dec
         case.decided_at = now
         case.effective_on = deadlines.local_date(now)
         case.decision = {
-            "outcome": data.outcome.value, "effective_on": case.effective_on.isoformat(),
-            "decided_at": now.isoformat(), "conditions": conditions,
+            "outcome": data.outcome.value, "effective_on": iso(case.effective_on),
+            "decided_at": iso(now), "conditions": conditions,
             "additional_conditions": [c.strip() for c in data.additional_conditions], "reasons": reasons,
             "explanation": data.explanation, "note": data.note,
             "decided_by": {"user_id": str(principal.user_id), "name": principal.name,
@@ -193,8 +194,9 @@ def forward(session: Session, principal: Principal, case_id: uuid.UUID, data: Fo
                                    "name": (case.part or {}).get("name"), "reason": data.reason}}
         new = core.new_case(session, app, target.id, part, now, app.current_version, forwarded_from=case.id)
         cases.append(new)
+        session.flush()                     # insert the new case before anything points at it
         record = {"to_case_id": str(new.id), "to_organisation_id": str(target.id), "to_name": target.name,
-                  "reason": data.reason, "at": now.isoformat(), "whole": whole, "piece_indexes": indexes}
+                  "reason": data.reason, "at": iso(now), "whole": whole, "piece_indexes": indexes}
         if whole:
             case.status = CaseStatus.forwarded.value
             case.forwarded_to_case_id = new.id
@@ -211,7 +213,7 @@ def forward(session: Session, principal: Principal, case_id: uuid.UUID, data: Fo
                    decision_due=new.decision_due)
         core.audit(session, app=app, case=new, actor=core.Actor.of(principal), command="receive-forwarded", at=now,
                    version_after=new.row_version, status_after=new.status, on_behalf_of=case.authority_org_id,
-                   from_case_id=case.id, reason=data.reason)
+                   detail={"from_case_id": case.id, "reason": data.reason})
         return record
 
     return _command(session, principal, case_id, expected, now, "forward", change)
@@ -223,8 +225,8 @@ def extend_deadline(session: Session, principal: Principal, case_id: uuid.UUID, 
         previous = case.decision_due
         case.decision_due = deadlines.extended(previous)
         case.deadline_at = deadlines.period_end(case.decision_due)
-        case.extension = {"reason": data.reason, "at": now.isoformat(), "by": principal.name,
-                          "previous_due": previous.isoformat(), "decision_due": case.decision_due.isoformat()}
+        case.extension = {"reason": data.reason, "at": iso(now), "by": principal.name,
+                          "previous_due": iso(previous), "decision_due": iso(case.decision_due)}
         core.event(session, "case.deadline_extended", app, now, case, previous_due=previous,
                    decision_due=case.decision_due, reason=data.reason)
         return {"previous_due": previous, "decision_due": case.decision_due, "reason": data.reason}

@@ -19,6 +19,7 @@ from breitband.errors import Conflict, UnprocessableEntity
 from breitband.identity import Principal
 from permits import attachments as files
 from permits import core, deadlines, deemed, repository
+from permits.deadlines import iso
 from permits.models import (Application, ApplicationStatus, ApplicationVersion, Attachment, AttachmentKind, Case,
                             CaseStatus)
 from permits.schemas import (ApplicationCreate, ApplicationPatch, SupplementIn, WithdrawIn, WorksCompletionIn,
@@ -36,12 +37,12 @@ def _locked(session: Session, principal: Principal, application_id: uuid.UUID, e
 
 
 def _finish(session: Session, app: Application, cases: list[Case], principal: Principal, command: str,
-            now: datetime, before: tuple[int, str], **detail: Any) -> Application:
+            now: datetime, before: tuple[int, str], detail: dict[str, Any]) -> Application:
     core.touch(session, app, cases, now)
     session.flush()
     core.audit(session, app=app, actor=core.Actor.of(principal), command=command, at=now,
                version_before=before[0], version_after=app.row_version, status_before=before[1],
-               status_after=app.status, on_behalf_of=app.applicant_org_id, **detail)
+               status_after=app.status, on_behalf_of=app.applicant_org_id, detail=detail)
     return app
 
 
@@ -52,17 +53,17 @@ def create(session: Session, principal: Principal, data: ApplicationCreate, now:
                       applicant_org_id=principal.organisation_id, created_by=principal.user_id,
                       status=ApplicationStatus.draft.value, current_version=1, created_at=now, updated_at=now,
                       works={})
-    session.add(app)
-    session.flush()
     content = core.merge_content(session, app, core.empty_content(), data, data.model_fields_set)
     app.project_name, app.operator_reference = content.get("project_name"), content.get("operator_reference")
+    session.add(app)
+    session.flush()
     session.add(ApplicationVersion(application_id=app.id, tenant_key=app.tenant_key, number=1, kind="draft",
                                    content=content, created_by=principal.user_id, created_at=now,
                                    addressed_case_ids=[]))
     session.flush()
     core.audit(session, app=app, actor=core.Actor.of(principal), command="create", at=now,
                version_after=app.row_version, status_after=app.status, on_behalf_of=app.applicant_org_id,
-               fields=sorted(data.model_fields_set))
+               detail={"fields": sorted(data.model_fields_set)})
     core.event(session, "application.created", app, now, status=app.status)
     return app
 
@@ -76,7 +77,7 @@ def update_draft(session: Session, principal: Principal, application_id: uuid.UU
     version.content = core.merge_content(session, app, version.content, data, data.model_fields_set)
     app.project_name = version.content.get("project_name")
     app.operator_reference = version.content.get("operator_reference")
-    return _finish(session, app, cases, principal, "update", now, before, fields=sorted(data.model_fields_set))
+    return _finish(session, app, cases, principal, "update", now, before, {"fields": sorted(data.model_fields_set)})
 
 
 def add_attachment(session: Session, principal: Principal, application_id: uuid.UUID, kind: AttachmentKind,
@@ -95,8 +96,9 @@ def add_attachment(session: Session, principal: Principal, application_id: uuid.
     session.flush()
     core.audit(session, app=app, actor=core.Actor.of(principal), command="attachment", at=now,
                version_before=app.row_version, version_after=app.row_version, status_before=app.status,
-               status_after=app.status, on_behalf_of=app.applicant_org_id, attachment_id=att.id, kind=att.kind,
-               file_name=att.file_name, sha256=att.sha256, size_bytes=att.size_bytes)
+               status_after=app.status, on_behalf_of=app.applicant_org_id,
+               detail={"attachment_id": att.id, "kind": att.kind, "file_name": att.file_name, "sha256": att.sha256,
+                       "size_bytes": att.size_bytes})
     return att
 
 
@@ -123,9 +125,10 @@ def submit(session: Session, principal: Principal, application_id: uuid.UUID, ex
         core.event(session, "case.received", app, now, case, decision_due=case.decision_due,
                    completeness_due=case.completeness_due)
     version.addressed_case_ids = [str(c.id) for c in cases]
-    return _finish(session, app, cases, principal, "submit", now, before, version=version.number,
-                   cases=[str(c.id) for c in cases], authorities=[a["name"] for a in resolution["authorities"]],
-                   total_length_m=resolution.get("total_length_m"))
+    return _finish(session, app, cases, principal, "submit", now, before, {
+        "version": version.number, "case_ids": [str(c.id) for c in cases],
+        "authorities": [a["name"] for a in resolution["authorities"]],
+        "total_length_m": resolution.get("total_length_m")})
 
 
 def _restart(session: Session, app: Application, case: Case, now: datetime, version: int, reason: str) -> None:
@@ -135,7 +138,7 @@ def _restart(session: Session, app: Application, case: Case, now: datetime, vers
     for r in case.information_requests or []:
         r = dict(r)
         if r.get("answered_at") is None:
-            r["answered_at"], r["answered_in_version"] = now.isoformat(), version
+            r["answered_at"], r["answered_in_version"] = iso(now), version
         requests.append(r)
     case.information_requests = requests
     case.status = CaseStatus.received.value
@@ -226,9 +229,9 @@ def supplement(session: Session, principal: Principal, application_id: uuid.UUID
     app.current_version = number
     core.event(session, "application.supplemented", app, now, version=number, route_changed=route_changed,
                case_ids=version.addressed_case_ids)
-    return _finish(session, app, cases, principal, "supplement", now, before, version=number,
-                   route_changed=route_changed, case_ids=version.addressed_case_ids, message=data.message,
-                   attachment_ids=[str(a) for a in data.attachment_ids])
+    return _finish(session, app, cases, principal, "supplement", now, before, {
+        "version": number, "route_changed": route_changed, "case_ids": version.addressed_case_ids,
+        "message": data.message, "attachment_ids": [str(a) for a in data.attachment_ids]})
 
 
 def withdraw(session: Session, principal: Principal, application_id: uuid.UUID, data: WithdrawIn,
@@ -247,7 +250,8 @@ def withdraw(session: Session, principal: Principal, application_id: uuid.UUID, 
             closed.append(str(case.id))
             core.event(session, "case.withdrawn", app, now, case, reason="applicant")
     core.event(session, "application.withdrawn", app, now, reason=data.reason, case_ids=closed)
-    return _finish(session, app, cases, principal, "withdraw", now, before, reason=data.reason, case_ids=closed)
+    return _finish(session, app, cases, principal, "withdraw", now, before,
+                   {"reason": data.reason, "case_ids": closed})
 
 
 def works_start(session: Session, principal: Principal, application_id: uuid.UUID, data: WorksStartIn,
@@ -256,10 +260,10 @@ def works_start(session: Session, principal: Principal, application_id: uuid.UUI
     core.require_command(app, cases, "works-start")
     before = (app.row_version, app.status)
     app.works_started_on = data.started_on
-    app.works = {**(app.works or {}), "started_on": data.started_on.isoformat(), "start_note": data.note,
-                 "start_notified_at": now.isoformat()}
+    app.works = {**(app.works or {}), "started_on": iso(data.started_on), "start_note": data.note,
+                 "start_notified_at": iso(now)}
     core.event(session, "application.works_started", app, now, started_on=data.started_on)
-    return _finish(session, app, cases, principal, "works-start", now, before, started_on=data.started_on)
+    return _finish(session, app, cases, principal, "works-start", now, before, {"started_on": data.started_on})
 
 
 def works_completion(session: Session, principal: Principal, application_id: uuid.UUID, data: WorksCompletionIn,
@@ -280,10 +284,10 @@ def works_completion(session: Session, principal: Principal, application_id: uui
         crs = data.crs or "EPSG:4326"
         prepare(session, app.tenant_key, as_built, crs)          # geometry, CRS and territory checks
     app.works_completed_on = data.completed_on
-    app.works = {**(app.works or {}), "completed_on": data.completed_on.isoformat(), "completion_note": data.note,
-                 "completion_notified_at": now.isoformat(), "as_built": as_built,
+    app.works = {**(app.works or {}), "completed_on": iso(data.completed_on), "completion_note": data.note,
+                 "completion_notified_at": iso(now), "as_built": as_built,
                  "as_built_crs": (data.crs or "EPSG:4326") if as_built else None}
     core.event(session, "application.works_completed", app, now, completed_on=data.completed_on,
                as_built=as_built is not None)
     return _finish(session, app, cases, principal, "works-completion", now, before,
-                   completed_on=data.completed_on, as_built=as_built is not None)
+                   {"completed_on": data.completed_on, "as_built": as_built is not None})

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from breitband.identity import Principal
 from breitband.models import Organisation, Role
 from permits import core, deadlines, repository, review
+from permits.deadlines import iso
 from permits.models import Application, ApplicationVersion, Attachment, AuditRecord, Case, CatalogueEntry
 
 API = "/api/v1"
@@ -40,13 +41,13 @@ def case_summary(principal: Principal, case: Case, orgs: dict[uuid.UUID, Organis
     visible = mine or not repository.is_authority(principal)
     return {"id": str(case.id), "authority": _org(orgs, case.authority_org_id), "status": case.status,
             "mine": mine, "length_m": (case.part or {}).get("length_m"),
-            "decision_due": case.decision_due.isoformat() if visible and case.decision_due else None,
-            "effective_on": case.effective_on.isoformat() if case.effective_on else None}
+            "decision_due": iso(case.decision_due) if visible and case.decision_due else None,
+            "effective_on": iso(case.effective_on) if case.effective_on else None}
 
 
 def attachment_out(app_id: uuid.UUID, att: Attachment) -> dict[str, Any]:
     return {"id": str(att.id), "kind": att.kind, "file_name": att.file_name, "content_type": att.content_type,
-            "size_bytes": att.size_bytes, "sha256": att.sha256, "created_at": att.created_at.isoformat(),
+            "size_bytes": att.size_bytes, "sha256": att.sha256, "created_at": iso(att.created_at),
             "url": f"{API}/applications/{app_id}/attachments/{att.id}"}
 
 
@@ -79,9 +80,9 @@ def application_out(session: Session, principal: Principal, app: Application, no
         "etag": core.etag(app.row_version), "content": version.content,
         "cases": [case_summary(principal, c, orgs) for c in cases], "route": route,
         "attachments": [attachment_out(app.id, a) for a in visible_attachments(session, principal, app)],
-        "created_at": app.created_at.isoformat(), "updated_at": app.updated_at.isoformat(),
-        "submitted_at": app.submitted_at.isoformat() if app.submitted_at else None,
-        "withdrawn_at": app.withdrawn_at.isoformat() if app.withdrawn_at else None,
+        "created_at": iso(app.created_at), "updated_at": iso(app.updated_at),
+        "submitted_at": iso(app.submitted_at) if app.submitted_at else None,
+        "withdrawn_at": iso(app.withdrawn_at) if app.withdrawn_at else None,
         "works": app.works or {},
         "allowed_commands": core.application_commands(app, cases) if own else [],
     }
@@ -93,8 +94,8 @@ def application_items(session: Session, principal: Principal, apps: list[Applica
                                     + [c.authority_org_id for cs in cases.values() for c in cs])
     return [{"id": str(a.id), "reference": a.reference, "status": a.status, "project_name": a.project_name,
              "operator_reference": a.operator_reference, "applicant": _org(orgs, a.applicant_org_id),
-             "created_at": a.created_at.isoformat(),
-             "submitted_at": a.submitted_at.isoformat() if a.submitted_at else None,
+             "created_at": iso(a.created_at),
+             "submitted_at": iso(a.submitted_at) if a.submitted_at else None,
              "cases": [case_summary(principal, c, orgs) for c in cases[a.id]]} for a in apps]
 
 
@@ -103,9 +104,6 @@ def case_out(session: Session, principal: Principal, case: Case, now: datetime,
     app = app or session.get(Application, case.application_id)
     orgs = repository.organisations(session, [case.authority_org_id, app.applicant_org_id])
     mine = _mine(principal, case)
-
-    def iso(v: Any) -> Any:
-        return v.isoformat() if v is not None else None
 
     return {
         "id": str(case.id), "tenant_key": case.tenant_key,
@@ -132,10 +130,10 @@ def case_items(session: Session, rows: list[tuple[Case, Application]], now: date
                                     + [a.applicant_org_id for _, a in rows])
     return [{"id": str(c.id), "application_id": str(a.id), "reference": a.reference, "project_name": a.project_name,
              "applicant": _org(orgs, a.applicant_org_id), "authority": _org(orgs, c.authority_org_id),
-             "status": c.status, "received_at": c.received_at.isoformat(),
-             "complete_at": c.complete_at.isoformat() if c.complete_at else None,
-             "completeness_due": c.completeness_due.isoformat(),
-             "decision_due": c.decision_due.isoformat() if c.decision_due else None,
+             "status": c.status, "received_at": iso(c.received_at),
+             "complete_at": iso(c.complete_at) if c.complete_at else None,
+             "completeness_due": iso(c.completeness_due),
+             "decision_due": iso(c.decision_due) if c.decision_due else None,
              "days_left": days_left(c, now), "overdue": overdue(c, now), "length_m": (c.part or {}).get("length_m")}
             for c, a in rows]
 
@@ -143,12 +141,12 @@ def case_items(session: Session, rows: list[tuple[Case, Application]], now: date
 def version_out(v: ApplicationVersion) -> dict[str, Any]:
     return {"number": v.number, "kind": v.kind, "content": v.content, "resolution": v.resolution,
             "route_changed": v.route_changed, "note": v.note, "addressed_case_ids": v.addressed_case_ids or [],
-            "created_at": v.created_at.isoformat(),
-            "submitted_at": v.submitted_at.isoformat() if v.submitted_at else None}
+            "created_at": iso(v.created_at),
+            "submitted_at": iso(v.submitted_at) if v.submitted_at else None}
 
 
 def audit_out(r: AuditRecord) -> dict[str, Any]:
-    return {"id": r.id, "at": r.at.isoformat(), "command": r.command,
+    return {"id": r.id, "at": iso(r.at), "command": r.command,
             "case_id": str(r.case_id) if r.case_id else None,
             "actor": {"user_id": str(r.actor_user_id) if r.actor_user_id else None, "name": r.actor_name,
                       "role": r.actor_role, "organisation_id": str(r.actor_org_id) if r.actor_org_id else None},
