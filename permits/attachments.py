@@ -63,7 +63,9 @@ def sanitise_file_name(name: str | None, content_type: str) -> str:
     stem, dot, ext = name.rpartition(".")
     if not dot:
         stem, ext = name, ""
-    stem = stem.strip(" ._") or "anhang"
+    stem = stem.strip(" .")
+    if not stem.strip("_"):
+        stem = "anhang"
     expected = EXTENSIONS[content_type]
     suffix = "." + ext.lower() if ext else ""
     if suffix not in expected:

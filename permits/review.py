@@ -168,15 +168,16 @@ def forward(session: Session, principal: Principal, case_id: uuid.UUID, data: Fo
             expected: set[int] | None, now: datetime) -> Case:
     """Hand the case (or some of its pieces) to another road authority. The other authority receives a new case
     with its own clock; the handing-over is recorded on both."""
-    target = session.get(Organisation, data.to_organisation_id)
-    if target is None or target.tenant_key != principal.tenant_key or target.kind != OrgKind.road_authority.value:
-        raise UnprocessableEntity(f"No road authority {data.to_organisation_id} in this tenant",
-                                  type="unknown-authority", field="to_organisation_id")
-    if target.id == principal.organisation_id:
-        raise UnprocessableEntity("A case cannot be forwarded to its own authority", type="forward-to-self",
-                                  field="to_organisation_id")
-
     def change(app: Application, case: Case, cases: list[Case]) -> dict[str, Any]:
+        # checked only now, after the caller's scope was applied: a stranger learns nothing about organisations
+        target = session.get(Organisation, data.to_organisation_id)
+        if target is None or target.tenant_key != principal.tenant_key or \
+                target.kind != OrgKind.road_authority.value:
+            raise UnprocessableEntity(f"No road authority {data.to_organisation_id} in this tenant",
+                                      type="unknown-authority", field="to_organisation_id")
+        if target.id == case.authority_org_id:
+            raise UnprocessableEntity("A case cannot be forwarded to its own authority", type="forward-to-self",
+                                      field="to_organisation_id")
         pieces = list((case.part or {}).get("pieces") or [])
         indexes = sorted(set(data.piece_indexes)) if data.piece_indexes is not None else list(range(len(pieces)))
         bad = [i for i in indexes if not 0 <= i < len(pieces)]

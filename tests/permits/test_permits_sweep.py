@@ -1,0 +1,185 @@
+"""The deadline sweep on COMMITTED data, as production runs it: `breitband deadlines run --now` in a subprocess, the
+Celery task on a real worker, twice in a row, twice at the same time, and past a row another transaction holds.
+
+The data lives in tenant he (its real authorities and roads) in the year 2025, and is removed afterwards (the
+append-only audit records stay, as they would in production)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import uuid
+from datetime import datetime
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.orm import sessionmaker
+
+from breitband import identity
+from breitband.db import Database
+from breitband.settings import PROJECT_ROOT
+from conftest import build_he, collection, draft_body, trench
+from permits import deadlines, deemed, review, service
+from permits.models import AuditRecord, Case, PermitEvent
+from permits.schemas import ApplicationCreate, RequestInformationIn
+
+PREFIX = "sweep-"
+
+
+def at(text_: str) -> datetime:
+    return deadlines.parse_instant(text_)
+
+
+@pytest.fixture
+def committed(engine, he_data):
+    """A Database that really commits, people in tenant he, and a submit helper; everything removed afterwards."""
+    db = Database(engine=engine, readonly_engine=engine, sessionmaker=sessionmaker(engine, expire_on_commit=False),
+                  readonly_sessionmaker=sessionmaker(engine, expire_on_commit=False))
+    with db.sessionmaker() as s:
+        people = build_he(s, prefix=PREFIX)
+        s.commit()
+    app_ids: list[uuid.UUID] = []
+
+    def submit(line: dict, received: str) -> tuple[uuid.UUID, uuid.UUID]:
+        now = at(received)
+        with db.sessionmaker() as s:
+            principal = identity.authenticate(s, people.operator.token)
+            body = draft_body(collection(trench(line)), planned_start="2026-06-01")
+            app = service.create(s, principal, ApplicationCreate.model_validate(body), now)
+            service.submit(s, principal, app.id, None, now)
+            case_id = s.scalars(select(Case.id).where(Case.application_id == app.id)).one()
+            s.commit()
+        app_ids.append(app.id)
+        return app.id, case_id
+
+    yield db, people, submit
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM permit_events WHERE application_id = ANY(:ids)"), {"ids": app_ids})
+        conn.execute(text("DELETE FROM applications WHERE id = ANY(:ids)"), {"ids": app_ids})
+        conn.execute(text("DELETE FROM users WHERE email LIKE :p"), {"p": PREFIX + "%"})
+        conn.execute(text("DELETE FROM organisations WHERE name LIKE :p"), {"p": PREFIX + "%"})
+        conn.execute(text("DELETE FROM permit_reference_counters WHERE tenant_key = 'he' AND year = 2025"))
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "breitband.cli", *args], capture_output=True, text=True,
+                          env=os.environ.copy(), cwd=PROJECT_ROOT, timeout=120)
+
+
+def case_row(db, case_id):
+    with db.sessionmaker() as s:
+        return s.get(Case, case_id)
+
+
+def test_cli_issues_deemed_approvals_on_the_deadline_and_is_idempotent(committed, lines):
+    db, people, submit = committed
+    _, first = submit(lines["neu_isenburg"], "2025-10-10T09:00:00+02:00")          # due 2026-01-10
+    _, second = submit(lines["neu_isenburg_2"], "2025-10-20T15:00:00+02:00")       # due 2026-01-20
+
+    run = cli("deadlines", "run", "--now", "2026-01-10T23:59:59+01:00")
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["deemed_granted"] == 0
+
+    run = cli("deadlines", "run", "--now", "2026-01-15T08:00:00")                   # Berlin wall time
+    out = json.loads(run.stdout)
+    assert (out["now"], out["deemed_granted"]) == ("2026-01-15T07:00:00Z", 1)
+    assert [(c["case_id"], c["effective_on"], c["reference"]) for c in out["cases"]] == [
+        (str(first), "2026-01-10", "HE-2025-000001")]
+    case = case_row(db, first)
+    assert (case.status, case.effective_on.isoformat(), case.decided_at) == (
+        "deemed_granted", "2026-01-10", at("2026-01-11T00:00:00+01:00"))
+    assert case.decision["issued_at"] == "2026-01-15T07:00:00Z"
+
+    again = json.loads(cli("deadlines", "run", "--now", "2026-01-15T08:00:00").stdout)
+    assert again["deemed_granted"] == 0
+    later = json.loads(cli("deadlines", "run", "--now", "2026-03-01").stdout)        # catches up after downtime
+    assert [(c["case_id"], c["effective_on"]) for c in later["cases"]] == [(str(second), "2026-01-20")]
+    with db.sessionmaker() as s:
+        audits = s.scalars(select(AuditRecord).where(AuditRecord.case_id.in_([first, second]),
+                                                     AuditRecord.command == "deemed-approval")).all()
+        events = s.scalars(select(PermitEvent).where(PermitEvent.case_id.in_([first, second]),
+                                                     PermitEvent.type == "case.deemed_granted")).all()
+    assert sorted(a.detail["effective_on"] for a in audits) == ["2026-01-10", "2026-01-20"]
+    assert sorted(e.payload["effective_on"] for e in events) == ["2026-01-10", "2026-01-20"]
+
+    bad = cli("deadlines", "run", "--now", "gestern")
+    assert (bad.returncode, bad.stderr.strip()) == (2, "error: --now 'gestern' is not an ISO 8601 date or datetime")
+
+
+def test_the_beat_task_runs_on_a_real_worker(committed, lines):
+    from celery.contrib.testing.worker import start_worker
+
+    from breitband.celery import BEAT_SCHEDULE, celery_app
+    from permits.tasks import sweep_deadlines
+
+    assert BEAT_SCHEDULE["permits-sweep-deadlines"] == {"task": "permits.sweep_deadlines", "schedule": 300.0}
+    db, people, submit = committed
+    _, case_id = submit(lines["neu_isenburg"], "2025-10-10T09:00:00+02:00")
+    with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10, loglevel="WARNING"):
+        result = sweep_deadlines.delay(now="2026-01-11T00:00:00+01:00").get(timeout=30)
+        assert [(c["case_id"], c["effective_on"]) for c in result["cases"]] == [(str(case_id), "2026-01-10")]
+        assert sweep_deadlines.delay(now="2026-01-12").get(timeout=30)["deemed_granted"] == 0
+    assert case_row(db, case_id).status == "deemed_granted"
+
+
+def test_a_stopped_clock_is_not_swept(committed, lines):
+    db, people, submit = committed
+    _, case_id = submit(lines["neu_isenburg"], "2025-10-10T09:00:00+02:00")
+    with db.sessionmaker() as s:
+        principal = identity.authenticate(s, people.neu_isenburg.token)
+        review.request_information(s, principal, case_id, RequestInformationIn(message="Querschnitt fehlt"), None,
+                                   at("2025-10-20T09:00:00+02:00"))
+        s.commit()
+    assert deemed.sweep(db, at("2026-06-01"))["deemed_granted"] == 0
+    assert case_row(db, case_id).status == "incomplete"
+
+
+def test_a_locked_application_is_skipped_and_taken_by_the_next_run(committed, lines, engine):
+    db, people, submit = committed
+    locked_app, locked_case = submit(lines["neu_isenburg"], "2025-10-10T09:00:00+02:00")
+    _, free_case = submit(lines["neu_isenburg_2"], "2025-10-10T10:00:00+02:00")
+    with engine.connect() as holder:                   # e.g. a user's command in flight on that application
+        holder.execute(text("SELECT id FROM applications WHERE id = :id FOR UPDATE"), {"id": locked_app})
+        first = deemed.sweep(db, at("2026-01-11"))
+        assert [c["case_id"] for c in first["cases"]] == [str(free_case)]
+        assert case_row(db, locked_case).status == "received"
+        holder.rollback()
+    second = deemed.sweep(db, at("2026-01-11"))
+    assert [(c["case_id"], c["effective_on"]) for c in second["cases"]] == [(str(locked_case), "2026-01-10")]
+
+
+def test_two_sweeps_at_once_issue_each_approval_exactly_once(committed, lines):
+    db, people, submit = committed
+    cases = [submit(lines[name], f"2025-10-{day:02d}T09:00:00+02:00")[1]
+             for day, name in zip(range(1, 7), ["neu_isenburg", "neu_isenburg_2"] * 3)]
+    results: list[dict] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(2)
+
+    def sweeper():
+        try:
+            barrier.wait(timeout=10)
+            results.append(deemed.sweep(db, at("2026-02-01"), batch_size=1))
+        except BaseException as exc:            # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=sweeper) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    issued = sorted(c["case_id"] for r in results for c in r["cases"])
+    assert issued == sorted(str(c) for c in cases)
+    with db.sessionmaker() as s:
+        audits = s.scalars(select(AuditRecord.case_id).where(AuditRecord.case_id.in_(cases),
+                                                             AuditRecord.command == "deemed-approval")).all()
+        statuses = s.scalars(select(Case.status).where(Case.id.in_(cases))).all()
+    assert sorted(audits) == sorted(cases)
+    assert set(statuses) == {"deemed_granted"}
+    assert [c.effective_on.isoformat() for c in sorted((case_row(db, c) for c in cases),
+                                                       key=lambda c: c.received_at)] == [
+        f"2026-01-{day:02d}" for day in range(1, 7)]
