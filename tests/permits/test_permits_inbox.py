@@ -1,0 +1,67 @@
+"""Inboxes: the authority's cases in legal order (§ 147 (2) TKG) with days left and filters; the operator's list."""
+
+from __future__ import annotations
+
+from conftest import collection, trench
+
+
+def bbox_of(line, pad=0.0002) -> str:
+    xs = [c[0] for c in line["coordinates"]]
+    ys = [c[1] for c in line["coordinates"]]
+    return f"{min(xs) - pad},{min(ys) - pad},{max(xs) + pad},{max(ys) + pad}"
+
+
+def test_authority_inbox_order_days_left_and_filters(api, he, lines, clock):
+    def submit(when, line):
+        clock.set(when)
+        app = api.submitted(he.operator, collection(trench(lines[line])), project_name=f"Projekt {when[:10]}")
+        return app["id"], app["cases"][0]["id"]
+
+    a1, c1 = submit("2026-01-10T09:00:00+01:00", "neu_isenburg")
+    a2, c2 = submit("2026-01-05T09:00:00+01:00", "neu_isenburg")
+    a3, c3 = submit("2026-01-07T09:00:00+01:00", "neu_isenburg_2")
+    a4, c4 = submit("2026-01-12T09:00:00+01:00", "neu_isenburg_2")
+    clock.set("2026-01-13T09:00:00+01:00")
+    assert api.command(he.neu_isenburg, f"/cases/{c3}/request-information", {"message": "?"}).status_code == 200
+    assert api.command(he.neu_isenburg, f"/cases/{c4}/decision", {"outcome": "granted"}).status_code == 200
+
+    clock.set("2026-01-20T12:00:00+01:00")
+    inbox = api.get(he.neu_isenburg, "/cases").json()
+    assert [(i["id"], i["status"], i["complete_at"], i["decision_due"], i["days_left"], i["overdue"])
+            for i in inbox["items"]] == [
+        (c2, "received", "2026-01-05T08:00:00Z", "2026-04-05", 75, False),
+        (c1, "received", "2026-01-10T08:00:00Z", "2026-04-10", 80, False),
+        (c3, "incomplete", None, None, None, False),
+        (c4, "granted", "2026-01-12T08:00:00Z", "2026-04-12", None, False)]
+    assert inbox["items"][0]["reference"] == "HE-2026-000002"
+    assert inbox["items"][0]["project_name"] == "Projekt 2026-01-05"
+    assert (inbox["items"][0]["applicant"]["name"], inbox["items"][0]["authority"]["name"]) == (
+        "Glasfaser Test GmbH", "Stadt Neu-Isenburg")
+
+    def ids(**params):
+        return [i["id"] for i in api.get(he.neu_isenburg, "/cases", **params).json()["items"]]
+
+    assert ids(status="incomplete") == [c3]
+    assert ids(status=["received", "incomplete"]) == [c2, c1, c3]
+    assert ids(due_before="2026-04-06") == [c2]
+    assert ids(bbox=bbox_of(lines["neu_isenburg_2"])) == [c3, c4]
+    assert ids(application_id=a1) == [c1]
+    page = api.get(he.neu_isenburg, "/cases", limit=2).json()
+    assert ([i["id"] for i in page["items"]], page["has_more"]) == ([c2, c1], True)
+    page = api.get(he.neu_isenburg, "/cases", limit=2, offset=2).json()
+    assert ([i["id"] for i in page["items"]], page["has_more"]) == ([c3, c4], False)
+
+    clock.set("2026-04-06T00:00:00+02:00")             # c2's period has expired; the sweep has not run yet
+    assert ids(overdue="true") == [c2]
+    first = api.get(he.neu_isenburg, "/cases").json()["items"][0]
+    assert (first["id"], first["days_left"], first["overdue"]) == (c2, -1, True)
+
+    # the operator's list: newest first, each case's status
+    listed = api.get(he.operator, "/applications").json()["items"]
+    assert [(a["id"], [c["status"] for c in a["cases"]]) for a in listed] == [
+        (a4, ["granted"]), (a1, ["received"]), (a3, ["incomplete"]), (a2, ["received"])]
+    assert [a["id"] for a in api.get(he.operator, "/applications", status="information_requested").json()["items"]] \
+        == [a3]
+    assert [a["status"] for a in api.get(he.operator, "/applications", reference="HE-2026-000004").json()["items"]] \
+        == ["granted"]
+    assert api.get(he.operator, "/applications", status="lost").status_code == 422
