@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query, Request
+import json
+
+from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -35,9 +37,11 @@ async def resolve(request: Request,
                   crs: str | None = Query(None, description="CRS of the coordinates, e.g. EPSG:25832 "
                                                             "(default EPSG:4326, x/longitude first)"),
                   principal: Principal = Depends(require()),
-                  session: Session = Depends(get_read_session)) -> dict:
+                  session: Session = Depends(get_read_session)) -> Response:
     body = await request.body()
     if len(body) > MAX_BODY_BYTES:
         raise ProblemError(f"The body has {len(body)} bytes; the limit is {MAX_BODY_BYTES}", status=413,
                            type="payload-too-large", title="Payload too large")
-    return await run_in_threadpool(service.resolve, session, principal.tenant_key, body, crs)
+    result = await run_in_threadpool(service.resolve, session, principal.tenant_key, body, crs)
+    # Serialised directly: the answer is plain JSON data, jsonable_encoder would only walk its coordinates.
+    return Response(json.dumps(result, ensure_ascii=False, separators=(",", ":")), media_type="application/json")

@@ -71,27 +71,34 @@ road_cand AS MATERIALIZED (
     ) r
 ),
 gem_cand AS MATERIALIZED (
-    SELECT x.*, bool_or(x.covers) OVER (PARTITION BY x.feature, x.part, x.gchunk) AS any_cover
-    FROM (
-        SELECT c.feature, c.part, c.gchunk, a.ags, a.geom, ST_Covers(a.geom, c.g) AS covers
-        FROM gchunks c CROSS JOIN LATERAL (
-            SELECT a.ags, a.geom FROM admin_areas a
-            WHERE a.tenant_key = :tenant AND a.level = 'gemeinde' AND ST_DWithin(a.geom, c.g, :gap)
-        ) a
-    ) x
+    SELECT c.feature, c.part, c.gchunk, a.ags, a.geom
+    FROM gchunks c CROSS JOIN LATERAL (
+        SELECT a.ags, a.geom FROM admin_areas a
+        WHERE a.tenant_key = :tenant AND a.level = 'gemeinde' AND a.geom && ST_Expand(c.g, :gap)
+    ) a
+),
+gem_hit AS MATERIALIZED (
+    SELECT gc.ags, p.feature, p.part, p.seq, p.dist
+    FROM gem_cand gc CROSS JOIN LATERAL (
+        SELECT s.feature, s.part, s.seq,
+               CASE WHEN ST_Intersects(gc.geom, s.mid) THEN 0 ELSE ST_Distance(gc.geom, s.mid) END AS dist
+        FROM segs s WHERE s.feature = gc.feature AND s.part = gc.part AND s.gchunk = gc.gchunk
+    ) p
 ),
 seg_road AS (
-    SELECT DISTINCT ON (s.feature, s.part, s.seq) s.feature, s.part, s.seq, rc.id AS road_id
-    FROM segs s JOIN road_cand rc USING (feature, part, chunk)
-    WHERE ST_DWithin(rc.geom, s.mid, :tol)
-    ORDER BY s.feature, s.part, s.seq, ST_Distance(rc.geom, s.mid) + CASE WHEN rc.is_path THEN :penalty ELSE 0 END,
-             rc.id
+    SELECT DISTINCT ON (feature, part, seq) feature, part, seq, road_id
+    FROM (
+        SELECT s.feature, s.part, s.seq, rc.id AS road_id, rc.is_path, ST_Distance(rc.geom, s.mid) AS dist
+        FROM segs s JOIN road_cand rc USING (feature, part, chunk)
+        WHERE rc.geom && ST_Expand(s.mid, :tol)
+    ) d
+    WHERE dist <= :tol
+    ORDER BY feature, part, seq, dist + CASE WHEN is_path THEN :penalty ELSE 0 END, road_id
 ),
 seg_gem AS (
-    SELECT DISTINCT ON (s.feature, s.part, s.seq) s.feature, s.part, s.seq, gc.ags
-    FROM segs s JOIN gem_cand gc USING (feature, part, gchunk)
-    WHERE gc.covers OR (NOT gc.any_cover AND ST_DWithin(gc.geom, s.mid, :gap))
-    ORDER BY s.feature, s.part, s.seq, CASE WHEN gc.covers THEN 0 ELSE ST_Distance(gc.geom, s.mid) END, gc.ags
+    SELECT DISTINCT ON (feature, part, seq) feature, part, seq, ags
+    FROM gem_hit WHERE dist <= :gap
+    ORDER BY feature, part, seq, dist, ags
 ),
 m AS (
     SELECT s.feature, s.part, s.seq, s.seg, sg.ags, r.id AS road_id, r.ref, r.name, r.highway, r.road_class,
@@ -144,8 +151,11 @@ LEFT JOIN LATERAL (
     LIMIT 1
 ) g ON true
 LEFT JOIN LATERAL (
-    SELECT r.* FROM road_segments r
-    WHERE r.tenant_key = :tenant AND ST_DWithin(r.geom, i.geom, :tol)
+    SELECT r.* FROM (
+        SELECT * FROM road_segments r0
+        WHERE r0.tenant_key = :tenant AND r0.geom && ST_Expand(i.geom, :tol) OFFSET 0  -- index on geom alone
+    ) r
+    WHERE ST_DWithin(r.geom, i.geom, :tol)
     ORDER BY ST_Distance(r.geom, i.geom) + CASE WHEN r.is_path THEN :penalty ELSE 0 END, r.id
     LIMIT 1
 ) r ON true
@@ -153,9 +163,9 @@ ORDER BY i.feature, i.part
 """)
 
 
-# Pieces per chunk: candidate roads and Gemeinden are looked up once per chunk (~100 m) with the index, then
-# every piece picks its nearest among the chunk's few candidates.
-CHUNK_PIECES = 10
+# Pieces per chunk: candidate roads are looked up once per chunk (~200 m) with the index, then every piece picks
+# its nearest among the chunk's few candidates.
+CHUNK_PIECES = 20
 # Gemeinden change rarely along a route: one covering test per ~500 m, per piece only where a boundary is near.
 GEMEINDE_CHUNK_PIECES = 50
 

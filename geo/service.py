@@ -6,23 +6,42 @@ import time
 from typing import Any
 
 import shapely
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from breitband import identity
+from breitband.errors import NotFound
 from geo import resolution
 from geo.rules import TenantRules, parse_rules
 from geo.territory import territory
 from geo.validation import check_limits, output_precision, parse_route, problem, swapped, to_metric
 
 
+_TENANT_SQL = text(
+    "SELECT t.srid, t.rules, t.updated_at, li.imported_at FROM tenants t "
+    "LEFT JOIN layer_imports li ON li.tenant_key = t.key AND li.layer = 'boundaries' WHERE t.key = :t")
+_rules_cache: dict[str, tuple[Any, TenantRules]] = {}
+
+
+def tenant_context(session: Session, tenant_key: str) -> tuple[TenantRules, int, Any]:
+    """The tenant's parsed rules (cached until the tenant changes), metric SRID and boundaries import time."""
+    row = session.execute(_TENANT_SQL, {"t": tenant_key}).first()
+    if row is None:
+        raise NotFound(f"No tenant {tenant_key!r}", type="tenant-not-found")
+    cached = _rules_cache.get(tenant_key)
+    if cached is None or cached[0] != row.updated_at:
+        cached = (row.updated_at, parse_rules(row.rules or {}))
+        _rules_cache[tenant_key] = cached
+    return cached[1], row.srid, row.imported_at
+
+
 def tenant_rules(session: Session, tenant_key: str) -> tuple[TenantRules, int]:
-    tenant = identity.get_tenant(session, tenant_key)
-    return parse_rules(tenant.rules or {}), tenant.srid
+    rules, srid, _ = tenant_context(session, tenant_key)
+    return rules, srid
 
 
-def _check_territory(session: Session, tenant_key: str, route, srid: int, rules: TenantRules) -> None:
+def _check_territory(session: Session, tenant_key: str, route, srid: int, rules: TenantRules, stamp=None) -> None:
     """Wholly outside the tenant's territory → 422 (suggesting a swap of x/y where that would fit)."""
-    area = territory(session, tenant_key)
+    area = territory(session, tenant_key, stamp)
     if any(shapely.dwithin(area, f.geom, rules.boundary_gap_m) for f in route.features):
         return
     alt = swapped(route)
@@ -44,11 +63,11 @@ def _check_territory(session: Session, tenant_key: str, route, srid: int, rules:
 
 def prepare(session: Session, tenant_key: str, data: dict | str | bytes, crs: str | int | None = None):
     """Parse, validate and transform a route; → (route, rules, tenant srid)."""
-    rules, srid = tenant_rules(session, tenant_key)
+    rules, srid, stamp = tenant_context(session, tenant_key)
     route = parse_route(data, crs)
     to_metric(route, srid)
     check_limits(route, rules.limits.max_vertices, rules.limits.max_length_km)
-    _check_territory(session, tenant_key, route, srid, rules)
+    _check_territory(session, tenant_key, route, srid, rules, stamp)
     return route, rules, srid
 
 

@@ -17,10 +17,12 @@ _cache: dict[str, tuple[Any, Any]] = {}
 _lock = threading.Lock()
 
 
-def territory(session: Session, tenant_key: str):
-    """Prepared shapely geometry of the tenant's territory in its metric CRS."""
-    stamp = session.scalar(select(LayerImport.imported_at).where(LayerImport.tenant_key == tenant_key,
-                                                                  LayerImport.layer == "boundaries"))
+def territory(session: Session, tenant_key: str, stamp: Any = None):
+    """Prepared shapely geometry of the tenant's territory in its metric CRS. ``stamp`` is the boundaries layer's
+    import time when the caller has it already."""
+    if stamp is None:
+        stamp = session.scalar(select(LayerImport.imported_at).where(LayerImport.tenant_key == tenant_key,
+                                                                      LayerImport.layer == "boundaries"))
     cached = _cache.get(tenant_key)
     if cached is not None and cached[0] == stamp and stamp is not None:
         return cached[1]
