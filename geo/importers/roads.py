@@ -158,72 +158,103 @@ def load_road_segments(session: Session, tenant_key: str, ways: WayArrays | Iter
     ``ways``: a WayArrays (fast path: columns and one coordinate array, in ``ways.crs``) or an iterable of
     ``Way(osm_id, tags, coords)`` in EPSG:4326. When loading in several batches, pass ``propagate_links=False,
     analyze=False`` and call :func:`finish_road_segments` once at the end.
+
+    The ways are prepared in chunks while COPY streams the previous ones (a writer thread sends the data), so that
+    the Python/numpy work on one core overlaps with PostgreSQL's work (parsing, index maintenance) on the other.
     """
+    from psycopg.copy import QueuedLibpqWriter
+
     tenant, rules = load_tenant(session, tenant_key)
     if not isinstance(ways, WayArrays):
         ways = WayArrays.from_ways(ways)
     summary = summary or Summary(layer=LAYER, tenant=tenant_key)
-    classify = Classifier(rules)
-    excluded = set(rules.excluded_highways)
-    private = set(rules.private_access)
-    paths = set(PATH_HIGHWAYS)
-    n = len(ways)
-    counts = np.diff(ways.offsets)
-    keep = np.zeros(n, dtype=bool)
-    attrs: list[tuple | None] = [None] * n
-    for i in range(n):
-        hw = ways.highway[i]
-        if hw is None:
-            summary.skip("no highway tag", ident=_ident(ways, i))
-            continue
-        if hw in excluded:
-            summary.skip(f"highway={hw} is excluded by the rules", ident=_ident(ways, i))
-            continue
-        if counts[i] < 2:
-            summary.skip("fewer than 2 node locations", ident=_ident(ways, i))
-            continue
-        ref, access = ways.ref[i], ways.access[i]
-        cls, source, class_ref = classify(hw, ref)
-        attrs[i] = (tenant_key, ways.osm_id[i], _cut(ref, "ref"), _cut(ways.name[i], "name"), _cut(hw, "highway"),
-                    _cut(access, "access"), cls, source, _cut(class_ref, "class_ref"), access in private, hw in paths)
-        keep[i] = True
-    if not keep.all():
-        ways = ways.take(keep)
-        attrs = [a for a in attrs if a is not None]
-    x, y = transform_xy(ways.coords[:, 0], ways.coords[:, 1], ways.crs, tenant.srid)
-    coords = np.column_stack([x, y])
-    finite = np.isfinite(coords).all(axis=1)
-    if not finite.all():
-        bad_way = np.searchsorted(ways.offsets, np.flatnonzero(~finite)[0], side="right") - 1
-        raise bad_file("roads", f"way {_ident(ways, int(bad_way))} has coordinates that cannot be transformed from "
-                       f"{ways.crs} to EPSG:{tenant.srid}", "import-bad-coordinates")
-    out, piece, piece_way, way_len = split_ways(coords, ways.offsets)
-    zero = way_len <= 0
-    for i in np.flatnonzero(zero)[:50]:
-        summary.skip("zero length (all nodes at one place)", ident=_ident(ways, int(i)))
-    summary.skip_many("zero length (all nodes at one place)", max(0, int(zero.sum()) - 50))
-    lines = shapely.linestrings(out, indices=piece)
-    if zero.any():
-        good = ~zero[piece_way]
-        lines, piece_way = lines[good], piece_way[good]
-    wkb = shapely.to_wkb(shapely.set_srid(lines, tenant.srid), hex=True, include_srid=True)
-
+    prepare = _Preparer(tenant_key, tenant.srid, rules, summary)
     session.flush()
     conn = psycopg_connection(session)
-    bar = progress(total=len(wkb), desc="road segments", unit=" rows", enabled=progress_bar)
+    bar = progress(total=len(ways), desc="road ways", unit=" ways", enabled=progress_bar)
+    n_ways = n_segments = 0
     with conn.cursor() as cur:
-        with cur.copy(f"COPY road_segments ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
+        with cur.copy(f"COPY road_segments ({', '.join(_COLUMNS)}) FROM STDIN",
+                      writer=QueuedLibpqWriter(cur)) as copy:
             write = copy.write_row
-            step = 20000
-            for start in range(0, len(wkb), step):
-                for w, g in zip(piece_way[start:start + step].tolist(), wkb[start:start + step]):
+            for start in range(0, len(ways), CHUNK_WAYS):
+                chunk = ways.slice(start, start + CHUNK_WAYS)
+                attrs, piece_way, wkb = prepare(chunk)
+                for w, g in zip(piece_way.tolist(), wkb):
                     write((*attrs[w], g))
-                bar.update(min(step, len(wkb) - start))
+                n_ways += len(attrs)
+                n_segments += len(wkb)
+                bar.update(len(chunk))
     bar.close()
-    result = {"ways": int((~zero).sum()), "segments": int(len(wkb))}
+    result = {"ways": n_ways, "segments": n_segments}
     if propagate_links or analyze:
         result.update(finish_road_segments(session, tenant_key, propagate_links=propagate_links, analyze=analyze))
     return result
+
+
+CHUNK_WAYS = 50_000
+
+
+class _Preparer:
+    """Per chunk of ways: skip what the rules exclude, classify, transform, cut, encode as EWKB hex."""
+
+    def __init__(self, tenant_key: str, srid: int, rules: TenantRules, summary: Summary) -> None:
+        self.tenant_key, self.srid, self.summary = tenant_key, srid, summary
+        self.classify = Classifier(rules)
+        self.excluded = set(rules.excluded_highways)
+        self.private = set(rules.private_access)
+        self.paths = set(PATH_HIGHWAYS)
+        self.zero_reported = 0
+
+    def __call__(self, ways: WayArrays) -> tuple[list[tuple], np.ndarray, np.ndarray]:
+        summary, n = self.summary, len(ways)
+        counts = np.diff(ways.offsets)
+        keep = np.zeros(n, dtype=bool)
+        attrs: list[tuple] = []
+        for i in range(n):
+            hw = ways.highway[i]
+            if hw is None:
+                summary.skip("no highway tag", ident=_ident(ways, i))
+                continue
+            if hw in self.excluded:
+                summary.skip(f"highway={hw} is excluded by the rules", ident=_ident(ways, i))
+                continue
+            if counts[i] < 2:
+                summary.skip("fewer than 2 node locations", ident=_ident(ways, i))
+                continue
+            ref, access = ways.ref[i], ways.access[i]
+            cls, source, class_ref = self.classify(hw, ref)
+            attrs.append((self.tenant_key, ways.osm_id[i], _cut(ref, "ref"), _cut(ways.name[i], "name"),
+                          _cut(hw, "highway"), _cut(access, "access"), cls, source, _cut(class_ref, "class_ref"),
+                          access in self.private, hw in self.paths))
+            keep[i] = True
+        if not keep.all():
+            ways = ways.take(keep)
+        x, y = transform_xy(ways.coords[:, 0], ways.coords[:, 1], ways.crs, self.srid)
+        coords = np.column_stack([x, y])
+        finite = np.isfinite(coords).all(axis=1)
+        if not finite.all():
+            bad_way = np.searchsorted(ways.offsets, np.flatnonzero(~finite)[0], side="right") - 1
+            raise bad_file("roads", f"{_ident(ways, int(bad_way))} has coordinates that cannot be transformed from "
+                           f"{ways.crs} to EPSG:{self.srid}", "import-bad-coordinates")
+        out, piece, piece_way, way_len = split_ways(coords, ways.offsets)
+        lines = shapely.linestrings(out, indices=piece)
+        zero = way_len <= 0
+        if zero.any():
+            for i in np.flatnonzero(zero):
+                if self.zero_reported < 50:
+                    summary.skip("zero length (all nodes at one place)", ident=_ident(ways, int(i)))
+                    self.zero_reported += 1
+                else:
+                    summary.skip_many("zero length (all nodes at one place)", 1)
+            good = ~zero[piece_way]
+            lines, piece_way = lines[good], piece_way[good]
+            # renumber the ways that are left, so that piece_way indexes attrs
+            remap = np.cumsum(~zero) - 1
+            attrs = [a for a, z in zip(attrs, zero) if not z]
+            piece_way = remap[piece_way]
+        wkb = shapely.to_wkb(shapely.set_srid(lines, self.srid), hex=True, include_srid=True)
+        return attrs, piece_way, wkb
 
 
 def finish_road_segments(session: Session, tenant_key: str, *, propagate_links: bool = True,

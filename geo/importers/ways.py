@@ -63,6 +63,14 @@ class WayArrays:
             coords=np.concatenate([p.coords for p in parts]) if parts else np.zeros((0, 2)),
             offsets=np.concatenate([[0], np.cumsum(counts_all)]).astype(np.int64), crs=crs)
 
+    def slice(self, start: int, stop: int) -> "WayArrays":
+        """Ways start..stop-1 (coordinates shared, not copied)."""
+        stop = min(stop, len(self))
+        a, b = int(self.offsets[start]), int(self.offsets[stop])
+        return WayArrays(osm_id=self.osm_id[start:stop], highway=self.highway[start:stop], ref=self.ref[start:stop],
+                         name=self.name[start:stop], access=self.access[start:stop], coords=self.coords[a:b],
+                         offsets=self.offsets[start:stop + 1] - a, crs=self.crs)
+
     def take(self, keep: np.ndarray) -> "WayArrays":
         keep = np.asarray(keep, dtype=bool)
         counts = np.diff(self.offsets)

@@ -28,7 +28,7 @@ from breitband import identity
 from breitband.errors import UnprocessableEntity
 from breitband.models import Organisation, OrgKind, Role, User
 from breitband.settings import PROJECT_ROOT
-from geo.importers import (Classifier, WayArrays, import_boundaries, import_ortsdurchfahrten, import_roads,
+from geo.importers import (Classifier, Summary, WayArrays, import_boundaries, import_ortsdurchfahrten, import_roads,
                            load_road_segments, parse_number, read_osm, split_ways)
 from geo.models import AdminArea, Authority, LayerImport, Ortsdurchfahrt, RoadSegment
 from geo.rules import parse_rules, validate_rules
@@ -324,8 +324,16 @@ def test_load_road_segments_accepts_parsed_ways(he_data, session):
     link = ways.osm_id.index(4488554)
     parsed = [(ways.osm_id[i], {"highway": ways.highway[i], "ref": ways.ref[i]},
                ways.coords[ways.offsets[i]:ways.offsets[i + 1]].tolist()) for i in a5 + [link]]
-    result = load_road_segments(session, "hl", parsed)
+    # a degenerate way (both nodes at one place, as OSM sometimes has) in the middle is skipped, not loaded
+    node = parsed[0][2][0]
+    parsed.insert(3, (1, {"highway": "service"}, [node, node]))
+    summary = Summary(layer="roads", tenant="hl")
+    result = load_road_segments(session, "hl", parsed, summary=summary)
+    assert summary.skipped_by_reason == {"zero length (all nodes at one place)": 1}
     assert result["ways"] == len(a5) + 1 and result["links_classified"] == 1
+    assert set(session.execute(select(RoadSegment.osm_id, RoadSegment.ref).where(
+        RoadSegment.tenant_key == "hl")).all()) == {(ways.osm_id[i], "A 5") for i in a5} | {(4488554, None)}
+    parsed.pop(3)
     assert result["segments"] == scalar(session, "SELECT count(*) FROM road_segments WHERE tenant_key = 'hl'")
     assert session.execute(select(RoadSegment.road_class, RoadSegment.class_source, RoadSegment.class_ref).where(
         RoadSegment.tenant_key == "hl", RoadSegment.osm_id == 4488554)).all() == [("autobahn", "link", "A 5")]
