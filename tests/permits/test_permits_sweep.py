@@ -143,7 +143,12 @@ def test_a_locked_application_is_skipped_and_taken_by_the_next_run(committed, li
     _, free_case = submit(lines["neu_isenburg_2"], "2025-10-10T10:00:00+02:00")
     with engine.connect() as holder:                   # e.g. a user's command in flight on that application
         holder.execute(text("SELECT id FROM applications WHERE id = :id FOR UPDATE"), {"id": locked_app})
-        first = deemed.sweep(db, at("2026-01-11"))
+        outcome: list = []
+        sweeper = threading.Thread(target=lambda: outcome.append(deemed.sweep(db, at("2026-01-11"))), daemon=True)
+        sweeper.start()
+        sweeper.join(timeout=20)
+        assert outcome, "the sweep waited for the locked application instead of skipping it"
+        first = outcome[0]
         assert [c["case_id"] for c in first["cases"]] == [str(free_case)]
         assert case_row(db, locked_case).status == "received"
         holder.rollback()
@@ -183,3 +188,39 @@ def test_two_sweeps_at_once_issue_each_approval_exactly_once(committed, lines):
     assert [c.effective_on.isoformat() for c in sorted((case_row(db, c) for c in cases),
                                                        key=lambda c: c.received_at)] == [
         f"2026-01-{day:02d}" for day in range(1, 7)]
+
+
+def test_reference_numbers_are_unique_under_concurrency(committed):
+    db, people, submit = committed
+    references: list[str] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(6)
+    with db.sessionmaker() as s:
+        principal = identity.authenticate(s, people.operator.token)
+        s.commit()
+
+    def create():
+        try:
+            with db.sessionmaker() as s:
+                barrier.wait(timeout=10)
+                app = service.create(s, principal, ApplicationCreate(project_name="parallel"),
+                                     at("2025-11-02T10:00:00+01:00"))
+                s.commit()
+                references.append(app.reference)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=create) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    with db.sessionmaker() as s:          # let the fixture remove them
+        ids = s.scalars(text("SELECT id FROM applications WHERE reference LIKE 'HE-2025-%' "
+                             "AND project_name = 'parallel'")).all()
+    committed_ids = list(ids)
+    assert errors == []
+    assert sorted(references) == [f"HE-2025-{n:06d}" for n in range(1, 7)]
+    with db.engine.begin() as conn:
+        conn.execute(text("DELETE FROM permit_events WHERE application_id = ANY(:ids)"), {"ids": committed_ids})
+        conn.execute(text("DELETE FROM applications WHERE id = ANY(:ids)"), {"ids": committed_ids})
