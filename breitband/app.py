@@ -46,7 +46,7 @@ def _domain_routers() -> list:
     import importlib
 
     routers = []
-    for name in ("geo.api", "permits.api", "notifications.api"):
+    for name in ("geo.api", "geo.tiles_api", "permits.api", "notifications.api"):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:

@@ -1,0 +1,156 @@
+"""Vector tile endpoints: tiles, TileJSON per layer, and the MapLibre style.
+
+- ``GET /tiles/{layer}/{z}/{x}/{y}.mvt`` — ``application/vnd.mapbox-vector-tile``; an empty tile is
+  ``204 No Content`` (MapLibre treats it as an empty tile), with the same ETag and Cache-Control as a full one.
+  Headers: ``ETag``; ``Cache-Control: public, max-age=…`` for public layers (roads, boundaries),
+  ``private, no-cache`` for per-caller layers (applications); ``X-Tile-Features`` (features in the tile),
+  ``X-Tile-Truncated: true`` and ``X-Tile-Feature-Limit`` when the feature limit cut the tile.
+  ``If-None-Match`` → 304.
+- ``GET /tiles/{layer}.json`` — TileJSON 3.0.0.
+- ``GET /styles/breitband.json`` — MapLibre style over our own tiles.
+
+Which tenant: public layers take ``?tenant=KEY``, else the tenant of the Bearer token; per-caller layers need the
+token (401 without) and always show the caller's own tenant.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from sqlalchemy.orm import Session
+
+from breitband.auth import current_principal
+from breitband.db import get_read_session
+from breitband.errors import ProblemError, Unauthorized
+from breitband.identity import Principal
+from geo import tiles
+
+router = APIRouter(tags=["tiles"])
+
+TENANT_QUERY = Query(None, description="Tenant (state) key for public layers, e.g. `he`; default: the tenant of "
+                                       "the Bearer token", pattern=r"^[a-z][a-z0-9-]{1,15}$")
+
+
+def _principal_if_any(request: Request) -> Principal | None:
+    """The caller when an Authorization header is sent (an invalid one is a 401, never silently public)."""
+    if request.headers.get("authorization") is None:
+        return None
+    return current_principal(request)
+
+
+def _public_tenant(request: Request, tenant: str | None) -> tuple[str, bool]:
+    """→ (tenant key, whether it came from the token)."""
+    if tenant:
+        return tenant, False
+    principal = _principal_if_any(request)
+    if principal is None:
+        raise ProblemError("Say which tenant: ?tenant=KEY (e.g. ?tenant=he), or send a Bearer token",
+                           type="tenant-required", title="Tenant required")
+    return principal.tenant_key, True
+
+
+def _require_principal(request: Request, layer_name: str) -> Principal:
+    if request.headers.get("authorization") is None:
+        raise Unauthorized(f"The layer {layer_name!r} depends on the caller: send 'Authorization: Bearer <token>'",
+                           type="token-missing")
+    return current_principal(request)
+
+
+def _etag_matches(request: Request, etag: str) -> bool:
+    header = request.headers.get("if-none-match")
+    if not header:
+        return False
+    if header.strip() == "*":
+        return True
+    candidates = {c.strip().removeprefix("W/") for c in header.split(",")}
+    return etag in candidates
+
+
+def _tile_headers(tile_etag: str, cache_control: str, vary: str | None) -> dict[str, str]:
+    headers = {"ETag": tile_etag, "Cache-Control": cache_control}
+    if vary:
+        headers["Vary"] = vary
+    return headers
+
+
+@router.get("/tiles/{layer}/{z}/{x}/{y}.mvt", summary="A vector tile (MVT) of a layer",
+            responses={200: {"content": {tiles.MVT_MEDIA_TYPE: {}}, "description": "The tile"},
+                       204: {"description": "Empty tile (no features)"},
+                       304: {"description": "Not modified (If-None-Match)"}})
+def get_tile(request: Request, layer: str, z: int, x: int, y: int, tenant: str | None = TENANT_QUERY,
+             session: Session = Depends(get_read_session)) -> Response:
+    spec = tiles.get_layer(layer)
+    key = tiles.validate_tile(z, x, y)
+    if spec.public:
+        tenant_key, from_token = _public_tenant(request, tenant)
+        settings = tiles.tile_settings()
+        cache = f"public, max-age={settings.public_max_age_s}"
+        vary = "Authorization" if from_token else None
+        if request.headers.get("if-none-match"):
+            etag = tiles.public_tile_etag(session, spec, tenant_key, key)
+            if _etag_matches(request, etag):
+                return Response(status_code=304, headers=_tile_headers(etag, cache, vary))
+        tile = tiles.public_tile(session, spec, tenant_key, key)
+    else:
+        principal = _require_principal(request, layer)
+        cache, vary = "private, no-cache", "Authorization"
+        tile = tiles.applications_tile(session, principal, key)
+        if _etag_matches(request, tile.etag):
+            return Response(status_code=304, headers=_tile_headers(tile.etag, cache, vary))
+    headers = _tile_headers(tile.etag, cache, vary)
+    headers["X-Tile-Features"] = str(tile.features)
+    if tile.truncated:
+        headers["X-Tile-Truncated"] = "true"
+        headers["X-Tile-Feature-Limit"] = str(tile.limit)
+    if not tile.data:
+        return Response(status_code=204, headers=headers)
+    return Response(content=tile.data, media_type=tiles.MVT_MEDIA_TYPE, headers=headers)
+
+
+def _json(request: Request, body: dict, cache_control: str, vary: str | None) -> Response:
+    import hashlib
+    import json
+
+    raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    etag = '"' + hashlib.sha256(raw).hexdigest()[:32] + '"'
+    headers = _tile_headers(etag, cache_control, vary)
+    if _etag_matches(request, etag):
+        return Response(status_code=304, headers=headers)
+    return Response(content=raw, media_type="application/json", headers=headers)
+
+
+@router.get("/tiles/{layer}.json", summary="TileJSON 3.0.0 of a layer")
+def get_tilejson(request: Request, layer: str, tenant: str | None = TENANT_QUERY,
+                 session: Session = Depends(get_read_session)) -> Response:
+    spec = tiles.get_layer(layer)
+    base = request.app.state.settings.public_base_url
+    max_age = tiles.tile_settings().metadata_max_age_s
+    if spec.public:
+        tenant_key, from_token = _public_tenant(request, tenant)
+        body = tiles.tilejson(session, spec, tenant_key, base, tenant_in_url=True)
+        return _json(request, body, f"public, max-age={max_age}", "Authorization" if from_token else None)
+    principal = _require_principal(request, layer)
+    body = tiles.tilejson(session, spec, principal.tenant_key, base, tenant_in_url=False)
+    return _json(request, body, "private, no-cache", "Authorization")
+
+
+@router.get("/styles/breitband.json", summary="MapLibre style over our own tiles (roads, boundaries; with a "
+                                              "Bearer token also the caller's applications)")
+def get_style(request: Request, tenant: str | None = TENANT_QUERY,
+              session: Session = Depends(get_read_session)) -> Response:
+    principal = _principal_if_any(request)
+    tenant_key = tenant or (principal.tenant_key if principal else None)
+    if tenant_key is None:
+        raise ProblemError("Say which tenant: ?tenant=KEY (e.g. ?tenant=he), or send a Bearer token",
+                           type="tenant-required", title="Tenant required")
+    with_apps = (principal is not None and principal.tenant_key == tenant_key
+                 and "applications" in tiles.LAYERS)
+    bounds = tiles.tenant_bounds(session, tenant_key)
+    body = tiles.style(request.app.state.settings.public_base_url, tenant_key, bounds,
+                       with_applications=with_apps)
+    max_age = tiles.tile_settings().metadata_max_age_s
+    if principal is not None:
+        return _json(request, body, "private, no-cache", "Authorization")
+    return _json(request, body, f"public, max-age={max_age}", None)
+
+
+__all__ = ["router"]
