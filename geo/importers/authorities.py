@@ -48,7 +48,8 @@ def sync_authorities(session: Session, tenant_key: str, state_name: str, rules: 
     org_by_id = {o.id: o for o in orgs}
     org_by_name: dict[str, Organisation] = {}
     for o in orgs:
-        org_by_name.setdefault(o.name, o)
+        if o.kind == OrgKind.road_authority.value:
+            org_by_name.setdefault(o.name, o)
     stats = {"created": 0, "updated": 0, "unchanged": 0}
 
     def new_org(name: str) -> Organisation:
@@ -64,7 +65,8 @@ def sync_authorities(session: Session, tenant_key: str, state_name: str, rules: 
         org = org_by_id.get(auth.organisation_id) if auth else None
         if org is None:
             candidate = org_by_name.get(name)
-            if candidate is not None and (by_name_always or candidate.id not in by_org):
+            if (candidate is not None and candidate.kind == OrgKind.road_authority.value
+                    and (by_name_always or candidate.id not in by_org)):
                 org = candidate
                 auth = by_org.get(org.id)
         if org is None:

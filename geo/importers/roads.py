@@ -313,7 +313,8 @@ def propagate_link_classes(session: Session, tenant_key: str, tolerance_m: float
             takes_from.setdefault(n, []).append(c)
             continue
         # highest class first; among equals a road with a ref, then the first ref in sort order (not load order)
-        cand = (CLASS_RANK.get(cls, 1), cls, class_ref, (-CLASS_RANK.get(cls, 1), class_ref is None, class_ref or "", n))
+        rank = CLASS_RANK.get(cls, 1)
+        cand = (rank, cls, class_ref, (-rank, class_ref is None, class_ref or "", n))
         best = seed.get(c)
         if best is None or cand[3] < best[3]:
             seed[c] = cand
@@ -351,6 +352,9 @@ def import_roads(session: Session, tenant_key: str, paths: Iterable[Path | str],
     summary = Summary(layer=LAYER, tenant=tenant_key)
     ways = read_road_files(paths, tenant.srid, summary, progress_bar=progress_bar)
     ways_read = len(ways)
+    if ways_read == 0:
+        raise bad_file(", ".join(str(p) for p in paths), "no ways with a highway tag in the file(s); the road layer "
+                       "is left as it is", "import-nothing-to-import")
     lock_layer(session, tenant_key, LAYER)
     session.execute(text("DELETE FROM road_segments WHERE tenant_key = :t"), {"t": tenant_key})
     loaded = load_road_segments(session, tenant_key, ways, summary=summary, progress_bar=progress_bar)
