@@ -71,7 +71,6 @@ def base_ways(session):
                                                   b / "hessen_kreise_vg250_2018_sim200.geojson",
                                                   b / "hessen_land_vg250_2018_sim20.geojson"])
     session.commit()
-    session.execute(text("ANALYZE admin_areas"))
     # The Frankfurter Kreuz extract (8 x 6.6 km: motorways, Bundes-, Landes-, Kreisstraßen, town and forest roads)
     # tiles Hessen without overlaps; the long Darmstadt-Frankfurt corridor would make the tiles too coarse.
     files = [ROOT / "data" / "roads" / "hessen" / "frankfurter-kreuz.osm.pbf"]

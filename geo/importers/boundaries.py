@@ -124,6 +124,8 @@ def import_boundaries(session: Session, tenant_key: str, paths: Iterable[Path | 
     result = summary.finish()
     record_import(session, tenant_key, LAYER, result)
     session.flush()
+    # Fresh statistics: without them the planner walks all areas instead of the spatial index (50x slower).
+    session.execute(text("ANALYZE admin_areas"))
     return result
 
 
