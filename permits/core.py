@@ -20,7 +20,7 @@ from breitband.errors import Conflict, PreconditionFailed, UnprocessableEntity
 from breitband.identity import Principal
 from permits import deadlines, repository
 from permits.models import (DECIDED_CASE_STATUSES, GRANTED_CASE_STATUSES, OPEN_CASE_STATUSES, Application,
-                            ApplicationStatus, ApplicationVersion, AttachmentKind, AuditRecord, Case, CaseStatus)
+                            ApplicationStatus, AttachmentKind, AuditRecord, Case, CaseStatus)
 from permits.schemas import ApplicationFields, SupplementIn
 from permits.sections import normalise_sections
 

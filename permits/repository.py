@@ -14,8 +14,7 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
-from geoalchemy2 import functions as gf
-from sqlalchemy import Select, and_, case, exists, func, or_, select
+from sqlalchemy import Select, and_, exists, func, literal, or_, select, union_all
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -158,24 +157,44 @@ def inbox(session: Session, principal: Principal, *, statuses: list[str] | None,
           overdue_at: datetime | None, bbox: tuple[float, float, float, float] | None,
           application_id: uuid.UUID | None, limit: int, offset: int) -> tuple[list[tuple[Case, Application]], bool]:
     """Cases in legal order (§ 147 (2) TKG): open cases first, by complete receipt (first in, first out), cases
-    with a stopped clock after them; then closed cases in the same order."""
-    stmt = (readable_cases(principal).add_columns(Application)
-            .join(Application, Application.id == Case.application_id))
+    with a stopped clock after them; then closed cases in the same order.
+
+    Open and closed cases are paged by two index-ordered queries (each reads at most offset + limit + 1 rows)
+    merged by a rank, instead of sorting all of an authority's cases on every page."""
+    base = readable_cases(principal).join(Application, Application.id == Case.application_id)
     if statuses:
-        stmt = stmt.where(Case.status.in_(statuses))
+        base = base.where(Case.status.in_(statuses))
     if due_before is not None:
-        stmt = stmt.where(Case.decision_due <= due_before)
+        base = base.where(Case.decision_due <= due_before)
     if overdue_at is not None:
-        stmt = stmt.where(Case.status.in_(OPEN), Case.deadline_at <= overdue_at)
+        base = base.where(Case.status.in_(OPEN), Case.deadline_at <= overdue_at)
     if bbox is not None:
-        stmt = stmt.where(func.ST_Intersects(Application.route_geom,
+        base = base.where(func.ST_Intersects(Application.route_geom,
                                              func.ST_MakeEnvelope(bbox[0], bbox[1], bbox[2], bbox[3], 4326)))
     if application_id is not None:
-        stmt = stmt.where(Case.application_id == application_id)
-    closed_last = case((Case.status.in_(OPEN), 0), else_=1)
-    stmt = stmt.order_by(closed_last, Case.complete_at.asc().nulls_last(), Case.received_at, Case.id)
-    rows = [(r[0], r[1]) for r in session.execute(stmt.limit(limit + 1).offset(offset))]
-    return rows[:limit], len(rows) > limit
+        base = base.where(Case.application_id == application_id)
+    order = (Case.complete_at.asc().nulls_last(), Case.received_at, Case.id)
+    window = offset + limit + 1
+    branches = []
+    for rank, condition in ((0, Case.status.in_(OPEN)), (1, Case.status.not_in(OPEN))):
+        if statuses and not {s for s in statuses if (s in OPEN) == (rank == 0)}:
+            continue
+        if overdue_at is not None and rank == 1:
+            continue
+        branches.append(base.where(condition).with_only_columns(
+            Case.id, Case.complete_at, Case.received_at, literal(rank).label("rank"))
+            .order_by(*order).limit(window).subquery().select())
+    if not branches:
+        return [], False
+    merged = union_all(*branches).subquery()
+    stmt = (select(merged.c.id)
+            .order_by(merged.c.rank, merged.c.complete_at.asc().nulls_last(), merged.c.received_at, merged.c.id)
+            .limit(limit + 1).offset(offset))
+    ids = list(session.scalars(stmt))
+    rows = {r[0].id: (r[0], r[1]) for r in session.execute(
+        select(Case, Application).join(Application, Application.id == Case.application_id)
+        .where(Case.id.in_(ids[:limit])))} if ids else {}
+    return [rows[i] for i in ids[:limit]], len(ids) > limit
 
 
 def due_application_ids(session: Session, now: datetime, limit: int, tenant_key: str | None = None
@@ -188,10 +207,6 @@ def due_application_ids(session: Session, now: datetime, limit: int, tenant_key:
     stmt = (select(Application.id).where(Application.id.in_(due))
             .order_by(Application.id).limit(limit).with_for_update(skip_locked=True))
     return list(session.scalars(stmt))
-
-
-def route_geometry_4326(geojson_text: str) -> Any:
-    return gf.ST_GeomFromGeoJSON(geojson_text)
 
 
 # --- events, audit, idempotency ----------------------------------------------------------------------------------

@@ -147,6 +147,9 @@ def upgrade() -> None:
     op.create_index("ix_cases_application", "cases", ["application_id"])
     # The authority inbox in legal order (§ 147 (2)): by complete receipt.
     op.create_index("ix_cases_inbox", "cases", ["tenant_key", "authority_org_id", "complete_at", "received_at"])
+    # ... and its usual first page: the open cases of one authority, in that order, straight from the index.
+    op.create_index("ix_cases_open_queue", "cases", ["authority_org_id", "complete_at", "received_at", "id"],
+                    postgresql_where=sa.text("status IN ('received', 'incomplete', 'in_review')"))
     # The deadline sweep: open cases with a running clock, by the instant their decision period expires.
     op.create_index("ix_cases_due", "cases", ["deadline_at"],
                     postgresql_where=sa.text("status IN ('received', 'incomplete', 'in_review') "

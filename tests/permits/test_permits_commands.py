@@ -183,3 +183,33 @@ def test_bad_input_is_problem_json_never_500(api, he, lines, clock):
     r = api.get(he.neu_isenburg, "/cases", status="lost")
     assert r.status_code == 422
     assert api.get(he.neu_isenburg, f"/cases/{case_id}").json()["status"] == "received"
+
+
+def test_malformed_sections_never_cause_a_500(api, he, clock):
+    line = {"type": "LineString", "coordinates": [[8.66, 50.03], [8.67, 50.03]]}
+    odd_features = [
+        "x", None, [], {"type": "Feature"}, {"type": "Feature", "geometry": None},
+        {"type": "Feature", "geometry": {"type": "LineString"}},
+        {"type": "Feature", "geometry": {"type": "GeometryCollection", "geometries": []}},
+        {"type": "Feature", "geometry": line, "properties": []},
+        {"type": "Feature", "geometry": line, "properties": {"kind": [1]}},
+        {"type": "Feature", "geometry": line, "properties": {"laying_method": {"a": 1}}},
+        {"type": "Feature", "geometry": line, "properties": {"laying_method": "open_trench", "depth_cm": "60",
+                                                             "width_cm": True}},
+        {"type": "Feature", "geometry": line, "properties": {"laying_method": "milling", "reduced_depth": "yes",
+                                                             "depth_cm": 30, "width_cm": 10, "label": 5}},
+    ]
+    for feature in odd_features:
+        r = api.create(he.operator, draft_body({"type": "FeatureCollection", "features": [feature]}))
+        assert (r.status_code, r.headers["content-type"]) == (422, PROBLEM), (feature, r.text)
+        assert r.json()["errors"][0]["field"].startswith("sections"), feature
+    for sections in ("x", [], {"type": "FeatureCollection", "features": "x"}, {"type": "Polygon"}):
+        r = api.create(he.operator, draft_body(sections))
+        assert r.status_code == 422, sections
+    # coordinates that only the resolution can judge: accepted in a draft, refused with a place at submit
+    weird = {"type": "FeatureCollection", "features": [
+        trench({"type": "LineString", "coordinates": [["a", "b"], [8.67, 50.03]]})]}
+    created = api.create(he.operator, draft_body(weird))
+    assert created.status_code == 201
+    r = api.command(he.operator, f"/applications/{created.json()['id']}/submit", etag=created.headers["etag"])
+    assert (r.status_code, r.headers["content-type"]) == (422, PROBLEM)
