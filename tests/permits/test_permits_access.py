@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import Person, collection, draft_body, trench
+from test_permits_attachments import PDF, upload
 
 ACTORS = ["owner", "colleague", "other_operator", "admin", "case_authority", "other_authority", "xb_operator",
           "xb_admin", "xb_authority"]
@@ -23,7 +24,10 @@ READS = [
     (("GET", "/applications/{draft}/versions/1", None), [200, 200, 404, 200, 404, 404, 404, 404, 404]),
     (("GET", "/cases/{case}", None), [200, 200, 404, 200, 200, 404, 404, 404, 404]),
     (("GET", "/cases/{case}/history", None), [200, 200, 404, 200, 200, 404, 404, 404, 404]),
+    (("GET", "/applications/{app}/attachments/{att}", None), [200, 200, 404, 200, 200, 404, 404, 404, 404]),
+    (("GET", "/applications/{draft}/attachments/{draft_att}", None), [200, 200, 404, 200, 404, 404, 404, 404, 404]),
     (("GET", "/conditions", None), [200] * 9),
+    (("GET", "/refusal-reasons", None), [200] * 9),
 ]
 # Commands, with a valid If-Match: a refusal is due to scope or role, never to the version.
 COMMANDS = [
@@ -32,6 +36,8 @@ COMMANDS = [
     (("POST", "/applications/{app}/supplements", {"message": "x"}), [None, None, 404, 403, 403, 403, 404, 403, 403]),
     (("POST", "/applications/{app}/withdraw", {}), [None, None, 404, 403, 403, 403, 404, 403, 403]),
     (("POST", "/applications/{app}/works-start", {"started_on": "2026-06-01"}),
+     [None, None, 404, 403, 403, 403, 404, 403, 403]),
+    (("POST", "/applications/{app}/works-completion", {"completed_on": "2026-06-01"}),
      [None, None, 404, 403, 403, 403, 404, 403, 403]),
     (("POST", "/cases/{case}/request-information", {"message": "x"}), [403, 403, 403, 403, None, 404, 403, 403, 404]),
     (("POST", "/cases/{case}/confirm-complete", {}), [403, 403, 403, 403, None, 404, 403, 403, 404]),
@@ -44,14 +50,20 @@ COMMANDS = [
 
 @pytest.fixture
 def scene(api, he, lines, clock, other_world):
-    app = api.submitted(he.operator, collection(trench(lines["neu_isenburg"])))
+    created = api.create(he.operator, draft_body(collection(trench(lines["neu_isenburg"]))))
+    att = upload(api, he.operator, created.json()["id"], "Plan.pdf", PDF).json()
+    r = api.c.patch(f"/api/v1/applications/{created.json()['id']}", json={"attachment_ids": [att["id"]]},
+                    headers={**he.operator.headers, "If-Match": created.headers["etag"]})
+    app = api.command(he.operator, f"/applications/{created.json()['id']}/submit", etag=r.headers["etag"]).json()
     draft = api.create(he.operator, draft_body(collection(trench(lines["neu_isenburg_2"])))).json()
+    draft_att = upload(api, he.operator, draft["id"], "Entwurf.pdf", PDF).json()
     xb = {name: Person(getattr(other_world, name).user_id, getattr(other_world, name).organisation_id,
                        getattr(other_world, name).token)
           for name in ("operator_member", "admin", "reviewer")}
     actors = dict(zip(ACTORS, [he.operator, he.colleague, he.other_operator, he.admin, he.neu_isenburg,
                                he.frankfurt, xb["operator_member"], xb["admin"], xb["reviewer"]]))
-    ids = {"app": app["id"], "draft": draft["id"], "case": app["cases"][0]["id"], "ffm": str(he.orgs["frankfurt"])}
+    ids = {"app": app["id"], "draft": draft["id"], "case": app["cases"][0]["id"], "ffm": str(he.orgs["frankfurt"]),
+           "att": att["id"], "draft_att": draft_att["id"]}
     return actors, ids
 
 
@@ -95,6 +107,19 @@ def test_commands(api, scene):
     r = api.command(actors["colleague"], f"/applications/{ids['draft']}/submit")
     assert r.status_code == 200, r.text
     assert api.command(actors["case_authority"], f"/cases/{ids['case']}/confirm-complete", {}).status_code == 200
+
+
+def test_creating_and_uploading(api, scene):
+    actors, ids = scene
+    body = draft_body(None)
+    for actor, want in zip(ACTORS, [201, 201, 201, 403, 403, 403, 201, 403, 403]):
+        r = api.c.post("/api/v1/applications", json=body, headers=actors[actor].headers)
+        assert r.status_code == want, (actor, r.text)
+        if want == 201:
+            assert r.json()["tenant_key"] == ("xb" if actor.startswith("xb") else "he")
+    for actor, want in zip(ACTORS, [201, 201, 404, 403, 403, 403, 404, 403, 403]):
+        r = upload(api, actors[actor], ids["draft"], "x.pdf", PDF)
+        assert r.status_code == want, (actor, r.text)
 
 
 def test_lists_are_scoped(api, scene):
