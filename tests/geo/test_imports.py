@@ -488,3 +488,26 @@ def test_cli_bad_files_exit_non_zero_with_one_error_line(nw_cli, session, tmp_pa
     assert scalar(session, "SELECT count(*) FROM admin_areas WHERE tenant_key = 'nw'") == 450
     assert scalar(session, "SELECT count(*) FROM road_segments WHERE tenant_key = 'nw'") == 1380
     assert "Usage:" in cli("import", "roads", "--help").stdout
+
+
+def test_second_state_resolves_through_the_cli(nw_cli, engine, tmp_path):
+    """Nordrhein-Westfalen, onboarded by CLI only, resolves a route along the K 8 in Neuss to the Rhein-Kreis
+    Neuss, with its own threshold (Neuss has 153,796 inhabitants, more than NRW's 80,000)."""
+    with engine.connect() as conn:
+        wkb = conn.execute(text(
+            "SELECT ST_AsBinary(ST_Transform(ST_OffsetCurve(ST_LineMerge(ST_Union(geom)), 6), 4326)) "
+            "FROM road_segments WHERE tenant_key = 'nw' AND ref = 'K 8'")).scalar()
+    route = shapely.from_wkb(bytes(wkb))
+    if route.geom_type == "MultiLineString":
+        route = max(route.geoms, key=lambda g: g.length)
+    path = tmp_path / "k8.geojson"
+    path.write_text(shapely.to_geojson(route))
+    proc = cli("resolve", "--tenant", "nw", path)
+    assert proc.returncode == 0, proc.stderr
+    body = json.loads(proc.stdout)
+    first = body["authorities"][0]
+    assert (first["name"], first["kind"], first["key"]) == ("Rhein-Kreis Neuss", "kreis", "05162")
+    assert first["length_m"] >= 0.8 * body["total_length_m"]
+    od = [w for w in body["warnings"] if w["road_ref"] == "K 8"]
+    assert od and od[0]["gemeinde"] == {"ags": "05162024", "name": "Neuss", "population": 153796}
+    assert "mehr als 80.000" in od[0]["message"]

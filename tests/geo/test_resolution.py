@@ -332,3 +332,38 @@ def test_limits(client, he_user, session):
 def test_resolve_needs_a_token(client):
     r = client.post("/api/v1/resolve", content=b"{}")
     assert r.status_code == 401
+
+
+def test_private_road_is_reported_not_assigned(client, he_user, engine):
+    route = along(engine, "name = 'Ellis Road' AND is_private", 0)
+    body = resolve(client, he_user, geojson(route)).json()
+    private = body["private_roads"]
+    assert private["length_m"] >= 0.9 * body["total_length_m"]
+    assert "nicht öffentlich (access=private/no)" in private["pieces"][0]["rule"]
+    assert private["pieces"][0]["road_name"] == "Ellis Road"
+    assert sum(a["length_m"] for a in body["authorities"]) <= 0.1 * body["total_length_m"]
+    assert_adds_up(body)
+
+
+def test_ortsdurchfahrt_on_file_gives_the_l3262_to_neu_isenburg(client, he_user, engine, session, tmp_path):
+    """With an OD on file (here derived from the real data: the L 3262 inside Neu-Isenburg), the town with more
+    than 30,000 inhabitants is responsible inside it (HStrG § 41), and the warning disappears."""
+    from geo.importers import import_ortsdurchfahrten
+
+    inside = "ref = 'L 3262' AND ST_Within(geom, (SELECT geom FROM admin_areas WHERE tenant_key = 'he' " \
+             "AND ags = '06438009'))"
+    od = road_line(engine, inside)
+    path = tmp_path / "od.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"ref": "L 3262", "ags": "06438009", "name": "OD Neu-Isenburg"},
+         "geometry": geojson(od)}]}))
+    import_ortsdurchfahrten(session, "he", path)
+    session.commit()
+    body = resolve(client, he_user, geojson(along(engine, inside, 8))).json()
+    ni = by_name(body)["Stadt Neu-Isenburg"]
+    l3262 = [p for p in ni["pieces"] if p["road_ref"] == "L 3262"]
+    assert sum(p["length_m"] for p in l3262) >= 0.8 * body["total_length_m"]  # the rest: crossings
+    assert l3262[0]["ortsdurchfahrt_on_file"] is True
+    assert l3262[0]["rule"].startswith("L 3262")
+    assert "in der Ortsdurchfahrt Neu-Isenburg (37.668 Einw. > 30.000) → Gemeinde Neu-Isenburg" in l3262[0]["rule"]
+    assert not [w for w in body["warnings"] if w["road_ref"] == "L 3262"]
