@@ -237,8 +237,7 @@ def resolve_route(session: Session, tenant_key: str, content: dict[str, Any]) ->
     return result
 
 
-def route_geometry(content: dict[str, Any]) -> Any:
-    """The route in EPSG:4326 (for the area filter of the inboxes)."""
+def _route_4326(content: dict[str, Any]) -> Any:
     from geo.crs import parse_crs, transformer
 
     geoms = [shapely.geometry.shape(f["geometry"]) for f in content["sections"]["features"]]
@@ -247,6 +246,26 @@ def route_geometry(content: dict[str, Any]) -> Any:
     if src != 4326:
         t = transformer(src, 4326)
         coll = shapely.transform(coll, lambda xy: np.column_stack(t.transform(xy[:, 0], xy[:, 1])))
+    return coll
+
+
+def route_geometry(content: dict[str, Any]) -> Any:
+    """The route in EPSG:4326 (for the area filter of the inboxes and the map), after the resolution accepted it."""
+    return from_shape(_route_4326(content), srid=4326)
+
+
+def draft_route_geometry(content: dict[str, Any]) -> Any:
+    """The route of a draft for maps, or None while its geometry is not usable yet (a draft may hold anything that
+    passes the attribute checks; the resolution judges the geometry at submit and explains what is wrong)."""
+    if not content.get("sections"):
+        return None
+    try:
+        coll = _route_4326(content)
+        xy = shapely.get_coordinates(coll)
+    except Exception:  # noqa: BLE001 - best effort for the map only; submit reports the problem with its place
+        return None
+    if not len(xy) or not np.isfinite(xy).all() or (np.abs(xy[:, 0]) > 180).any() or (np.abs(xy[:, 1]) > 90).any():
+        return None
     return from_shape(coll, srid=4326)
 
 

@@ -55,6 +55,7 @@ def create(session: Session, principal: Principal, data: ApplicationCreate, now:
                       works={})
     content = core.merge_content(session, app, core.empty_content(), data, data.model_fields_set)
     app.project_name, app.operator_reference = content.get("project_name"), content.get("operator_reference")
+    app.route_geom = core.draft_route_geometry(content)
     session.add(app)
     session.flush()
     session.add(ApplicationVersion(application_id=app.id, tenant_key=app.tenant_key, number=1, kind="draft",
@@ -77,6 +78,8 @@ def update_draft(session: Session, principal: Principal, application_id: uuid.UU
     version.content = core.merge_content(session, app, version.content, data, data.model_fields_set)
     app.project_name = version.content.get("project_name")
     app.operator_reference = version.content.get("operator_reference")
+    if "sections" in data.model_fields_set or "crs" in data.model_fields_set:
+        app.route_geom = core.draft_route_geometry(version.content)
     return _finish(session, app, cases, principal, "update", now, before, {"fields": sorted(data.model_fields_set)})
 
 

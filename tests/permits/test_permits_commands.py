@@ -213,3 +213,23 @@ def test_malformed_sections_never_cause_a_500(api, he, clock):
     assert created.status_code == 201
     r = api.command(he.operator, f"/applications/{created.json()['id']}/submit", etag=created.headers["etag"])
     assert (r.status_code, r.headers["content-type"]) == (422, PROBLEM)
+
+
+def test_a_draft_route_is_kept_for_the_map_once_its_geometry_is_usable(api, he, lines, session, clock):
+    from sqlalchemy import text
+
+    def stored(app_id):
+        return session.execute(text("SELECT ST_AsText(ST_Envelope(route_geom)) FROM applications WHERE id = :id"),
+                               {"id": app_id}).scalar()
+
+    created = api.create(he.operator, draft_body(None))
+    app_id = created.json()["id"]
+    assert stored(app_id) is None
+    weird = collection(trench({"type": "LineString", "coordinates": [[1e9, 50.0], [8.67, 50.03]]}))
+    r = api.c.patch(f"/api/v1/applications/{app_id}", json={"sections": weird},
+                    headers={**he.operator.headers, "If-Match": created.headers["etag"]})
+    assert r.status_code == 200 and stored(app_id) is None
+    r = api.c.patch(f"/api/v1/applications/{app_id}", json={"sections": collection(trench(lines["neu_isenburg"]))},
+                    headers={**he.operator.headers, "If-Match": r.headers["etag"]})
+    xs = [c[0] for c in lines["neu_isenburg"]["coordinates"]]
+    assert stored(app_id).startswith("POLYGON((") and f"{min(xs)}" in stored(app_id)
