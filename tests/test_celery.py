@@ -21,7 +21,11 @@ def test_task_runs_on_real_worker(worker):
     from breitband.tasks import worker_health
 
     result = worker_health.delay().get(timeout=20)
-    assert result["database"] == "breitband_test"
+    import os
+
+    from sqlalchemy.engine import make_url
+
+    assert result["database"] == make_url(os.environ["BREITBAND_DATABASE_URL"]).database  # set by conftest
     assert result["postgis"].startswith("3.")
 
 
