@@ -53,7 +53,8 @@ WITH input AS (
 ),
 segs AS MATERIALIZED (
     SELECT i.feature, i.part, d.path[1] AS seq, (d.path[1] - 1) / :chunk_n AS chunk,
-           (d.path[1] - 1) / :gchunk_n AS gchunk, d.geom AS seg, ST_Centroid(d.geom) AS mid
+           (d.path[1] - 1) / :gchunk_n AS gchunk, d.geom AS seg, ST_Centroid(d.geom) AS mid,
+           ST_Expand(ST_Centroid(d.geom), :tol) AS midbox
     FROM input i, LATERAL ST_DumpSegments(ST_Segmentize(i.geom, :step)) AS d
 ),
 chunks AS MATERIALIZED (
@@ -74,14 +75,15 @@ gem_cand AS MATERIALIZED (
     SELECT c.feature, c.part, c.gchunk, a.ags, a.geom
     FROM gchunks c CROSS JOIN LATERAL (
         SELECT a.ags, a.geom FROM admin_areas a
-        WHERE a.tenant_key = :tenant AND a.level = 'gemeinde' AND a.geom && ST_Expand(c.g, :gap)
+        WHERE a.tenant_key = :tenant AND a.level = 'gemeinde' AND ST_DWithin(a.geom, c.g, :gap)
     ) a
 ),
 gem_hit AS MATERIALIZED (
     SELECT gc.ags, p.feature, p.part, p.seq, p.dist
     FROM gem_cand gc CROSS JOIN LATERAL (
         SELECT s.feature, s.part, s.seq,
-               CASE WHEN ST_Intersects(gc.geom, s.mid) THEN 0 ELSE ST_Distance(gc.geom, s.mid) END AS dist
+               CASE WHEN ST_Intersects(gc.geom, s.mid) THEN 0
+                    WHEN ST_DWithin(gc.geom, s.mid, :gap) THEN ST_Distance(gc.geom, s.mid) END AS dist
         FROM segs s WHERE s.feature = gc.feature AND s.part = gc.part AND s.gchunk = gc.gchunk
     ) p
 ),
@@ -90,7 +92,7 @@ seg_road AS (
     FROM (
         SELECT s.feature, s.part, s.seq, rc.id AS road_id, rc.is_path, ST_Distance(rc.geom, s.mid) AS dist
         FROM segs s JOIN road_cand rc USING (feature, part, chunk)
-        WHERE rc.geom && ST_Expand(s.mid, :tol)
+        WHERE rc.geom && s.midbox
     ) d
     WHERE dist <= :tol
     ORDER BY feature, part, seq, dist + CASE WHEN is_path THEN :penalty ELSE 0 END, road_id
