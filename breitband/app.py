@@ -43,15 +43,6 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
 
 def _domain_routers() -> list:
     """Routers of the domain packages; each package that has an api.py contributes its router."""
-    import importlib
+    from breitband.db import import_optional
 
-    routers = []
-    for name in ("geo.api", "geo.tiles_api", "permits.api", "notifications.api"):
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
-        routers.append(module.router)
-    return routers
+    return [m.router for m in import_optional(("geo.api", "geo.tiles_api", "permits.api", "notifications.api"))]

@@ -6,15 +6,12 @@ import json
 import sys
 import tomllib
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from sqlalchemy.orm import Session
-
+from breitband.db import session_scope
 from breitband.errors import ProblemError
 
 app = typer.Typer(help="Breitband: permit service for broadband lines in public roads.", no_args_is_help=True,
@@ -37,19 +34,6 @@ app.add_typer(demo_app, name="demo")
 def fail(message: str, code: int = 1) -> None:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
-
-
-@contextmanager
-def session_scope() -> Iterator[Session]:
-    from breitband.db import get_database
-
-    with get_database().sessionmaker() as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
 
 
 def echo_json(data: Any) -> None:
@@ -300,15 +284,9 @@ def demo_load(tokens: bool = typer.Option(True, help="Issue fresh demo tokens an
 
 def _register_domain_commands() -> None:
     """Each domain package with a cli.py adds its commands through ``register(app)``."""
-    import importlib
+    from breitband.db import import_optional
 
-    for name in ("geo.cli", "permits.cli", "notifications.cli"):
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
+    for module in import_optional(("geo.cli", "permits.cli", "notifications.cli")):
         module.register(app)
 
 

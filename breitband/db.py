@@ -8,6 +8,7 @@ main database) for list and tile endpoints.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from fastapi import Request
@@ -69,6 +70,32 @@ def get_database(settings: Settings | None = None) -> Database:
 
         _default_db = Database.from_settings(settings or get_settings())
     return _default_db
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    """One transaction for a command-line command or a task: committed on success, rolled back on error."""
+    with get_database().sessionmaker() as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def import_optional(names: tuple[str, ...]) -> list:
+    """Import the modules that exist among ``names`` (a domain package may not have an api.py or cli.py)."""
+    import importlib
+
+    modules = []
+    for name in names:
+        try:
+            modules.append(importlib.import_module(name))
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+    return modules
 
 
 def get_session(request: Request) -> Iterator[Session]:

@@ -8,13 +8,12 @@ prints a summary (counts, skipped features with reasons) on stdout, and on a bad
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from sqlalchemy.orm import Session
+
+from breitband.db import session_scope
 
 import_app = typer.Typer(help="Import geodata into a tenant: boundaries, roads, Ortsdurchfahrten. Each import "
                               "replaces that tenant's layer atomically.", no_args_is_help=True)
@@ -22,19 +21,6 @@ import_app = typer.Typer(help="Import geodata into a tenant: boundaries, roads, 
 TENANT = typer.Option(..., "--tenant", help="Tenant key, e.g. he")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar")
 AS_JSON = typer.Option(False, "--json", help="Print the summary as JSON instead of text")
-
-
-@contextmanager
-def _session() -> Iterator[Session]:
-    from breitband.db import get_database
-
-    with get_database().sessionmaker() as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
 
 
 def _print(summary: dict[str, Any], as_json: bool) -> None:
@@ -58,7 +44,7 @@ def boundaries(files: list[Path] = typer.Argument(..., help="BKG VG250/VG5000 la
     agencies named in the tenant's rules)."""
     from geo.importers import import_boundaries
 
-    with _session() as session:
+    with session_scope() as session:
         summary = import_boundaries(session, tenant, files, population=population, progress_bar=not quiet)
     _print(summary, as_json)
 
@@ -70,7 +56,7 @@ def roads(files: list[Path] = typer.Argument(..., help="OpenStreetMap .osm.pbf/.
     """Import the road network (ways with a highway tag), classified by the tenant's rules."""
     from geo.importers import import_roads
 
-    with _session() as session:
+    with session_scope() as session:
         summary = import_roads(session, tenant, files, progress_bar=not quiet)
     _print(summary, as_json)
 
@@ -82,7 +68,7 @@ def ortsdurchfahrten(file: Path = typer.Argument(..., help="Polygons or lines (a
     """Import the Ortsdurchfahrt stretches fixed by the authorities."""
     from geo.importers import import_ortsdurchfahrten
 
-    with _session() as session:
+    with session_scope() as session:
         summary = import_ortsdurchfahrten(session, tenant, file, progress_bar=not quiet)
     _print(summary, as_json)
 
