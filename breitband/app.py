@@ -38,6 +38,9 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(router)
     for module in _domain_routers():
         app.include_router(module)
+    from breitband.web import router as web_router   # last: the web app at / and /assets, after every API route
+
+    app.include_router(web_router)
     return app
 
 

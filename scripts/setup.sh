@@ -85,3 +85,27 @@ if [ -z "${BREITBAND_BROKER_URL:-}" ]; then
     for _ in $(seq 1 50); do redis-cli ping >/dev/null 2>&1 && break; sleep 0.1; done
   fi
 fi
+
+# --- Web app (web/ → web/dist, served at /) and the browser for the browser tests ----------------------------
+# Built with Vite from npm packages (no CDN); rebuilt only when package-lock.json, the sources or the config changed.
+if ! command -v npm >/dev/null || ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' 2>/dev/null; then
+  log "installing Node.js and npm (Node 20.19 or newer needed for Vite 7)"
+  apt_install nodejs npm
+fi
+WEB_LOCK_HASH="$(sha256sum web/package-lock.json | cut -c1-16)"
+if [ ! -f "web/node_modules/.breitband-lock-$WEB_LOCK_HASH" ]; then
+  log "installing the web app's npm packages (npm ci)"
+  (cd web && npm ci --no-audit --no-fund --loglevel=error)
+  touch "web/node_modules/.breitband-lock-$WEB_LOCK_HASH"
+fi
+WEB_SRC_HASH="$(cd web && find index.html vite.config.js package.json package-lock.json src -type f -print0 | sort -z \
+  | xargs -0 sha256sum | sha256sum | cut -c1-16)"
+if [ ! -f web/dist/index.html ] || [ ! -f "web/dist/.breitband-src-$WEB_SRC_HASH" ]; then
+  log "building the web app (vite build → web/dist)"
+  (cd web && npm run --silent build -- --logLevel warn)
+  touch "web/dist/.breitband-src-$WEB_SRC_HASH"
+fi
+if [ ! -x /usr/bin/chromium ]; then
+  log "installing Chromium (headless browser for the browser tests)"
+  apt_install chromium
+fi

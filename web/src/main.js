@@ -1,0 +1,123 @@
+// Breitband web app: hash routes, one view at a time. No framework.
+import "./style.css";
+import { api, get, getToken, setToken, ApiError } from "./api.js";
+import { h, field } from "./dom.js";
+import { t, lang, setLang, fmtDate, fmtLen } from "./i18n.js";
+import { inboxView, caseView } from "./authority.js";
+import { myApplicationsView, wizardView, applicationView } from "./operator.js";
+
+export const state = { me: null };
+const main = document.getElementById("main");
+const AUTHORITY_ROLES = ["authority_reviewer", "authority_admin"];
+export const isAuthority = () => AUTHORITY_ROLES.includes(state.me?.role);
+
+export function say(text, kind = "info") {
+  const s = document.getElementById("status");
+  s.className = `status ${kind}`;
+  s.textContent = text || "";
+}
+
+export function problemText(e) {
+  if (!(e instanceof ApiError)) return String(e?.message || e);
+  const p = e.problem;
+  const errs = (p.errors || []).map((x) => `${x.field || x.loc?.join(".") || ""}: ${x.message || x.msg || ""}`);
+  return (errs.length ? [p.title, ...errs] : [p.title, p.detail]).filter(Boolean).join(" – ");
+}
+
+function shell() {
+  document.documentElement.lang = lang;
+  document.querySelector(".skip").textContent = t("skip");
+  const langBtn = document.getElementById("lang");
+  langBtn.textContent = t("lang");
+  langBtn.setAttribute("lang", lang === "de" ? "en" : "de");
+  const logout = document.getElementById("logout");
+  logout.textContent = t("logout");
+  logout.hidden = !state.me;
+  const who = document.getElementById("who");
+  who.textContent = state.me ? `${state.me.name || state.me.email} · ${state.me.organisation.name}` : "";
+  const nav = document.getElementById("nav");
+  nav.replaceChildren();
+  if (!state.me) return;
+  const links = isAuthority() ? [["#/inbox", t("inbox")]]
+    : state.me.role === "operator_member" ? [["#/applications", t("myApplications")], ["#/new", t("newApplication")]]
+      : [["#/applications", t("applications")]];
+  const here = location.hash.split("?")[0];
+  nav.append(h("ul", links.map(([href, label]) => h("li", h("a", { href, "aria-current": here === href ? "page" : null }, label)))));
+}
+
+async function loadMe() {
+  if (!getToken()) { state.me = null; return; }
+  try { state.me = await get("/api/v1/me"); }
+  catch (e) { state.me = null; if (e.status === 401) setToken(null); else throw e; }
+}
+
+function loginView() {
+  const input = h("input", { type: "password", autocomplete: "off", required: true, spellcheck: "false" });
+  const err = h("p.error", { role: "alert" });
+  const form = h("form.card.narrow", { onsubmit: async (ev) => {
+    ev.preventDefault();
+    setToken(input.value.trim());
+    try {
+      await loadMe();
+      if (!state.me) throw new Error(t("loginFailed"));
+      location.hash = isAuthority() ? "#/inbox" : "#/applications";
+    } catch (e) { setToken(null); err.textContent = `${t("loginFailed")}: ${problemText(e)}`; }
+  } },
+  h("h1", t("loginTitle")), field(t("tokenLabel"), input, t("tokenHelp")), err,
+  h("button.primary", { type: "submit" }, t("login")));
+  return [form];
+}
+
+export function meCard() {
+  const m = state.me;
+  return h("dl.me",
+    h("dt", t("signedInAs")), h("dd", `${m.name || ""} <${m.email}>`),
+    h("dt", t("role")), h("dd", t(`roles.${m.role}`)),
+    h("dt", t("organisation")), h("dd", m.organisation.name),
+    h("dt", t("tenant")), h("dd", `${m.tenant.name} (${m.tenant.key})`));
+}
+
+let rendering = 0;
+async function render() {
+  const mine = ++rendering;
+  say("");
+  if (state.me === null && getToken()) await loadMe().catch((e) => say(problemText(e), "error"));
+  const [path, query] = location.hash.replace(/^#/, "").split("?");
+  const parts = path.split("/").filter(Boolean);
+  const params = new URLSearchParams(query || "");
+  if (!state.me && parts[0] !== "login") { location.hash = "#/login"; return; }
+  shell();
+  let view;
+  try {
+    main.replaceChildren(h("p.loading", t("loading")));
+    switch (parts[0]) {
+      case "login": view = loginView(); break;
+      case "inbox": view = await inboxView(params); break;
+      case "case": view = await caseView(parts[1]); break;
+      case "applications": view = await myApplicationsView(params); break;
+      case "application": view = await applicationView(parts[1]); break;
+      case "new": view = await wizardView(); break;
+      default: location.hash = isAuthority() ? "#/inbox" : "#/applications"; return;
+    }
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) { setToken(null); state.me = null; location.hash = "#/login"; return; }
+    view = [h("p.error", { role: "alert" }, problemText(e))];
+  }
+  if (mine !== rendering) return;
+  const nodes = Array.isArray(view) ? view : view.nodes;
+  main.replaceChildren(...nodes);
+  const heading = main.querySelector("h1");
+  if (heading) { heading.tabIndex = -1; heading.focus({ preventScroll: true }); }
+  if (view.after) {
+    try { await view.after(); } catch (e) { say(problemText(e), "error"); }
+  }
+}
+
+export function rerender() { render(); }
+
+document.getElementById("lang").addEventListener("click", () => { setLang(lang === "de" ? "en" : "de"); render(); });
+document.getElementById("logout").addEventListener("click", () => { setToken(null); state.me = null; location.hash = "#/login"; });
+window.addEventListener("hashchange", render);
+render();
+
+export { api, get, fmtDate, fmtLen };

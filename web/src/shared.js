@@ -1,0 +1,57 @@
+// Pieces shared by the authority and operator screens.
+import { getToken } from "./api.js";
+import { h } from "./dom.js";
+import { t, fmtTime, fmtLen } from "./i18n.js";
+
+export function sectionsTable(sections) {
+  const feats = sections?.features || [];
+  if (!feats.length) return h("p", t("none"));
+  return h("table.list",
+    h("thead", h("tr", ["#", t("layingMethod"), t("depth"), t("width"), t("reducedDepth")].map((x) => h("th", { scope: "col" }, x)))),
+    h("tbody", feats.map((f, i) => {
+      const p = f.properties || {};
+      return h("tr", h("td", p.label || String(i + 1)), h("td", p.laying_method ? t(`lm.${p.laying_method}`) : (p.kind || f.geometry?.type)),
+        h("td.num", p.depth_cm ?? "–"), h("td.num", p.width_cm ?? "–"),
+        h("td", p.reduced_depth == null ? "–" : p.reduced_depth ? t("yes") : t("no")));
+    })));
+}
+
+/** Download with the token (a plain link cannot send the Authorization header). */
+export async function download(url, fileName) {
+  const res = await fetch(url, { headers: { Authorization: `Bearer ${getToken()}` } });
+  if (!res.ok) throw new Error(`HTTP ${res.status}`);
+  const blob = await res.blob();
+  const a = h("a", { href: URL.createObjectURL(blob), download: fileName });
+  document.body.append(a);
+  a.click();
+  setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
+}
+
+export function attachmentsList(app) {
+  if (!app.attachments?.length) return h("p", t("none"));
+  return h("ul.plain", app.attachments.map((a) => h("li",
+    h("button.link-button", { type: "button", onclick: () => download(a.url, a.file_name) }, a.file_name),
+    ` (${a.kind}, ${Math.ceil(a.size_bytes / 1024)} KB, ${fmtTime(a.created_at)})`)));
+}
+
+export function timeline(history) {
+  if (!history?.length) return h("p", t("none"));
+  return h("ol.timeline", { id: "timeline" }, history.map((r) => h("li",
+    h("time", { datetime: r.at }, fmtTime(r.at)), " ",
+    h("strong", t(`cmd.${r.command}`)),
+    r.status_before !== r.status_after && r.status_after ? ` (${t(`st.${r.status_before}`)} → ${t(`st.${r.status_after}`)})` : "",
+    r.actor?.name || r.actor?.email ? ` – ${t("by")} ${r.actor.name || r.actor.email}` : "")));
+}
+
+/** Authorities of the application's route with their lengths; the caller's own authority first and marked. */
+export function routeSummary(app, ownOrgId) {
+  const r = app.route;
+  if (!r) return null;
+  return h("div",
+    h("h2", t("authorities")),
+    h("ul.legend", (r.by_authority || []).map((c) => h("li", { class: c.authority.id === ownOrgId ? "own" : null },
+      h("span", { class: `swatch ${ownOrgId ? (c.authority.id === ownOrgId ? "own" : "grey") : "other"}`, "aria-hidden": "true" }),
+      `${c.authority.name}: ${fmtLen(c.length_m)} – ${t(`st.${c.status}`)}`))),
+    h("p.muted", `${t("total")}: ${fmtLen(r.total_length_m)}; ${t("outside")}: ${fmtLen(r.outside_public_roads_m)}; ${t("private")}: ${fmtLen(r.private_roads_m)}`),
+    r.warnings?.length ? h("ul.warnings", r.warnings.map((w) => h("li", w.message))) : null);
+}
