@@ -95,7 +95,10 @@ fi
 WEB_LOCK_HASH="$(sha256sum web/package-lock.json | cut -c1-16)"
 if [ ! -f "web/node_modules/.breitband-lock-$WEB_LOCK_HASH" ]; then
   log "installing the web app's npm packages (npm ci)"
-  (cd web && npm ci --no-audit --no-fund --loglevel=error)
+  # npm ci installs exactly the lock file. A registry mirror without the other platforms' optional packages
+  # (esbuild/rollup binaries) yields a lock file npm ci calls out of sync; then install from it without saving.
+  (cd web && { npm ci --no-audit --no-fund --loglevel=silent \
+    || npm install --no-save --no-audit --no-fund --loglevel=error; })
   touch "web/node_modules/.breitband-lock-$WEB_LOCK_HASH"
 fi
 WEB_SRC_HASH="$(cd web && find index.html vite.config.js package.json package-lock.json src -type f -print0 | sort -z \
