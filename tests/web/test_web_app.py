@@ -150,6 +150,7 @@ def test_operator_submits_authority_reviews_and_grants(server, people, browser, 
         sup.get_by_role("button", name="Absenden").click()
         expect(op.locator("#application-status")).to_have_text("eingereicht", timeout=15_000)
         expect(op.locator("#timeline")).to_contain_text("nachgereicht")
+        rendered(op, "route-line")
         shot(op, "06-operator-supplemented")
 
         # --- authority: grant with a catalogue condition and a free-text condition --------------------------------
@@ -167,6 +168,7 @@ def test_operator_submits_authority_reviews_and_grants(server, people, browser, 
         expect(au.locator("#case-status")).to_have_text("zugestimmt", timeout=15_000)
         expect(au.locator("#decision")).to_contain_text(condition_title)
         expect(au.locator("#decision")).to_contain_text("außerhalb der Hauptverkehrszeit")
+        rendered(au, "route-line", "f.properties.highlight === true")
         shot(au, "08-authority-granted")
 
         # --- operator: the decision with its conditions --------------------------------------------------------
@@ -176,6 +178,7 @@ def test_operator_submits_authority_reviews_and_grants(server, people, browser, 
         expect(kreis_case.locator("#decision, .decision")).to_contain_text(condition_title)
         # no documents endpoint in the API yet: the page says so instead of offering a dead link
         expect(op.locator("#documents")).to_contain_text("noch nicht")
+        rendered(op, "route-line")
         shot(op, "09-operator-decision")
 
         # English toggle: the same page in English
@@ -191,3 +194,39 @@ def test_operator_submits_authority_reviews_and_grants(server, people, browser, 
         auth_ctx.close()
     assert not errors, "browser errors:\n" + "\n".join(errors)
     print(f"browser story: {time.monotonic() - started:.1f} s")
+
+
+def test_operator_draws_a_route_and_sees_the_authorities(server, people, browser, engine):
+    """Drawing instead of uploading: three clicks along the K 163 on the map (terra-draw), a click on the last point
+    finishes the line, and the preview names the Landkreis Offenbach."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    coords = k163_route(engine)["features"][0]["geometry"]["coordinates"]
+    points = [coords[0], coords[len(coords) // 2], coords[-1]]
+    errors: list[str] = []
+    ctx = browser.new_context(viewport=VIEWPORT, locale="de-DE")
+    try:
+        page = watch(ctx.new_page(), errors)
+        login(page, server, people.operator.token, "Petra Planerin")
+        page.goto(f"{server}/#/new")
+        expect(page.get_by_role("heading", name="Neuer Antrag")).to_be_visible()
+        page.wait_for_function("() => window.breitbandDraw && window.breitbandMap && window.breitbandMap.loaded()")
+        lon = sum(p[0] for p in points) / 3
+        lat = sum(p[1] for p in points) / 3
+        page.evaluate("(c) => window.breitbandMap.jumpTo({center: c, zoom: 16})", [lon, lat])
+        page.wait_for_function("() => window.breitbandMap.loaded()")
+        page.get_by_role("button", name="Linie zeichnen").click()
+        box = page.locator("#map canvas").bounding_box()
+        pixels = page.evaluate("(pts) => pts.map(c => { const p = window.breitbandMap.project(c); return [p.x, p.y]; })",
+                               points)
+        for x, y in pixels:
+            page.mouse.click(box["x"] + x, box["y"] + y)
+            page.wait_for_timeout(150)
+        page.mouse.click(box["x"] + pixels[-1][0], box["y"] + pixels[-1][1])   # the last point again: finish
+        expect(page.locator("#preview-authorities")).to_contain_text("Landkreis Offenbach", timeout=30_000)
+        drawn = page.evaluate("() => window.breitbandDraw.getSnapshot().map(f => f.geometry.type)")
+        assert drawn.count("LineString") == 1
+        rendered(page, "preview-line")
+        shot(page, "11-operator-drawn-route")
+    finally:
+        ctx.close()
+    assert not errors, "browser errors:\n" + "\n".join(errors)

@@ -11,12 +11,13 @@ const OPEN = ["received", "incomplete", "in_review"];
 
 export async function inboxView(params) {
   const filter = params.get("status") || "open";
-  const statuses = filter === "open" ? OPEN : filter === "all" ? [] : [filter];
+  const statuses = filter === "open" || filter === "overdue" ? OPEN : filter === "all" ? [] : [filter];
   const qs = new URLSearchParams({ limit: "100" });
+  if (filter === "overdue") qs.append("overdue", "true");
   statuses.forEach((s) => qs.append("status", s));
   const page = await get(`/api/v1/cases?${qs}`);
   const select = h("select", { name: "status", onchange: (e) => { location.hash = `#/inbox?status=${e.target.value}`; } },
-    [["open", t("open")], ["all", t("all")], ...CASE_STATUSES.map((s) => [s, t(`st.${s}`)])]
+    [["open", t("open")], ["overdue", t("overdueOnly")], ["all", t("all")], ...CASE_STATUSES.map((s) => [s, t(`st.${s}`)])]
       .map(([v, l]) => h("option", { value: v, selected: v === filter }, l)));
   const rows = page.items.map((c, i) => h("tr", { class: c.overdue ? "overdue" : null },
     h("td", String(i + 1)),
@@ -116,8 +117,8 @@ async function commandForms(c, etag) {
     btn.disabled = true;
     try {
       await api(`/api/v1/cases/${c.id}/${name}`, { method: "POST", body, etag });
+      await rerender();
       say(t("sent"), "ok");
-      rerender();
     } catch (e) { say(problemText(e), "error"); btn.disabled = false; }
   };
   const out = [];

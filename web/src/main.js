@@ -80,7 +80,8 @@ export function meCard() {
 let rendering = 0;
 async function render() {
   const mine = ++rendering;
-  say("");
+  say(state.flash?.text || "", state.flash?.kind);
+  state.flash = null;
   if (state.me === null && getToken()) await loadMe().catch((e) => say(problemText(e), "error"));
   const [path, query] = location.hash.replace(/^#/, "").split("?");
   const parts = path.split("/").filter(Boolean);
@@ -113,7 +114,7 @@ async function render() {
   }
 }
 
-export function rerender() { render(); }
+export function rerender() { return render(); }
 
 document.getElementById("lang").addEventListener("click", () => { setLang(lang === "de" ? "en" : "de"); render(); });
 document.getElementById("logout").addEventListener("click", () => { setToken(null); state.me = null; location.hash = "#/login"; });

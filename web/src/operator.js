@@ -128,7 +128,7 @@ export async function wizardView() {
     try {
       const created = await api("/api/v1/applications", { method: "POST", body: content() });
       if (submit) await api(`/api/v1/applications/${created.data.id}/submit`, { method: "POST", etag: created.etag });
-      say(submit ? t("submitted") : t("saved"), "ok");
+      state.flash = { text: submit ? t("submitted") : t("saved"), kind: "ok" };
       location.hash = `#/application/${created.data.id}`;
     } catch (e) { errorBox.textContent = problemText(e); btn.disabled = false; }
   }
@@ -182,7 +182,7 @@ export async function applicationView(id) {
       h("dt", t("version")), h("dd", String(app.version)), h("dt", t("received")), h("dd", fmtTime(app.submitted_at))),
     allowed.includes("submit") ? h("p", h("button.primary", { type: "button", onclick: async (e) => {
       e.target.disabled = true;
-      try { await api(`/api/v1/applications/${id}/submit`, { method: "POST", etag: res.etag }); say(t("submitted"), "ok"); rerender(); }
+      try { await api(`/api/v1/applications/${id}/submit`, { method: "POST", etag: res.etag }); await rerender(); say(t("submitted"), "ok"); }
       catch (err) { say(problemText(err), "error"); e.target.disabled = false; }
     } }, t("submit"))) : null,
     routeSummary(app, null),
@@ -227,8 +227,8 @@ function supplementForm(app, etag, waiting) {
       // the attachment changed the application's version: read the ETag again
       const fresh = ids.length ? (await api(`/api/v1/applications/${app.id}`)).etag : etag;
       await api(`/api/v1/applications/${app.id}/supplements`, { method: "POST", etag: fresh, body: { message: msg.value.trim(), attachment_ids: ids } });
+      await rerender();
       say(t("sent"), "ok");
-      rerender();
     } catch (err) { say(problemText(err), "error"); btn.disabled = false; }
   } },
   h("h2", t("supplement")),
