@@ -373,7 +373,7 @@ APPLICATION_PROPS = (
 class ApplicationsLayer:
     """Permit applications' routes, filtered by the caller (needs a Bearer token):
 
-    - an operator sees its organisation's applications (drafts included);
+    - an operator sees its organisation's applications, drafts included (once permits stores their route);
     - an authority (reviewer, admin) sees the applications that have a case of its organisation, with the state
       of that case, and — greyed (``own=false``), with the application status only, no reference, name or ids —
       every other submitted application of the tenant that is neither a draft nor withdrawn;

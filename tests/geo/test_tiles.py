@@ -469,11 +469,16 @@ def test_operator_sees_its_own_submitted_applications(client, applications_scene
     assert resp.headers["cache-control"] == "private, no-cache"
     assert resp.headers["vary"] == "Authorization"
     feats = features(resp, "applications")
-    # not the competitor's application on the same route; not the draft (a route is stored on submission)
-    assert [f["properties"] for f in feats] == [{
+    # its submitted application and its draft, not the competitor's application on the same route
+    by_ref = {f["properties"]["reference"]: f["properties"] for f in feats}
+    assert len(feats) == 2
+    assert by_ref[s["submitted"]["reference"]] == {
         "own": True, "status": "submitted", "id": s["submitted"]["id"], "reference": s["submitted"]["reference"],
-        "project_name": "FTTH Zeppelinheim, BA 1", "part": "line"}]
-    assert feats[0]["geometry"]["type"] == "LineString"
+        "project_name": "FTTH Zeppelinheim, BA 1", "part": "line"}
+    assert by_ref[s["draft"]["reference"]] == {
+        "own": True, "status": "draft", "id": s["draft"]["id"], "reference": s["draft"]["reference"],
+        "project_name": "FTTH Zeppelinheim, BA 2 (Entwurf)", "part": "line"}
+    assert {f["geometry"]["type"] for f in feats} == {"LineString"}
     # the ETag is per content and caller: 304 on the same tile
     assert tile(client, "applications", s["zxy"], tenant=None,
                 headers={**s["operator"], "If-None-Match": resp.headers["etag"]}).status_code == 304
