@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -372,6 +373,7 @@ def main() -> None:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        shutil.rmtree(sql_dir, ignore_errors=True)
         for name, log in logs.items():
             log.seek(0)
             err = log.read().decode(errors="replace").strip()
