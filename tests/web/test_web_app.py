@@ -86,6 +86,10 @@ def test_operator_submits_authority_reviews_and_grants(server, people, browser, 
         op = watch(op_ctx.new_page(), errors)
         login(op, server, people.operator.token, "Petra Planerin")
         expect(op.get_by_role("heading", name="Meine Anträge")).to_be_visible()
+        op.locator("#who a").click()   # the account as /api/v1/me tells it
+        expect(op.locator("dl.me")).to_contain_text("Netzbetreiber")
+        expect(op.locator("dl.me")).to_contain_text(people.operator.email)
+        expect(op.locator("dl.me")).to_contain_text("(he)")
         op.get_by_role("link", name="Neuer Antrag").first.click()
         expect(op.get_by_role("heading", name="Neuer Antrag")).to_be_visible()
         op.get_by_label("Name des Vorhabens").fill("FTTH Neu-Isenburg Gravenbruch, K 163")

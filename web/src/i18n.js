@@ -2,7 +2,7 @@
 const de = {
   skip: "Zum Inhalt springen", lang: "English", logout: "Abmelden", login: "Anmelden",
   loginTitle: "Anmeldung", tokenLabel: "API-Token", tokenHelp: "Fügen Sie den API-Token ein, den Sie von Ihrer Servicestelle erhalten haben. Er wird nur in dieser Browser-Sitzung gespeichert.",
-  loginFailed: "Anmeldung fehlgeschlagen", signedInAs: "Angemeldet als", role: "Rolle", organisation: "Organisation", tenant: "Land",
+  loginFailed: "Anmeldung fehlgeschlagen", account: "Ihr Zugang", signedInAs: "Angemeldet als", role: "Rolle", organisation: "Organisation", tenant: "Land",
   inbox: "Eingang", myApplications: "Meine Anträge", newApplication: "Neuer Antrag", applications: "Anträge",
   status: "Status", all: "Alle", open: "Offen", reference: "Aktenzeichen", project: "Vorhaben", applicant: "Antragsteller",
   received: "Eingang", due: "Frist", daysLeft: "Tage übrig", overdue: "überfällig", overdueOnly: "Nur überfällige", length: "Länge", none: "Keine Einträge.",
@@ -44,7 +44,7 @@ const de = {
 const en = {
   skip: "Skip to content", lang: "Deutsch", logout: "Sign out", login: "Sign in",
   loginTitle: "Sign in", tokenLabel: "API token", tokenHelp: "Paste the API token your operating office gave you. It is kept only for this browser session.",
-  loginFailed: "Sign-in failed", signedInAs: "Signed in as", role: "Role", organisation: "Organisation", tenant: "State",
+  loginFailed: "Sign-in failed", account: "Your account", signedInAs: "Signed in as", role: "Role", organisation: "Organisation", tenant: "State",
   inbox: "Inbox", myApplications: "My applications", newApplication: "New application", applications: "Applications",
   status: "Status", all: "All", open: "Open", reference: "Reference", project: "Project", applicant: "Applicant",
   received: "Received", due: "Due", daysLeft: "Days left", overdue: "overdue", overdueOnly: "Overdue only", length: "Length", none: "Nothing here.",

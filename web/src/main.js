@@ -34,7 +34,7 @@ function shell() {
   logout.textContent = t("logout");
   logout.hidden = !state.me;
   const who = document.getElementById("who");
-  who.textContent = state.me ? `${state.me.name || state.me.email} · ${state.me.organisation.name}` : "";
+  who.replaceChildren(state.me ? h("a", { href: "#/me", title: t("account") }, `${state.me.name || state.me.email} · ${state.me.organisation.name}`) : "");
   const nav = document.getElementById("nav");
   nav.replaceChildren();
   if (!state.me) return;
@@ -93,6 +93,7 @@ async function render() {
     main.replaceChildren(h("p.loading", t("loading")));
     switch (parts[0]) {
       case "login": view = loginView(); break;
+      case "me": view = [h("section.pane.wide", h("h1", t("account")), meCard())]; break;
       case "inbox": view = await inboxView(params); break;
       case "case": view = await caseView(parts[1]); break;
       case "applications": view = await myApplicationsView(params); break;
