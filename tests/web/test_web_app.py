@@ -234,3 +234,77 @@ def test_operator_draws_a_route_and_sees_the_authorities(server, people, browser
     finally:
         ctx.close()
     assert not errors, "browser errors:\n" + "\n".join(errors)
+
+
+def submit_by_api(server: str, token: str, sections: dict, name: str) -> str:
+    """An operator's submission through the HTTP API (set-up for the authority's screens); → reference."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {token}"}
+    feature = sections["features"][0]
+    body = {"project_name": name, "contact": {"name": "Petra Planerin", "phone": "+49 69 123456"}, "planned_start": "2027-03-01",
+            "planned_end": "2027-04-30",
+            "sections": {"type": "FeatureCollection", "features": [{
+                "type": "Feature", "geometry": feature["geometry"],
+                "properties": {"laying_method": "directional_drilling", "depth_cm": 120, "width_cm": 20}}]}}
+    created = httpx.post(f"{server}/api/v1/applications", json=body, headers=headers, timeout=30)
+    assert created.status_code == 201, created.text
+    submitted = httpx.post(f"{server}/api/v1/applications/{created.json()['id']}/submit", timeout=60,
+                           headers={**headers, "If-Match": created.headers["etag"]})
+    assert submitted.status_code == 200, submitted.text
+    return submitted.json()["reference"]
+
+
+def open_case(page: Page, server: str, reference: str) -> None:
+    page.goto(f"{server}/#/inbox?status=all")
+    page.locator("#inbox-table tbody tr", has_text=reference).get_by_role("link", name=reference).click()
+    expect(page.locator("h1")).to_contain_text(reference)
+
+
+def test_authority_confirms_extends_refuses_and_forwards(server, people, browser, engine):
+    """The other decision-form commands: confirm complete, extend the deadline with reasons, refuse with a reason
+    code and an explanation; and forward another case to Hessen Mobil."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    route = k163_route(engine)
+    first = submit_by_api(server, people.operator.token, route, "HDD-Querung K 163, Abschnitt A")
+    second = submit_by_api(server, people.operator.token, route, "HDD-Querung K 163, Abschnitt B")
+    errors: list[str] = []
+    ctx = browser.new_context(viewport=VIEWPORT, locale="de-DE")
+    try:
+        au = watch(ctx.new_page(), errors)
+        login(au, server, people.reviewer.token, "Paul Prüfer")
+        open_case(au, server, first)
+        expect(au.locator("dd", has_text="Spülbohrung")).to_have_count(0)   # the sections table, not a fact
+        expect(au.locator("table.list")).to_contain_text("Spülbohrung (HDD)")
+        au.locator("#form-confirm-complete").get_by_role("button", name="Vollständigkeit bestätigen").click()
+        expect(au.locator("#case-status")).to_have_text("in Prüfung", timeout=15_000)
+        due_before = au.locator("dt:has-text('Frist') + dd").inner_text()
+        ext = au.locator("#form-extend-deadline")
+        ext.get_by_label("Grund").fill("Abstimmung mit der Brückenprüfung erforderlich.")
+        ext.get_by_role("button", name="Frist verlängern (einmalig, ein Monat)").click()
+        expect(au.locator("#timeline")).to_contain_text("Frist verlängert", timeout=15_000)
+        assert au.locator("dt:has-text('Frist') + dd").inner_text() != due_before
+        expect(au.locator("#form-extend-deadline")).to_have_count(0)   # once only
+        form = au.locator("#form-decision")
+        form.get_by_label("Ablehnen").check()
+        reason = form.get_by_role("group", name="Ablehnungsgründe").locator("label.check").first
+        reason.get_by_role("checkbox").check()
+        reason_title = reason.locator("strong").inner_text()
+        form.get_by_label("Begründung").fill("Die Querung liegt im Bereich des Brückenbauwerks.")
+        form.get_by_role("button", name="Entscheidung absenden").click()
+        expect(au.locator("#case-status")).to_have_text("abgelehnt", timeout=15_000)
+        expect(au.locator("#decision")).to_contain_text(reason_title)
+        expect(au.locator("#decision")).to_contain_text("Brückenbauwerks")
+        shot(au, "12-authority-refused")
+
+        open_case(au, server, second)
+        fwd = au.locator("#form-forward")
+        fwd.get_by_label("An Behörde").select_option(label="Hessen Mobil")
+        fwd.get_by_label("Grund").fill("Die K 163 ist hier als Landesstraße gewidmet.")
+        fwd.get_by_role("button", name="Weiterleiten").click()
+        expect(au.locator("#case-status")).to_have_text("weitergeleitet", timeout=15_000)
+        expect(au.get_by_text("Für diesen Vorgang sind keine Aktionen möglich.")).to_be_visible()
+        shot(au, "13-authority-forwarded")
+    finally:
+        ctx.close()
+    assert not errors, "browser errors:\n" + "\n".join(errors)
