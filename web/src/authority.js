@@ -71,12 +71,12 @@ export async function caseView(id) {
       h("dt", t("received")), h("dd", fmtTime(c.received_at)),
       h("dt", t("due")), h("dd", { class: c.overdue ? "overdue" : null }, `${fmtDate(c.decision_due)}${c.days_left != null ? ` (${c.days_left} ${t("daysLeft")})` : ""}${c.overdue ? ` – ${t("overdue")}` : ""}`),
       h("dt", t("yourPart")), h("dd", fmtLen(c.part?.length_m))),
+    c.decision ? [h("h2", t("decision")), decisionBox(c)] : null,
+    h("details.actions", { open: true }, h("summary", h("h2", t("decide"))), await commandForms(c, etag)),
     routeSummary(app, state.me.organisation.id),
     h("h2", t("sections")), sectionsTable(version?.content?.sections || app.content.sections),
     h("h2", t("attachments")), attachmentsList(app),
     c.information_requests?.length ? [h("h2", t("infoRequests")), infoRequests(c)] : null,
-    c.decision ? [h("h2", t("decision")), decisionBox(c)] : null,
-    h("h2", t("decide")), await commandForms(c, etag),
     h("h2", t("timeline")), timeline(history));
   return {
     nodes: [h("div.split", info, h("section.pane.map-pane", mapEl))],
@@ -129,17 +129,20 @@ async function commandForms(c, etag) {
     const reasonBoxes = reasons.filter((x) => x.active).map((x) => h("label.check", h("input", { type: "checkbox", name: "reason", value: x.code }), h("span", h("strong", x.title), " ", h("span.muted", x.text))));
     const free = h("textarea", { name: "additional", rows: 3 });
     const expl = h("textarea", { name: "explanation", rows: 3 });
-    const form = h("form.card", { id: "form-decision", onsubmit: (e) => {
+    const reasonsSet = h("fieldset", { hidden: true }, h("legend", t("reasons")), reasonBoxes);
+    const form = h("form.card", { id: "form-decision", onchange: (e) => {
+      if (e.target.name === "outcome") reasonsSet.hidden = e.target.value === "granted";   // reasons: refusals only
+    }, onsubmit: (e) => {
       e.preventDefault();
       const fd = new FormData(form);
       run("decision", { outcome: fd.get("outcome"), conditions: fd.getAll("condition"), additional_conditions: lines(fd.get("additional") || ""),
-        reasons: fd.getAll("reason"), explanation: (fd.get("explanation") || "").trim() || null }, form);
+        reasons: fd.get("outcome") === "granted" ? [] : fd.getAll("reason"), explanation: (fd.get("explanation") || "").trim() || null }, form);
     } },
     h("h3", t("decide")),
     h("fieldset", h("legend", t("decision")), outcome("granted", t("grant"), true), outcome("partially_granted", t("partialGrant")), outcome("refused", t("refuse"))),
     h("fieldset", h("legend", t("conditions")), condBoxes),
     field(t("freeConditions"), free),
-    h("fieldset", h("legend", t("reasons")), reasonBoxes),
+    reasonsSet,
     field(t("explanation"), expl),
     h("button.primary", { type: "submit" }, t("submitDecision")));
     out.push(form);
