@@ -6,12 +6,13 @@ One SQL statement per tile, built with SQLAlchemy Core and GeoAlchemy2 (after ge
 1. the tile's envelope ``ST_TileEnvelope(z, x, y)`` (EPSG:3857) is transformed into the tenant's metric CRS for
    the index lookup (``geom && ST_Transform(envelope, tenants.srid)``, the GiST index on ``geom``) and the rows are
    filtered to the tenant and to the classes shown at that zoom (``Band``);
-2. at most ``feature_limit`` rows are kept, the most important first (``rank``: Autobahn before Gemeindestraße,
-   Land before Gemeinde); one more row is read to tell whether the tile was truncated;
-3. the kept geometries are simplified in the metric CRS with a tolerance of ``SIMPLIFY_UNITS`` tile units (the
-   tile's pixel size, from the zoom and the latitude), polygons first clipped to the tile plus its buffer, then
-   transformed to EPSG:3857 and quantised by ``ST_AsMVTGeom`` (extent 4096, buffer 64) and aggregated by
-   ``ST_AsMVT``.
+2. at most ``feature_limit`` rows are kept: one more row is read to tell whether the tile must be cut; only then
+   a second statement keeps the most important ones (``rank``: Autobahn before Gemeindestraße, Land before
+   Gemeinde), so that the common case needs no sort;
+3. polygons are clipped to the tile plus its buffer in the metric CRS; the geometries are simplified there with a
+   tolerance of ``SIMPLIFY_UNITS`` tile units (from the zoom and the latitude); then they are transformed to
+   EPSG:3857, quantised by ``ST_AsMVTGeom`` (extent 4096, buffer 64) and aggregated by ``ST_AsMVT`` (the style
+   orders the drawing with ``line-sort-key``, not the tile).
 
 The same statement also returns the tenant's SRID (NULL: no such tenant) and the ``imported_at`` of the layer's
 last import, from which the ETag is derived, so a tile costs one round trip.
@@ -146,7 +147,7 @@ class TableLayer:
     geometry: str                                    # line | polygon | point
     props: tuple[Prop, ...]
     bands: tuple[Band, ...]
-    rank: Callable[[Table], ColumnElement[int]]      # lower = kept first when truncated, drawn last (on top)
+    rank: Callable[[Table], ColumnElement[int]]      # lower = kept first when the feature limit cuts
     stamp_layer: str                                 # LayerImport.layer whose imported_at versions the data
     minzoom: int = 0
     maxzoom: int = 16                                # TileJSON maxzoom: clients over-zoom beyond it
@@ -257,52 +258,55 @@ def _stamp(layer_name_param: str = "stamp_layer") -> ColumnElement[datetime]:
             .scalar_subquery())
 
 
-def _mvt_of(rows, layer_name: str, order_by) -> tuple[ColumnElement[bytes], ColumnElement[int]]:
-    """``ST_AsMVT`` over the rows of a CTE whose ``geom`` column holds ``ST_AsMVTGeom`` output (NULL where the
-    geometry does not reach into the tile), and the number of features in the tile."""
-    t = select(*[c for c in rows.c if c.name != "_rank"]).where(rows.c.geom.is_not(None)) \
-        .order_by(*order_by).subquery("t")
-    mvt = (select(func.ST_AsMVT(t.table_valued(), literal_column(f"'{layer_name}'"),
-                                literal_column(str(EXTENT)), literal_column("'geom'")))
-           .select_from(t).scalar_subquery())
-    count = select(func.count()).select_from(rows).where(rows.c.geom.is_not(None)).scalar_subquery()
-    return mvt, count
+def _mvt_and_count(rows, layer_name: str):
+    """A one-row subquery (mvt, features): ``ST_AsMVT`` over ``rows`` (properties plus ``geom``, the output of
+    ``ST_AsMVTGeom``; NULL where a geometry does not reach into the tile) and the number of features in it.
+    ST_AsMVT skips rows whose geometry is NULL, so they are not filtered out first (a filter on the computed
+    geometry would make PostgreSQL compute it twice)."""
+    return select(func.ST_AsMVT(rows.table_valued(), literal_column(f"'{layer_name}'"),
+                                literal_column(str(EXTENT)), literal_column("'geom'")).label("mvt"),
+                  func.count(rows.c.geom).label("features")).select_from(rows).subquery("m")
 
 
-def table_tile_statement(layer: TableLayer, band: int) -> Select:
-    """SELECT srid, stamp, n, mvt for one tile of a public layer (cached per layer and band)."""
-    key = (layer.name, band)
+def table_tile_statement(layer: TableLayer, band: int, ranked: bool) -> Select:
+    """SELECT srid, stamp, n, features, mvt for one tile of a public layer (cached per layer, band and ranking).
+
+    Unranked: the rows in index order, at most limit + 1 (n tells whether there were more); the common case, no
+    sort. Ranked (only when the unranked one found more than the limit): the ``limit`` most important rows."""
+    key = (layer.name, band, ranked)
     stmt = _stmt_cache.get(key)
     if stmt is not None:
         return stmt
     t = layer.table
     env_native = gf.ST_Transform(_envelope_3857(), _tenant_srid())
-    rank = layer.rank(t).label("_rank")
-    cand = (select(t.c.id, rank, *[p.expr(t).label(p.name) for p in layer.props], t.c.geom)
+    cand = (select(t.c.id, *[p.expr(t).label(p.name) for p in layer.props], t.c.geom)
             .where(t.c.tenant_key == bindparam("tenant", type_=String),
                    t.c.geom.op("&&")(env_native),
-                   layer.bands[band].where(t))
-            .order_by(rank, t.c.id)
-            .limit(bindparam("limit_plus_one", type_=Integer))
-            .cte("cand").prefix_with("MATERIALIZED"))
+                   layer.bands[band].where(t)))
+    if ranked:
+        cand = cand.add_columns(layer.rank(t).label("_rank")).order_by(literal_column("_rank"), t.c.id)
+    cand = cand.limit(bindparam("limit_plus_one", type_=Integer)).cte("cand").prefix_with("MATERIALIZED")
+    kept = select(cand.c.geom, *[cand.c[p.name] for p in layer.props])
+    if ranked:
+        kept = kept.order_by(cand.c._rank, cand.c.id).limit(bindparam("limit", type_=Integer))
+    kept = kept.subquery("kept")
     tol = bindparam("tol")
-    geom = cand.c.geom
+    geom = kept.c.geom
+    # Simplifying before the transformation pays even at z14+ (fewer vertices to transform; measured).
     if layer.geometry == "polygon":
-        pad = bindparam("pad")
         geom = gf.ST_SimplifyPreserveTopology(
-            gf.ST_ClipByBox2D(geom, func.Box2D(gf.ST_Expand(env_native, pad))), tol)
+            gf.ST_ClipByBox2D(geom, func.Box2D(gf.ST_Expand(env_native, bindparam("pad")))), tol)
     elif layer.geometry == "line":
         geom = func.ST_Simplify(geom, tol, True)
     mvt_geom = gf.ST_AsMVTGeom(gf.ST_Transform(geom, 3857), _envelope_3857(), literal_column(str(EXTENT)),
                                literal_column(str(BUFFER)), true())
-    kept = (select(cand.c._rank, *[cand.c[p.name] for p in layer.props], mvt_geom.label("geom"))
-            .order_by(cand.c._rank, cand.c.id)
-            .limit(bindparam("limit", type_=Integer))
-            .cte("kept").prefix_with("MATERIALIZED"))
-    mvt, features = _mvt_of(kept, layer.name, [kept.c._rank.desc()])
+    # MATERIALIZED: ST_AsMVT(rows) and count(rows.geom) would otherwise each compute ST_AsMVTGeom
+    rows = (select(*[kept.c[p.name] for p in layer.props], mvt_geom.label("geom"))
+            .cte("rows").prefix_with("MATERIALIZED"))
+    m = _mvt_and_count(rows, layer.name)
     n = select(func.count()).select_from(cand).scalar_subquery()
-    stmt = select(_tenant_srid().label("srid"), _stamp().label("stamp"), n.label("n"),
-                  features.label("features"), mvt.label("mvt"))
+    stmt = select(_tenant_srid().label("srid"), _stamp().label("stamp"), n.label("n"), m.c.features,
+                  m.c.mvt).select_from(m)
     with _stmt_lock:
         _stmt_cache[key] = stmt
     return stmt
@@ -346,9 +350,11 @@ def public_tile(session: Session, layer: TableLayer, tenant_key: str, tile: Tile
     unit = tile.native_units_per_tile_unit()
     params = {"z": tile.z, "x": tile.x, "y": tile.y, "tenant": tenant_key, "stamp_layer": layer.stamp_layer,
               "limit": limit, "limit_plus_one": limit + 1, "tol": SIMPLIFY_UNITS * unit, "pad": BUFFER * unit}
-    row = session.execute(table_tile_statement(layer, layer.band(tile.z)), params).one()
+    row = session.execute(table_tile_statement(layer, layer.band(tile.z), ranked=False), params).one()
     if row.srid is None:
         raise _no_tenant(tenant_key)
+    if int(row.n) > limit:
+        row = session.execute(table_tile_statement(layer, layer.band(tile.z), ranked=True), params).one()
     return Tile(data=bytes(row.mvt or b""), features=int(row.features), truncated=int(row.n) > limit, limit=limit,
                 etag=public_etag(layer, tenant_key, tile, row.stamp, limit))
 
@@ -455,11 +461,10 @@ def applications_statement(principal) -> Select:
                                           literal_column(str(BUFFER)), true()).label("geom"))
             .select_from(cand).join(dim, true())
             .where(cand.c._order <= bindparam("limit", type_=Integer), not_(gf.ST_IsEmpty(part_geom)))
-            .order_by(cand.c.own, dim.c.dim.desc())
             .cte("kept").prefix_with("MATERIALIZED"))
-    mvt, features = _mvt_of(kept, "applications", [])
+    m = _mvt_and_count(kept, "applications")
     n = select(func.count()).select_from(cand).scalar_subquery()
-    return select(n.label("n"), features.label("features"), mvt.label("mvt"))
+    return select(n.label("n"), m.c.features, m.c.mvt).select_from(m)
 
 
 def applications_tile(session: Session, principal, tile: TileKey) -> Tile:
@@ -556,6 +561,8 @@ def style(base_url: str, tenant_key: str, bounds: list[float] | None, *, with_ap
     class_colour = ["match", ["get", "road_class"], *[v for k, c in ROAD_COLOURS.items() for v in (k, c)],
                     ROAD_COLOURS["gemeinde"]]
     class_width = ["match", ["get", "road_class"], "autobahn", 3.0, "bund", 2.4, "land", 2.0, "kreis", 1.6, 1.0]
+    # higher is drawn later (on top): Autobahn over Bundesstraße over ... over Gemeindestraße
+    sort_key = ["match", ["get", "road_class"], "autobahn", 5, "bund", 4, "land", 3, "kreis", 2, 1]
     width = ["interpolate", ["exponential", 1.6], ["zoom"],
              6, ["*", 0.4, class_width], 12, ["*", 1.2, class_width], 16, ["*", 4, class_width]]
     layers: list[dict[str, Any]] = [
@@ -574,10 +581,11 @@ def style(base_url: str, tenant_key: str, bounds: list[float] | None, *, with_ap
          "paint": {"line-color": "#4b3b66", "line-width": 2.5}},
         {"id": "roads-public", "type": "line", "source": "roads", "source-layer": "roads",
          "filter": ["!=", ["get", "is_private"], True],
-         "layout": {"line-cap": "round", "line-join": "round"},
+         "layout": {"line-cap": "round", "line-join": "round", "line-sort-key": sort_key},
          "paint": {"line-color": class_colour, "line-width": width}},
         {"id": "roads-private", "type": "line", "source": "roads", "source-layer": "roads",
          "filter": ["==", ["get", "is_private"], True],
+         "layout": {"line-sort-key": sort_key},
          "paint": {"line-color": class_colour, "line-width": width, "line-dasharray": [2, 2]}},
     ]
     if with_applications:
@@ -590,7 +598,8 @@ def style(base_url: str, tenant_key: str, bounds: list[float] | None, *, with_ap
              "filter": ["==", ["get", "part"], "area"], "paint": {"fill-color": colour, "fill-opacity": 0.35}},
             {"id": "applications-line", "type": "line", "source": "applications", "source-layer": "applications",
              "filter": ["==", ["get", "part"], "line"],
-             "layout": {"line-cap": "round", "line-join": "round"},
+             "layout": {"line-cap": "round", "line-join": "round",
+                        "line-sort-key": ["case", ["==", ["get", "own"], True], 1, 0]},
              "paint": {"line-color": colour, "line-width": ["case", ["==", ["get", "own"], True], 4, 2]}},
             {"id": "applications-point", "type": "circle", "source": "applications", "source-layer": "applications",
              "filter": ["==", ["get", "part"], "point"],
