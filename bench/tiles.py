@@ -26,8 +26,8 @@ pages the other just read. PostgreSQL's JIT is off on both sides (ours: engine o
 with ``SET jit = off`` that TiPG runs on each new connection).
 
 Tiles: all tiles that hold at least one segment midpoint, per zoom; a reproducible random sample (``--seed``) of
-``--runs`` of them (z10 has fewer in Hessen: all of them are used). 5 warm-up requests per server on z13 tiles
-outside the samples.
+``--runs`` of them (z10 has fewer in Hessen: all of them are used). Warm-up: 3 requests per server at each of
+z11, z13 and z15 (one per zoom band of the measured zooms; never a measured tile).
 
 The network (database BREITBAND_BENCH_DATABASE_URL, default …/breitband_bench, tenant "he"): reused when it holds
 ≥ ``--segments`` road segments of tenant he, else built with bench/resolve.py's functions (real Frankfurter Kreuz
@@ -66,6 +66,10 @@ RELATION = "bench_tiles_roads"
 FEATURE_LIMIT = 20_000
 BUFFER = 64
 PROPERTIES = "road_class,ref,name,highway,is_private"
+# Warm-up zooms: one per zoom band of the roads layer at the measured zooms (z11: band of z10, z13: of z12, z15: of
+# z14 and z16), so that connection set-up and the first use of each statement are not measured; not measured zooms,
+# so no measured tile is requested twice.
+WARM_ZOOMS = (11, 13, 15)
 
 
 # --- data ------------------------------------------------------------------------------------------------------
@@ -266,7 +270,7 @@ def main() -> None:
     db = get_database()
     with db.engine.begin() as conn:
         built_s = ensure_relation(conn, n_segments)
-        tiles_by_zoom = populated_tiles(conn, zooms + [13])
+        tiles_by_zoom = populated_tiles(conn, sorted(set(zooms) | set(WARM_ZOOMS)))
         classified = conn.execute(text(f"SELECT count(*) FROM {RELATION} WHERE road_class <> 'gemeinde'")).scalar()
     print(f"network: {n_segments:,} road segments of tenant {TENANT} ({classified:,} classified), "
           f"relation public.{RELATION}{f' built in {built_s:.1f} s' if built_s else ' reused'}")
@@ -278,7 +282,8 @@ def main() -> None:
         samples[z] = rng.sample(pool, min(args.runs, len(pool)))
         print(f"z{z}: {len(pool):,} populated tiles, {len(samples[z])} sampled")
     measured = {(z, x, y) for z in zooms for x, y in samples[z]}
-    warm = [(13, x, y) for x, y in rng.sample(tiles_by_zoom[13], 10) if (13, x, y) not in measured][:5]
+    warm = [(z, x, y) for z in WARM_ZOOMS
+            for x, y in [t for t in rng.sample(tiles_by_zoom[z], 10) if (z, *t) not in measured][:3]]
 
     ours_port, tipg_port = free_port(), free_port()
     logs = {name: tempfile.TemporaryFile() for name in ("breitband", "tipg")}
