@@ -25,6 +25,8 @@ from geo.crs import transformer
 
 ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "web"
 VIEWPORT = {"width": 1366, "height": 768}   # a laptop screen
+PLAN_PDF = (b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj 2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj "
+            b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n")
 
 
 def k163_route(engine) -> dict:
@@ -78,6 +80,8 @@ def test_operator_submits_authority_reviews_and_grants(server, people, browser, 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     route_file = tmp_path / "trasse-k163.geojson"
     route_file.write_text(json.dumps(k163_route(engine)))
+    plan_file = tmp_path / "trassenplan-k163.pdf"
+    plan_file.write_bytes(PLAN_PDF)
     errors: list[str] = []
     op_ctx = browser.new_context(viewport=VIEWPORT, locale="de-DE", accept_downloads=True)
     auth_ctx = browser.new_context(viewport=VIEWPORT, locale="de-DE")
@@ -97,6 +101,8 @@ def test_operator_submits_authority_reviews_and_grants(server, people, browser, 
         op.get_by_label("Telefon").fill("+49 69 123456")
         op.get_by_label("Verlegemethode").select_option("open_trench")
         op.get_by_label("Tiefe (cm)").fill("70")
+        op.get_by_label("Dateien (PDF oder Bild)").set_input_files(str(plan_file))
+        op.get_by_label("Art der Anlage").select_option(label="Trassenplan")
         op.get_by_label("GeoJSON-Datei hochladen (Koordinaten in WGS 84)").set_input_files(str(route_file))
         preview = op.locator("#preview-authorities")
         expect(preview).to_contain_text("Landkreis Offenbach", timeout=30_000)
@@ -134,6 +140,11 @@ def test_operator_submits_authority_reviews_and_grants(server, people, browser, 
         assert any(f["properties"]["highlight"] is True for f in own)
         expect(au.get_by_text("70").first).to_be_visible()   # the section's depth in the sections table
         expect(au.locator("#timeline")).to_contain_text("eingereicht")
+        # the operator's plan, downloaded by the authority with its token
+        with au.expect_download() as download:
+            au.get_by_role("button", name="trassenplan-k163.pdf").click()
+        assert open(download.value.path(), "rb").read() == PLAN_PDF
+        expect(au.get_by_text("Trassenplan,")).to_be_visible()
         shot(au, "04-authority-case")
         form = au.locator("#form-request-information")
         form.get_by_label("Nachricht an den Antragsteller").fill("Bitte reichen Sie den Regelplan zur "

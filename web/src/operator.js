@@ -11,6 +11,7 @@ import { sectionsTable, attachmentsList, timeline, routeSummary } from "./shared
 import { infoRequests, decisionBox } from "./authority.js";
 
 const APP_STATUSES = ["draft", "submitted", "information_requested", "granted", "partially_granted", "refused", "withdrawn"];
+const KINDS = ["route_plan", "cross_section", "traffic_plan", "power_of_attorney", "statement", "photo", "other"];
 const METHODS = ["open_trench", "micro_trenching", "mini_trenching", "directional_drilling", "press_drilling", "ploughing", "milling", "aerial", "existing_duct"];
 
 export async function myApplicationsView(params) {
@@ -58,6 +59,8 @@ export async function wizardView() {
     width_cm: inp("width_cm", { type: "number", min: 1, max: 500, value: 40 }),
     reduced_depth: inp("reduced_depth", { type: "checkbox" }),
     file: inp("route_file", { type: "file", accept: ".geojson,.json,application/geo+json,application/json" }),
+    attachments: inp("attachments", { type: "file", multiple: true, accept: "application/pdf,image/*" }),
+    attachment_kind: h("select", { name: "attachment_kind" }, KINDS.map((k) => h("option", { value: k }, t(`kind.${k}`)))),
   };
   let route = null; // FeatureCollection (EPSG:4326)
   let map = null, draw = null, seq = 0, mapReady;
@@ -127,9 +130,24 @@ export async function wizardView() {
     btn.disabled = true;
     try {
       const created = await api("/api/v1/applications", { method: "POST", body: content() });
-      if (submit) await api(`/api/v1/applications/${created.data.id}/submit`, { method: "POST", etag: created.etag });
+      const id = created.data.id;
+      let etag = created.etag;
+      const files = [...f.attachments.files];
+      if (files.length) {
+        const ids = [];
+        for (const file of files) {
+          const fd = new FormData();
+          fd.append("file", file);
+          fd.append("kind", f.attachment_kind.value);
+          ids.push((await api(`/api/v1/applications/${id}/attachments`, { method: "POST", form: fd })).data.id);
+        }
+        // an attachment belongs to the application once the draft lists it
+        const fresh = await api(`/api/v1/applications/${id}`);
+        etag = (await api(`/api/v1/applications/${id}`, { method: "PATCH", etag: fresh.etag, body: { attachment_ids: ids } })).etag;
+      }
+      if (submit) await api(`/api/v1/applications/${id}/submit`, { method: "POST", etag });
       state.flash = { text: submit ? t("submitted") : t("saved"), kind: "ok" };
-      location.hash = `#/application/${created.data.id}`;
+      location.hash = `#/application/${id}`;
     } catch (e) { errorBox.textContent = problemText(e); btn.disabled = false; }
   }
   const submitBtn = h("button.primary", { type: "submit", id: "create-submit" }, t("createSubmit"));
@@ -146,6 +164,8 @@ export async function wizardView() {
       h("p", h("button", { type: "button", id: "draw-line", onclick: () => { draw.setMode("linestring"); say(t("drawHelp")); } }, t("draw")), " ",
         h("button", { type: "button", onclick: () => { draw.clear(); f.file.value = ""; setRoute(null); } }, t("clear"))),
       h("p.help", t("drawHelp")), preview),
+    h("fieldset.card", h("legend", t("attachments")),
+      h("div.row", field(t("attachFiles"), f.attachments), field(t("attachmentKind"), f.attachment_kind))),
     h("fieldset.card", h("legend", t("stepSubmit")), errorBox, h("p", submitBtn, " ", draftBtn)));
   return {
     nodes: [h("div.split", h("section.pane", h("h1", t("wizardTitle")), form), h("section.pane.map-pane", mapEl))],

@@ -31,7 +31,7 @@ export function attachmentsList(app) {
   if (!app.attachments?.length) return h("p", t("none"));
   return h("ul.plain", app.attachments.map((a) => h("li",
     h("button.link-button", { type: "button", onclick: () => download(a.url, a.file_name) }, a.file_name),
-    ` (${a.kind}, ${Math.ceil(a.size_bytes / 1024)} KB, ${fmtTime(a.created_at)})`)));
+    ` (${t(`kind.${a.kind}`)}, ${Math.ceil(a.size_bytes / 1024)} KB, ${fmtTime(a.created_at)})`)));
 }
 
 export function timeline(history) {
