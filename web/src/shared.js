@@ -39,7 +39,8 @@ export function timeline(history) {
   return h("ol.timeline", { id: "timeline" }, history.map((r) => h("li",
     h("time", { datetime: r.at }, fmtTime(r.at)), " ",
     h("strong", t(`cmd.${r.command}`)),
-    r.status_before !== r.status_after && r.status_after ? ` (${t(`st.${r.status_before}`)} → ${t(`st.${r.status_after}`)})` : "",
+    r.status_before !== r.status_after && r.status_after
+      ? ` (${r.status_before ? `${t(`st.${r.status_before}`)} → ` : ""}${t(`st.${r.status_after}`)})` : "",
     r.actor?.name || r.actor?.email ? ` – ${t("by")} ${r.actor.name || r.actor.email}` : "")));
 }
 
