@@ -323,13 +323,29 @@ def list_cases(status: list[CaseStatus] | None = Query(None), due_before: date |
                overdue: bool | None = Query(None, description="Only open cases whose decision period expired"),
                bbox: str | None = Query(None, description="minLon,minLat,maxLon,maxLat (EPSG:4326)"),
                application_id: uuid.UUID | None = Query(None),
-               limit: int = Query(50, ge=1, le=200), offset: int = Query(0, ge=0, le=1_000_000),
+               limit: int = Query(50, ge=1, le=200),
+               after: str | None = Query(None, max_length=300, description="Continue after this position: the "
+                                         "`next` of the previous page (keyset paging, the same cost on every page)"),
+               offset: int = Query(0, ge=0, le=1_000_000, description="Skip this many cases (costs grow with it; "
+                                   "prefer `after`)"),
                principal: Principal = Depends(ANYONE), session: Session = Depends(get_read_session),
                now: datetime = Depends(clock)) -> dict[str, Any]:
+    cursor = None
+    if after is not None:
+        if offset:
+            raise UnprocessableEntity("after and offset exclude each other: page with the `next` cursor alone",
+                                      type="validation-error", field="after")
+        try:
+            cursor = repository.InboxCursor.decode(after)
+        except ValueError:
+            raise UnprocessableEntity("after: not a position in the inbox; send the `next` of the previous page",
+                                      type="validation-error", field="after") from None
     rows, more = repository.inbox(session, principal, statuses=[s.value for s in status] if status else None,
                                   due_before=due_before, overdue_at=now if overdue else None, bbox=_bbox(bbox),
-                                  application_id=application_id, limit=limit, offset=offset)
-    return {"items": views.case_items(session, rows, now), "limit": limit, "offset": offset, "has_more": more}
+                                  application_id=application_id, limit=limit, offset=offset, after=cursor)
+    following = repository.InboxCursor.after(rows[-1][0]).encode() if more and rows else None
+    return {"items": views.case_items(session, rows, now), "limit": limit, "offset": offset, "has_more": more,
+            "next": following}
 
 
 @router.get("/cases/{case_id}", response_model=CaseOut, summary="One case")

@@ -8,6 +8,8 @@ The sweep (``sweep``; run by the beat task ``permits.sweep_deadlines`` and by ``
   never wait for each other; an application a user is changing right now is taken by the next run;
 * re-reads the cases under the lock, so a case decided in the meantime is left alone: running it twice issues
   nothing twice;
+* writes a batch set-based (``repository.deem_due``: three statements for up to ``batch_size`` applications), the
+  same rows ``issue`` and ``core.touch`` write one case at a time inside a command;
 * catches up after downtime: every case whose deadline lies before ``now`` is handled, with its own deadline as
   effective date, not the day of the sweep.
 """
@@ -72,11 +74,8 @@ def sweep_batch(session: Session, now: datetime, batch_size: int, tenant_key: st
                 ) -> tuple[int, list[dict[str, Any]]]:
     """One batch: → (applications locked, deemed approvals issued). The caller commits."""
     app_ids = repository.due_application_ids(session, now, batch_size, tenant_key)
-    issued: list[dict[str, Any]] = []
-    for app_id in app_ids:
-        app = repository.lock_application(session, app_id)
-        cases = repository.lock_cases(session, app_id)
-        issued += apply_due(session, app, cases, now)
+    issued = repository.deem_due(session, app_ids, now, issued_at=iso(now), legal_basis=LEGAL_BASIS,
+                                 actor_name=core.SYSTEM.name)
     return len(app_ids), issued
 
 

@@ -9,18 +9,23 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import uuid
 from collections.abc import Iterable
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, func, literal, or_, select, union_all
+from sqlalchemy import Select, and_, exists, func, literal, literal_column, or_, select, text, tuple_, union_all
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from breitband.errors import NotFound
 from breitband.identity import Principal
 from breitband.models import Organisation, Role
+from permits import deadlines
 from permits.models import (OPEN_CASE_STATUSES, Application, ApplicationCounter, ApplicationVersion, Attachment,
                             AuditRecord, Case, IdempotencyKey, PermitEvent)
 
@@ -153,15 +158,73 @@ def submitted_attachment_ids(session: Session, application_id: uuid.UUID) -> set
 
 # --- cases -----------------------------------------------------------------------------------------------------
 
-def inbox(session: Session, principal: Principal, *, statuses: list[str] | None, due_before: date | None,
-          overdue_at: datetime | None, bbox: tuple[float, float, float, float] | None,
-          application_id: uuid.UUID | None, limit: int, offset: int) -> tuple[list[tuple[Case, Application]], bool]:
-    """Cases in legal order (§ 147 (2) TKG): open cases first, by complete receipt (first in, first out), cases
-    with a stopped clock after them; then closed cases in the same order.
+# The inbox order (§ 147 (2) TKG): open cases before closed ones; within each, first in first out by complete
+# receipt, cases with a stopped clock (complete_at NULL) last, then by receipt and id. complete_at NULL sorts as
+# +infinity, which is what the partial indexes ix_cases_inbox_open / ix_cases_inbox_closed store (migration 0005),
+# so that a page is an index range scan: from the start, or from a cursor (keyset), never over skipped rows.
+INFINITY = literal_column("'infinity'::timestamptz")
 
-    Open and closed cases are paged by two index-ordered queries (each reads at most offset + limit + 1 rows)
-    merged by a rank, instead of sorting all of an authority's cases on every page."""
-    base = readable_cases(principal).join(Application, Application.id == Case.application_id)
+
+def _fifo():
+    return func.coalesce(Case.complete_at, INFINITY)
+
+
+def _received_before(last_due: date) -> datetime:
+    """An instant before which every case whose decision is due on or before ``last_due`` was completely received:
+    decision_due is complete receipt + 3 months (later when extended), so complete receipt lies on or before the
+    last day d with add_months(d, 3) <= last_due."""
+    day = deadlines.add_months(last_due, -deadlines.DECISION_MONTHS)
+    while deadlines.add_months(day + timedelta(days=1), deadlines.DECISION_MONTHS) <= last_due:
+        day += timedelta(days=1)
+    return deadlines.period_end(day)
+
+
+@dataclass(frozen=True)
+class InboxCursor:
+    """The position after a case in the inbox order: (rank 0 open | 1 closed, complete_at or None, received_at, id)."""
+
+    rank: int
+    complete_at: datetime | None
+    received_at: datetime
+    id: uuid.UUID
+
+    @classmethod
+    def after(cls, case: Case) -> "InboxCursor":
+        return cls(0 if case.status in OPEN else 1, case.complete_at, case.received_at, case.id)
+
+    def encode(self) -> str:
+        raw = json.dumps([self.rank, self.complete_at.isoformat() if self.complete_at else None,
+                          self.received_at.isoformat(), str(self.id)], separators=(",", ":"))
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str) -> "InboxCursor":
+        """→ the cursor; ValueError when ``text`` is not one we issued."""
+        try:
+            rank, complete_at, received_at, id_ = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+            cursor = cls(int(rank), datetime.fromisoformat(complete_at) if complete_at is not None else None,
+                         datetime.fromisoformat(received_at), uuid.UUID(id_))
+        except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
+            raise ValueError(f"not an inbox cursor: {exc}") from None
+        if cursor.rank not in (0, 1) or any(t is not None and t.tzinfo is None
+                                            for t in (cursor.complete_at, cursor.received_at)):
+            raise ValueError("not an inbox cursor")
+        return cursor
+
+    def key(self):
+        return tuple_(self.complete_at if self.complete_at is not None else INFINITY, self.received_at, self.id)
+
+
+def inbox_query(principal: Principal, *, statuses: list[str] | None, due_before: date | None,
+                overdue_at: datetime | None, bbox: tuple[float, float, float, float] | None,
+                application_id: uuid.UUID | None, limit: int, offset: int = 0,
+                after: InboxCursor | None = None) -> Select | None:
+    """The ids of one inbox page (limit + 1 rows, to tell whether more follow), or None when nothing can match.
+
+    Open and closed cases are two index-ordered branches merged by their rank. With a cursor each branch starts
+    after it (keyset: a page costs the same wherever it lies); with an offset each branch reads offset + limit + 1
+    rows, which grows with the offset (kept for callers that page by number)."""
+    base = readable_cases(principal)
     if statuses:
         base = base.where(Case.status.in_(statuses))
     if due_before is not None:
@@ -169,31 +232,57 @@ def inbox(session: Session, principal: Principal, *, statuses: list[str] | None,
     if overdue_at is not None:
         base = base.where(Case.status.in_(OPEN), Case.deadline_at <= overdue_at)
     if bbox is not None:
-        base = base.where(func.ST_Intersects(Application.route_geom,
-                                             func.ST_MakeEnvelope(bbox[0], bbox[1], bbox[2], bbox[3], 4326)))
+        base = base.where(exists().where(
+            Application.id == Case.application_id,
+            func.ST_Intersects(Application.route_geom, func.ST_MakeEnvelope(bbox[0], bbox[1], bbox[2], bbox[3], 4326))))
     if application_id is not None:
         base = base.where(Case.application_id == application_id)
-    order = (Case.complete_at.asc().nulls_last(), Case.received_at, Case.id)
-    window = offset + limit + 1
+    fifo = _fifo()
+    order = (fifo, Case.received_at, Case.id)
+    last_due = min([d for d in (due_before, deadlines.local_date(overdue_at) if overdue_at else None) if d],
+                   default=None)
+    if last_due is not None:      # implied by the filter; lets the index scan stop instead of reading every case
+        base = base.where(fifo < _received_before(last_due))
+    window = (offset if after is None else 0) + limit + 1
     branches = []
     for rank, condition in ((0, Case.status.in_(OPEN)), (1, Case.status.not_in(OPEN))):
         if statuses and not {s for s in statuses if (s in OPEN) == (rank == 0)}:
             continue
         if overdue_at is not None and rank == 1:
             continue
-        branches.append(base.where(condition).with_only_columns(
-            Case.id, Case.complete_at, Case.received_at, literal(rank).label("rank"))
-            .order_by(*order).limit(window).subquery().select())
+        if after is not None and rank < after.rank:
+            continue
+        branch = base.where(condition)
+        if after is not None and rank == after.rank:
+            branch = branch.where(tuple_(*order) > after.key())
+        branches.append(branch.with_only_columns(Case.id, fifo.label("fifo"), Case.received_at,
+                                                 literal(rank).label("rank"))
+                        .order_by(*order).limit(window).subquery().select())
     if not branches:
-        return [], False
+        return None
     merged = union_all(*branches).subquery()
-    stmt = (select(merged.c.id)
-            .order_by(merged.c.rank, merged.c.complete_at.asc().nulls_last(), merged.c.received_at, merged.c.id)
-            .limit(limit + 1).offset(offset))
+    stmt = (select(merged.c.id).order_by(merged.c.rank, merged.c.fifo, merged.c.received_at, merged.c.id)
+            .limit(limit + 1))
+    return stmt if after is not None else stmt.offset(offset)
+
+
+def inbox_rows_query(ids: list[uuid.UUID]) -> Select:
+    return (select(Case, Application).join(Application, Application.id == Case.application_id)
+            .where(Case.id.in_(ids)))
+
+
+def inbox(session: Session, principal: Principal, *, statuses: list[str] | None, due_before: date | None,
+          overdue_at: datetime | None, bbox: tuple[float, float, float, float] | None,
+          application_id: uuid.UUID | None, limit: int, offset: int = 0, after: InboxCursor | None = None
+          ) -> tuple[list[tuple[Case, Application]], bool]:
+    """Cases in legal order (§ 147 (2) TKG): open cases first, by complete receipt (first in, first out), cases
+    with a stopped clock after them; then closed cases in the same order. → (rows, more follow)."""
+    stmt = inbox_query(principal, statuses=statuses, due_before=due_before, overdue_at=overdue_at, bbox=bbox,
+                       application_id=application_id, limit=limit, offset=offset, after=after)
+    if stmt is None:
+        return [], False
     ids = list(session.scalars(stmt))
-    rows = {r[0].id: (r[0], r[1]) for r in session.execute(
-        select(Case, Application).join(Application, Application.id == Case.application_id)
-        .where(Case.id.in_(ids[:limit])))} if ids else {}
+    rows = {r[0].id: (r[0], r[1]) for r in session.execute(inbox_rows_query(ids[:limit]))} if ids else {}
     return [rows[i] for i in ids[:limit]], len(ids) > limit
 
 
@@ -207,6 +296,111 @@ def due_application_ids(session: Session, now: datetime, limit: int, tenant_key:
     stmt = (select(Application.id).where(Application.id.in_(due))
             .order_by(Application.id).limit(limit).with_for_update(skip_locked=True))
     return list(session.scalars(stmt))
+
+
+# The deemed approvals of a sweep batch, set-based: the same rows permits.deemed.issue and core.touch write for
+# one case at a time (decision, audit record, events, derived status), in three statements per batch.
+# Formats: deadlines.iso (UTC, "Z") inside the decision; str() of dates and datetimes (the session's offset) where
+# the ORM path serialises with json.dumps(default=str), i.e. in audit details and event payloads.
+_ISO = ("(to_char({t} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN extract(microseconds FROM {t})"
+        "::bigint % 1000000 <> 0 THEN '.' || to_char({t} AT TIME ZONE 'UTC', 'US') ELSE '' END || 'Z')")
+_STR = ("(to_char({t}, 'YYYY-MM-DD HH24:MI:SS') || CASE WHEN extract(microseconds FROM {t})::bigint % 1000000 <> 0 "
+        "THEN '.' || to_char({t}, 'US') ELSE '' END || to_char({t}, 'TZH:TZM'))")
+_OPEN_SQL = "('received', 'incomplete', 'in_review')"
+# ``case.extension is not None``: start_clock stores None as JSON null, not as SQL NULL
+_EXTENDED = "(coalesce(jsonb_typeof(c.extension), 'null') <> 'null')"
+
+DEEM_DUE_SQL = text(f"""
+WITH due AS (
+    SELECT c.id, c.status, c.row_version FROM cases c
+    WHERE c.application_id = ANY(:ids) AND c.status IN {_OPEN_SQL} AND c.deadline_at <= :now
+), upd AS (
+    UPDATE cases c SET status = 'deemed_granted', decided_at = c.deadline_at, effective_on = c.decision_due,
+        decision = jsonb_build_object(
+            'outcome', 'deemed_granted', 'legal_basis', CAST(:legal_basis AS text),
+            'effective_on', to_char(c.decision_due, 'YYYY-MM-DD'), 'effective_at', {_ISO.format(t="c.deadline_at")},
+            'complete_at', {_ISO.format(t="c.complete_at")}, 'extended', {_EXTENDED},
+            'issued_at', CAST(:issued_at AS text), 'conditions', '[]'::jsonb, 'additional_conditions', '[]'::jsonb,
+            'reasons', '[]'::jsonb, 'explanation', NULL),
+        updated_at = :now, row_version = c.row_version + 1
+    FROM due WHERE c.id = due.id
+    RETURNING c.id, c.application_id, c.tenant_key, c.authority_org_id, c.decision_due, c.deadline_at,
+              c.complete_at, {_EXTENDED} AS extended, c.created_at, due.status AS status_before,
+              due.row_version AS version_before, c.row_version AS version_after
+), issued AS (
+    SELECT upd.*, a.reference FROM upd JOIN applications a ON a.id = upd.application_id
+), audit AS (
+    INSERT INTO permit_audit (tenant_key, application_id, case_id, command, actor_user_id, actor_name, actor_role,
+                              actor_org_id, on_behalf_of_org_id, at, version_before, version_after, status_before,
+                              status_after, detail)
+    SELECT tenant_key, application_id, id, 'deemed-approval', NULL, CAST(:actor_name AS text), 'system', NULL, NULL,
+           :now, version_before, version_after, status_before, 'deemed_granted',
+           jsonb_build_object('effective_on', to_char(decision_due, 'YYYY-MM-DD'),
+                              'decision_due', to_char(decision_due, 'YYYY-MM-DD'),
+                              'complete_at', {_STR.format(t="complete_at")}, 'extended', extended)
+    FROM issued ORDER BY application_id, created_at, id
+    RETURNING 1
+), events AS (
+    INSERT INTO permit_events (id, tenant_key, application_id, case_id, type, payload, created_at)
+    SELECT gen_random_uuid(), tenant_key, application_id, id, 'case.deemed_granted',
+           jsonb_build_object('application_id', application_id::text, 'reference', reference,
+                              'tenant_key', tenant_key, 'case_id', id::text,
+                              'authority_org_id', authority_org_id::text, 'status', 'deemed_granted',
+                              'effective_on', to_char(decision_due, 'YYYY-MM-DD'),
+                              'effective_at', {_STR.format(t="deadline_at")}), :now
+    FROM issued ORDER BY application_id, created_at, id
+    RETURNING 1
+)
+SELECT id, application_id, reference, authority_org_id, decision_due FROM issued
+ORDER BY application_id, created_at, id
+""")
+
+SETTLE_STATUS_SQL = text(f"""
+WITH derived AS (
+    SELECT a.id, a.status AS status_before,
+           CASE WHEN a.submitted_at IS NULL THEN CASE WHEN a.withdrawn_at IS NOT NULL THEN 'withdrawn' ELSE 'draft' END
+                WHEN bool_or(c.status = 'incomplete') THEN 'information_requested'
+                WHEN bool_or(c.status IN {_OPEN_SQL}) THEN 'submitted'
+                WHEN count(c.id) FILTER (WHERE c.status IN ('granted', 'partially_granted', 'refused',
+                                                            'deemed_granted')) = 0 THEN 'withdrawn'
+                WHEN bool_and(c.status IN ('granted', 'deemed_granted'))
+                     FILTER (WHERE c.status IN ('granted', 'partially_granted', 'refused', 'deemed_granted'))
+                     THEN 'granted'
+                WHEN bool_and(c.status = 'refused')
+                     FILTER (WHERE c.status IN ('granted', 'partially_granted', 'refused', 'deemed_granted'))
+                     THEN 'refused'
+                ELSE 'partially_granted' END AS status_after
+    FROM applications a LEFT JOIN cases c ON c.application_id = a.id AND c.status <> 'forwarded'
+    WHERE a.id = ANY(:ids)
+    GROUP BY a.id
+), upd AS (
+    UPDATE applications a SET status = d.status_after, updated_at = :now, row_version = a.row_version + 1
+    FROM derived d WHERE a.id = d.id
+    RETURNING a.id, a.tenant_key, a.reference, d.status_before, d.status_after
+)
+INSERT INTO permit_events (id, tenant_key, application_id, case_id, type, payload, created_at)
+SELECT gen_random_uuid(), tenant_key, id, NULL, 'application.status_changed',
+       jsonb_build_object('application_id', id::text, 'reference', reference, 'tenant_key', tenant_key,
+                          'status_before', status_before, 'status', status_after), :now
+FROM upd WHERE status_before IS DISTINCT FROM status_after ORDER BY id
+""")
+
+
+def deem_due(session: Session, app_ids: list[uuid.UUID], now: datetime, *, issued_at: str, legal_basis: str,
+             actor_name: str) -> list[dict[str, Any]]:
+    """Turn every open case of these (locked) applications whose deadline lies at or before ``now`` into
+    ``deemed_granted``, with audit records and events, and settle the applications' derived status.
+    → the issued approvals, by application and case (the lock order of the commands)."""
+    if not app_ids:
+        return []
+    issued = session.execute(DEEM_DUE_SQL, {"ids": app_ids, "now": now, "issued_at": issued_at,
+                                            "legal_basis": legal_basis, "actor_name": actor_name}).all()
+    touched = list(dict.fromkeys(r.application_id for r in issued))
+    if touched:
+        session.execute(SETTLE_STATUS_SQL, {"ids": touched, "now": now})
+    return [{"case_id": str(r.id), "application_id": str(r.application_id), "reference": r.reference,
+             "authority_org_id": str(r.authority_org_id), "effective_on": r.decision_due.isoformat()}
+            for r in issued]
 
 
 # --- events, audit, idempotency ----------------------------------------------------------------------------------

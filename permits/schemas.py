@@ -281,6 +281,7 @@ class CaseListItem(BaseModel):
 
 class CasePage(Page):
     items: list[CaseListItem]
+    next: str | None = Field(None, description="Cursor of the following page (send it as `after`); null on the last")
 
 
 class VersionOut(BaseModel):
