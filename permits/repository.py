@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, func, literal, literal_column, or_, select, text, tuple_, union_all
+from sqlalchemy import (Select, and_, bindparam, exists, func, literal, literal_column, or_, select, text, tuple_,
+                        union_all)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -30,6 +31,14 @@ from permits.models import (OPEN_CASE_STATUSES, Application, ApplicationCounter,
                             AuditRecord, Case, IdempotencyKey, PermitEvent)
 
 OPEN = [s.value for s in OPEN_CASE_STATUSES]
+
+
+def _open(negate: bool = False):
+    """status IN ('received', 'incomplete', 'in_review') with the values written into the SQL rather than bound:
+    psycopg prepares a statement after a few executions, and a generic plan cannot prove the predicate of a partial
+    index (ix_cases_due, ix_cases_inbox_open/closed) from parameters; it would scan the whole table instead."""
+    values = bindparam("open_statuses", OPEN, expanding=True, literal_execute=True, unique=True)
+    return Case.status.not_in(values) if negate else Case.status.in_(values)
 
 
 # --- scope -----------------------------------------------------------------------------------------------------
@@ -230,7 +239,7 @@ def inbox_query(principal: Principal, *, statuses: list[str] | None, due_before:
     if due_before is not None:
         base = base.where(Case.decision_due <= due_before)
     if overdue_at is not None:
-        base = base.where(Case.status.in_(OPEN), Case.deadline_at <= overdue_at)
+        base = base.where(_open(), Case.deadline_at <= overdue_at)
     if bbox is not None:
         base = base.where(exists().where(
             Application.id == Case.application_id,
@@ -245,7 +254,7 @@ def inbox_query(principal: Principal, *, statuses: list[str] | None, due_before:
         base = base.where(fifo < _received_before(last_due))
     window = (offset if after is None else 0) + limit + 1
     branches = []
-    for rank, condition in ((0, Case.status.in_(OPEN)), (1, Case.status.not_in(OPEN))):
+    for rank, condition in ((0, _open()), (1, _open(negate=True))):
         if statuses and not {s for s in statuses if (s in OPEN) == (rank == 0)}:
             continue
         if overdue_at is not None and rank == 1:
@@ -289,11 +298,16 @@ def inbox(session: Session, principal: Principal, *, statuses: list[str] | None,
 def due_application_ids(session: Session, now: datetime, limit: int, tenant_key: str | None = None
                         ) -> list[uuid.UUID]:
     """Applications with an open case whose decision period has expired, locked; rows another sweep (or a command)
-    holds are skipped, so concurrent sweeps never wait for or double-process each other."""
-    due = select(Case.application_id).where(Case.status.in_(OPEN), Case.deadline_at <= now)
+    holds are skipped, so concurrent sweeps never wait for or double-process each other.
+
+    The candidates are the 2 x limit open cases expired longest ago, read in the order of ix_cases_due (so a batch
+    costs the same however many cases are due; an IN over all due cases made the planner merge-join every case of
+    the table). Should all candidates be locked by other sweeps, this one ends and they carry on."""
+    due = select(Case.application_id).where(_open(), Case.deadline_at <= now)
     if tenant_key:
         due = due.where(Case.tenant_key == tenant_key)
-    stmt = (select(Application.id).where(Application.id.in_(due))
+    due = due.order_by(Case.deadline_at).limit(2 * limit).cte("due").prefix_with("MATERIALIZED")
+    stmt = (select(Application.id).where(Application.id.in_(select(due.c.application_id)))
             .order_by(Application.id).limit(limit).with_for_update(skip_locked=True))
     return list(session.scalars(stmt))
 

@@ -49,7 +49,31 @@ def test_authority_inbox_order_days_left_and_filters(api, he, lines, clock):
     page = api.get(he.neu_isenburg, "/cases", limit=2).json()
     assert ([i["id"] for i in page["items"]], page["has_more"]) == ([c2, c1], True)
     page = api.get(he.neu_isenburg, "/cases", limit=2, offset=2).json()
-    assert ([i["id"] for i in page["items"]], page["has_more"]) == ([c3, c4], False)
+    assert ([i["id"] for i in page["items"]], page["has_more"], page["next"]) == ([c3, c4], False, None)
+
+    # keyset paging: `next` of a page is the `after` of the following one, through the stopped clock (c3 has no
+    # complete receipt) and from the open into the closed cases; filters stay those of the request
+    def pages(limit, **params):
+        out, after = [], None
+        while True:
+            page = api.get(he.neu_isenburg, "/cases", limit=limit, **params, **({"after": after} if after else {}))
+            assert page.status_code == 200, page.text
+            page = page.json()
+            out.append([i["id"] for i in page["items"]])
+            assert page["has_more"] == (page["next"] is not None)
+            if not page["has_more"]:
+                return out
+            after = page["next"]
+
+    assert pages(2) == [[c2, c1], [c3, c4]]
+    assert pages(1) == [[c2], [c1], [c3], [c4]]
+    assert pages(3) == [[c2, c1, c3], [c4]]
+    assert pages(1, status=["received", "incomplete"]) == [[c2], [c1], [c3]]
+    assert pages(1, status="granted") == [[c4]]
+    first = api.get(he.neu_isenburg, "/cases", limit=3).json()
+    assert api.get(he.neu_isenburg, "/cases", after=first["next"], offset=1).status_code == 422
+    bad = api.get(he.neu_isenburg, "/cases", after="not-a-cursor")
+    assert (bad.status_code, bad.json()["field"]) == (422, "after")
 
     clock.set("2026-04-06T00:00:00+02:00")             # c2's period has expired; the sweep has not run yet
     assert ids(overdue="true") == [c2]

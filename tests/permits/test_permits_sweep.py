@@ -22,9 +22,9 @@ from breitband import identity
 from breitband.db import Database
 from breitband.settings import PROJECT_ROOT
 from conftest import build_he, collection, draft_body, trench
-from permits import deadlines, deemed, review, service
+from permits import deadlines, deemed, repository, review, service
 from permits.models import AuditRecord, Case, PermitEvent
-from permits.schemas import ApplicationCreate, RequestInformationIn
+from permits.schemas import ApplicationCreate, ExtendDeadlineIn, RequestInformationIn
 
 PREFIX = "sweep-"
 
@@ -224,3 +224,53 @@ def test_reference_numbers_are_unique_under_concurrency(committed):
     with db.engine.begin() as conn:
         conn.execute(text("DELETE FROM permit_events WHERE application_id = ANY(:ids)"), {"ids": committed_ids})
         conn.execute(text("DELETE FROM applications WHERE id = ANY(:ids)"), {"ids": committed_ids})
+
+
+def test_the_batch_sweep_writes_what_a_command_writes(committed, lines):
+    """The sweep issues deemed approvals set-based, a batch at a time; a command that meets a lapsed case settles it
+    case by case (deemed.apply_due). Both must write the same: case, audit record, events, application. Covered
+    with and without an extension (a running clock stores "no extension" as JSON null)."""
+    db, people, submit = committed
+    pairs = []
+    for extend in (False, True):
+        pair = [submit(lines["neu_isenburg"], "2025-10-10T09:00:00+02:00") for _ in range(2)]
+        if extend:
+            with db.sessionmaker() as s:
+                reviewer = identity.authenticate(s, people.neu_isenburg.token)
+                for _, case_id in pair:
+                    review.extend_deadline(s, reviewer, case_id, ExtendDeadlineIn(reason="Abstimmung"), None,
+                                           at("2025-12-01T10:00:00+01:00"))
+                s.commit()
+        pairs.append(pair)
+    now = at("2026-03-01T06:30:00.250000+01:00")
+    with db.sessionmaker() as s:                               # inside a command: one case at a time
+        for (app_id, _), _ in pairs:
+            deemed.apply_due(s, repository.lock_application(s, app_id), repository.lock_cases(s, app_id), now)
+        s.commit()
+    swept = deemed.sweep(db, now)                              # the rest: the batch sweep
+    assert sorted(c["case_id"] for c in swept["cases"]) == sorted(str(b[1]) for _, b in pairs)
+
+    def rows(app_id, case_id):
+        with db.engine.connect() as conn:
+            case = conn.execute(text("SELECT to_jsonb(c) - 'id' - 'application_id' - 'created_at' "
+                                     "FROM cases c WHERE id = :id"), {"id": case_id}).scalar()
+            app = conn.execute(text("SELECT status, row_version, updated_at FROM applications WHERE id = :id"),
+                               {"id": app_id}).one()
+            audit = conn.execute(text("SELECT to_jsonb(a) - 'id' - 'application_id' - 'case_id' FROM permit_audit a "
+                                      "WHERE case_id = :id AND command = 'deemed-approval'"), {"id": case_id}).all()
+            events = conn.execute(text("SELECT type, case_id IS NOT NULL, payload - 'application_id' - 'reference' "
+                                       "- 'case_id', created_at, published_at FROM permit_events "
+                                       "WHERE application_id = :id AND created_at = :now ORDER BY seq"),
+                                  {"id": app_id, "now": now}).all()
+        return case, tuple(app), [r[0] for r in audit], [tuple(r) for r in events]
+
+    for (app_a, case_a), (app_b, case_b) in pairs:
+        by_command, by_sweep = rows(app_a, case_a), rows(app_b, case_b)
+        assert by_command == by_sweep
+        case, app, audit, events = by_sweep
+        assert (case["status"], case["row_version"], app[0]) == ("deemed_granted", 2 + (case["extension"] is not None),
+                                                                 "granted")
+        assert case["decision"]["extended"] is (case["extension"] is not None)
+        assert case["decision"]["issued_at"] == "2026-03-01T05:30:00.250000Z"
+        assert [e[0] for e in events] == ["case.deemed_granted", "application.status_changed"]
+        assert len(audit) == 1 and audit[0]["detail"]["extended"] is (case["extension"] is not None)
