@@ -16,6 +16,10 @@ BEAT_SCHEDULE: dict[str, dict] = {
     # Deemed approvals (§ 127 (3) TKG) fall due at midnight Europe/Berlin; the sweep is idempotent and records each
     # with its own deadline as effective date, so running it every 5 minutes is both timely and safe.
     "permits-sweep-deadlines": {"task": "permits.sweep_deadlines", "schedule": 300.0},
+    # The outbox relay is kicked after every commit that wrote events; this run catches whatever a kick missed.
+    "notifications-relay": {"task": "notifications.relay", "schedule": 10.0},
+    # Deliveries whose retry is due (long backoffs), or that a dead worker held.
+    "notifications-dispatch-due": {"task": "notifications.dispatch_due", "schedule": 30.0},
 }
 
 

@@ -40,6 +40,34 @@ class Settings(BaseSettings):
     # Seconds that /readyz waits for a broker connection and a worker's answer.
     readiness_timeout_s: float = 2.0
 
+    # Notifications: the outbox relay, e-mail and webhooks (notifications/).
+    outbox_batch_size: int = Field(default=200, gt=0)
+    smtp_timeout_s: float = 10.0
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    webhook_timeout_s: float = 10.0
+    # A failed e-mail or webhook is retried after base, 2×base, 4×base, ... (each wait at most max_delay) until
+    # window_h after the event; then the delivery is given up (status failed, manual redelivery possible).
+    notify_retry_base_s: float = Field(default=30.0, gt=0)
+    notify_retry_max_delay_s: float = Field(default=7200.0, gt=0)
+    notify_retry_window_h: float = Field(default=24.0, gt=0)
+    # How long a worker owns a delivery while sending it (a worker that died is presumed dead after this).
+    notify_lease_s: float = Field(default=120.0, gt=0)
+    # Per-tenant templates (e-mails, decision documents): <templates_root>/<tenant>/templates, falling back to
+    # <templates_root>/default/templates.
+    templates_root: Path = Field(default=PROJECT_ROOT / "data" / "tenants")
+
+    # Review pipeline (permits/pipeline.py): a run whose step made no progress for this long is started again.
+    pipeline_stale_after_s: float = Field(default=900.0, gt=0)
+
+    # Decision documents (permits/documents.py): signing. Production puts <tenant>.key.pem and <tenant>.cert.pem
+    # (optionally <tenant>.chain.pem) into signing_dir and sets signing_self_signed=false; development creates a
+    # self-signed key pair per tenant under data_dir/keys on first use.
+    signing_dir: Path | None = None
+    signing_key_passphrase: str | None = None
+    signing_self_signed: bool = True
+
     @property
     def readonly_url(self) -> str:
         return self.database_readonly_url or self.database_url

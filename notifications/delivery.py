@@ -1,0 +1,211 @@
+"""Delivering one notification (an e-mail or a webhook call) exactly once per event and target, through failures.
+
+Each try has three steps, and no database transaction is open during the network I/O:
+
+1. ``claim`` (short transaction): the delivery is taken if it is due (``pending``/``retrying`` and
+   ``next_attempt_at`` passed) or if a worker that held it died (``sending`` with an expired lease). It becomes
+   ``sending`` with a lease. A second message for the same delivery (a redelivered task under ``acks_late``, the
+   beat backstop) finds it taken or delivered and does nothing.
+2. the e-mail is handed to the SMTP server or the webhook is POSTed (``notifications.email`` / ``.webhooks``);
+3. ``record`` (short transaction): the attempt goes into the delivery log; the delivery becomes ``delivered``, or
+   ``retrying`` with the next try after an exponential backoff (base, 2×base, 4×base, ... capped), or ``failed``
+   once the retry window (24 h by default) has passed since the event.
+
+A worker killed between 2 and 3 leaves the delivery ``sending`` until the lease expires; it is then sent again with
+the same Message-ID / event id, so receivers can still dedupe (the only window for a repeat is that instant).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from breitband.db import Database
+from breitband.errors import Conflict, NotFound
+from breitband.settings import Settings, get_settings
+from notifications.models import Channel, Delivery, DeliveryAttempt, DeliveryStatus, WebhookSubscription
+from permits.models import PermitEvent
+
+log = logging.getLogger("notifications.delivery")
+
+DUE_STATUSES = (DeliveryStatus.pending.value, DeliveryStatus.retrying.value)
+
+
+@dataclass
+class Job:
+    """Everything a try needs, read in the claim transaction."""
+
+    delivery_id: uuid.UUID
+    channel: str
+    attempt: int
+    tenant_key: str
+    target: str
+    event: dict[str, Any]
+    context: dict[str, Any]
+    url: str | None = None
+    secret: str | None = None
+
+
+@dataclass
+class Outcome:
+    ok: bool
+    response_status: int | None = None
+    response_excerpt: str | None = None
+    error: str | None = None
+    permanent: bool = False         # retrying cannot help (e.g. the subscription was deleted)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def backoff(attempts: int, settings: Settings) -> float:
+    """Seconds to wait after the ``attempts``-th failed try: base × 2^(attempts-1), at most max_delay."""
+    return min(settings.notify_retry_base_s * (2 ** max(attempts - 1, 0)), settings.notify_retry_max_delay_s)
+
+
+def claim(db: Database, delivery_id: uuid.UUID, now: datetime, settings: Settings) -> Job | None:
+    from notifications.outbox import event_dict
+
+    with db.sessionmaker() as session:
+        stmt = (update(Delivery).where(
+            Delivery.id == delivery_id,
+            or_((Delivery.status.in_(DUE_STATUSES)) & (Delivery.next_attempt_at <= now),
+                (Delivery.status == DeliveryStatus.sending.value) & (Delivery.lease_until < now)))
+            .values(status=DeliveryStatus.sending.value, attempts=Delivery.attempts + 1, updated_at=now,
+                    lease_until=now + timedelta(seconds=settings.notify_lease_s))
+            .returning(Delivery.id))
+        if session.execute(stmt).scalar() is None:
+            session.rollback()
+            return None
+        d = session.get(Delivery, delivery_id)
+        ev = session.get(PermitEvent, d.event_id)
+        job = Job(delivery_id=d.id, channel=d.channel, attempt=d.attempts, tenant_key=d.tenant_key, target=d.target,
+                  event=event_dict(ev), context=dict(d.context or {}))
+        if d.channel == Channel.webhook.value:
+            sub = session.get(WebhookSubscription, d.subscription_id) if d.subscription_id else None
+            if sub is not None and sub.deleted_at is None:
+                job.url, job.secret = sub.url, sub.secret
+        session.commit()
+        return job
+
+
+def perform(job: Job, settings: Settings) -> Outcome:
+    try:
+        if job.channel == Channel.email.value:
+            from notifications.email import send_email
+
+            return send_email(job, settings)
+        if job.url is None:
+            return Outcome(ok=False, error="the webhook subscription was deleted", permanent=True)
+        from notifications.webhooks import post_webhook
+
+        return post_webhook(job, settings)
+    except Exception as exc:  # noqa: BLE001 - a failed try is recorded with its error and retried
+        return Outcome(ok=False, error=f"{type(exc).__name__}: {exc}"[:2000])
+
+
+def record(db: Database, job: Job, outcome: Outcome, started: datetime, now: datetime,
+           settings: Settings) -> tuple[str, float | None]:
+    """Log the attempt and move the delivery on. → (new status, seconds until the next try or None)."""
+    with db.sessionmaker() as session:
+        d = session.scalars(select(Delivery).where(Delivery.id == job.delivery_id).with_for_update()).one()
+        session.add(DeliveryAttempt(delivery_id=d.id, number=job.attempt, started_at=started, finished_at=now,
+                                    ok=outcome.ok, response_status=outcome.response_status,
+                                    response_excerpt=outcome.response_excerpt, error=outcome.error))
+        delay = None
+        d.updated_at, d.lease_until = now, None
+        if outcome.ok:
+            d.status, d.delivered_at, d.last_error = DeliveryStatus.delivered.value, now, None
+        else:
+            d.last_error = outcome.error or f"HTTP {outcome.response_status}"
+            delay = backoff(job.attempt, settings)
+            window_end = d.created_at + timedelta(hours=settings.notify_retry_window_h)
+            if outcome.permanent or now + timedelta(seconds=delay) > window_end:
+                d.status, delay = DeliveryStatus.failed.value, None
+            else:
+                d.status = DeliveryStatus.retrying.value
+                d.next_attempt_at = now + timedelta(seconds=delay)
+                d.enqueued_at = now
+        status = d.status
+        session.commit()
+    return status, delay
+
+
+def deliver(db: Database, delivery_id: uuid.UUID, settings: Settings | None = None) -> dict[str, Any]:
+    """One try of one delivery (what the task ``notifications.deliver`` does)."""
+    settings = settings or get_settings()
+    started = utcnow()
+    job = claim(db, delivery_id, started, settings)
+    if job is None:
+        return {"delivery_id": str(delivery_id), "status": "skipped"}
+    outcome = perform(job, settings)
+    status, delay = record(db, job, outcome, started, utcnow(), settings)
+    if not outcome.ok:
+        log.warning("delivery failed", extra={"delivery_id": str(delivery_id), "channel": job.channel,
+                                              "attempt": job.attempt, "error": outcome.error,
+                                              "status": outcome.response_status, "next_in_s": delay})
+    return {"delivery_id": str(delivery_id), "status": status, "attempt": job.attempt, "retry_in_s": delay}
+
+
+def due(session: Session, now: datetime, limit: int, requeue_after_s: float) -> list[uuid.UUID]:
+    """Deliveries to (re-)enqueue: due and not enqueued recently, or held by a worker whose lease expired."""
+    stale = now - timedelta(seconds=requeue_after_s)
+    stmt = (select(Delivery.id).where(or_(
+        Delivery.status.in_(DUE_STATUSES) & (Delivery.next_attempt_at <= now)
+        & (Delivery.enqueued_at.is_(None) | (Delivery.enqueued_at < stale)),
+        (Delivery.status == DeliveryStatus.sending.value) & (Delivery.lease_until < now)))
+        .order_by(Delivery.next_attempt_at).limit(limit).with_for_update(skip_locked=True))
+    ids = list(session.scalars(stmt))
+    if ids:
+        session.execute(update(Delivery).where(Delivery.id.in_(ids)).values(enqueued_at=now))
+    return ids
+
+
+def dispatch_due(db: Database, *, limit: int = 500, now: datetime | None = None) -> dict[str, Any]:
+    """The beat backstop: enqueue every delivery that is due (a retry whose time has come, one the relay could not
+    enqueue, one a dead worker held)."""
+    from notifications.outbox import DELIVER_TASK, send_task
+
+    now = now or utcnow()
+    settings = get_settings()
+    with db.sessionmaker() as session:
+        ids = due(session, now, limit, requeue_after_s=max(60.0, settings.notify_lease_s))
+        session.commit()
+    sent = sum(send_task(DELIVER_TASK, [str(i)]) for i in ids)
+    return {"due": len(ids), "enqueued": sent}
+
+
+def redeliver(session: Session, delivery: Delivery, now: datetime) -> Delivery:
+    """Manual redelivery: the delivery is tried again now, whatever happened before (delivered or failed)."""
+    if delivery.status == DeliveryStatus.sending.value and delivery.lease_until and delivery.lease_until > now:
+        raise Conflict("The delivery is being sent right now; try again in a moment", type="delivery-in-progress")
+    delivery.status = DeliveryStatus.pending.value
+    delivery.next_attempt_at = now
+    delivery.enqueued_at = now
+    delivery.lease_until = None
+    delivery.updated_at = now
+    session.flush()
+    return delivery
+
+
+def attempts_of(session: Session, delivery_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[DeliveryAttempt]]:
+    out: dict[uuid.UUID, list[DeliveryAttempt]] = {i: [] for i in delivery_ids}
+    if delivery_ids:
+        for a in session.scalars(select(DeliveryAttempt).where(DeliveryAttempt.delivery_id.in_(delivery_ids))
+                                 .order_by(DeliveryAttempt.delivery_id, DeliveryAttempt.number, DeliveryAttempt.id)):
+            out[a.delivery_id].append(a)
+    return out
+
+
+def get_delivery(session: Session, delivery_id: uuid.UUID, subscription_id: uuid.UUID) -> Delivery:
+    d = session.get(Delivery, delivery_id)
+    if d is None or d.subscription_id != subscription_id:
+        raise NotFound(f"No delivery {delivery_id}", type="delivery-not-found")
+    return d

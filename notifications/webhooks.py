@@ -1,0 +1,170 @@
+"""Webhooks: subscriptions per organisation, signed POSTs, retries (see ``notifications.delivery``).
+
+A delivery is a POST of the event as JSON (``{"id", "seq", "type", "tenant", "created_at", "data"}``) with
+
+* ``Breitband-Event-Id``, ``Breitband-Event-Type``, ``Breitband-Delivery-Id``, ``Breitband-Delivery-Attempt``;
+* ``Breitband-Timestamp``: Unix seconds when this try was signed;
+* ``Breitband-Signature``: ``v1=`` + hex HMAC-SHA256 with the subscription's secret over
+  ``<timestamp>.<raw body>``.
+
+A receiver recomputes the HMAC over the raw body (``verify_signature``), rejects timestamps older than a few minutes
+(replays), answers 2xx quickly, and dedupes on the event id: a delivery that timed out is sent again. Anything but
+2xx is retried with exponential backoff for up to 24 h; every try is in the delivery log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from breitband.errors import NotFound, UnprocessableEntity
+from breitband.identity import Principal
+from breitband.settings import Settings
+from notifications.models import WebhookSubscription
+
+if TYPE_CHECKING:
+    from notifications.delivery import Job, Outcome
+
+SIGNATURE_HEADER = "Breitband-Signature"
+TIMESTAMP_HEADER = "Breitband-Timestamp"
+
+
+def body_of(event: dict[str, Any]) -> bytes:
+    return json.dumps(event, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+
+
+def signature(secret: str, timestamp: int | str, body: bytes) -> str:
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return "v1=" + mac.hexdigest()
+
+
+def verify_signature(secret: str, timestamp: str, body: bytes, header: str, *, tolerance_s: float = 300,
+                     now: float | None = None) -> bool:
+    """What a receiver does: constant-time compare, and refuse stale timestamps."""
+    try:
+        age = abs((now or time.time()) - int(timestamp))
+    except (TypeError, ValueError):
+        return False
+    return age <= tolerance_s and hmac.compare_digest(signature(secret, timestamp, body), header or "")
+
+
+def post_webhook(job: "Job", settings: Settings) -> "Outcome":
+    from notifications.delivery import Outcome
+
+    body = body_of(job.event)
+    ts = int(time.time())
+    headers = {
+        "Content-Type": "application/json; charset=utf-8",
+        "User-Agent": "Breitband-Webhooks/1",
+        "Breitband-Event-Id": job.event["id"],
+        "Breitband-Event-Type": job.event["type"],
+        "Breitband-Delivery-Id": str(job.delivery_id),
+        "Breitband-Delivery-Attempt": str(job.attempt),
+        TIMESTAMP_HEADER: str(ts),
+        SIGNATURE_HEADER: signature(job.secret or "", ts, body),
+    }
+    try:
+        response = httpx.post(job.url, content=body, headers=headers, timeout=settings.webhook_timeout_s,
+                              follow_redirects=False)
+    except httpx.HTTPError as exc:
+        return Outcome(ok=False, error=f"{type(exc).__name__}: {exc}"[:2000])
+    excerpt = response.text[:500] if response.content else None
+    if 200 <= response.status_code < 300:
+        return Outcome(ok=True, response_status=response.status_code, response_excerpt=excerpt)
+    return Outcome(ok=False, response_status=response.status_code, response_excerpt=excerpt,
+                   error=f"HTTP {response.status_code}")
+
+
+# --- subscriptions (service; never commits) ----------------------------------------------------------------------
+
+def new_secret() -> str:
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+def check_url(url: str) -> str:
+    url = url.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise UnprocessableEntity("url: an absolute http(s) URL is required, e.g. https://gis.example/hooks/breitband",
+                                  type="invalid-webhook-url", field="url")
+    if parts.username or parts.password:
+        raise UnprocessableEntity("url: no credentials in the URL; verify the signature instead",
+                                  type="invalid-webhook-url", field="url")
+    return url
+
+
+def check_types(types: list[str] | None) -> list[str]:
+    out = []
+    for t in types or []:
+        t = t.strip()
+        if not t or len(t) > 64 or not all(ch.isalnum() or ch in "._*-" for ch in t):
+            raise UnprocessableEntity(f"event_types: {t!r} is not an event type or pattern such as case.* ",
+                                      type="validation-error", field="event_types")
+        out.append(t)
+    return sorted(set(out))
+
+
+def readable(principal: Principal):
+    return select(WebhookSubscription).where(WebhookSubscription.organisation_id == principal.organisation_id,
+                                             WebhookSubscription.deleted_at.is_(None))
+
+
+def get(session: Session, principal: Principal, sub_id: uuid.UUID, *, for_update: bool = False) -> WebhookSubscription:
+    stmt = readable(principal).where(WebhookSubscription.id == sub_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    sub = session.scalars(stmt).first()
+    if sub is None:
+        raise NotFound(f"No webhook subscription {sub_id}", type="webhook-not-found")
+    return sub
+
+
+def create(session: Session, principal: Principal, url: str, event_types: list[str] | None,
+           description: str | None, active: bool, now: datetime) -> WebhookSubscription:
+    sub = WebhookSubscription(id=uuid.uuid4(), tenant_key=principal.tenant_key,
+                              organisation_id=principal.organisation_id, url=check_url(url),
+                              secret=new_secret(), event_types=check_types(event_types), description=description,
+                              active=active, created_by=principal.user_id, created_at=now, updated_at=now)
+    session.add(sub)
+    session.flush()
+    return sub
+
+
+def update(session: Session, sub: WebhookSubscription, changes: dict[str, Any], now: datetime) -> WebhookSubscription:
+    if "url" in changes:
+        sub.url = check_url(changes["url"] or "")
+    if "event_types" in changes:
+        sub.event_types = check_types(changes["event_types"])
+    if "description" in changes:
+        sub.description = changes["description"]
+    if "active" in changes and changes["active"] is not None:
+        sub.active = bool(changes["active"])
+    sub.updated_at = now
+    session.flush()
+    return sub
+
+
+def rotate_secret(session: Session, sub: WebhookSubscription, now: datetime) -> WebhookSubscription:
+    sub.secret = new_secret()
+    sub.updated_at = now
+    session.flush()
+    return sub
+
+
+def delete(session: Session, sub: WebhookSubscription, now: datetime) -> None:
+    """Soft delete: nothing is sent any more; the deliveries stay in the database for the record."""
+    sub.deleted_at = now
+    sub.active = False
+    sub.updated_at = now
+    session.flush()

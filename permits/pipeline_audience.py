@@ -1,0 +1,132 @@
+"""Who hears of a permit event: the audience provider the outbox relay asks (``notifications.outbox``), and the
+permit tasks that react to published events.
+
+| audience | sees in the feed and webhooks | gets an e-mail on |
+|---|---|---|
+| applicant (operator organisation) | every event of its application except participation, reminders and pipeline internals | submission, every case change (information requested, completeness confirmed, decision, deemed approval, forwarded, deadline extended, case closed), decision document issued or revoked |
+| authority (road authority of a case) | the events of its cases, supplements, withdrawal, works, the pipeline's outcome, statements and documents of its application | a new case (also a forwarded one), a supplement that addresses its case, deadline reminders (14 and 3 days) |
+| participating body | its statement requests | a statement request |
+| tenant admins | everything of the tenant (feed row without organisation) | — |
+
+E-mail goes to the application's contact person (else the operator's address, else its members) and to an
+authority's or body's functional address (else its members).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from breitband.models import Organisation, Role, User
+from breitband.settings import get_settings
+from notifications.outbox import Recipient, register_audience
+from permits.models import Application, ApplicationVersion, Case, PermitEvent
+
+APPLICANT_HIDDEN = ("statement.*", "case.deadline_reminder", "pipeline.*")
+APPLICANT_EMAIL = {"application.submitted", "case.information_requested", "case.completeness_confirmed",
+                   "case.decided", "case.deemed_granted", "case.forwarded", "case.deadline_extended",
+                   "case.withdrawn", "document.issued", "document.revoked"}
+AUTHORITY_APPLICATION_EVENTS = {"application.supplemented", "application.withdrawn", "application.works_started",
+                                "application.works_completed", "pipeline.completed"}
+AUTHORITY_EMAIL = {"case.received", "application.supplemented", "case.deadline_reminder"}
+BODY_EMAIL = {"statement.requested"}
+
+
+def _hidden(event_type: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(event_type, p) for p in patterns)
+
+
+def _member_emails(session: Session, org_id: uuid.UUID, roles: tuple[Role, ...]) -> list[str]:
+    return list(session.scalars(select(User.email).where(User.organisation_id == org_id, User.active.is_(True),
+                                                         User.role.in_([r.value for r in roles]))
+                                .order_by(User.email)))
+
+
+def _org_emails(session: Session, org: Organisation | None, roles: tuple[Role, ...]) -> list[str]:
+    if org is None:
+        return []
+    if org.email:
+        return [org.email]
+    return _member_emails(session, org.id, roles)
+
+
+def _applicant_emails(session: Session, app: Application, org: Organisation | None) -> list[str]:
+    content = session.scalar(select(ApplicationVersion.content).where(
+        ApplicationVersion.application_id == app.id, ApplicationVersion.number == app.current_version)) or {}
+    contact = (content.get("contact") or {}).get("email")
+    if contact:
+        return [contact]
+    return _org_emails(session, org, (Role.operator_member,))
+
+
+def audience(session: Session, ev: PermitEvent) -> list[Recipient] | None:
+    if ev.application_id is None:
+        return None
+    app = session.get(Application, ev.application_id)
+    if app is None:
+        return []
+    cases = list(session.scalars(select(Case).where(Case.application_id == app.id)))
+    payload = ev.payload or {}
+    org_ids = {app.applicant_org_id, *(c.authority_org_id for c in cases)}
+    body_id = payload.get("body_org_id")
+    if body_id:
+        org_ids.add(uuid.UUID(body_id))
+    orgs = {o.id: o for o in session.scalars(select(Organisation).where(Organisation.id.in_(org_ids)))}
+    base = get_settings().public_base_url.rstrip("/")
+    case = next((c for c in cases if ev.case_id and c.id == ev.case_id), None)
+    common = {"reference": app.reference, "project_name": app.project_name,
+              "applicant_name": getattr(orgs.get(app.applicant_org_id), "name", None),
+              "authority_name": getattr(orgs.get(case.authority_org_id), "name", None) if case else None}
+    out: list[Recipient] = []
+
+    # the applicant
+    if not _hidden(ev.type, APPLICANT_HIDDEN):
+        email = ev.type in APPLICANT_EMAIL and not (ev.type == "case.withdrawn" and payload.get("reason") == "applicant")
+        emails = _applicant_emails(session, app, orgs.get(app.applicant_org_id)) if email else []
+        out.append(Recipient(app.applicant_org_id, tuple(emails), {
+            **common, "role": "applicant", "link": f"{base}/#/application/{app.id}"}))
+
+    # road authorities
+    authorities: dict[uuid.UUID, bool] = {}          # organisation → e-mail?
+    if ev.type in ("application.created", "application.submitted"):
+        pass
+    elif case is not None and ev.type.startswith(("case.", "document.")):
+        authorities[case.authority_org_id] = ev.type in AUTHORITY_EMAIL
+    elif ev.type in AUTHORITY_APPLICATION_EVENTS or ev.type.startswith("statement."):
+        addressed = set(payload.get("case_ids") or []) if ev.type == "application.supplemented" else set()
+        for c in cases:
+            if c.status == "forwarded":
+                continue
+            mail = ev.type in AUTHORITY_EMAIL and str(c.id) in addressed
+            authorities[c.authority_org_id] = authorities.get(c.authority_org_id, False) or mail
+    for org_id, mail in authorities.items():
+        if org_id == app.applicant_org_id:
+            continue
+        emails = _org_emails(session, orgs.get(org_id), (Role.authority_reviewer, Role.authority_admin)) if mail else []
+        link_case = next((c.id for c in cases if c.authority_org_id == org_id), None)
+        out.append(Recipient(org_id, tuple(emails), {
+            **common, "role": "authority", "authority_name": getattr(orgs.get(org_id), "name", None),
+            "link": f"{base}/#/case/{link_case}" if link_case else base}))
+
+    # a participating body: its own statement requests only
+    if body_id and ev.type.startswith("statement."):
+        bid = uuid.UUID(body_id)
+        emails = _org_emails(session, orgs.get(bid), (Role.authority_reviewer, Role.authority_admin)) \
+            if ev.type in BODY_EMAIL else []
+        out.append(Recipient(bid, tuple(emails), {
+            **common, "role": "body", "body_name": getattr(orgs.get(bid), "name", None),
+            "link": f"{base}/api/v1/statements/{payload.get('statement_id')}"}))
+    return out
+
+
+register_audience(audience)
+
+
+
+def describe() -> dict[str, Any]:
+    return {"applicant_email": sorted(APPLICANT_EMAIL), "authority_email": sorted(AUTHORITY_EMAIL),
+            "body_email": sorted(BODY_EMAIL)}
