@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+import email.policy
 from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -59,13 +60,11 @@ class Mail:
 
     @property
     def subject(self) -> str:
-        from email.header import decode_header, make_header
-
-        return str(make_header(decode_header(self.message["Subject"])))
+        return str(self.message["Subject"]).strip()   # a long subject is folded onto a continuation line
 
     @property
     def body(self) -> str:
-        return self.message.get_payload(decode=True).decode(self.message.get_content_charset() or "utf-8")
+        return self.message.get_content()
 
 
 @dataclass
@@ -84,7 +83,8 @@ class SmtpServer:
         class Handler:
             async def handle_DATA(self, _server, session, envelope):
                 server.received.append(Mail(envelope.mail_from, list(envelope.rcpt_tos),
-                                            message_from_bytes(envelope.original_content or envelope.content)))
+                                            message_from_bytes(envelope.original_content or envelope.content,
+                                                                               policy=email.policy.default)))
                 return "250 Message accepted for delivery"
 
         self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
