@@ -194,7 +194,7 @@ def _fan_out(session: Session, ev: PermitEvent, now: datetime) -> list[uuid.UUID
     deliveries: list[dict[str, Any]] = []
     base = {"tenant_key": ev.tenant_key, "event_id": ev.id, "event_type": ev.type, "status":
             DeliveryStatus.pending.value, "attempts": 0, "next_attempt_at": now, "enqueued_at": now,
-            "created_at": now, "updated_at": now}
+            "created_at": now, "updated_at": now, "subscription_id": None}   # same keys in every row
     seen: set[str] = set()
     for r in recipients:
         for address in r.emails:

@@ -1,0 +1,119 @@
+"""Webhooks: subscriptions per organisation (CRUD over HTTP, scoped), HMAC-SHA256 signed deliveries to a real HTTP
+receiver, exponential backoff through failures, the delivery log and manual redelivery."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from conftest import PROBLEM, collection, trench
+from notifications import delivery, outbox, webhooks
+
+
+def subscribe(client, who, url, **body):
+    r = client.post("/api/v1/webhooks", headers=who.headers, json={"url": url, **body})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def test_subscription_crud_is_scoped_to_the_organisation(client, he):
+    created = subscribe(client, he.operator, "https://gis.glasfaser-test.example/hooks", event_types=["case.*"],
+                        description="GIS-Anbindung")
+    assert created["secret"].startswith("whsec_") and len(created["secret"]) > 40
+    assert (created["event_types"], created["active"], created["organisation_id"]) == (
+        ["case.*"], True, str(he.orgs["operator"]))
+    sub = f"/api/v1/webhooks/{created['id']}"
+    listed = client.get("/api/v1/webhooks", headers=he.colleague.headers).json()      # same organisation
+    assert [s["id"] for s in listed] == [created["id"]] and "secret" not in listed[0]
+
+    for stranger in (he.other_operator, he.hessen_mobil, he.admin):
+        r = client.get(sub, headers=stranger.headers)
+        assert r.status_code == 404 and r.headers["content-type"] == PROBLEM
+        assert client.patch(sub, headers=stranger.headers, json={"active": False}).status_code == 404
+    assert client.get("/api/v1/webhooks", headers=he.neu_isenburg.headers).status_code == 403   # reviewer
+
+    r = client.patch(sub, headers=he.operator.headers, json={"event_types": ["case.decided", "document.*"],
+                                                             "active": False})
+    assert (r.status_code, r.json()["event_types"], r.json()["active"]) == (
+        200, ["case.decided", "document.*"], False)
+    bad = client.patch(sub, headers=he.operator.headers, json={"url": "ftp://x.example/"})
+    assert bad.status_code == 422 and bad.json()["type"].endswith("/invalid-webhook-url")
+    rotated = client.post(f"{sub}/rotate-secret", headers=he.operator.headers).json()
+    assert rotated["secret"] != created["secret"]
+    assert client.delete(sub, headers=he.operator.headers).status_code == 204
+    assert client.get(sub, headers=he.operator.headers).status_code == 404
+    assert client.get("/api/v1/webhooks", headers=he.operator.headers).json() == []
+
+
+def test_signed_delivery_retried_with_backoff_until_the_receiver_recovers(api, he, lines, clock, client, db,
+                                                                         receiver, settings, monkeypatch):
+    monkeypatch.setattr(settings, "notify_retry_base_s", 0.2)
+    receiver.failures = 3                              # answers 500 three times, then 204
+    operator_hook = subscribe(client, he.operator, receiver.url, event_types=["application.submitted"])
+    authority_hook = subscribe(client, he.hessen_mobil, receiver.url + "?who=mobil")   # every event it may see
+    app = api.submitted(he.operator, collection(trench(lines["neu_isenburg"])))        # Hessen Mobil not involved
+    outbox.relay(db)
+
+    log = client.get(f"/api/v1/webhooks/{operator_hook['id']}/deliveries", headers=he.operator.headers).json()
+    [d] = log["items"]
+    assert (d["event_type"], d["status"], d["attempts"]) == ("application.submitted", "pending", 0)
+    mobil = client.get(f"/api/v1/webhooks/{authority_hook['id']}/deliveries", headers=he.hessen_mobil.headers)
+    assert mobil.json()["items"] == []                 # not in the audience of this application's events
+
+    results = []
+    for _ in range(6):
+        result = delivery.deliver(db, d["id"])
+        results.append(result)
+        if result["status"] != "retrying":
+            break
+        time.sleep(result["retry_in_s"])
+    assert [(r["status"], r.get("retry_in_s")) for r in results] == [
+        ("retrying", 0.2), ("retrying", 0.4), ("retrying", 0.8), ("delivered", None)]
+    assert delivery.deliver(db, d["id"])["status"] == "skipped"
+
+    assert [r.status for r in receiver.requests] == [500, 500, 500, 204]
+    bodies = {r.body for r in receiver.requests}
+    assert len(bodies) == 1                            # the same event every time
+    event = json.loads(bodies.pop())
+    assert (event["type"], event["data"]["application_id"], event["id"]) == (
+        "application.submitted", app["id"], receiver.requests[0].headers["Breitband-Event-Id"])
+    for n, r in enumerate(receiver.requests, start=1):
+        assert r.headers["Breitband-Event-Id"] == event["id"]
+        assert r.headers["Breitband-Delivery-Attempt"] == str(n)
+        assert webhooks.verify_signature(operator_hook["secret"], r.headers["Breitband-Timestamp"], r.body,
+                                         r.headers["Breitband-Signature"])
+        assert not webhooks.verify_signature("whsec_wrong", r.headers["Breitband-Timestamp"], r.body,
+                                             r.headers["Breitband-Signature"])
+    gaps = [b.at - a.at for a, b in zip(receiver.requests, receiver.requests[1:])]
+    assert gaps[0] >= 0.2 and gaps[1] >= 0.4 and gaps[2] >= 0.8
+
+    log = client.get(f"/api/v1/webhooks/{operator_hook['id']}/deliveries", headers=he.operator.headers).json()
+    [d] = log["items"]
+    assert (d["status"], d["attempts"], d["last_error"]) == ("delivered", 4, None)
+    assert [(a["number"], a["ok"], a["response_status"]) for a in d["log"]] == [
+        (1, False, 500), (2, False, 500), (3, False, 500), (4, True, 204)]
+
+    # manual redelivery sends the same event once more, with a fresh signature
+    r = client.post(f"/api/v1/webhooks/{operator_hook['id']}/deliveries/{d['id']}/redeliver",
+                    headers=he.operator.headers)
+    assert (r.status_code, r.json()["status"]) == (202, "pending")
+    assert delivery.deliver(db, d["id"])["status"] == "delivered"
+    assert len(receiver.requests) == 5 and receiver.requests[-1].headers["Breitband-Event-Id"] == event["id"]
+    assert client.post(f"/api/v1/webhooks/{operator_hook['id']}/deliveries/{d['id']}/redeliver",
+                       headers=he.other_operator.headers).status_code == 404
+
+
+def test_authority_webhook_gets_its_new_case_and_the_tenant_office_gets_everything(api, he, lines, clock, client,
+                                                                                   db, receiver, session):
+    mobil_hook = subscribe(client, he.hessen_mobil, receiver.url)             # an authority admin
+    office_hook = subscribe(client, he.admin, receiver.url + "?office", event_types=["case.received"])
+    app = api.submitted(he.operator, collection(trench(lines["neu_isenburg"]), trench(lines["l3262"])))
+    outbox.relay(db)
+    own = client.get(f"/api/v1/webhooks/{mobil_hook['id']}/deliveries", headers=he.hessen_mobil.headers).json()
+    assert [d["event_type"] for d in own["items"]] == ["case.received"]
+    office = client.get(f"/api/v1/webhooks/{office_hook['id']}/deliveries", headers=he.admin.headers).json()
+    assert sorted(d["event_type"] for d in office["items"]) == ["case.received", "case.received"]
+    for d in own["items"] + office["items"]:
+        assert delivery.deliver(db, d["id"])["status"] == "delivered"
+    cases = {json.loads(r.body)["data"]["case_id"] for r in receiver.requests}
+    assert cases == {api.case_of(app, "Hessen Mobil"), api.case_of(app, "Stadt Neu-Isenburg")}
