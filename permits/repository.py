@@ -295,21 +295,27 @@ def inbox(session: Session, principal: Principal, *, statuses: list[str] | None,
     return [rows[i] for i in ids[:limit]], len(ids) > limit
 
 
-def due_application_ids(session: Session, now: datetime, limit: int, tenant_key: str | None = None
-                        ) -> list[uuid.UUID]:
-    """Applications with an open case whose decision period has expired, locked; rows another sweep (or a command)
-    holds are skipped, so concurrent sweeps never wait for or double-process each other.
+def due_applications(session: Session, now: datetime, limit: int, tenant_key: str | None = None,
+                     window: int | None = None) -> list[tuple[uuid.UUID, str]]:
+    """Applications with an open case whose decision period has expired, locked, → (id, reference); rows another
+    sweep (or a command) holds are skipped, so concurrent sweeps never wait for or double-process each other.
 
-    The candidates are the 2 x limit open cases expired longest ago, read in the order of ix_cases_due (so a batch
-    costs the same however many cases are due; an IN over all due cases made the planner merge-join every case of
-    the table). Should all candidates be locked by other sweeps, this one ends and they carry on."""
+    The candidates are the ``window`` (default 2 x limit) open cases expired longest ago, read in the order of
+    ix_cases_due (so a batch costs the same however many cases are due; an IN over all due cases made the planner
+    merge-join every case of the table). Should all candidates be locked by other sweeps, this one ends and they
+    carry on."""
     due = select(Case.application_id).where(_open(), Case.deadline_at <= now)
     if tenant_key:
         due = due.where(Case.tenant_key == tenant_key)
-    due = due.order_by(Case.deadline_at).limit(2 * limit).cte("due").prefix_with("MATERIALIZED")
-    stmt = (select(Application.id).where(Application.id.in_(select(due.c.application_id)))
+    due = due.order_by(Case.deadline_at).limit(window or 2 * limit).cte("due").prefix_with("MATERIALIZED")
+    stmt = (select(Application.id, Application.reference).where(Application.id.in_(select(due.c.application_id)))
             .order_by(Application.id).limit(limit).with_for_update(skip_locked=True))
-    return list(session.scalars(stmt))
+    return [(r.id, r.reference) for r in session.execute(stmt)]
+
+
+def due_application_ids(session: Session, now: datetime, limit: int, tenant_key: str | None = None
+                        ) -> list[uuid.UUID]:
+    return [i for i, _ in due_applications(session, now, limit, tenant_key)]
 
 
 # The deemed approvals of a sweep batch, set-based: the same rows permits.deemed.issue and core.touch write for
@@ -342,7 +348,8 @@ WITH due AS (
               c.complete_at, {_EXTENDED} AS extended, c.created_at, due.status AS status_before,
               due.row_version AS version_before, c.row_version AS version_after
 ), issued AS (
-    SELECT upd.*, a.reference FROM upd JOIN applications a ON a.id = upd.application_id
+    SELECT upd.*, a.reference FROM upd
+    JOIN unnest(CAST(:ids AS uuid[]), CAST(:refs AS text[])) AS a(id, reference) ON a.id = upd.application_id
 ), audit AS (
     INSERT INTO permit_audit (tenant_key, application_id, case_id, command, actor_user_id, actor_name, actor_role,
                               actor_org_id, on_behalf_of_org_id, at, version_before, version_after, status_before,
@@ -400,15 +407,16 @@ FROM upd WHERE status_before IS DISTINCT FROM status_after ORDER BY id
 """)
 
 
-def deem_due(session: Session, app_ids: list[uuid.UUID], now: datetime, *, issued_at: str, legal_basis: str,
-             actor_name: str) -> list[dict[str, Any]]:
-    """Turn every open case of these (locked) applications whose deadline lies at or before ``now`` into
-    ``deemed_granted``, with audit records and events, and settle the applications' derived status.
-    → the issued approvals, by application and case (the lock order of the commands)."""
-    if not app_ids:
+def deem_due(session: Session, apps: list[tuple[uuid.UUID, str]], now: datetime, *, issued_at: str,
+             legal_basis: str, actor_name: str) -> list[dict[str, Any]]:
+    """Turn every open case of these (locked) applications, given as (id, reference), whose deadline lies at or
+    before ``now`` into ``deemed_granted``, with audit records and events, and settle the applications' derived
+    status. → the issued approvals, by application and case (the lock order of the commands)."""
+    if not apps:
         return []
-    issued = session.execute(DEEM_DUE_SQL, {"ids": app_ids, "now": now, "issued_at": issued_at,
-                                            "legal_basis": legal_basis, "actor_name": actor_name}).all()
+    issued = session.execute(DEEM_DUE_SQL, {"ids": [a[0] for a in apps], "refs": [a[1] for a in apps], "now": now,
+                                            "issued_at": issued_at, "legal_basis": legal_basis,
+                                            "actor_name": actor_name}).all()
     touched = list(dict.fromkeys(r.application_id for r in issued))
     if touched:
         session.execute(SETTLE_STATUS_SQL, {"ids": touched, "now": now})
