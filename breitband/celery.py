@@ -20,6 +20,8 @@ BEAT_SCHEDULE: dict[str, dict] = {
     "notifications-relay": {"task": "notifications.relay", "schedule": 10.0},
     # Deliveries whose retry is due (long backoffs), or that a dead worker held.
     "notifications-dispatch-due": {"task": "notifications.dispatch_due", "schedule": 30.0},
+    # Pipeline runs that were never sent to the broker (it was down) or got stuck (a worker died).
+    "permits-pipeline-resume": {"task": "permits.pipeline_resume", "schedule": 60.0},
 }
 
 

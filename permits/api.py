@@ -380,3 +380,11 @@ def list_refusal_reasons(include_inactive: bool = False, principal: Principal = 
                          session: Session = Depends(get_read_session)) -> list[dict[str, Any]]:
     return [views.catalogue_out(e) for e in catalogue.entries(
         session, principal.tenant_key, CatalogueKind.refusal_reason, include_inactive=include_inactive)]
+
+
+# --- pipeline and participation (their own modules; same prefix) ------------------------------------------------
+
+from permits import participation_api, pipeline_api  # noqa: E402
+
+router.include_router(pipeline_api.router)
+router.include_router(participation_api.router)

@@ -10,6 +10,8 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
+    _register_pipeline(app)
+    _register_participation(app)
     deadlines_app = typer.Typer(help="Statutory deadlines: issue deemed approvals (§ 127 (3) TKG).",
                                 no_args_is_help=True)
     conditions_app = typer.Typer(help="The catalogue of standard conditions and refusal reasons per tenant.",
@@ -63,3 +65,177 @@ def register(app: typer.Typer) -> None:
                                 for e in entries(session, tenant, kind, include_inactive=inactive)]
                    for kind in CatalogueKind}
         typer.echo(json.dumps(out, indent=2, ensure_ascii=False))
+
+
+def _register_pipeline(app: typer.Typer) -> None:
+    pipeline_app = typer.Typer(help="The review pipeline after each submission and supplement.", no_args_is_help=True)
+    app.add_typer(pipeline_app, name="pipeline")
+
+    @pipeline_app.command("show")
+    def pipeline_show(application_id: str = typer.Argument(..., help="Application id")) -> None:
+        """Print the runs of an application with each step's status, result and error."""
+        from sqlalchemy import select
+
+        from breitband.db import get_database
+        from permits import pipeline
+
+        app_id = _uuid(application_id)
+        with get_database().sessionmaker() as session:
+            runs = list(session.scalars(select(pipeline.PipelineRun).where(
+                pipeline.PipelineRun.application_id == app_id).order_by(pipeline.PipelineRun.version)))
+            if not runs:
+                typer.echo(f"error: application {application_id} has no pipeline run", err=True)
+                raise typer.Exit(1)
+            steps = pipeline.steps_of(session, [r.id for r in runs])
+            out = [{"run": str(r.id), "version": r.version, "trigger": r.trigger, "status": r.status,
+                    "steps": [{"name": s.name, "status": s.status, "attempts": s.attempts, "error": s.error,
+                               "result": s.result} for s in steps[r.id]]} for r in runs]
+        typer.echo(json.dumps(out, indent=2, ensure_ascii=False, default=str))
+
+    @pipeline_app.command("retry")
+    def pipeline_retry(application_id: str = typer.Argument(..., help="Application id"),
+                       step: Optional[str] = typer.Argument(None, help="resolution | checks | participation | "
+                                                                       "notifications (default: the failed one)"),
+                       wait: bool = typer.Option(False, "--here", help="Run the steps in this process instead of "
+                                                                       "sending them to a worker")) -> None:
+        """Run a failed step of the application's latest run again (and the steps after it)."""
+        from datetime import datetime, timezone
+
+        from breitband.db import get_database
+        from permits import pipeline
+
+        db = get_database()
+        with db.sessionmaker() as session:
+            run = pipeline.retry(session, _uuid(application_id), step, datetime.now(timezone.utc))
+            run_id = run.id
+            session.commit()
+        if wait:
+            results = []
+            for name in pipeline.STEPS:
+                try:
+                    results.append({"step": name, **pipeline.run_step(db, run_id, name)})
+                except Exception as exc:  # noqa: BLE001 - recorded on the step and shown
+                    pipeline.record_failure(db, run_id, name, exc, final=True)
+                    results.append({"step": name, "status": "failed", "error": str(exc)})
+                    break
+            typer.echo(json.dumps({"run": str(run_id), "steps": [{k: v for k, v in r.items() if k != "result"}
+                                                                 for r in results]}, indent=2, ensure_ascii=False))
+            if results[-1]["status"] == "failed":
+                raise typer.Exit(1)
+            return
+        sent = pipeline.kick(db, run_id)
+        typer.echo(json.dumps({"run": str(run_id), "sent_to_worker": sent,
+                               "note": None if sent else "broker not reachable; beat will send it"}, indent=2))
+
+    @pipeline_app.command("resume")
+    def pipeline_resume() -> None:
+        """Send the runs that were never sent or are stuck (what beat does every minute)."""
+        from breitband.db import get_database
+        from permits import pipeline
+
+        typer.echo(json.dumps(pipeline.resume(get_database()), indent=2))
+
+
+def _register_participation(app: typer.Typer) -> None:
+    part_app = typer.Typer(help="Participation of other bodies (§ 127 (5) TKG): rules and bodies per tenant.",
+                           no_args_is_help=True)
+    rules_app = typer.Typer(help="The tenant's participation rules.", no_args_is_help=True)
+    bodies_app = typer.Typer(help="Bodies to be heard, with role and place.", no_args_is_help=True)
+    part_app.add_typer(rules_app, name="rules")
+    part_app.add_typer(bodies_app, name="bodies")
+    app.add_typer(part_app, name="participation")
+
+    @rules_app.command("load")
+    def rules_load(file: Path = typer.Argument(..., help="TOML with [[rules]] (see data/tenants/he_participation.toml)"),
+                   tenant: str = typer.Option(..., help="Tenant key")) -> None:
+        """Validate and store the tenant's participation rules (replacing the previous ones)."""
+        from datetime import datetime, timezone
+
+        from breitband import identity
+        from breitband.db import session_scope
+        from permits import participation
+
+        rules = participation.read_rules_file(file)
+        with session_scope() as session:
+            identity.get_tenant(session, tenant)
+            participation.store_rules(session, tenant, rules, str(file), datetime.now(timezone.utc))
+        typer.echo(json.dumps({"tenant": tenant, "rules": [r.id for r in rules.rules]}, indent=2))
+
+    @rules_app.command("show")
+    def rules_show(tenant: str = typer.Option(..., help="Tenant key")) -> None:
+        """Print the rules in force (the tenant's, or the defaults)."""
+        from breitband import identity
+        from breitband.db import session_scope
+        from permits import participation
+
+        with session_scope() as session:
+            identity.get_tenant(session, tenant)
+            rules, source = participation.tenant_rules(session, tenant)
+        typer.echo(json.dumps({"source": source, **rules.model_dump(mode="json")}, indent=2, ensure_ascii=False))
+
+    @bodies_app.command("add")
+    def bodies_add(tenant: str = typer.Option(..., help="Tenant key"),
+                   org: str = typer.Option(..., help="Organisation (kind participating_body): id or exact name"),
+                   role: str = typer.Option(..., help="traffic | water | nature | monument"),
+                   ags: Optional[str] = typer.Option(None, help="Place: Gemeinde (8 digits), Kreis (5), Land (2); "
+                                                                "none: the whole tenant")) -> None:
+        """Make an organisation the body with ROLE for a place (replaces the one registered there)."""
+        from datetime import datetime, timezone
+
+        from breitband import identity
+        from breitband.db import session_scope
+        from permits import participation
+
+        with session_scope() as session:
+            organisation = identity.find_organisation(session, tenant, org)
+            body = participation.add_body(session, tenant, organisation, role, ags, datetime.now(timezone.utc))
+            out = {"organisation": organisation.name, "role": body.role, "ags": body.ags}
+        typer.echo(json.dumps(out, indent=2, ensure_ascii=False))
+
+    @bodies_app.command("list")
+    def bodies_list(tenant: str = typer.Option(..., help="Tenant key")) -> None:
+        """List the registered bodies."""
+        from sqlalchemy import select
+
+        from breitband.db import session_scope
+        from breitband.models import Organisation
+        from permits.participation import ParticipationBody
+
+        with session_scope() as session:
+            rows = session.execute(select(ParticipationBody, Organisation.name).join(
+                Organisation, Organisation.id == ParticipationBody.organisation_id).where(
+                ParticipationBody.tenant_key == tenant).order_by(ParticipationBody.role, ParticipationBody.ags))
+            out = [{"role": b.role, "ags": b.ags, "organisation": name, "organisation_id": str(b.organisation_id)}
+                   for b, name in rows]
+        typer.echo(json.dumps(out, indent=2, ensure_ascii=False))
+
+    import_group = next((g.typer_instance for g in app.registered_groups if g.name == "import"), None)
+    if import_group is None:            # geo's import commands are registered first; be independent of that
+        import_group = typer.Typer(help="Import data into a tenant.", no_args_is_help=True)
+        app.add_typer(import_group, name="import")
+
+    @import_group.command("areas")
+    def import_areas_cmd(file: Path = typer.Argument(..., help="Polygons (any GIS file GDAL reads, any CRS)"),
+                         tenant: str = typer.Option(..., "--tenant", help="Tenant key"),
+                         kind: str = typer.Option(..., "--kind", help="water | nature | monument"),
+                         body: Optional[str] = typer.Option(None, "--body", help="Participating body responsible "
+                                                                                 "for areas without a body attribute"),
+                         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar")) -> None:
+        """Import protected areas (water, nature, monument protection); replaces the tenant's areas of KIND."""
+        from breitband.db import session_scope
+        from geo.importers import format_summary
+        from permits.participation_import import import_areas
+
+        with session_scope() as session:
+            summary = import_areas(session, tenant, kind, file, body=body, progress_bar=not quiet)
+        typer.echo(format_summary(summary))
+
+
+def _uuid(text: str):
+    import uuid
+
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        typer.echo(f"error: {text!r} is not an id (a UUID)", err=True)
+        raise typer.Exit(2) from None

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from breitband.models import Organisation, Role, User
 from breitband.settings import get_settings
-from notifications.outbox import Recipient, register_audience
+from notifications.outbox import Recipient, register_audience, subscribe
 from permits.models import Application, ApplicationVersion, Case, PermitEvent
 
 APPLICANT_HIDDEN = ("statement.*", "case.deadline_reminder", "pipeline.*")
@@ -124,6 +124,9 @@ def audience(session: Session, ev: PermitEvent) -> list[Recipient] | None:
 
 
 register_audience(audience)
+
+# Permit tasks that react to published events (each also has a beat backstop, see permits/tasks.py).
+subscribe(("application.submitted", "application.supplemented"), "permits.pipeline_start")
 
 
 

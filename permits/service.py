@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from breitband.errors import Conflict, UnprocessableEntity
 from breitband.identity import Principal
 from permits import attachments as files
-from permits import core, deadlines, deemed, repository
+from permits import core, deadlines, deemed, pipeline, repository
 from permits.deadlines import iso
 from permits.models import (Application, ApplicationStatus, ApplicationVersion, Attachment, AttachmentKind, Case,
                             CaseStatus)
@@ -128,6 +128,7 @@ def submit(session: Session, principal: Principal, application_id: uuid.UUID, ex
         core.event(session, "case.received", app, now, case, decision_due=case.decision_due,
                    completeness_due=case.completeness_due)
     version.addressed_case_ids = [str(c.id) for c in cases]
+    pipeline.start(session, app, version.number, "submission", now)     # rows only; the relay starts it
     return _finish(session, app, cases, principal, "submit", now, before, {
         "version": version.number, "case_ids": [str(c.id) for c in cases],
         "authorities": [a["name"] for a in resolution["authorities"]],
@@ -230,6 +231,7 @@ def supplement(session: Session, principal: Principal, application_id: uuid.UUID
     version.addressed_case_ids = [str(c.id) for c in addressed]
     session.add(version)
     app.current_version = number
+    pipeline.start(session, app, number, "supplement", now)             # rows only; the relay starts it
     core.event(session, "application.supplemented", app, now, version=number, route_changed=route_changed,
                case_ids=version.addressed_case_ids)
     return _finish(session, app, cases, principal, "supplement", now, before, {

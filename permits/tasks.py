@@ -18,3 +18,68 @@ def sweep_deadlines(now: str | None = None, tenant_key: str | None = None) -> di
     its own short transaction, no transaction is held across anything but the database."""
     when = deadlines.parse_instant(now) if now else None
     return deemed.sweep(get_database(), when, tenant_key=tenant_key)
+
+
+# --- the review pipeline (see permits.pipeline) ------------------------------------------------------------------
+
+@celery_app.task(name="permits.pipeline_step", bind=True, acks_late=True, max_retries=5, ignore_result=True)
+def pipeline_step(self, run_id: str, step: str) -> dict[str, Any]:
+    """One step of a run. Idempotent (see permits.pipeline.run_step); transient errors are retried with exponential
+    backoff, a permanent one (StepError) or the last retry marks the step failed and stops the chain."""
+    import uuid
+
+    from celery.exceptions import Ignore
+
+    from permits import pipeline
+
+    db = get_database()
+    try:
+        outcome = pipeline.run_step(db, uuid.UUID(run_id), step)
+    except pipeline.StepError as exc:
+        pipeline.record_failure(db, uuid.UUID(run_id), step, exc, final=True)
+        raise Ignore() from None            # stops the chain; the failure is recorded on the step
+    except Exception as exc:
+        final = self.request.retries >= self.max_retries
+        pipeline.record_failure(db, uuid.UUID(run_id), step, exc, final=final)
+        if final:
+            raise Ignore() from None
+        raise self.retry(exc=exc, countdown=min(2 ** self.request.retries * 5, 300)) from None
+    if outcome["status"] == "blocked":
+        raise Ignore()                      # an earlier step has not succeeded: this chain ends here
+    return {"run_id": run_id, "step": step, "status": outcome["status"]}
+
+
+@celery_app.task(name="permits.pipeline_kick", acks_late=True, ignore_result=True)
+def pipeline_kick(run_id: str) -> bool:
+    """Send the chain of a run's unfinished steps (after a retry, or from the resume backstop)."""
+    import uuid
+
+    from permits import pipeline
+
+    return pipeline.kick(get_database(), uuid.UUID(run_id))
+
+
+@celery_app.task(name="permits.pipeline_start", acks_late=True, autoretry_for=(Exception,), retry_backoff=True,
+                 max_retries=5, ignore_result=True)
+def pipeline_start(event: dict[str, Any]) -> bool:
+    """Subscribed to application.submitted / application.supplemented: start that version's run (deduped: a run
+    already sent or finished is not sent again by this task; the resume backstop handles stuck ones)."""
+    import uuid
+
+    from permits import pipeline
+
+    db = get_database()
+    with db.sessionmaker() as session:
+        run = pipeline.run_for(session, uuid.UUID(event["data"]["application_id"]), int(event["data"]["version"]))
+        if run is None or run.enqueued_at is not None:
+            return False
+        run_id = run.id
+    return pipeline.kick(db, run_id)
+
+
+@celery_app.task(name="permits.pipeline_resume", acks_late=True, ignore_result=True)
+def pipeline_resume() -> dict[str, Any]:
+    """Beat backstop: send the chains of runs never sent (broker down at the time) or stuck (a worker died)."""
+    from permits import pipeline
+
+    return pipeline.resume(get_database())

@@ -1,0 +1,199 @@
+"""Statement requests seen from the outside: who may read which (scope), the body's answer, and what the deciding
+authority can adopt into its decision. Business rules only; never commits.
+
+Scope (the one place it is applied):
+* a participating body reads the requests addressed to it — any other request is 404;
+* a road authority reads every request of an application it has a case in (it decides with all statements);
+* tenant admins read all of their tenant; operators read none (they receive the decision).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import Select, false, select
+from sqlalchemy.orm import Session
+
+from breitband.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
+from breitband.identity import Principal
+from breitband.models import Organisation, OrgKind, Role
+from permits import catalogue, core, deadlines, repository
+from permits.deadlines import iso
+from permits.models import Application, Case, CatalogueKind
+from permits.participation import Answer, StatementRequest, StatementStatus
+
+
+class ProposedCondition(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    code: str | None = Field(None, max_length=32, description="A condition code of the tenant's catalogue")
+    text: str | None = Field(None, max_length=5000, description="A condition in words")
+
+    @model_validator(mode="after")
+    def _one(self) -> "ProposedCondition":
+        if not self.code and not self.text:
+            raise ValueError("give a catalogue code or a text")
+        return self
+
+
+class AnswerIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    answer: Answer
+    conditions: list[ProposedCondition] = Field(default_factory=list, description="Proposed conditions "
+                                                                                  "(agree_with_conditions)")
+    reasons: str | None = Field(None, max_length=20000, description="Reasons (required to object)")
+
+
+def readable_statements(principal: Principal) -> Select[tuple[StatementRequest]]:
+    stmt = select(StatementRequest).where(StatementRequest.tenant_key == principal.tenant_key)
+    if principal.is_tenant_admin:
+        return stmt
+    if principal.role is Role.operator_member:
+        return stmt.where(false())
+    if principal.organisation_kind is OrgKind.participating_body:
+        return stmt.where(StatementRequest.body_org_id == principal.organisation_id)
+    return stmt.where(StatementRequest.application_id.in_(
+        select(Case.application_id).where(Case.authority_org_id == principal.organisation_id)))
+
+
+def get_statement(session: Session, principal: Principal, statement_id: uuid.UUID) -> StatementRequest:
+    found = session.scalars(readable_statements(principal).where(StatementRequest.id == statement_id)).first()
+    if found is None:
+        raise NotFound(f"No statement request {statement_id}", type="statement-not-found")
+    return found
+
+
+def allowed_commands(principal: Principal, s: StatementRequest) -> list[str]:
+    mine = principal.organisation_id == s.body_org_id and principal.role in (Role.authority_reviewer,
+                                                                            Role.authority_admin)
+    return ["answer"] if mine and s.status == StatementStatus.requested.value else []
+
+
+def statement_out(session: Session, principal: Principal, s: StatementRequest, now: datetime,
+                  apps: dict[uuid.UUID, Application] | None = None,
+                  orgs: dict[uuid.UUID, Organisation] | None = None) -> dict[str, Any]:
+    app = (apps or {}).get(s.application_id) or session.get(Application, s.application_id)
+    org = (orgs or {}).get(s.body_org_id) or session.get(Organisation, s.body_org_id)
+    return {
+        "id": str(s.id), "etag": core.etag(s.row_version),
+        "application": {"id": str(app.id), "reference": app.reference, "project_name": app.project_name},
+        "version": s.version, "body": {"id": str(org.id), "name": org.name}, "role": s.role, "status": s.status,
+        "triggers": s.triggers, "requested_at": iso(s.requested_at), "due_on": iso(s.due_on),
+        "overdue": s.status == StatementStatus.requested.value and deadlines.local_date(now) > s.due_on,
+        "answer": s.answer, "conditions": s.conditions or [], "reasons": s.reasons,
+        "answered_at": iso(s.answered_at) if s.answered_at else None, "answered_by": s.answered_by_name,
+        "superseded_by": str(s.superseded_by) if s.superseded_by else None,
+        "allowed_commands": allowed_commands(principal, s),
+    }
+
+
+def list_statements(session: Session, principal: Principal, *, statuses: list[str] | None,
+                    application_id: uuid.UUID | None, limit: int, offset: int) -> tuple[list[StatementRequest], bool]:
+    stmt = readable_statements(principal)
+    if statuses:
+        stmt = stmt.where(StatementRequest.status.in_(statuses))
+    if application_id:
+        stmt = stmt.where(StatementRequest.application_id == application_id)
+    rows = list(session.scalars(stmt.order_by(StatementRequest.due_on, StatementRequest.requested_at,
+                                              StatementRequest.id).limit(limit + 1).offset(offset)))
+    return rows[:limit], len(rows) > limit
+
+
+def answer(session: Session, principal: Principal, statement_id: uuid.UUID, data: AnswerIn,
+           expected: set[int] | None, now: datetime) -> StatementRequest:
+    s = get_statement(session, principal, statement_id)
+    if s.body_org_id != principal.organisation_id or principal.role not in (Role.authority_reviewer,
+                                                                           Role.authority_admin):
+        raise Forbidden("Only the body the request is addressed to can answer it", type="not-your-statement")
+    s = session.scalars(select(StatementRequest).where(StatementRequest.id == statement_id).with_for_update()
+                        .execution_options(populate_existing=True)).one()
+    core.check_version(s, expected)
+    if s.status != StatementStatus.requested.value:
+        detail = {"answered": "The request was answered already", "superseded":
+                  "The route changed; answer the newer request about the new route",
+                  "withdrawn": "The request was withdrawn"}.get(s.status, s.status)
+        raise Conflict(detail, type="illegal-transition", command="answer", state=s.status, allowed=[])
+    errors = []
+    if data.answer is Answer.agree_with_conditions and not data.conditions:
+        errors.append({"field": "conditions", "message": "agree_with_conditions needs at least one condition"})
+    if data.answer is not Answer.agree_with_conditions and data.conditions:
+        errors.append({"field": "conditions", "message": "conditions belong to agree_with_conditions"})
+    if data.answer is Answer.object and not (data.reasons or "").strip():
+        errors.append({"field": "reasons", "message": "an objection needs reasons"})
+    if errors:
+        raise UnprocessableEntity("; ".join(f"{e['field']}: {e['message']}" for e in errors),
+                                  type="invalid-statement", errors=errors)
+    codes = [c.code for c in data.conditions if c.code]
+    resolved = {c["code"]: c for c in catalogue.resolve_codes(session, principal.tenant_key,
+                                                              CatalogueKind.condition, codes, "conditions")}
+    conditions = []
+    for c in data.conditions:
+        if c.code:
+            entry = resolved[c.code]
+            conditions.append({"code": entry["code"], "title": entry.get("title"), "text": c.text or entry["text"]})
+        else:
+            conditions.append({"code": None, "title": None, "text": c.text})
+    s.answer, s.conditions, s.reasons = data.answer.value, conditions, data.reasons
+    s.status, s.answered_at, s.updated_at = StatementStatus.answered.value, now, now
+    s.answered_by, s.answered_by_name = principal.user_id, principal.name
+    session.flush()
+    app = session.get(Application, s.application_id)
+    core.event(session, "statement.answered", app, now, statement_id=str(s.id), body_org_id=str(s.body_org_id),
+               answer=s.answer, conditions=len(conditions), late=deadlines.local_date(now) > s.due_on)
+    core.audit(session, app=app, actor=core.Actor.of(principal), command="statement-answer", at=now,
+               on_behalf_of=s.body_org_id, detail={"statement_id": str(s.id), "answer": s.answer,
+                                                   "conditions": [c["code"] or c["text"][:80] for c in conditions]})
+    return s
+
+
+def adoptable(statements: list[StatementRequest], orgs: dict[uuid.UUID, Organisation]) -> dict[str, Any]:
+    """The conditions the bodies proposed, ready for ``POST /cases/{id}/decision``: catalogue codes go into
+    ``conditions``, texts into ``additional_conditions``; ``sources`` says which body proposed which."""
+    codes: list[str] = []
+    texts: list[str] = []
+    sources = []
+    for s in statements:
+        if s.status != StatementStatus.answered.value or s.answer != Answer.agree_with_conditions.value:
+            continue
+        for c in s.conditions or []:
+            body = orgs[s.body_org_id].name if s.body_org_id in orgs else None
+            if c.get("code") and c["code"] not in codes:
+                codes.append(c["code"])
+            elif not c.get("code") and c.get("text") not in texts:
+                texts.append(c["text"])
+            sources.append({"statement_id": str(s.id), "body": body, "code": c.get("code"), "text": c.get("text")})
+    return {"conditions": codes, "additional_conditions": texts, "sources": sources}
+
+
+def condition_sources(session: Session, application_id: uuid.UUID) -> dict[str, str]:
+    """code or text of a proposed condition → the body that proposed it (for the decision document)."""
+    rows = session.execute(select(StatementRequest, Organisation.name).join(
+        Organisation, Organisation.id == StatementRequest.body_org_id).where(
+        StatementRequest.application_id == application_id,
+        StatementRequest.status == StatementStatus.answered.value)).all()
+    out: dict[str, str] = {}
+    for s, name in rows:
+        for c in s.conditions or []:
+            key = c.get("code") or c.get("text")
+            if key:
+                out.setdefault(key, name)
+    return out
+
+
+def for_case(session: Session, principal: Principal, case_id: uuid.UUID, now: datetime) -> dict[str, Any]:
+    case = repository.get_case(session, principal, case_id)
+    if not (principal.is_tenant_admin or (repository.is_authority(principal)
+                                          and case.authority_org_id == principal.organisation_id)):
+        raise NotFound(f"No case {case_id}", type="case-not-found")
+    rows = list(session.scalars(readable_statements(principal).where(
+        StatementRequest.application_id == case.application_id).order_by(StatementRequest.requested_at,
+                                                                         StatementRequest.id)))
+    orgs = repository.organisations(session, [s.body_org_id for s in rows])
+    app = session.get(Application, case.application_id)
+    return {"case_id": str(case.id), "statements": [statement_out(session, principal, s, now, {app.id: app}, orgs)
+                                                    for s in rows],
+            "adoptable": adoptable([s for s in rows if s.status != StatementStatus.superseded.value], orgs)}
