@@ -34,6 +34,70 @@ DEMO_USERS = [
 ]
 
 
+# Bodies to be heard (§ 127 (5) TKG) with their role and place (participation_bodies); the demo user of the first
+# answers statement requests.
+DEMO_BODIES = [
+    ("Straßenverkehrsbehörde Stadt Neu-Isenburg", "svb@neu-isenburg.example", "traffic", "06438009"),
+    ("Straßenverkehrsbehörde Kreis Offenbach", "svb@kreis-offenbach.example", "traffic", "06438"),
+    ("Straßenverkehrsbehörde Stadt Frankfurt am Main", "svb@frankfurt.example", "traffic", "06412000"),
+    ("Straßenverkehrsbehörde Wissenschaftsstadt Darmstadt", "svb@darmstadt.example", "traffic", "06411000"),
+    ("Untere Wasserbehörde Kreis Offenbach", "uwb@kreis-offenbach.example", "water", "06438"),
+    ("Untere Naturschutzbehörde Kreis Offenbach", "unb@kreis-offenbach.example", "nature", "06438"),
+    ("Untere Wasserbehörde Stadt Frankfurt am Main", "uwb@frankfurt.example", "water", "06412"),
+    ("Landesamt für Denkmalpflege Hessen", "denkmal@lfd-hessen.example", "monument", None),
+]
+DEMO_BODY_USER = ("pruefung@neu-isenburg.example", "Sven Verkehr", "Straßenverkehrsbehörde Stadt Neu-Isenburg")
+MONUMENT_BODY = "Landesamt für Denkmalpflege Hessen"
+
+
+def ensure_bodies(session, tenant_key: str) -> dict[str, Organisation]:
+    from permits import participation
+
+    now = datetime.now(timezone.utc)
+    orgs = {}
+    for name, email, role, ags in DEMO_BODIES:
+        org = ensure_org(session, tenant_key, OrgKind.participating_body, name, email)
+        participation.add_body(session, tenant_key, org, role, ags, now)
+        orgs[name] = org
+    participation.store_rules(session, tenant_key, participation.read_rules_file(
+        DATA / "tenants" / "he_participation.toml"), "data/tenants/he_participation.toml", now)
+    return orgs
+
+
+def ensure_monuments(session, tenant_key: str, echo=print) -> None:
+    """Listed buildings and ensembles (OSM ``heritage``, Kulturdenkmäler) from the demo's OSM extracts as the
+    monument layer: real data, read from the same files as the roads."""
+    import tempfile
+    from pathlib import Path
+
+    import osmium
+
+    from permits.participation_import import import_areas
+
+    features = []
+    seen = set()
+    factory = osmium.geom.GeoJSONFactory()
+    for path in demo_roads():
+        for obj in osmium.FileProcessor(str(path)).with_areas().with_filter(osmium.filter.KeyFilter("heritage")):
+            if not obj.is_area() or obj.id in seen:
+                continue
+            seen.add(obj.id)
+            try:
+                geometry = json.loads(factory.create_multipolygon(obj))
+            except RuntimeError:
+                continue
+            features.append({"type": "Feature", "geometry": geometry, "properties": {
+                "name": obj.tags.get("name") or "Kulturdenkmal", "designation": f"heritage={obj.tags['heritage']}",
+                "ref": f"osm:{'way' if obj.from_way() else 'relation'}/{obj.orig_id()}"}})
+    if not features:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "kulturdenkmaeler_osm.geojson"
+        path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+        summary = import_areas(session, tenant_key, "monument", path, body=MONUMENT_BODY)
+    echo(f"Imported {summary['counts']['areas']} monuments (OSM heritage) as participation areas.")
+
+
 def ensure_tenant(session, rules_path=DATA / "tenants" / "he.toml"):
     from geo.rules import validate_rules
 
@@ -96,6 +160,8 @@ def load_demo(issue_tokens: bool = True, echo=print) -> dict[str, str]:
         from permits.catalogue import load_catalogue_file
 
         load_catalogue_file(session, tenant.key, DATA / "tenants" / "he_conditions.toml")
+        bodies = ensure_bodies(session, tenant.key)
+        ensure_monuments(session, tenant.key, echo)
         for email, name, role, org_name in DEMO_USERS:
             user = session.scalar(select(User).where(User.tenant_key == tenant.key, User.email == email))
             if user is None:
@@ -106,6 +172,16 @@ def load_demo(issue_tokens: bool = True, echo=print) -> dict[str, str]:
                                 .values(revoked_at=datetime.now(timezone.utc)))
                 _, secret = identity.create_token(session, user, DEMO_TOKEN_NAME)
                 tokens[role.value] = secret
+        email, name, org_name = DEMO_BODY_USER
+        user = session.scalar(select(User).where(User.tenant_key == tenant.key, User.email == email))
+        if user is None:
+            user = identity.create_user(session, bodies[org_name], email, name, Role.authority_reviewer)
+        if issue_tokens:
+            session.execute(update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.name == DEMO_TOKEN_NAME,
+                                                   ApiToken.revoked_at.is_(None))
+                            .values(revoked_at=datetime.now(timezone.utc)))
+            _, secret = identity.create_token(session, user, DEMO_TOKEN_NAME)
+            tokens["participating_body"] = secret
         session.commit()
     if issue_tokens:
         base = get_settings().public_base_url
