@@ -23,8 +23,9 @@ How the applications are generated (printed again by the run):
    (permits.service / permits.review, and permits.deemed.sweep at the beat tick after each deadline).
 4. All other applications are written set-based (INSERT … SELECT from the plans, in this database), with the rows
    the API would have written: applications, application_versions (submission, supplement), cases (parts, clocks,
-   information requests, extensions, decisions), permit_events (outbox, published_at NULL) and permit_audit, the
-   reference counter; the deadlines with SQL equal to permits/deadlines.py (date + n months clamps like § 188 (3)
+   information requests, extensions, decisions), permit_events (outbox, published_at NULL) and permit_audit, a
+   pending pipeline run with its steps per submitted version (what submit/supplement write; the relay and the
+   pipeline workers, which would publish and run them, are not simulated), the reference counter; the deadlines with SQL equal to permits/deadlines.py (date + n months clamps like § 188 (3)
    BGB, 24:00 Europe/Berlin), deemed approvals as the 5-minute beat would have issued them.
 5. Checks: the set-based SQL is run once more for the plans of step 3 (in a transaction that is rolled back) and
    every row is compared with the rows the real service wrote (ids, references and sequence numbers mapped); the
@@ -544,7 +545,7 @@ WITH s AS (
     SELECT c.*,
            sum(d_open) OVER w AS c_open, sum(d_inc) OVER w AS c_inc, sum(d_dec) OVER w AS c_dec,
            sum(d_gr) OVER w AS c_gr, sum(d_ref) OVER w AS c_ref,
-           row_number() OVER w + (kind <> 'create')::int AS app_rv
+           row_number() OVER w + sum((kind IN ('submit', 'supplement'))::int) OVER w AS app_rv
     FROM gen.cmds0 c
     WINDOW w AS (PARTITION BY n ORDER BY t ROWS UNBOUNDED PRECEDING)
 ), st AS (
@@ -662,6 +663,19 @@ SELECT c.case_id, 'he', c.app_id, c.authority_org_id, c.status, CASE WHEN c.sup_
 FROM gen.cf c JOIN gen.apps a USING (n) JOIN gen.tmpl_case tc ON tc.t = a.tmpl AND tc.idx = c.idx
 JOIN gen.rev r ON r.org_id = c.authority_org_id
 JOIN gen.cond_sets cs ON cs.k = c.cond_set JOIN gen.reason_sets rs ON rs.k = c.reason_set
+WHERE @sel@"""),
+    ("pipeline_runs", """
+INSERT INTO pipeline_runs (id, tenant_key, application_id, version, trigger, status, created_at, updated_at)
+SELECT gen_random_uuid(), 'he', a.app_id, 1, 'submission', 'pending', a.t_sub, a.t_sub
+FROM gen.apps a WHERE NOT a.draft AND @sel@
+UNION ALL
+SELECT gen_random_uuid(), 'he', a.app_id, 2, 'supplement', 'pending', c.t_sup, c.t_sup
+FROM gen.cf c JOIN gen.apps a USING (n) WHERE c.t_sup IS NOT NULL AND @sel@"""),
+    ("pipeline_steps", """
+INSERT INTO pipeline_steps (run_id, name, position, status, attempts, updated_at)
+SELECT r.id, s.name, (s.ord - 1)::int, 'pending', 0, r.created_at
+FROM gen.apps a JOIN pipeline_runs r ON r.application_id = a.app_id
+CROSS JOIN unnest(@pipeline_steps@::text[]) WITH ORDINALITY AS s(name, ord)
 WHERE @sel@"""),
     ("permit_events", f"""
 INSERT INTO permit_events (id, seq, tenant_key, application_id, case_id, type, payload, created_at)
@@ -815,11 +829,13 @@ def lit(value) -> str:
 
 def fill(sql: str, sel: str = "true") -> str:
     from permits.deemed import LEGAL_BASIS
+    from permits.pipeline import STEPS as PIPELINE_STEPS
 
     tokens = {"sel": sel, "withdraw_reason": lit(WITHDRAW_REASON), "supplement_message": lit(SUPPLEMENT_MESSAGE),
               "extension_reason": lit(EXTENSION_REASON), "ask_message": lit(ASK_MESSAGE), "ask_items": lit(ASK_ITEMS),
               "extra_condition": lit(EXTRA_CONDITION), "explanation": lit(EXPLANATION),
-              "legal_basis": lit(LEGAL_BASIS), "create_fields": lit(CREATE_FIELDS)}
+              "legal_basis": lit(LEGAL_BASIS), "create_fields": lit(CREATE_FIELDS),
+              "pipeline_steps": "ARRAY[" + ", ".join(lit(n) for n in PIPELINE_STEPS) + "]"}
     for k, v in tokens.items():
         sql = sql.replace(f"@{k}@", v)
     return sql
@@ -1072,6 +1088,10 @@ def twin_check(conn) -> tuple[int, int, list[str]]:
         "permit_events": ("SELECT to_jsonb(x) - 'id' - 'seq' FROM permit_events x WHERE application_id = %s "
                           "ORDER BY seq"),
         "permit_audit": "SELECT to_jsonb(x) - 'id' FROM permit_audit x WHERE application_id = %s ORDER BY id",
+        "pipeline_runs": "SELECT to_jsonb(x) - 'id' FROM pipeline_runs x WHERE application_id = %s ORDER BY version",
+        "pipeline_steps": (f"SELECT to_jsonb(x) - 'run_id' || {sqlnull('result')} FROM pipeline_steps x "
+                           "JOIN pipeline_runs r ON r.id = x.run_id WHERE r.application_id = %s "
+                           "ORDER BY r.version, x.position"),
     }
     for n, twin_id, real_id, twin_ref, real_ref in pairs:
         mapping = {str(twin_id): str(real_id), twin_ref: real_ref}
@@ -1096,7 +1116,8 @@ def twin_check(conn) -> tuple[int, int, list[str]]:
     return len(pairs), rows_compared, problems
 
 
-BULK_TABLES = ("applications", "application_versions", "cases", "permit_events", "permit_audit")
+BULK_TABLES = ("applications", "application_versions", "cases", "permit_events", "permit_audit", "pipeline_runs",
+               "pipeline_steps")
 
 
 def index_definitions(conn) -> list[tuple]:
@@ -1325,6 +1346,7 @@ def main() -> None:
         SELECT 'applications', count(*) FROM applications UNION ALL SELECT 'cases', count(*) FROM cases
         UNION ALL SELECT 'versions', count(*) FROM application_versions
         UNION ALL SELECT 'events', count(*) FROM permit_events UNION ALL SELECT 'audit', count(*) FROM permit_audit
+        UNION ALL SELECT 'runs', count(*) FROM pipeline_runs UNION ALL SELECT 'steps', count(*) FROM pipeline_steps
     """).fetchall())
     by_status = conn.execute("SELECT status, count(*) FROM cases GROUP BY 1 ORDER BY 2 DESC").fetchall()
     app_status = conn.execute("SELECT status, count(*) FROM applications GROUP BY 1 ORDER BY 2 DESC").fetchall()
@@ -1336,7 +1358,8 @@ def main() -> None:
     say(f"generated set-based in {gen_s:.0f} s (" + ", ".join(f"{k} {v:.0f} s" for k, v in per_table.items())
         + f", VACUUM ANALYZE {t_vac:.0f} s); database {size}")
     say(f"rows: {stats['applications']:,} applications, {stats['cases']:,} cases, {stats['versions']:,} versions, "
-        f"{stats['events']:,} events, {stats['audit']:,} audit records; submitted "
+        f"{stats['events']:,} events (unpublished), {stats['audit']:,} audit records, {stats['runs']:,} pipeline runs "
+        f"with {stats['steps']:,} steps (pending); submitted "
         f"{span[0]:%Y-%m-%d} … {span[1]:%Y-%m-%d}")
     say("cases: " + ", ".join(f"{s} {c:,}" for s, c in by_status))
     say("applications: " + ", ".join(f"{s} {c:,}" for s, c in app_status))
