@@ -22,6 +22,10 @@ BEAT_SCHEDULE: dict[str, dict] = {
     "notifications-dispatch-due": {"task": "notifications.dispatch_due", "schedule": 30.0},
     # Pipeline runs that were never sent to the broker (it was down) or got stuck (a worker died).
     "permits-pipeline-resume": {"task": "permits.pipeline_resume", "schedule": 60.0},
+    # Decision documents for decided cases that have none (or whose generation failed and has attempts left).
+    "permits-documents-sweep": {"task": "permits.documents_sweep", "schedule": 120.0},
+    # Reminders to authorities 14 and 3 days before a decision deadline (idempotent; hourly is timely enough).
+    "permits-deadline-reminders": {"task": "permits.deadline_reminders", "schedule": 3600.0},
 }
 
 

@@ -382,9 +382,11 @@ def list_refusal_reasons(include_inactive: bool = False, principal: Principal = 
         session, principal.tenant_key, CatalogueKind.refusal_reason, include_inactive=include_inactive)]
 
 
-# --- pipeline and participation (their own modules; same prefix) ------------------------------------------------
+# --- pipeline, participation and documents (their own modules) ---------------------------------------------------
 
-from permits import participation_api, pipeline_api  # noqa: E402
+from permits import documents_api, participation_api, pipeline_api  # noqa: E402
 
 router.include_router(pipeline_api.router)
 router.include_router(participation_api.router)
+router.include_router(documents_api.router)
+router.routes.extend(documents_api.public_router.routes)     # /verify: public, outside /api/v1

@@ -12,6 +12,7 @@ import typer
 def register(app: typer.Typer) -> None:
     _register_pipeline(app)
     _register_participation(app)
+    _register_documents(app)
     deadlines_app = typer.Typer(help="Statutory deadlines: issue deemed approvals (§ 127 (3) TKG).",
                                 no_args_is_help=True)
     conditions_app = typer.Typer(help="The catalogue of standard conditions and refusal reasons per tenant.",
@@ -229,6 +230,53 @@ def _register_participation(app: typer.Typer) -> None:
         with session_scope() as session:
             summary = import_areas(session, tenant, kind, file, body=body, progress_bar=not quiet)
         typer.echo(format_summary(summary))
+
+
+def _register_documents(app: typer.Typer) -> None:
+    docs_app = typer.Typer(help="Signed decision documents.", no_args_is_help=True)
+    app.add_typer(docs_app, name="documents")
+
+    @docs_app.command("generate")
+    def documents_generate(limit: int = typer.Option(100, help="At most this many documents")) -> None:
+        """Create and generate the documents that are due (decided cases without one, pending, failed), in this
+        process (what the beat task does through the workers)."""
+        from breitband.db import get_database
+        from permits import documents
+
+        db = get_database()
+        results = []
+        for doc_id in documents.sweep(db, limit=limit):
+            try:
+                results.append(documents.generate(db, doc_id))
+            except Exception as exc:  # noqa: BLE001 - recorded on the document and shown
+                results.append({"document_id": str(doc_id), "status": "failed", "error": str(exc)})
+        typer.echo(json.dumps(results, indent=2, ensure_ascii=False))
+
+    @docs_app.command("keys")
+    def documents_keys(tenant: str = typer.Option(..., help="Tenant key")) -> None:
+        """Show the tenant's signing certificate (development: create the self-signed key pair if missing)."""
+        from breitband import identity
+        from breitband.db import session_scope
+        from permits import documents_keys as keys
+
+        with session_scope() as session:
+            name = identity.get_tenant(session, tenant).name
+        key = keys.ensure_key(tenant, name)
+        typer.echo(json.dumps({"tenant": tenant, "certificate": str(key.cert_file), "subject": keys.subject(key),
+                               "sha256": keys.cert_sha256(key), "self_signed": key.self_signed}, indent=2,
+                              ensure_ascii=False))
+
+    @docs_app.command("verify")
+    def documents_verify(file: Path = typer.Argument(..., help="A PDF")) -> None:
+        """Check a PDF like POST /verify does; exit code 0 only for a genuine, unchanged document."""
+        from breitband.db import session_scope
+        from permits import documents
+
+        with session_scope() as session:
+            result = documents.verify(session, file.read_bytes())
+        typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
+        if not result["genuine"]:
+            raise typer.Exit(1)
 
 
 def _uuid(text: str):

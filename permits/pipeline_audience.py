@@ -16,15 +16,20 @@ from __future__ import annotations
 
 import fnmatch
 import uuid
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Date, DateTime, ForeignKey, Integer, select
+from sqlalchemy.dialects.postgresql import UUID, insert
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from breitband.db import Base, Database
 
 from breitband.models import Organisation, Role, User
 from breitband.settings import get_settings
 from notifications.outbox import Recipient, register_audience, subscribe
-from permits.models import Application, ApplicationVersion, Case, PermitEvent
+from permits import core, deadlines
+from permits.models import OPEN_CASE_STATUSES, Application, ApplicationVersion, Case, PermitEvent
 
 APPLICANT_HIDDEN = ("statement.*", "case.deadline_reminder", "pipeline.*")
 APPLICANT_EMAIL = {"application.submitted", "case.information_requested", "case.completeness_confirmed",
@@ -127,9 +132,56 @@ register_audience(audience)
 
 # Permit tasks that react to published events (each also has a beat backstop, see permits/tasks.py).
 subscribe(("application.submitted", "application.supplemented"), "permits.pipeline_start")
+subscribe(("case.decided", "case.deemed_granted"), "permits.documents_for_event")
 
 
 
 def describe() -> dict[str, Any]:
     return {"applicant_email": sorted(APPLICANT_EMAIL), "authority_email": sorted(AUTHORITY_EMAIL),
             "body_email": sorted(BODY_EMAIL)}
+
+
+# --- deadline reminders ------------------------------------------------------------------------------------------------
+
+REMINDER_DAYS = (14, 3)
+
+
+class CaseReminder(Base):
+    """A reminder sent: once per case, decision deadline and threshold."""
+
+    __tablename__ = "case_reminders"
+
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True)
+    decision_due: Mapped[date] = mapped_column(Date, primary_key=True)
+    days_before: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+def send_reminders(db: Database, now: datetime | None = None) -> dict[str, Any]:
+    """The event ``case.deadline_reminder`` (to the authority, by e-mail) for every open case whose decision deadline
+    is 14 or 3 days away, once per case, deadline and threshold. After downtime only the nearest threshold is sent
+    (a case 2 days before its deadline gets the 3-day reminder, not also the 14-day one). A new deadline (restart,
+    extension) gets its own reminders."""
+    now = now or datetime.now(timezone.utc)
+    today = deadlines.local_date(now)
+    sent = []
+    with db.sessionmaker() as session:
+        rows = session.execute(select(Case, Application).join(Application, Application.id == Case.application_id)
+                               .where(Case.status.in_([s.value for s in OPEN_CASE_STATUSES]),
+                                      Case.decision_due.is_not(None), Case.decision_due >= today,
+                                      Case.decision_due <= today + timedelta(days=max(REMINDER_DAYS)))
+                               .order_by(Case.decision_due, Case.id)
+                               .with_for_update(of=Case, skip_locked=True)).all()
+        for case, app in rows:
+            left = (case.decision_due - today).days
+            days = min(d for d in REMINDER_DAYS if left <= d)
+            stmt = insert(CaseReminder).values(case_id=case.id, decision_due=case.decision_due, days_before=days,
+                                               created_at=now).on_conflict_do_nothing().returning(CaseReminder.case_id)
+            if session.execute(stmt).scalar() is None:
+                continue
+            core.event(session, "case.deadline_reminder", app, now, case, days_before=days, days_left=left,
+                       decision_due=case.decision_due)
+            sent.append({"case_id": str(case.id), "days_before": days, "decision_due": case.decision_due.isoformat()})
+        session.commit()
+    return {"reminders": len(sent), "cases": sent}

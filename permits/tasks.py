@@ -83,3 +83,61 @@ def pipeline_resume() -> dict[str, Any]:
     from permits import pipeline
 
     return pipeline.resume(get_database())
+
+
+# --- decision documents (see permits.documents) --------------------------------------------------------------------
+
+@celery_app.task(name="permits.document_generate", bind=True, acks_late=True, max_retries=4, ignore_result=True)
+def document_generate(self, document_id: str) -> dict[str, Any]:
+    """Render, sign and store one decision document; retried with backoff (the failure is recorded on it)."""
+    import uuid
+
+    from permits import documents
+
+    try:
+        return documents.generate(get_database(), uuid.UUID(document_id))
+    except Exception as exc:
+        if self.request.retries >= self.max_retries:
+            raise
+        raise self.retry(exc=exc, countdown=min(2 ** self.request.retries * 10, 600)) from None
+
+
+@celery_app.task(name="permits.documents_for_event", acks_late=True, autoretry_for=(Exception,), retry_backoff=True,
+                 max_retries=5, ignore_result=True)
+def documents_for_event(event: dict[str, Any]) -> str | None:
+    """Subscribed to case.decided / case.deemed_granted: the case's document row, then its generation."""
+    import uuid
+
+    from notifications.outbox import send_task
+    from permits import documents
+    from permits.models import Case
+
+    db = get_database()
+    with db.sessionmaker() as session:
+        case = session.get(Case, uuid.UUID(event["data"]["case_id"]))
+        doc_id = documents.ensure_for_case(session, case, documents.utcnow()) if case else None
+        session.commit()
+    if doc_id is not None:
+        send_task("permits.document_generate", [str(doc_id)])
+    return str(doc_id) if doc_id else None
+
+
+@celery_app.task(name="permits.documents_sweep", acks_late=True, ignore_result=True)
+def documents_sweep() -> dict[str, Any]:
+    """Beat backstop: documents for decided cases that have none, and pending or failed ones with attempts left."""
+    from notifications.outbox import send_task
+    from permits import documents
+
+    ids = documents.sweep(get_database())
+    return {"documents": len(ids), "sent": sum(send_task("permits.document_generate", [str(i)]) for i in ids)}
+
+
+# --- deadline reminders ---------------------------------------------------------------------------------------------
+
+@celery_app.task(name="permits.deadline_reminders", acks_late=True, autoretry_for=(Exception,), retry_backoff=True,
+                 max_retries=3, ignore_result=True)
+def deadline_reminders() -> dict[str, Any]:
+    """Beat: reminders to authorities 14 and 3 days before a decision deadline (see permits.pipeline_audience)."""
+    from permits.pipeline_audience import send_reminders
+
+    return send_reminders(get_database())

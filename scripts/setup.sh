@@ -28,6 +28,12 @@ if [ ! -x .venv/bin/python ]; then
   log "creating .venv"
   "$PY" -m venv .venv || { apt_install python3-venv; rm -rf .venv; "$PY" -m venv .venv; }
 fi
+# WeasyPrint (decision documents) needs Pango from the system (https://doc.courtbouillon.org/weasyprint/stable/
+# first_steps.html#linux): installed only when missing.
+if ! ldconfig -p 2>/dev/null | grep -q 'libpango-1.0.so' || ! ldconfig -p 2>/dev/null | grep -q 'libpangoft2-1.0.so'; then
+  log "installing Pango for WeasyPrint"
+  apt_install libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core
+fi
 STAMP=".venv/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)"
 if [ ! -f "$STAMP" ]; then
   log "installing the project and its dependencies into .venv"

@@ -1,0 +1,403 @@
+"""Signed decision documents: one PDF per decision (deemed approvals included), generated asynchronously, signed
+with the tenant's key, verifiable by anyone.
+
+Lifecycle of a document row (``decision_documents``):
+
+* created ``pending`` (generation 1) for every decided case — by the task ``permits.documents_for_event``, which
+  the outbox relay sends for ``case.decided`` / ``case.deemed_granted``, and by the beat task
+  ``permits.documents_sweep``, which finds decided cases without a document (nothing is lost if a message is);
+* ``generate`` claims it (``generating`` with a lease; a second worker or a redelivered message backs off), reads
+  what the document needs in one short transaction, renders and signs outside any transaction, writes the file
+  atomically to ``<data_dir>/documents/<tenant>/<id>.pdf``, and in a last transaction marks it ``ready`` with its
+  SHA-256, signer and time, supersedes the earlier generation of the same case and writes ``document.issued``.
+  A failure marks it ``failed`` with the error; the task retries with backoff, the sweep picks up what is left.
+* ``validity``: ``valid``; ``superseded`` once a newer generation of the case is ready (``regenerate``);
+  ``revoked`` with a reason (``revoke``).
+
+``verify`` answers for an uploaded file: its SHA-256 is that of a document we issued (genuine and unchanged, with
+the document's status), or it is not — then the embedded signature says whether the content was changed after
+signing or the file was never signed by this service.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import logging
+import os
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String, Text, func, select
+from sqlalchemy.dialects.postgresql import UUID, insert
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from breitband.db import Base, Database
+from breitband.errors import Conflict, NotFound
+from breitband.settings import get_settings
+from permits import core, repository
+from permits.models import DECIDED_CASE_STATUSES, Application, Case
+
+log = logging.getLogger("permits.documents")
+
+LEASE = timedelta(minutes=10)
+MAX_ATTEMPTS = 5
+DECIDED = [s.value for s in DECIDED_CASE_STATUSES]
+
+
+class DocumentStatus(str, enum.Enum):
+    pending = "pending"
+    generating = "generating"
+    ready = "ready"
+    failed = "failed"
+
+
+class Validity(str, enum.Enum):
+    valid = "valid"
+    superseded = "superseded"
+    revoked = "revoked"
+
+
+class DecisionDocument(Base):
+    __tablename__ = "decision_documents"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    tenant_key: Mapped[str] = mapped_column(ForeignKey("tenants.key", ondelete="CASCADE"))
+    application_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("applications.id", ondelete="CASCADE"))
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    generation: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(32))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16))
+    validity: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    file_name: Mapped[str | None] = mapped_column(String(300))
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    signer: Mapped[str | None] = mapped_column(String(500))
+    signer_cert_sha256: Mapped[str | None] = mapped_column(String(64))
+    signed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    superseded_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_reason: Mapped[str | None] = mapped_column(Text)
+    revoked_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def verify_url(document_id: uuid.UUID | str) -> str:
+    return f"{get_settings().public_base_url.rstrip('/')}/verify/{document_id}"
+
+
+def file_path(doc: DecisionDocument) -> Path:
+    return Path(get_settings().data_dir) / "documents" / doc.tenant_key / f"{doc.id}.pdf"
+
+
+# --- creating rows ---------------------------------------------------------------------------------------------------
+
+def ensure_for_case(session: Session, case: Case, now: datetime) -> uuid.UUID | None:
+    """The first document of a decided case (created once; concurrent callers meet on the unique key)."""
+    if case.status not in DECIDED:
+        return None
+    kind = "deemed_approval" if case.status == "deemed_granted" else "decision"
+    stmt = insert(DecisionDocument).values(
+        id=uuid.uuid4(), tenant_key=case.tenant_key, application_id=case.application_id, case_id=case.id,
+        generation=1, kind=kind, outcome=case.status, decided_at=case.decided_at, status=DocumentStatus.pending.value,
+        validity=Validity.valid.value, attempts=0, created_at=now, updated_at=now,
+    ).on_conflict_do_nothing(constraint="decision_document_generation").returning(DecisionDocument.id)
+    created = session.execute(stmt).scalar()
+    if created is not None:
+        return created
+    return session.scalar(select(DecisionDocument.id).where(DecisionDocument.case_id == case.id,
+                                                            DecisionDocument.generation == 1))
+
+
+def sweep(db: Database, *, limit: int = 100, now: datetime | None = None) -> list[uuid.UUID]:
+    """Documents to generate now: creates the missing ones for decided cases and returns every pending one, and
+    every failed or stuck one that has attempts left."""
+    now = now or utcnow()
+    with db.sessionmaker() as session:
+        missing = session.scalars(select(Case).where(Case.status.in_(DECIDED), ~select(DecisionDocument.id).where(
+            DecisionDocument.case_id == Case.id).exists()).order_by(Case.decided_at).limit(limit)).all()
+        for case in missing:
+            ensure_for_case(session, case, now)
+        ids = list(session.scalars(select(DecisionDocument.id).where(
+            (DecisionDocument.status == DocumentStatus.pending.value)
+            | ((DecisionDocument.status == DocumentStatus.failed.value) & (DecisionDocument.attempts < MAX_ATTEMPTS))
+            | ((DecisionDocument.status == DocumentStatus.generating.value) & (DecisionDocument.lease_until < now)))
+            .order_by(DecisionDocument.created_at).limit(limit)))
+        session.commit()
+    return ids
+
+
+# --- generating ------------------------------------------------------------------------------------------------------
+
+def claim(db: Database, document_id: uuid.UUID, now: datetime) -> bool:
+    with db.sessionmaker() as session:
+        doc = session.scalars(select(DecisionDocument).where(DecisionDocument.id == document_id)
+                              .with_for_update()).first()
+        if doc is None or doc.status == DocumentStatus.ready.value:
+            return False
+        if doc.status == DocumentStatus.generating.value and doc.lease_until and doc.lease_until > now:
+            return False
+        doc.status, doc.attempts, doc.lease_until, doc.updated_at = (DocumentStatus.generating.value,
+                                                                     doc.attempts + 1, now + LEASE, now)
+        session.commit()
+    return True
+
+
+def gather(session: Session, doc: DecisionDocument) -> dict[str, Any]:
+    """Everything the template needs, as plain data (read in one transaction)."""
+    from breitband.models import Organisation, Tenant
+    from geo.crs import parse_crs
+    from permits import documents_render as render
+    from permits import participation_statements as statements
+    from permits.participation import StatementRequest, StatementStatus
+
+    case = session.get(Case, doc.case_id)
+    app = session.get(Application, doc.application_id)
+    tenant = session.get(Tenant, doc.tenant_key)
+    version = repository.version_row(session, app.id, case.application_version)
+    content = version.content
+    authority = session.get(Organisation, case.authority_org_id)
+    applicant = session.get(Organisation, app.applicant_org_id)
+    decision = case.decision or {}
+    sources = statements.condition_sources(session, app.id)
+    conditions = [{**c, "source": sources.get(c["code"])} for c in decision.get("conditions") or []]
+    additional = [{"text": t, "source": sources.get(t)} for t in decision.get("additional_conditions") or []]
+    heard = session.execute(select(StatementRequest, Organisation.name).join(
+        Organisation, Organisation.id == StatementRequest.body_org_id).where(
+        StatementRequest.application_id == app.id, StatementRequest.status != StatementStatus.superseded.value)
+        .order_by(StatementRequest.requested_at)).all()
+    pieces_crs = parse_crs((version.resolution or {}).get("crs") or content.get("crs"))
+    previous = session.scalars(select(DecisionDocument).where(
+        DecisionDocument.case_id == case.id, DecisionDocument.generation < doc.generation)
+        .order_by(DecisionDocument.generation.desc()).limit(1)).first()
+    part = case.part or {}
+    return {
+        "document": {"id": str(doc.id), "generation": doc.generation, "kind": doc.kind,
+                     "replaces": str(previous.id) if previous else None, "verify_url": verify_url(doc.id)},
+        "tenant": {"key": tenant.key, "name": tenant.name},
+        "authority": {"name": authority.name, "address": authority.address, "email": authority.email,
+                      "phone": authority.phone},
+        "applicant": {"name": applicant.name, "address": applicant.address,
+                      "contact": (content.get("contact") or {}).get("name"),
+                      "representative": content.get("representative")},
+        "application": {"reference": app.reference, "project_name": app.project_name,
+                        "operator_reference": app.operator_reference, "version": case.application_version,
+                        "received_at": render.local(case.received_at), "planned_start": content.get("planned_start"),
+                        "planned_end": content.get("planned_end"),
+                        "traffic_restrictions": content.get("traffic_restrictions") or [],
+                        "sections": _sections(content)},
+        "case": {"id": str(case.id), "status": case.status, "decided_at": render.local(case.decided_at),
+                 "effective_on": case.effective_on.isoformat() if case.effective_on else None,
+                 "decision_due": case.decision_due.isoformat() if case.decision_due else None,
+                 "length_m": part.get("length_m"),
+                 "pieces": [{"road_ref": p.get("road_ref"), "road_name": p.get("road_name"),
+                             "road_class": p.get("road_class"), "length_m": p.get("length_m"),
+                             "gemeinde": (p.get("gemeinde") or {}).get("name"), "rule": p.get("rule")}
+                            for p in part.get("pieces") or []]},
+        "decision": {"outcome": decision.get("outcome") or case.status, "legal_basis": render.legal_basis(doc.kind),
+                     "conditions": conditions, "additional_conditions": additional,
+                     "reasons": decision.get("reasons") or [], "explanation": decision.get("explanation"),
+                     "decided_by": (decision.get("decided_by") or {}).get("name")},
+        "statements": [{"body": name, "answer": s.answer, "status": s.status} for s, name in heard],
+        "map_svg": render.map_for(session, tenant.key, tenant.srid, content, part, pieces_crs),
+        "qr_svg": render.qr_svg(verify_url(doc.id)),
+        "attribution": render.ATTRIBUTION,
+        "generated_at": render.local(utcnow()),
+    }
+
+
+def _sections(content: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for i, f in enumerate((content.get("sections") or {}).get("features") or []):
+        p = f.get("properties") or {}
+        out.append({"n": i + 1, "kind": p.get("kind"), "label": p.get("label"), "method": p.get("laying_method"),
+                    "depth_cm": p.get("depth_cm"), "width_cm": p.get("width_cm"),
+                    "reduced_depth": p.get("reduced_depth")})
+    return out
+
+
+def generate(db: Database, document_id: uuid.UUID, now: datetime | None = None) -> dict[str, Any]:
+    """Render, sign, store and register one document. → {"status": ready | skipped}; raises on failure after
+    recording it (``failed``), so the task can retry."""
+    from breitband.models import Tenant
+    from permits import documents_keys as keys
+    from permits import documents_render as render
+
+    now = now or utcnow()
+    if not claim(db, document_id, now):
+        return {"document_id": str(document_id), "status": "skipped"}
+    try:
+        with db.sessionmaker() as session:
+            doc = session.get(DecisionDocument, document_id)
+            context = gather(session, doc)
+            tenant = session.get(Tenant, doc.tenant_key)
+            tenant_key, tenant_name = tenant.key, tenant.name
+            session.rollback()
+        pdf = render.render_pdf(tenant_key, context)
+        key = keys.ensure_key(tenant_key, tenant_name)
+        signed = keys.sign_pdf(pdf, key, field_name="Bescheid", location=tenant_name,
+                               reason=f"Bescheid {context['application']['reference']} – {context['authority']['name']}")
+        digest = hashlib.sha256(signed).hexdigest()
+        target = Path(get_settings().data_dir) / "documents" / tenant_key / f"{document_id}.pdf"
+        _store(target, signed)
+        signer, cert_sha = keys.subject(key), keys.cert_sha256(key)
+    except Exception as exc:
+        _failed(db, document_id, exc)
+        raise
+    done = utcnow()
+    with db.sessionmaker() as session:
+        doc = session.scalars(select(DecisionDocument).where(DecisionDocument.id == document_id)
+                              .with_for_update()).one()
+        if doc.status == DocumentStatus.ready.value:          # another worker finished first (lease expired)
+            session.rollback()
+            return {"document_id": str(document_id), "status": "skipped"}
+        doc.status, doc.error, doc.lease_until, doc.updated_at = DocumentStatus.ready.value, None, None, done
+        doc.sha256, doc.size_bytes, doc.file_name = digest, len(signed), target.name
+        doc.signer, doc.signer_cert_sha256, doc.signed_at = signer, cert_sha, done
+        older = session.scalars(select(DecisionDocument).where(
+            DecisionDocument.case_id == doc.case_id, DecisionDocument.generation < doc.generation,
+            DecisionDocument.validity == Validity.valid.value).with_for_update()).all()
+        for o in older:
+            o.validity, o.superseded_by, o.updated_at = Validity.superseded.value, doc.id, done
+        case = session.get(Case, doc.case_id)
+        app = session.get(Application, doc.application_id)
+        core.event(session, "document.issued", app, done, case, document_id=str(doc.id), kind=doc.kind,
+                   generation=doc.generation, sha256=digest, verify_url=verify_url(doc.id),
+                   supersedes=[str(o.id) for o in older])
+        session.commit()
+    log.info("decision document issued", extra={"document_id": str(document_id), "sha256": digest})
+    return {"document_id": str(document_id), "status": "ready", "sha256": digest}
+
+
+def _store(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(f".{uuid.uuid4().hex}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, target)
+
+
+def _failed(db: Database, document_id: uuid.UUID, exc: BaseException) -> None:
+    with db.sessionmaker() as session:
+        doc = session.get(DecisionDocument, document_id)
+        if doc is not None and doc.status == DocumentStatus.generating.value:
+            doc.status, doc.lease_until, doc.updated_at = DocumentStatus.failed.value, None, utcnow()
+            doc.error = f"{type(exc).__name__}: {exc}"[:4000]
+            session.commit()
+    log.warning("decision document failed", extra={"document_id": str(document_id), "error": str(exc)})
+
+
+# --- commands ----------------------------------------------------------------------------------------------------------
+
+def regenerate(session: Session, doc: DecisionDocument, now: datetime) -> DecisionDocument:
+    """A new generation of the case's document (e.g. after a template correction); the current one stays valid
+    until the new one is ready, then it is superseded. A failed document is simply tried again."""
+    if doc.status == DocumentStatus.failed.value:
+        doc.status, doc.attempts, doc.updated_at = DocumentStatus.pending.value, 0, now
+        session.flush()
+        return doc
+    latest = session.scalar(select(func.max(DecisionDocument.generation)).where(
+        DecisionDocument.case_id == doc.case_id))
+    pending = session.scalars(select(DecisionDocument).where(
+        DecisionDocument.case_id == doc.case_id, DecisionDocument.status != DocumentStatus.ready.value)).first()
+    if pending is not None:
+        raise Conflict(f"Document {pending.id} of this case is being generated", type="document-in-progress",
+                       document_id=str(pending.id))
+    new = DecisionDocument(id=uuid.uuid4(), tenant_key=doc.tenant_key, application_id=doc.application_id,
+                           case_id=doc.case_id, generation=latest + 1, kind=doc.kind, outcome=doc.outcome,
+                           decided_at=doc.decided_at, status=DocumentStatus.pending.value,
+                           validity=Validity.valid.value, attempts=0, created_at=now, updated_at=now)
+    session.add(new)
+    session.flush()
+    return new
+
+
+def revoke(session: Session, doc: DecisionDocument, reason: str, user_id: uuid.UUID | None, now: datetime
+           ) -> DecisionDocument:
+    if doc.validity == Validity.revoked.value:
+        raise Conflict("The document is revoked already", type="document-revoked")
+    doc.validity, doc.revoked_at, doc.revoked_reason, doc.revoked_by, doc.updated_at = (
+        Validity.revoked.value, now, reason, user_id, now)
+    session.flush()
+    case = session.get(Case, doc.case_id)
+    app = session.get(Application, doc.application_id)
+    core.event(session, "document.revoked", app, now, case, document_id=str(doc.id), reason=reason)
+    return doc
+
+
+# --- verification ----------------------------------------------------------------------------------------------------
+
+def public_view(session: Session, doc: DecisionDocument) -> dict[str, Any]:
+    """What anyone may learn from a document id: nothing beyond what the document itself shows, and no person."""
+    from breitband.models import Organisation
+
+    case = session.get(Case, doc.case_id)
+    app = session.get(Application, doc.application_id)
+    authority = session.get(Organisation, case.authority_org_id)
+    return {"document_id": str(doc.id), "status": doc.validity, "sha256": doc.sha256, "signer": doc.signer,
+            "signed_at": _iso(doc.signed_at), "issuer": authority.name, "reference": app.reference,
+            "kind": doc.kind, "outcome": doc.outcome,
+            "effective_on": case.effective_on.isoformat() if case.effective_on else None,
+            "generation": doc.generation,
+            "superseded_by": str(doc.superseded_by) if doc.superseded_by else None,
+            "revoked_at": _iso(doc.revoked_at), "verify_url": verify_url(doc.id)}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if value else None
+
+
+def get_public(session: Session, document_id: uuid.UUID) -> DecisionDocument:
+    doc = session.get(DecisionDocument, document_id)
+    if doc is None or doc.status != DocumentStatus.ready.value:
+        raise NotFound(f"No issued document {document_id}", type="document-not-found")
+    return doc
+
+
+def verify(session: Session, data: bytes) -> dict[str, Any]:
+    from breitband.models import Tenant
+    from permits import documents_keys as keys
+
+    digest = hashlib.sha256(data).hexdigest()
+    doc = session.scalars(select(DecisionDocument).where(DecisionDocument.sha256 == digest,
+                                                         DecisionDocument.status == DocumentStatus.ready.value)).first()
+    if doc is not None:
+        return {"genuine": True, "unchanged": True, "sha256": digest, **public_view(session, doc),
+                "reason": "Die Datei ist ein von diesem Dienst ausgestellter Bescheid und unverändert. / The file is a "
+                          "document issued by this service, unchanged."}
+    check = keys.check_signature(data, keys.trusted_certificates(list(session.scalars(select(Tenant.key)))))
+    claimed = None
+    if check.keywords and "document_id=" in check.keywords:
+        claimed = check.keywords.split("document_id=", 1)[1].split()[0].strip(",;")
+    if not check.signed:
+        reason = ("Die Datei trägt keine Signatur dieses Dienstes. / The file carries no signature of this service"
+                  f" ({check.problem}).")
+    elif not check.intact:
+        reason = ("Der Inhalt wurde nach der Signatur verändert; die Signatur passt nicht mehr. / The content was "
+                  "changed after signing; the signature does not match.")
+    elif not check.trusted:
+        reason = "Die Signatur stammt nicht von diesem Dienst. / The signature is not one of this service."
+    elif not check.whole_file:
+        reason = ("Nach der Signatur wurde etwas an die Datei angehängt. / Something was added to the file after "
+                  "signing.")
+    else:
+        reason = ("Die Signatur ist gültig, aber diese Datei wurde von diesem Dienst nicht ausgestellt. / The "
+                  "signature is valid, but this service did not issue this file.")
+    return {"genuine": False, "unchanged": False, "sha256": digest, "claimed_document_id": claimed,
+            "signature": {"present": check.signed, "intact": check.intact, "trusted": check.trusted,
+                          "covers_whole_file": check.whole_file, "signer": check.signer},
+            "reason": reason}
