@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 import email.policy
 from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,20 +35,7 @@ collection, trench, draft_body = permits_fixtures.collection, permits_fixtures.t
 PROBLEM = permits_fixtures.PROBLEM
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+from notify_helpers import free_port, wait_for  # noqa: E402,F401
 
 
 # --- SMTP ---------------------------------------------------------------------------------------------------------
@@ -177,3 +165,101 @@ def task_db(db, monkeypatch):
 
     monkeypatch.setattr(breitband.db, "_default_db", db)
     return db
+
+
+# --- committed data for tests with real workers ---------------------------------------------------------------------
+
+@dataclass
+class CommittedWorld:
+    """People in tenant "he" whose data is COMMITTED (workers use their own connections), and an HTTP client on an
+    app whose requests commit. Everything is deleted again afterwards."""
+
+    client: Any
+    operator: Any
+    admin: Any
+    authority: Any                 # a reviewer of Stadt Neu-Isenburg
+    body: Any                      # a reviewer of the traffic authority registered for Neu-Isenburg
+    operator_org: Any
+    body_org: Any
+    contact_email: str
+    authority_email: str
+    body_email: str
+
+    def submit(self, sections: dict, **overrides) -> dict:
+        body = draft_body(sections, planned_start="2027-03-01", planned_end="2027-04-30",
+                          contact={"name": "Rita Zuverlässig", "email": self.contact_email}, **overrides)
+        r = self.client.post("/api/v1/applications", json=body, headers=self.operator.headers)
+        assert r.status_code == 201, r.text
+        r = self.client.post(f"/api/v1/applications/{r.json()['id']}/submit", json={},
+                             headers={**self.operator.headers, "If-Match": r.headers["etag"]})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+
+@pytest.fixture
+def committed(engine, he_data, settings):
+    import uuid as _uuid
+
+    from fastapi.testclient import TestClient
+    from sqlalchemy import text
+    from sqlalchemy.orm import Session
+
+    from breitband import identity
+    from breitband.app import create_app
+    from breitband.db import Database
+    from breitband.models import OrgKind, Role
+    from permits import participation
+
+    tag = _uuid.uuid4().hex[:8]
+    with engine.connect() as conn:
+        counters = conn.execute(text("SELECT year, last_value FROM permit_reference_counters "
+                                     "WHERE tenant_key = 'he'")).all()
+    with Session(bind=engine) as s:
+        op = identity.create_organisation(s, "he", OrgKind.operator, f"Zuverlässig Netz {tag} GmbH")
+        office = identity.create_organisation(s, "he", OrgKind.operating_office, f"Servicestelle {tag}")
+        body_org = identity.create_organisation(s, "he", OrgKind.participating_body,
+                                                f"Straßenverkehrsbehörde Neu-Isenburg {tag}")
+        participation.add_body(s, "he", body_org, "traffic", "06438009", datetime.now(timezone.utc))
+        ni = permits_fixtures.authority_org(s, key=permits_fixtures.NEU_ISENBURG)
+        people = {name: permits_fixtures.person(s, org, f"{name}-{tag}@{domain}", role) for name, org, domain, role in (
+            ("planer", op, "zuverlaessig-netz.example", Role.operator_member),
+            ("admin", office, "servicestelle.example", Role.tenant_admin),
+            ("tiefbau", ni, "neu-isenburg.example", Role.authority_reviewer),
+            ("svb", body_org, "neu-isenburg.example", Role.authority_reviewer))}
+        org_ids = [op.id, office.id, body_org.id]
+        s.commit()
+    database = Database.from_settings(settings)
+    app = create_app(settings, db=database)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield CommittedWorld(client=client, operator=people["planer"], admin=people["admin"],
+                             authority=people["tiefbau"], body=people["svb"], operator_org=org_ids[0],
+                             body_org=org_ids[2], contact_email=f"kontakt-{tag}@zuverlaessig-netz.example",
+                             authority_email=f"tiefbau-{tag}@neu-isenburg.example",
+                             body_email=f"svb-{tag}@neu-isenburg.example")
+    database.dispose()
+    with engine.begin() as conn:
+        apps = [r[0] for r in conn.execute(text("SELECT id FROM applications WHERE applicant_org_id = :o"),
+                                           {"o": org_ids[0]})]
+        if apps:
+            conn.execute(text("DELETE FROM permit_events WHERE application_id = ANY(:a)"), {"a": apps})
+            conn.execute(text("DELETE FROM applications WHERE id = ANY(:a)"), {"a": apps})
+        conn.execute(text("DELETE FROM users WHERE email LIKE :t"), {"t": f"%-{tag}@%"})
+        conn.execute(text("DELETE FROM organisations WHERE id = ANY(:o)"), {"o": org_ids})
+        conn.execute(text("DELETE FROM permit_reference_counters WHERE tenant_key = 'he'"))
+        for year, value in counters:
+            conn.execute(text("INSERT INTO permit_reference_counters VALUES ('he', :y, :v)"), {"y": year, "v": value})
+
+
+@pytest.fixture(scope="module")
+def worker(engine, settings):
+    """A real Celery worker (thread, solo pool) on the test broker; stale messages of earlier tests purged."""
+    from celery.contrib.testing.worker import start_worker
+
+    import notifications.tasks  # noqa: F401
+    import permits.tasks  # noqa: F401
+    from breitband.celery import celery_app
+
+    celery_app.control.purge()
+    with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10,
+                      loglevel="WARNING") as w:
+        yield w
