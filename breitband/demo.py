@@ -162,6 +162,9 @@ def load_demo(issue_tokens: bool = True, echo=print) -> dict[str, str]:
         load_catalogue_file(session, tenant.key, DATA / "tenants" / "he_conditions.toml")
         bodies = ensure_bodies(session, tenant.key)
         ensure_monuments(session, tenant.key, echo)
+        from permits.documents_keys import ensure_key
+
+        ensure_key(tenant.key, tenant.name)       # development: the tenant's self-signed signing key
         for email, name, role, org_name in DEMO_USERS:
             user = session.scalar(select(User).where(User.tenant_key == tenant.key, User.email == email))
             if user is None:

@@ -21,10 +21,18 @@ from sqlalchemy.orm import Session
 ATTRIBUTION = ("Kartengrundlage: Straßennetz © OpenStreetMap-Mitwirkende (ODbL 1.0); Verwaltungsgrenzen "
                "© GeoBasis-DE / BKG 2019 (Daten verändert, dl-de/by-2-0)")
 MAP_W, MAP_H = 1000, 620                   # SVG user units (px), drawn at 170 mm width
-ROAD_STYLE = {                             # class → (casing width, fill width, fill colour)
-    "autobahn": (7.0, 5.0, "#e59a3b"), "bund": (6.0, 4.2, "#f3c65a"), "land": (5.4, 3.8, "#f7dc7c"),
-    "kreis": (5.0, 3.4, "#fbeeaa"), "gemeinde": (4.0, 2.6, "#ffffff"),
+ROAD_STYLE = {                             # class → (casing width, fill width, fill colour) at a 400 m frame
+    "autobahn": (13.0, 10.0, "#e59a3b"), "bund": (11.0, 8.0, "#f3c65a"), "land": (10.0, 7.0, "#f7dc7c"),
+    "kreis": (9.0, 6.0, "#fbeeaa"), "gemeinde": (8.0, 5.5, "#ffffff"),
 }
+AREA_STYLE = {"water": "#5aa9e6", "nature": "#5fae4f", "monument": "#b3478f"}
+AREA_DE = {"water": "Wasserschutzgebiet", "nature": "Schutzgebiet", "monument": "Kulturdenkmal"}
+AREAS_SQL = text("""
+    SELECT ST_AsBinary(ST_ClipByBox2D(geom, env)) AS wkb, kind, name
+    FROM protected_areas, (SELECT ST_MakeEnvelope(:x0, :y0, :x1, :y1, :srid) AS env) e
+    WHERE tenant_key = :tenant AND geom && env
+    LIMIT 500
+""")
 ROADS_SQL = text("""
     SELECT ST_AsBinary(ST_ClipByBox2D(geom, env)) AS wkb, road_class, is_path, ref, name
     FROM road_segments, (SELECT ST_MakeEnvelope(:x0, :y0, :x1, :y1, :srid) AS env) e
@@ -107,11 +115,19 @@ def map_svg(session: Session, tenant_key: str, srid: int, route: list[Any], high
         return ""
     box = frame([g for g in highlight if not g.is_empty], [g for g in route if not g.is_empty])
     pad = (box[2] - box[0]) * 0.02
-    rows = session.execute(ROADS_SQL, {"x0": box[0] - pad, "y0": box[1] - pad, "x1": box[2] + pad,
-                                       "y1": box[3] + pad, "srid": srid, "tenant": tenant_key}).all()
+    scale = min(1.6, max(0.5, 400.0 / (box[2] - box[0])))
+    params = {"x0": box[0] - pad, "y0": box[1] - pad, "x1": box[2] + pad, "y1": box[3] + pad, "srid": srid,
+              "tenant": tenant_key}
+    areas = []
+    for wkb, kind, area_name in session.execute(AREAS_SQL, params).all():
+        geom = shapely.from_wkb(bytes(wkb))
+        if not geom.is_empty:
+            colour = AREA_STYLE.get(kind, "#888888")
+            areas.append(f'<path d="{_path(geom, box)}" fill="{colour}" fill-opacity="0.25" stroke="{colour}" '
+                         f'stroke-width="2"><title>{html.escape(area_name)}</title></path>')
     casing, fills, paths = [], [], []
     labels: dict[str, tuple[float, Any]] = {}
-    for wkb, road_class, is_path, ref, name in rows:
+    for wkb, road_class, is_path, ref, name in session.execute(ROADS_SQL, params).all():
         geom = shapely.from_wkb(bytes(wkb))
         if geom.is_empty:
             continue
@@ -120,16 +136,16 @@ def map_svg(session: Session, tenant_key: str, srid: int, route: list[Any], high
             paths.append(f'<path d="{d}"/>')
             continue
         cw, fw, colour = ROAD_STYLE.get(road_class, ROAD_STYLE["gemeinde"])
-        casing.append(f'<path d="{d}" stroke-width="{cw}"/>')
-        fills.append(f'<path d="{d}" stroke="{colour}" stroke-width="{fw}"/>')
+        casing.append(f'<path d="{d}" stroke-width="{cw * scale:.1f}"/>')
+        fills.append(f'<path d="{d}" stroke="{colour}" stroke-width="{fw * scale:.1f}"/>')
         label = " ".join(x for x in (ref, name) if x)
         if label and geom.length > labels.get(label, (0, None))[0]:
             labels[label] = (geom.length, geom)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {MAP_W} {MAP_H}" width="170mm" '
              f'height="{170 * MAP_H / MAP_W:.1f}mm" class="map">',
-             f'<rect width="{MAP_W}" height="{MAP_H}" fill="#f2efe9"/>',
+             f'<rect width="{MAP_W}" height="{MAP_H}" fill="#f2efe9"/>', "".join(areas),
              '<g fill="none" stroke="#b9b2a6" stroke-dasharray="3,3" stroke-width="1.2">' + "".join(paths) + "</g>",
-             '<g fill="none" stroke="#9d968a" stroke-linecap="round" stroke-linejoin="round">'
+             '<g fill="none" stroke="#8a8378" stroke-linecap="round" stroke-linejoin="round">'
              + "".join(casing) + "</g>",
              '<g fill="none" stroke-linecap="round" stroke-linejoin="round">' + "".join(fills) + "</g>"]
     route_lines = "".join(f'<path d="{_path(g, box)}"/>' for g in route if g.geom_type not in ("Point", "MultiPoint"))
