@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from breitband.auth import require
 from breitband.db import get_read_session, get_session
-from breitband.errors import UnprocessableEntity
+from breitband.errors import NotFound, UnprocessableEntity
 from breitband.identity import Principal
 from breitband.models import Role
 from notifications import delivery as deliveries
@@ -175,8 +175,6 @@ def redeliver(webhook_id: uuid.UUID, delivery_id: uuid.UUID, principal: Principa
     d = session.scalars(select(Delivery).where(Delivery.id == delivery_id, Delivery.subscription_id == sub.id)
                         .with_for_update()).first()
     if d is None:
-        from breitband.errors import NotFound
-
         raise NotFound(f"No delivery {delivery_id}", type="delivery-not-found")
     deliveries.redeliver(session, d, now_utc())
     outbox.send_after_commit(session, outbox.DELIVER_TASK, [str(d.id)])

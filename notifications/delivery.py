@@ -27,7 +27,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from breitband.db import Database
-from breitband.errors import Conflict, NotFound
+from breitband.errors import Conflict
 from breitband.settings import Settings, get_settings
 from notifications.models import Channel, Delivery, DeliveryAttempt, DeliveryStatus, WebhookSubscription
 from permits.models import PermitEvent
@@ -203,9 +203,3 @@ def attempts_of(session: Session, delivery_ids: list[uuid.UUID]) -> dict[uuid.UU
             out[a.delivery_id].append(a)
     return out
 
-
-def get_delivery(session: Session, delivery_id: uuid.UUID, subscription_id: uuid.UUID) -> Delivery:
-    d = session.get(Delivery, delivery_id)
-    if d is None or d.subscription_id != subscription_id:
-        raise NotFound(f"No delivery {delivery_id}", type="delivery-not-found")
-    return d

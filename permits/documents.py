@@ -177,7 +177,7 @@ def gather(session: Session, doc: DecisionDocument) -> dict[str, Any]:
     heard = session.execute(select(StatementRequest, Organisation.name).join(
         Organisation, Organisation.id == StatementRequest.body_org_id).where(
         StatementRequest.application_id == app.id, StatementRequest.status != StatementStatus.superseded.value)
-        .order_by(StatementRequest.requested_at)).all()
+        .order_by(StatementRequest.requested_at, Organisation.name)).all()
     pieces_crs = parse_crs((version.resolution or {}).get("crs") or content.get("crs"))
     previous = session.scalars(select(DecisionDocument).where(
         DecisionDocument.case_id == case.id, DecisionDocument.generation < doc.generation)

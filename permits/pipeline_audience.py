@@ -1,5 +1,6 @@
-"""Who hears of a permit event: the audience provider the outbox relay asks (``notifications.outbox``), and the
-permit tasks that react to published events.
+"""Who hears of a permit event: the audience provider the outbox relay asks (``notifications.outbox``), the
+permit tasks that react to published events, and the deadline reminders (``send_reminders``, beat task
+``permits.deadline_reminders``).
 
 | audience | sees in the feed and webhooks | gets an e-mail on |
 |---|---|---|

@@ -26,7 +26,9 @@ permits_fixtures = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = permits_fixtures
 _spec.loader.exec_module(permits_fixtures)
 
-# the permit fixtures, by name
+# The permit fixtures and helpers, by name. Both test directories have a module called conftest and a test module's
+# `from conftest import ...` may meet either one, so this one offers everything the permits one does.
+globals().update({k: v for k, v in vars(permits_fixtures).items() if not k.startswith("_") and k not in globals()})
 lines = permits_fixtures.lines
 he = permits_fixtures.he
 clock = permits_fixtures.clock

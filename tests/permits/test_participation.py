@@ -181,6 +181,22 @@ def test_rules_route_water_and_traffic_bodies_and_bodies_answer(api, he, lines, 
     assert [c["code"] for c in r.json()["decision"]["conditions"]] == ["HE-N01", "HE-N02"]
     assert r.json()["decision"]["additional_conditions"] == view["adoptable"]["additional_conditions"]
 
+    # the decision document names where each adopted condition came from
+    from permits import documents
+    from permits.models import Case
+
+    session.expire_all()
+    doc_id = documents.ensure_for_case(session, session.get(Case, uuid.UUID(case)), pipeline.utcnow())
+    session.commit()
+    context = documents.gather(session, session.get(documents.DecisionDocument, doc_id))
+    assert [(c["code"], c["source"]) for c in context["decision"]["conditions"]] == [
+        ("HE-N01", "Untere Wasserbehörde Kreis Offenbach"), ("HE-N02", None)]
+    assert [c["source"] for c in context["decision"]["additional_conditions"]] == [
+        "Untere Wasserbehörde Kreis Offenbach"]
+    assert [(s["body"], s["answer"]) for s in context["statements"]] == [
+        ("Straßenverkehrsbehörde Neu-Isenburg", "object"), ("Untere Wasserbehörde Kreis Offenbach",
+                                                            "agree_with_conditions")]
+
 
 def test_route_change_supersedes_open_requests(api, he, lines, clock, client, session, task_db, bodies, water_area):
     app = api.submitted(he.operator, collection(trench(lines["l3262"])), traffic_restrictions=[])
