@@ -143,6 +143,22 @@ def test_verification_by_id_and_by_upload(granted, client, he):
     assert unsigned["genuine"] is False and unsigned["signature"]["present"] is False
 
 
+def test_cli_verifies_files(granted, client, he, tmp_path, task_db):
+    from typer.testing import CliRunner
+
+    from breitband.cli import app as cli
+
+    app, case, doc = granted
+    data = client.get(f"/api/v1/documents/{doc.id}/pdf", headers=he.operator.headers).content
+    good, bad = tmp_path / "good.pdf", tmp_path / "bad.pdf"
+    good.write_bytes(data)
+    bad.write_bytes(data.replace(b"/Producer", b"/Produzer", 1) if b"/Producer" in data else data[:-200])
+    ok = CliRunner().invoke(cli, ["documents", "verify", str(good)])
+    assert ok.exit_code == 0 and '"genuine": true' in ok.output
+    fail = CliRunner().invoke(cli, ["documents", "verify", str(bad)])
+    assert fail.exit_code == 1 and '"genuine": false' in fail.output
+
+
 def test_regenerate_supersedes_and_revoke(granted, client, he, session, db, task_db):
     from permits.tasks import document_generate
 
