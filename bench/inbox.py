@@ -613,7 +613,8 @@ SELECT a.app_id, 'he', a.reference, o.org_id, o.user_id, l.status_after,
        '{{}}'::jsonb, a.t_create, l.t, l.app_rv
 FROM gen.apps a JOIN gen.ops o ON o.k = a.op JOIN gen.tmpl t ON t.t = a.tmpl JOIN gen.alast l ON l.n = a.n
 LEFT JOIN gen.aw aw ON aw.n = a.n
-WHERE @sel@"""),
+WHERE @sel@
+ORDER BY a.t_create    -- stored in the order the API would have created them (cases are, by receipt)"""),
     ("application_versions", f"""
 INSERT INTO application_versions (id, application_id, tenant_key, number, kind, content, resolution, route_changed,
     note, addressed_case_ids, created_by, created_at, submitted_at)

@@ -308,9 +308,11 @@ def due_applications(session: Session, now: datetime, limit: int, tenant_key: st
     if tenant_key:
         due = due.where(Case.tenant_key == tenant_key)
     due = due.order_by(Case.deadline_at).limit(window or 2 * limit).cte("due").prefix_with("MATERIALIZED")
+    # No ORDER BY: sorting would fetch every candidate before locking; unsorted, the scan stops at ``limit`` locked
+    # rows. Lock order does not matter here: SKIP LOCKED never waits, and commands lock an application first.
     stmt = (select(Application.id, Application.reference).where(Application.id.in_(select(due.c.application_id)))
-            .order_by(Application.id).limit(limit).with_for_update(skip_locked=True))
-    return [(r.id, r.reference) for r in session.execute(stmt)]
+            .limit(limit).with_for_update(skip_locked=True))
+    return sorted((r.id, r.reference) for r in session.execute(stmt))
 
 
 def due_application_ids(session: Session, now: datetime, limit: int, tenant_key: str | None = None
