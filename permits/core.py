@@ -234,6 +234,16 @@ def resolve_route(session: Session, tenant_key: str, content: dict[str, Any]) ->
             f"roads, {private} m in private roads), so no road authority has to consent. Check the route and its "
             "CRS.", type="no-public-road", field="sections", outside_public_roads_m=outside, private_roads_m=private,
             warnings=result.get("warnings", []))
+    missing = [a for a in result["authorities"] if a.get("id") is None]
+    if missing:
+        names = ", ".join(f"{a['name']} ({a['length_m']} m)" for a in missing)
+        raise UnprocessableEntity(
+            f"The route runs through roads whose authority is not in tenant {tenant_key!r}'s directory: {names}. "
+            "No case can be opened for them; the tenant's operating office must import the missing boundaries or "
+            "agencies (breitband import boundaries) before this application can be submitted. The draft is kept.",
+            type="authority-missing", field="sections",
+            authorities=[{"name": a["name"], "kind": a["kind"], "key": a["key"], "length_m": a["length_m"]}
+                         for a in missing])
     return result
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from conftest import PROBLEM, collection, draft_body, trench
+from breitband.models import Organisation
 
 TYPE = "https://breitband.dev/problems/"
 
@@ -233,3 +234,25 @@ def test_a_draft_route_is_kept_for_the_map_once_its_geometry_is_usable(api, he, 
                     headers={**he.operator.headers, "If-Match": r.headers["etag"]})
     xs = [c[0] for c in lines["neu_isenburg"]["coordinates"]]
     assert stored(app_id).startswith("POLYGON((") and f"{min(xs)}" in stored(app_id)
+
+
+def test_submit_through_a_road_without_authority_on_file_is_422_and_keeps_the_draft(api, he, lines, session, clock):
+    """A road whose authority is missing from the directory (agency renamed in the rules, boundaries not re-imported,
+    gemeindefreies Gebiet) cannot get a case: 422 naming the authority, the draft unchanged, never a 500."""
+    autobahn = session.get(Organisation, he.orgs["autobahn"])
+    name = autobahn.name
+    autobahn.name = name + " (alt)"
+    session.commit()
+    try:
+        created = api.create(he.operator, draft_body(collection(trench(lines["a5"]))))
+        r = api.command(he.operator, f"/applications/{created.json()['id']}/submit", etag=created.headers["etag"])
+        assert r.status_code == 422 and r.headers["content-type"] == PROBLEM
+        body = r.json()
+        assert (body["type"], body["field"]) == (TYPE + "authority-missing", "sections")
+        assert [(a["name"], a["kind"]) for a in body["authorities"]] == [(name, "autobahn")]
+        assert name in body["detail"]
+        after = api.get(he.operator, f"/applications/{created.json()['id']}")
+        assert (after.json()["status"], after.headers["etag"]) == ("draft", created.headers["etag"])
+    finally:
+        autobahn.name = name
+        session.commit()
