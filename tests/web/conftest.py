@@ -1,5 +1,8 @@
-"""Browser-test fixtures: a real uvicorn server on a free port against the test database, committed people in
-tenant "he" (an operator and a reviewer of the Landkreis Offenbach), and Debian's Chromium driven by Playwright.
+"""Browser-test fixtures: a real uvicorn server on a free port against the test database and broker, a real Celery
+worker on the same broker (the outbox relay, the review pipeline and the decision documents run as they do in
+production), committed people in tenant "he" (an operator, a reviewer of the Landkreis Offenbach, and a reviewer of a
+traffic authority registered as the participating body for the Kreis Offenbach), and Debian's Chromium driven by
+Playwright.
 
 The people, their tokens and the operator's applications are deleted afterwards (the append-only audit trail
 stays, as it must). Screenshots and the server log go to test-artifacts/web/ (gitignored).
@@ -15,6 +18,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import httpx
 import pytest
@@ -47,38 +51,50 @@ class Person:
 class People:
     operator: Person
     reviewer: Person
+    body: Person                  # Straßenverkehrsbehörde, asked when an application declares traffic restrictions
     operator_org_id: uuid.UUID
+    body_org_id: uuid.UUID
     user_ids: list[uuid.UUID]
 
 
 @pytest.fixture(scope="module")
 def people(engine, he_data) -> Iterator[People]:
-    """A new operator organisation with one member, and a reviewer of the Landkreis Offenbach, COMMITTED (the
-    server runs in another process). Removed afterwards, with the operator's applications and cases."""
+    """A new operator organisation with one member, a reviewer of the Landkreis Offenbach, and a new traffic
+    authority registered as the body to hear about traffic restrictions in the Kreis Offenbach (the rule "verkehrsrechtliche-anordnung"
+    of the tenant's participation rules), COMMITTED (the server and the worker use their own connections).
+    Removed afterwards, with the operator's applications, cases, documents and statement requests."""
+    from permits import participation
     from permits.catalogue import load_catalogue_file
 
     run = uuid.uuid4().hex[:8]
     with Session(bind=engine) as session:
         load_catalogue_file(session, "he", PROJECT_ROOT / "data" / "tenants" / "he_conditions.toml")
         op_org = identity.create_organisation(session, "he", OrgKind.operator, f"Glasfaser Browsertest {run} GmbH")
+        body_org = identity.create_organisation(session, "he", OrgKind.participating_body,
+                                                f"Straßenverkehrsbehörde Kreis Offenbach {run}")
+        participation.add_body(session, "he", body_org, "traffic", KREIS_OFFENBACH, datetime.now(timezone.utc))
         kreis = session.scalars(select(Organisation).join(Authority, Authority.organisation_id == Organisation.id)
                                 .where(Authority.tenant_key == "he", Authority.key == KREIS_OFFENBACH)).one()
         made = []
         for org, email, name, role in ((op_org, f"planerin-{run}@glasfaser.example", "Petra Planerin",
                                         Role.operator_member),
                                        (kreis, f"pruefer-{run}@kreis-offenbach.example", "Paul Prüfer",
+                                        Role.authority_reviewer),
+                                       (body_org, f"verkehr-{run}@kreis-offenbach.example", "Vera Verkehr",
                                         Role.authority_reviewer)):
             user = identity.create_user(session, org, email, name, role)
             _, secret = identity.create_token(session, user, "browser test")
             made.append((user, Person(name, email, secret, org.id)))
         session.commit()
-        result = People(operator=made[0][1], reviewer=made[1][1], operator_org_id=op_org.id,
-                        user_ids=[u.id for u, _ in made])
+        result = People(operator=made[0][1], reviewer=made[1][1], body=made[2][1], operator_org_id=op_org.id,
+                        body_org_id=body_org.id, user_ids=[u.id for u, _ in made])
     yield result
     with Session(bind=engine) as session:
         session.execute(delete(User).where(User.id.in_(result.user_ids)))   # tokens go with them (cascade)
-        # the organisation's applications, versions, attachments and cases go with it (cascade)
-        session.execute(delete(Organisation).where(Organisation.id == result.operator_org_id))
+        # the organisations' applications, versions, attachments, cases, documents, statement requests and the
+        # body's registration go with them (cascade)
+        session.execute(delete(Organisation).where(Organisation.id.in_([result.operator_org_id,
+                                                                        result.body_org_id])))
         session.commit()
 
 
@@ -89,15 +105,33 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(engine, people, tmp_path_factory) -> Iterator[str]:
-    """uvicorn serving the app (API + web app) on a free port, against the test database."""
+def worker(engine, settings):
+    """A real Celery worker (thread, solo pool) on the test broker, as in tests/notifications: it runs the outbox
+    relay the server kicks after each commit, the pipeline steps and the document generation. Stale messages of
+    earlier tests are purged first."""
+    from celery.contrib.testing.worker import start_worker
+
+    import notifications.tasks  # noqa: F401
+    import permits.tasks  # noqa: F401
+    from breitband.celery import celery_app
+
+    celery_app.control.purge()
+    with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10,
+                      loglevel="WARNING") as w:
+        yield w
+
+
+@pytest.fixture(scope="module")
+def server(engine, people, settings, worker) -> Iterator[str]:
+    """uvicorn serving the app (API + web app) on a free port, against the test database and broker (the
+    environment tests/conftest.py set), with the worker's data directory (documents, signing keys, attachments)."""
     if not (PROJECT_ROOT / "web" / "dist" / "index.html").is_file():
         pytest.fail("web/dist is missing: scripts/setup.sh builds the web app (npm ci && npm run build in web/)")
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "BREITBAND_PUBLIC_BASE_URL": base, "BREITBAND_LOG_LEVEL": "INFO",
-           "BREITBAND_DATA_DIR": str(tmp_path_factory.mktemp("web-data"))}
+           "BREITBAND_DATA_DIR": str(settings.data_dir)}
     log = open(ARTIFACTS / "server.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "breitband.app:create_app", "--factory",
                              "--host", "127.0.0.1", "--port", str(port)], env=env, cwd=PROJECT_ROOT,

@@ -5,6 +5,8 @@ import { t, fmtDate, fmtTime, fmtLen } from "./i18n.js";
 import { createMap, showGeoJSON, fit, resolutionFeatures } from "./map.js";
 import { state, say, problemText, rerender } from "./main.js";
 import { sectionsTable, attachmentsList, timeline, routeSummary } from "./shared.js";
+import { documentsPanel, pipelinePanel } from "./panels.js";
+import { statementsSection, adoptionFieldset } from "./statements.js";
 
 const CASE_STATUSES = ["received", "incomplete", "in_review", "granted", "partially_granted", "refused", "deemed_granted", "forwarded", "withdrawn", "closed"];
 const OPEN = ["received", "incomplete", "in_review"];
@@ -58,9 +60,10 @@ export async function caseView(id) {
   const c = res.data;
   const etag = res.etag;
   const app = await get(`/api/v1/applications/${c.application.id}`);
-  const [version, history] = await Promise.all([
+  const [version, history, statements] = await Promise.all([
     get(`/api/v1/applications/${app.id}/versions/${c.application_version}`).catch(() => null),
-    get(`/api/v1/applications/${c.application.id}/history`)]);
+    get(`/api/v1/applications/${c.application.id}/history`),
+    get(`/api/v1/cases/${c.id}/statements`).catch(() => ({ statements: [], adoptable: null }))]);
   const mapEl = h("div.map", { id: "map", role: "region", "aria-label": t("route") });
   const info = h("section.pane",
     h("p", h("a", { href: "#/inbox" }, `← ${t("inbox")}`)),
@@ -72,11 +75,14 @@ export async function caseView(id) {
       h("dt", t("due")), h("dd", { class: c.overdue ? "overdue" : null }, `${fmtDate(c.decision_due)}${c.days_left != null ? ` (${c.days_left} ${t("daysLeft")})` : ""}${c.overdue ? ` – ${t("overdue")}` : ""}`),
       h("dt", t("yourPart")), h("dd", fmtLen(c.part?.length_m))),
     c.decision ? [h("h2", t("decision")), decisionBox(c)] : null,
-    h("details.actions", { open: true }, h("summary", h("h2", t("decide"))), await commandForms(c, etag)),
+    c.decision || c.status === "deemed_granted" ? documentsPanel([c], c.application.reference) : null,
+    h("details.actions", { open: true }, h("summary", h("h2", t("decide"))), await commandForms(c, etag, statements.adoptable)),
+    statementsSection(statements),
     routeSummary(app, state.me.organisation.id),
     h("h2", t("sections")), sectionsTable(version?.content?.sections || app.content.sections),
     h("h2", t("attachments")), attachmentsList(app),
     c.information_requests?.length ? [h("h2", t("infoRequests")), infoRequests(c)] : null,
+    pipelinePanel(app.id),
     h("h2", t("timeline")), timeline(history));
   return {
     nodes: [h("div.split", info, h("section.pane.map-pane", mapEl))],
@@ -109,7 +115,7 @@ export function decisionBox(c) {
 
 function lines(text) { return text.split("\n").map((s) => s.trim()).filter(Boolean); }
 
-async function commandForms(c, etag) {
+async function commandForms(c, etag, adoptable) {
   const allowed = c.allowed_commands || [];
   if (!allowed.length) return h("p", t("noCommands"));
   const run = async (name, body, form) => {
@@ -130,16 +136,21 @@ async function commandForms(c, etag) {
     const free = h("textarea", { name: "additional", rows: 3 });
     const expl = h("textarea", { name: "explanation", rows: 3 });
     const reasonsSet = h("fieldset", { hidden: true }, h("legend", t("reasons")), reasonBoxes);
+    const adoption = adoptionFieldset(adoptable);
     const form = h("form.card", { id: "form-decision", onchange: (e) => {
       if (e.target.name === "outcome") reasonsSet.hidden = e.target.value === "granted";   // reasons: refusals only
     }, onsubmit: (e) => {
       e.preventDefault();
       const fd = new FormData(form);
-      run("decision", { outcome: fd.get("outcome"), conditions: fd.getAll("condition"), additional_conditions: lines(fd.get("additional") || ""),
+      const adopted = adoption.collect();
+      const uniq = (xs) => [...new Set(xs)];
+      run("decision", { outcome: fd.get("outcome"), conditions: uniq([...adopted.conditions, ...fd.getAll("condition")]),
+        additional_conditions: uniq([...adopted.additional_conditions, ...lines(fd.get("additional") || "")]),
         reasons: fd.get("outcome") === "granted" ? [] : fd.getAll("reason"), explanation: (fd.get("explanation") || "").trim() || null }, form);
     } },
     h("h3", t("decide")),
     h("fieldset", h("legend", t("decision")), outcome("granted", t("grant"), true), outcome("partially_granted", t("partialGrant")), outcome("refused", t("refuse"))),
+    adoption.node,
     h("fieldset", h("legend", t("conditions")), condBoxes),
     field(t("freeConditions"), free),
     reasonsSet,

@@ -5,11 +5,14 @@ import { h, field } from "./dom.js";
 import { t, lang, setLang, fmtDate, fmtLen } from "./i18n.js";
 import { inboxView, caseView } from "./authority.js";
 import { myApplicationsView, wizardView, applicationView } from "./operator.js";
+import { statementsView, statementView } from "./statements.js";
 
 export const state = { me: null };
 const main = document.getElementById("main");
 const AUTHORITY_ROLES = ["authority_reviewer", "authority_admin"];
-export const isAuthority = () => AUTHORITY_ROLES.includes(state.me?.role);
+export const isBody = () => state.me?.organisation?.kind === "participating_body";
+export const isAuthority = () => AUTHORITY_ROLES.includes(state.me?.role) && !isBody();
+const home = () => (isBody() ? "#/statements" : isAuthority() ? "#/inbox" : "#/applications");
 
 export function say(text, kind = "info") {
   const s = document.getElementById("status");
@@ -38,9 +41,9 @@ function shell() {
   const nav = document.getElementById("nav");
   nav.replaceChildren();
   if (!state.me) return;
-  const links = isAuthority() ? [["#/inbox", t("inbox")]]
+  const links = isBody() ? [["#/statements", t("statementRequests")]] : isAuthority() ? [["#/inbox", t("inbox")]]
     : state.me.role === "operator_member" ? [["#/applications", t("myApplications")], ["#/new", t("newApplication")]]
-      : [["#/applications", t("applications")]];
+      : [["#/applications", t("applications")], ["#/statements", t("statements")]];
   const here = location.hash.split("?")[0];
   nav.append(h("ul", links.map(([href, label]) => h("li", h("a", { href, "aria-current": here === href ? "page" : null }, label)))));
 }
@@ -60,7 +63,7 @@ function loginView() {
     try {
       await loadMe();
       if (!state.me) throw new Error(t("loginFailed"));
-      location.hash = isAuthority() ? "#/inbox" : "#/applications";
+      location.hash = home();
     } catch (e) { setToken(null); err.textContent = `${t("loginFailed")}: ${problemText(e)}`; }
   } },
   h("h1", t("loginTitle")), field(t("tokenLabel"), input, t("tokenHelp")), err,
@@ -73,7 +76,7 @@ export function meCard() {
   return h("dl.me",
     h("dt", t("signedInAs")), h("dd", `${m.name || ""} <${m.email}>`),
     h("dt", t("role")), h("dd", t(`roles.${m.role}`)),
-    h("dt", t("organisation")), h("dd", m.organisation.name),
+    h("dt", t("organisation")), h("dd", `${m.organisation.name}${isBody() ? ` (${t("orgKind.participating_body")})` : ""}`),
     h("dt", t("tenant")), h("dd", `${m.tenant.name} (${m.tenant.key})`));
 }
 
@@ -99,7 +102,9 @@ async function render() {
       case "applications": view = await myApplicationsView(params); break;
       case "application": view = await applicationView(parts[1]); break;
       case "new": view = await wizardView(); break;
-      default: location.hash = isAuthority() ? "#/inbox" : "#/applications"; return;
+      case "statements": view = await statementsView(params); break;
+      case "statement": view = await statementView(parts[1]); break;
+      default: location.hash = home(); return;
     }
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) { setToken(null); state.me = null; location.hash = "#/login"; return; }

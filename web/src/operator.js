@@ -9,9 +9,11 @@ import { createMap, showGeoJSON, fit, resolutionFeatures } from "./map.js";
 import { state, say, problemText, rerender } from "./main.js";
 import { sectionsTable, attachmentsList, timeline, routeSummary } from "./shared.js";
 import { infoRequests, decisionBox } from "./authority.js";
+import { documentsPanel, pipelinePanel } from "./panels.js";
 
 const APP_STATUSES = ["draft", "submitted", "information_requested", "granted", "partially_granted", "refused", "withdrawn"];
 const KINDS = ["route_plan", "cross_section", "traffic_plan", "power_of_attorney", "statement", "photo", "other"];
+const RESTRICTIONS = ["lane_narrowing", "lane_closure", "full_closure", "sidewalk_closure", "cycleway_closure", "parking_ban"];
 const METHODS = ["open_trench", "micro_trenching", "mini_trenching", "directional_drilling", "press_drilling", "ploughing", "milling", "aerial", "existing_duct"];
 
 export async function myApplicationsView(params) {
@@ -61,6 +63,8 @@ export async function wizardView() {
     file: inp("route_file", { type: "file", accept: ".geojson,.json,application/geo+json,application/json" }),
     attachments: inp("attachments", { type: "file", multiple: true, accept: "application/pdf,image/*" }),
     attachment_kind: h("select", { name: "attachment_kind" }, KINDS.map((k) => h("option", { value: k }, t(`kind.${k}`)))),
+    restrictions: RESTRICTIONS.map((k) => h("input", { type: "checkbox", name: "restriction", value: k })),
+    restriction_description: h("textarea", { name: "restriction_description", rows: 2, maxlength: 2000 }),
   };
   let route = null; // FeatureCollection (EPSG:4326)
   let map = null, draw = null, seq = 0, mapReady;
@@ -120,6 +124,8 @@ export async function wizardView() {
       description: f.description.value.trim() || null,
       contact: { name: f.contact_name.value.trim(), email: f.contact_email.value.trim() || null, phone: f.contact_phone.value.trim() || null },
       sections, planned_start: f.planned_start.value || null, planned_end: f.planned_end.value || null,
+      traffic_restrictions: f.restrictions.filter((x) => x.checked).map((x) => ({
+        kind: x.value, description: f.restriction_description.value.trim() || null })),
     };
   }
 
@@ -164,6 +170,10 @@ export async function wizardView() {
       h("p", h("button", { type: "button", id: "draw-line", onclick: () => { draw.setMode("linestring"); say(t("drawHelp")); } }, t("draw")), " ",
         h("button", { type: "button", onclick: () => { draw.clear(); f.file.value = ""; setRoute(null); } }, t("clear"))),
       h("p.help", t("drawHelp")), preview),
+    h("fieldset.card", { "aria-describedby": "traffic-help" }, h("legend", t("trafficRestrictions")),
+      h("p.help", { id: "traffic-help" }, t("trafficHelp")),
+      h("div.row.checks", f.restrictions.map((x) => h("label.check", x, t(`tr.${x.value}`)))),
+      field(t("restrictionDescription"), f.restriction_description)),
     h("fieldset.card", h("legend", t("attachments")),
       h("div.row", field(t("attachFiles"), f.attachments), field(t("attachmentKind"), f.attachment_kind))),
     h("fieldset.card", h("legend", t("stepSubmit")), errorBox, h("p", submitBtn, " ", draftBtn)));
@@ -212,7 +222,8 @@ export async function applicationView(id) {
       h("p.muted", `${t("due")}: ${fmtDate(c.decision_due)}`),
       c.information_requests?.length ? [h("h4", t("infoRequests")), infoRequests(c)] : null,
       c.decision ? [h("h4", t("decision")), decisionBox(c)] : null))) : h("p", t("none")),
-    h("h2", t("documents")), h("p.muted", { id: "documents" }, t("documentsMissing")),
+    app.cases.length ? documentsPanel(cases.filter(Boolean), app.reference) : null,
+    app.status !== "draft" ? pipelinePanel(app.id) : null,
     allowed.includes("supplements") ? supplementForm(app, res.etag, waiting) : null,
     h("h2", t("sections")), sectionsTable(app.content.sections),
     h("h2", t("attachments")), attachmentsList(app),

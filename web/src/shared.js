@@ -1,5 +1,5 @@
 // Pieces shared by the authority and operator screens.
-import { getToken } from "./api.js";
+import { api } from "./api.js";
 import { h } from "./dom.js";
 import { t, fmtTime, fmtLen } from "./i18n.js";
 
@@ -16,12 +16,11 @@ export function sectionsTable(sections) {
     })));
 }
 
-/** Download with the token (a plain link cannot send the Authorization header). */
+/** Download with the token (a plain link cannot send the Authorization header): fetched as a blob, saved through
+ * an object URL. Errors come back as problem+json (ApiError). */
 export async function download(url, fileName) {
-  const res = await fetch(url, { headers: { Authorization: `Bearer ${getToken()}` } });
-  if (!res.ok) throw new Error(`HTTP ${res.status}`);
-  const blob = await res.blob();
-  const a = h("a", { href: URL.createObjectURL(blob), download: fileName });
+  const { data } = await api(url, { headers: { Accept: "application/pdf, application/octet-stream, image/*, application/problem+json" } });
+  const a = h("a", { href: URL.createObjectURL(data), download: fileName, hidden: true });
   document.body.append(a);
   a.click();
   setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 1000);

@@ -1,0 +1,156 @@
+// Participation (Beteiligung): the screens of a participating body (its statement requests, answering one) and the
+// statements of other bodies on the road authority's case, with the proposed conditions to adopt into the decision.
+import { api, get } from "./api.js";
+import { h, field } from "./dom.js";
+import { t, fmtDate, fmtTime } from "./i18n.js";
+import { state, say, problemText, rerender } from "./main.js";
+
+const ANSWERS = ["agree", "agree_with_conditions", "object"];
+
+function conditionText(c) {
+  return c.code ? `${c.code}${c.title ? ` – ${c.title}` : ""}: ${c.text || ""}` : c.text;
+}
+
+/** Why the body is asked, in the user's language: traffic restrictions by kind and Gemeinde; areas as the rule
+ * worded it (name, designation and length). */
+function occasion(tr) {
+  if (tr.trigger === "traffic_restriction")
+    return `${t("trafficRestrictions")} (${(tr.restrictions || []).map((k) => t(`tr.${k}`)).join(", ")})${tr.gemeinde?.name ? ` – ${tr.gemeinde.name}` : ""}`;
+  return tr.reason || tr.rule;
+}
+
+function triggersList(s) {
+  const items = (s.triggers || []).map((tr) => h("li", occasion(tr)));
+  return items.length ? h("ul.triggers", items) : null;
+}
+
+function answerBlock(s) {
+  if (!s.answer) return null;
+  return h("div.statement-answer",
+    h("p", h("strong", { class: `answer-${s.answer}` }, t(`answerOf.${s.answer}`)),
+      ` – ${t("answeredAt")} ${fmtTime(s.answered_at)}${s.answered_by ? ` ${t("answeredBy")} ${s.answered_by}` : ""}`),
+    s.conditions?.length ? [h("p", h("strong", t("proposedConditions"))), h("ul", s.conditions.map((c) => h("li", conditionText(c))))] : null,
+    s.reasons ? h("p", s.reasons) : null);
+}
+
+function statementCard(s) {
+  return h("li.card.statement", { "data-statement-id": s.id, "data-status": s.status },
+    h("h3", `${s.body.name} (${t(`roleOf.${s.role}`)}) `, h("span", { class: `badge stmt-${s.status}` }, t(`stmtStatus.${s.status}`))),
+    h("dl.facts",
+      h("dt", t("requested")), h("dd", fmtTime(s.requested_at)),
+      h("dt", t("due")), h("dd", { class: s.overdue ? "overdue" : null }, `${fmtDate(s.due_on)}${s.overdue ? ` – ${t("overdue")}` : ""}`),
+      h("dt", t("version")), h("dd", String(s.version))),
+    h("p.muted", t("occasion")), triggersList(s),
+    answerBlock(s));
+}
+
+/** The statements on the authority's case (GET /cases/{id}/statements), as a section. */
+export function statementsSection(view) {
+  return h("section.panel", { "aria-labelledby": "statements-heading" },
+    h("h2", { id: "statements-heading" }, t("statementsOf")),
+    view.statements.length ? h("ul.plain", { id: "statements" }, view.statements.map(statementCard)) : h("p", { id: "statements" }, t("none")));
+}
+
+/** The decision form's fieldset of proposed conditions; `collect()` → {conditions, additional_conditions}. */
+export function adoptionFieldset(adoptable) {
+  const sources = adoptable?.sources || [];
+  const boxes = sources.map((src, i) => h("label.check",
+    h("input", { type: "checkbox", name: "adopt", value: String(i) }),
+    h("span", src.code ? h("strong", src.code) : null, src.code ? " " : null, src.text || "",
+      src.body ? h("span.muted", ` (${t("proposedBy")} ${src.body})`) : null)));
+  const set = h("fieldset", { id: "adopt-conditions" }, h("legend", t("adopt")), boxes);
+  return {
+    node: boxes.length ? set : null,
+    collect() {
+      const out = { conditions: [], additional_conditions: [] };
+      for (const b of set.querySelectorAll("input[name=adopt]:checked")) {
+        const src = sources[Number(b.value)];
+        if (src.code) out.conditions.push(src.code);
+        else if (src.text) out.additional_conditions.push(src.text);
+      }
+      return out;
+    },
+  };
+}
+
+// --- the participating body's screens ------------------------------------------------------------------------------
+
+export async function statementsView(params) {
+  const filter = params.get("status") || "requested";
+  const qs = new URLSearchParams({ limit: "200" });
+  if (filter !== "all") qs.append("status", filter);
+  const page = await get(`/api/v1/statements?${qs}`);
+  const select = h("select", { name: "status", onchange: (e) => { location.hash = `#/statements?status=${e.target.value}`; } },
+    [["requested", t("stmtStatus.requested")], ["answered", t("stmtStatus.answered")], ["superseded", t("stmtStatus.superseded")],
+      ["withdrawn", t("stmtStatus.withdrawn")], ["all", t("all")]].map(([v, l]) => h("option", { value: v, selected: v === filter }, l)));
+  const table = page.items.length ? h("table.list", { id: "statements-table" },
+    h("caption.sr", t("statementRequests")),
+    h("thead", h("tr", [t("reference"), t("project"), t("occasion"), t("requested"), t("due"), t("status")].map((x) => h("th", { scope: "col" }, x)))),
+    h("tbody", page.items.map((s) => h("tr", { class: s.overdue ? "overdue" : null },
+      h("td", h("a", { href: `#/statement/${s.id}` }, s.application.reference)),
+      h("td", s.application.project_name || "–"),
+      h("td", (s.triggers || []).map(occasion).join("; ")),
+      h("td", fmtDate(s.requested_at)),
+      h("td", `${fmtDate(s.due_on)}${s.overdue ? ` – ${t("overdue")}` : ""}`),
+      h("td", h("span", { class: `badge stmt-${s.status}` }, t(`stmtStatus.${s.status}`))))))) : h("p", t("none"));
+  return [h("section.pane.wide", h("h1", `${t("statementRequests")} – ${state.me.organisation.name}`),
+    h("form.filters", { onsubmit: (e) => e.preventDefault() }, field(t("status"), select)), table)];
+}
+
+export async function statementView(id) {
+  const res = await api(`/api/v1/statements/${id}`);
+  const s = res.data;
+  const nodes = [h("p", h("a", { href: "#/statements" }, `← ${t("backToStatements")}`)),
+    h("h1", `${s.application.reference} – ${s.application.project_name || ""}`),
+    h("dl.facts",
+      h("dt", t("body")), h("dd", `${s.body.name} (${t(`roleOf.${s.role}`)})`),
+      h("dt", t("status")), h("dd", h("span", { class: `badge stmt-${s.status}`, id: "statement-status" }, t(`stmtStatus.${s.status}`))),
+      h("dt", t("requested")), h("dd", fmtTime(s.requested_at)),
+      h("dt", t("due")), h("dd", { class: s.overdue ? "overdue" : null }, `${fmtDate(s.due_on)}${s.overdue ? ` – ${t("overdue")}` : ""}`),
+      h("dt", t("version")), h("dd", String(s.version))),
+    h("h2", t("occasion")), triggersList(s) || h("p", t("none")),
+    s.answer ? [h("h2", t("yourAnswer")), answerBlock(s)] : null];
+  if ((s.allowed_commands || []).includes("answer")) nodes.push(await answerForm(s, res.etag));
+  return [h("section.pane.wide", nodes)];
+}
+
+async function answerForm(s, etag) {
+  const conds = (await get("/api/v1/conditions")).filter((x) => x.active);
+  const choice = (v, checked) => h("label.radio", h("input", { type: "radio", name: "answer", value: v, checked }), t(`answerOf.${v}`));
+  const condSet = h("fieldset", { hidden: true }, h("legend", t("conditions")),
+    conds.map((x) => h("label.check", h("input", { type: "checkbox", name: "condition", value: x.code }),
+      h("span", h("strong", x.title), " ", h("span.muted", x.text)))));
+  const free = h("textarea", { name: "free", rows: 3 });
+  const freeField = field(t("statementConditions"), free);
+  freeField.hidden = true;
+  const reasons = h("textarea", { name: "reasons", rows: 4 });
+  const btn = h("button.primary", { type: "submit" }, t("sendStatement"));
+  const err = h("div.error", { role: "alert" });
+  const form = h("form.card", { id: "form-statement", onchange: (e) => {
+    if (e.target.name !== "answer") return;
+    const withConditions = e.target.value === "agree_with_conditions";
+    condSet.hidden = !withConditions;
+    freeField.hidden = !withConditions;
+    reasons.required = e.target.value === "object";
+  }, onsubmit: async (e) => {
+    e.preventDefault();
+    err.textContent = "";
+    const fd = new FormData(form);
+    const answer = fd.get("answer");
+    const body = { answer, reasons: (fd.get("reasons") || "").trim() || null };
+    body.conditions = answer === "agree_with_conditions"
+      ? [...fd.getAll("condition").map((code) => ({ code })),
+        ...String(fd.get("free") || "").split("\n").map((x) => x.trim()).filter(Boolean).map((text) => ({ text }))]
+      : [];
+    btn.disabled = true;
+    try {
+      await api(`/api/v1/statements/${s.id}/answer`, { method: "POST", etag, body });
+      state.flash = { text: t("answered"), kind: "ok" };
+      await rerender();
+    } catch (ex) { err.textContent = problemText(ex); btn.disabled = false; }
+  } },
+  h("h2", t("yourAnswer")),
+  h("fieldset", h("legend", t("answerKind")), ANSWERS.map((v, i) => choice(v, i === 0))),
+  condSet, freeField, field(t("statementReasons"), reasons), err, btn);
+  return form;
+}
