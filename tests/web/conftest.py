@@ -52,8 +52,10 @@ class People:
     operator: Person
     reviewer: Person
     body: Person                  # Straßenverkehrsbehörde, asked when an application declares traffic restrictions
+    admin: Person                 # tenant admin (operating office): sees pipeline errors, retries steps
     operator_org_id: uuid.UUID
     body_org_id: uuid.UUID
+    office_org_id: uuid.UUID
     user_ids: list[uuid.UUID]
 
 
@@ -73,6 +75,7 @@ def people(engine, he_data) -> Iterator[People]:
         body_org = identity.create_organisation(session, "he", OrgKind.participating_body,
                                                 f"Straßenverkehrsbehörde Kreis Offenbach {run}")
         participation.add_body(session, "he", body_org, "traffic", KREIS_OFFENBACH, datetime.now(timezone.utc))
+        office = identity.create_organisation(session, "he", OrgKind.operating_office, f"Servicestelle Browsertest {run}")
         kreis = session.scalars(select(Organisation).join(Authority, Authority.organisation_id == Organisation.id)
                                 .where(Authority.tenant_key == "he", Authority.key == KREIS_OFFENBACH)).one()
         made = []
@@ -81,20 +84,24 @@ def people(engine, he_data) -> Iterator[People]:
                                        (kreis, f"pruefer-{run}@kreis-offenbach.example", "Paul Prüfer",
                                         Role.authority_reviewer),
                                        (body_org, f"verkehr-{run}@kreis-offenbach.example", "Vera Verkehr",
-                                        Role.authority_reviewer)):
+                                        Role.authority_reviewer),
+                                       (office, f"service-{run}@servicestelle.example", "Sven Service",
+                                        Role.tenant_admin)):
             user = identity.create_user(session, org, email, name, role)
             _, secret = identity.create_token(session, user, "browser test")
             made.append((user, Person(name, email, secret, org.id)))
         session.commit()
-        result = People(operator=made[0][1], reviewer=made[1][1], body=made[2][1], operator_org_id=op_org.id,
-                        body_org_id=body_org.id, user_ids=[u.id for u, _ in made])
+        result = People(operator=made[0][1], reviewer=made[1][1], body=made[2][1], admin=made[3][1],
+                        operator_org_id=op_org.id, body_org_id=body_org.id, office_org_id=office.id,
+                        user_ids=[u.id for u, _ in made])
     yield result
     with Session(bind=engine) as session:
         session.execute(delete(User).where(User.id.in_(result.user_ids)))   # tokens go with them (cascade)
         # the organisations' applications, versions, attachments, cases, documents, statement requests and the
         # body's registration go with them (cascade)
         session.execute(delete(Organisation).where(Organisation.id.in_([result.operator_org_id,
-                                                                        result.body_org_id])))
+                                                                        result.body_org_id,
+                                                                        result.office_org_id])))
         session.commit()
 
 

@@ -14,14 +14,17 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from datetime import datetime, timezone
 
 import numpy as np
 import shapely
 import shapely.ops
 import httpx
 from playwright.sync_api import Page, expect
-from sqlalchemy import text
+from sqlalchemy import delete, text
+from sqlalchemy.orm import Session
 
+from breitband.models import Organisation
 from breitband.settings import PROJECT_ROOT
 from geo.crs import transformer
 
@@ -201,7 +204,7 @@ def test_operator_submits_authority_reviews_and_grants(server, people, browser, 
         # the review pipeline ran for the submission and again for the supplement
         expect(op.locator("#pipeline-status")).to_have_text("erledigt", timeout=30_000)
         expect(op.locator("#pipeline li.step")).to_have_count(4)
-        expect(op.locator("#pipeline li.step-succeeded")).to_have_count(4)
+        expect(op.locator("#pipeline li.state-succeeded")).to_have_count(4)
         expect(op.locator("#pipeline")).to_contain_text("Fassung 2 (Nachreichung)")
         doc = op.locator("#documents li.document", has_text="Landkreis Offenbach")
         download_button = doc.get_by_role("button", name="PDF herunterladen")
@@ -209,6 +212,7 @@ def test_operator_submits_authority_reviews_and_grants(server, people, browser, 
         expect(doc).to_contain_text("gültig")
         shown_hash = doc.locator("code.hash").inner_text()
         rendered(op, "route-line")
+        doc.scroll_into_view_if_needed()
         shot(op, "09-operator-decision")
         with op.expect_download() as download:
             download_button.click()
@@ -235,6 +239,10 @@ def test_operator_submits_authority_reviews_and_grants(server, people, browser, 
         op.get_by_role("button", name="English").click()
         expect(op.get_by_role("link", name="My applications")).to_be_visible()
         expect(kreis_case).to_contain_text("granted")
+        expect(op.get_by_role("heading", name="Decision documents")).to_be_visible()
+        expect(op.locator("#documents").get_by_role("button", name="Download PDF")).to_be_visible()
+        expect(op.locator("#documents")).to_contain_text("valid")
+        expect(op.locator("#pipeline-status")).to_have_text("done")
         shot(op, "10-operator-decision-en")
         # attribution of the data is visible on the map
         expect(op.locator(".maplibregl-ctrl-attrib")).to_contain_text("OpenStreetMap")
@@ -284,6 +292,11 @@ def test_operator_draws_a_route_and_sees_the_authorities(server, people, browser
 
 def submit_by_api(server: str, token: str, sections: dict, name: str, **extra) -> str:
     """An operator's submission through the HTTP API (set-up for the authority's screens); → reference."""
+    return submitted_by_api(server, token, sections, name, **extra)["reference"]
+
+
+def submitted_by_api(server: str, token: str, sections: dict, name: str, **extra) -> dict:
+    """The same; → the submitted application."""
     headers = {"Authorization": f"Bearer {token}"}
     feature = sections["features"][0]
     body = {"project_name": name, "contact": {"name": "Petra Planerin", "phone": "+49 69 123456"}, "planned_start": "2027-03-01",
@@ -297,7 +310,7 @@ def submit_by_api(server: str, token: str, sections: dict, name: str, **extra) -
     submitted = httpx.post(f"{server}/api/v1/applications/{created.json()['id']}/submit", timeout=60,
                            headers={**headers, "If-Match": created.headers["etag"]})
     assert submitted.status_code == 200, submitted.text
-    return submitted.json()["reference"]
+    return submitted.json()
 
 
 def open_case(page: Page, server: str, reference: str) -> None:
@@ -426,4 +439,58 @@ def test_participating_body_answers_and_authority_adopts(server, people, browser
     finally:
         body_ctx.close()
         auth_ctx.close()
+    assert not errors, "browser errors:\n" + "\n".join(errors)
+
+
+def test_tenant_admin_sees_a_failed_pipeline_step_and_retries_it(server, people, browser, engine):
+    """No traffic authority on file for the route (its registration removed for the test): the pipeline's
+    participation step fails with the reason. The operator sees only that it failed; the tenant admin sees the error
+    and a retry button; once the body is registered again, the retry runs the step and the ones after it."""
+    from permits import participation
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with Session(bind=engine) as session:
+        session.execute(delete(participation.ParticipationBody).where(
+            participation.ParticipationBody.organisation_id == people.body_org_id))
+        session.commit()
+    errors: list[str] = []
+    op_ctx = browser.new_context(viewport=VIEWPORT, locale="de-DE")
+    admin_ctx = browser.new_context(viewport=VIEWPORT, locale="de-DE")
+    try:
+        app = submitted_by_api(server, people.operator.token, k163_route(engine), "Vollsperrung K 163",
+                               traffic_restrictions=[{"kind": "full_closure"}])
+        op = watch(op_ctx.new_page(), errors)
+        login(op, server, people.operator.token, "Petra Planerin")
+        op.goto(f"{server}/#/application/{app['id']}")
+        expect(op.locator("#pipeline-status")).to_have_text("fehlgeschlagen", timeout=30_000)
+        failed = op.locator("#pipeline li.state-failed")
+        expect(failed).to_contain_text("Beteiligung anderer Stellen")
+        expect(failed.locator("p.error")).to_have_count(0)                    # errors are for tenant admins
+        expect(failed.get_by_role("button")).to_have_count(0)
+
+        ad = watch(admin_ctx.new_page(), errors)
+        login(ad, server, people.admin.token, "Sven Service")
+        expect(ad.get_by_role("link", name="Stellungnahmen")).to_be_visible()
+        ad.goto(f"{server}/#/application/{app['id']}")
+        failed = ad.locator("#pipeline li.state-failed")
+        expect(failed.locator("p.error")).to_contain_text("keine Straßenverkehrsbehörde")
+        retry = failed.get_by_role("button", name="Erneut ausführen: Beteiligung anderer Stellen")
+        failed.scroll_into_view_if_needed()
+        shot(ad, "19-admin-pipeline-failed")
+        with Session(bind=engine) as session:                                 # the body is on file again
+            participation.add_body(session, "he", session.get(Organisation, people.body_org_id), "traffic", "06438",
+                                   datetime.now(timezone.utc))
+            session.commit()
+        retry.focus()
+        ad.keyboard.press("Enter")                                            # keyboard use
+        expect(ad.locator("#pipeline-status")).to_have_text("erledigt", timeout=30_000)
+        expect(ad.locator("#pipeline li.state-succeeded")).to_have_count(4)
+        expect(ad.locator("#pipeline")).to_contain_text("Versuche: 2")
+        shot(ad, "20-admin-pipeline-retried")
+        items = httpx.get(f"{server}/api/v1/statements", headers={"Authorization": f"Bearer {people.body.token}"},
+                          params={"application_id": app["id"]}, timeout=10).json()["items"]
+        assert [i["status"] for i in items] == ["requested"]
+    finally:
+        op_ctx.close()
+        admin_ctx.close()
     assert not errors, "browser errors:\n" + "\n".join(errors)

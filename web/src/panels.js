@@ -19,7 +19,7 @@ function live(box, load) {
     try {
       const out = await load();
       busy = out.busy;
-      box.replaceChildren(...out.nodes);
+      box.replaceChildren(...out.nodes.filter(Boolean));
     } catch (e) {
       box.replaceChildren(h("p.error", { role: "alert" }, problemText(e)));
     }
@@ -93,7 +93,7 @@ function findings(step) {
 }
 
 function stepItem(appId, step, onRetry) {
-  return h("li", { class: `step step-${step.status}`, "data-step": step.name },
+  return h("li", { class: `step state-${step.status}`, "data-step": step.name },
     h("span.step-name", t(`step.${step.name}`)), " ",
     h("span", { class: `badge step-${step.status}` }, t(`stepStatus.${step.status}`)),
     step.finished_at ? h("span.muted", ` ${fmtTime(step.finished_at)}`) : null,
@@ -114,8 +114,8 @@ export function pipelinePanel(appId) {
     const p = await get(`/api/v1/applications/${appId}/pipeline`);
     if (!p.runs.length) return { busy: false, nodes: [h("p", t("pipelineNone"))] };
     const [run, ...older] = p.runs;
-    const busy = p.runs.some((r) => r.status === "pending" || r.status === "running"
-      || r.steps.some((s) => ["pending", "running", "retrying"].includes(s.status)));
+    // a failed run keeps its later steps pending until a retry: only the run's own status says it is still going
+    const busy = p.runs.some((r) => r.status === "pending" || r.status === "running");
     return { busy, nodes: [
       h("p", `${t("run")} ${t("version")} ${run.version} (${t(`trigger.${run.trigger}`)}), ${fmtTime(run.created_at)}: `,
         h("span", { class: `badge step-${run.status}`, id: "pipeline-status" }, t(`stepStatus.${run.status}`))),
