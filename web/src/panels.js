@@ -12,15 +12,18 @@ const POLL_MS = 1500;
 
 /** Render `load()` into `box` now and again every POLL_MS while it answers busy=true and the box is on the page. */
 function live(box, load) {
-  let timer = null, seen = false, misses = 0;
+  let timer = null, seen = false, misses = 0, last = null;
   const once = async () => {
     timer = null;
     let busy = false;
     try {
       const out = await load();
       busy = out.busy;
-      box.replaceChildren(...out.nodes.filter(Boolean));
+      // unchanged data: keep the nodes (focus stays, screen readers are not told the same thing again)
+      if (out.key !== last) box.replaceChildren(...out.nodes.filter(Boolean));
+      last = out.key;
     } catch (e) {
+      last = null;
       box.replaceChildren(h("p.error", { role: "alert" }, problemText(e)));
     }
     box.setAttribute("aria-busy", busy ? "true" : "false");
@@ -79,7 +82,7 @@ export function documentsPanel(cases, reference) {
         items.push(documentItem(d, reference, c.authority.name));
       }
     }
-    return { busy, nodes: items.length ? [h("ul.plain.documents", items)] : [h("p", t("docsNone"))] };
+    return { busy, key: JSON.stringify(lists.map(([, docs]) => docs)), nodes: items.length ? [h("ul.plain.documents", items)] : [h("p", t("docsNone"))] };
   });
   return panel;
 }
@@ -116,7 +119,7 @@ export function pipelinePanel(appId) {
     const [run, ...older] = p.runs;
     // a failed run keeps its later steps pending until a retry: only the run's own status says it is still going
     const busy = p.runs.some((r) => r.status === "pending" || r.status === "running");
-    return { busy, nodes: [
+    return { busy, key: JSON.stringify(p.runs), nodes: [
       h("p", `${t("run")} ${t("version")} ${run.version} (${t(`trigger.${run.trigger}`)}), ${fmtTime(run.created_at)}: `,
         h("span", { class: `badge step-${run.status}`, id: "pipeline-status" }, t(`stepStatus.${run.status}`))),
       h("ol.steps", run.steps.map((s) => stepItem(appId, s, () => ctl.refresh()))),
