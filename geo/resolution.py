@@ -65,9 +65,10 @@ gchunks AS MATERIALIZED (
     SELECT feature, part, gchunk, ST_Collect(seg) AS g FROM segs GROUP BY feature, part, gchunk
 ),
 road_cand AS MATERIALIZED (
-    SELECT c.feature, c.part, c.chunk, r.id, r.geom, r.is_path
+    SELECT c.feature, c.part, c.chunk, r.*
     FROM chunks c CROSS JOIN LATERAL (
-        SELECT r.id, r.geom, r.is_path FROM road_segments r
+        SELECT r.id, r.geom, r.is_path, r.ref, r.name, r.highway, r.road_class, r.class_source, r.class_ref,
+               r.is_private FROM road_segments r
         WHERE r.tenant_key = :tenant AND r.geom && ST_SetSRID(c.box, :srid)
     ) r
 ),
@@ -88,9 +89,11 @@ gem_hit AS MATERIALIZED (
     ) p
 ),
 seg_road AS (
-    SELECT DISTINCT ON (feature, part, seq) feature, part, seq, road_id
+    SELECT DISTINCT ON (feature, part, seq) feature, part, seq, road_id, ref, name, highway, road_class,
+           class_source, class_ref, is_private
     FROM (
-        SELECT s.feature, s.part, s.seq, rc.id AS road_id, rc.is_path, ST_Distance(rc.geom, s.mid) AS dist
+        SELECT s.feature, s.part, s.seq, rc.id AS road_id, rc.is_path, ST_Distance(rc.geom, s.mid) AS dist,
+               rc.ref, rc.name, rc.highway, rc.road_class, rc.class_source, rc.class_ref, rc.is_private
         FROM segs s JOIN road_cand rc USING (feature, part, chunk)
         WHERE rc.geom && s.midbox
     ) d
@@ -103,7 +106,7 @@ seg_gem AS (
     ORDER BY feature, part, seq, dist, ags
 ),
 m AS (
-    SELECT s.feature, s.part, s.seq, s.seg, sg.ags, r.id AS road_id, r.ref, r.name, r.highway, r.road_class,
+    SELECT s.feature, s.part, s.seq, s.seg, sg.ags, r.road_id, r.ref, r.name, r.highway, r.road_class,
            r.class_source, COALESCE(r.class_ref, r.ref) AS road_ref, r.is_private,
            CASE WHEN r.road_class IN ('bund', 'land', 'kreis') THEN EXISTS (
                SELECT 1 FROM ortsdurchfahrten o
@@ -114,8 +117,7 @@ m AS (
            ) END AS od
     FROM segs s
     LEFT JOIN seg_gem sg USING (feature, part, seq)
-    LEFT JOIN seg_road sr USING (feature, part, seq)
-    LEFT JOIN road_segments r ON r.id = sr.road_id
+    LEFT JOIN seg_road r USING (feature, part, seq)  -- the road's attributes came with the candidates
 ),
 k AS (
     SELECT m.*, concat_ws('|', ags, road_class, road_ref, name, is_private, od, road_id IS NULL) AS key FROM m
