@@ -68,6 +68,7 @@ const de = {
   roles: { operator_member: "Netzbetreiber", authority_reviewer: "Sachbearbeitung Straßenbaubehörde",
     authority_admin: "Leitung Straßenbaubehörde", tenant_admin: "Servicestelle" },
   orgKind: { participating_body: "beteiligte Stelle" },
+  bodyRoles: { authority_reviewer: "Sachbearbeitung (beteiligte Stelle)", authority_admin: "Leitung (beteiligte Stelle)" },
 };
 const en = {
   skip: "Skip to content", lang: "Deutsch", logout: "Sign out", login: "Sign in",
@@ -138,6 +139,7 @@ const en = {
   roles: { operator_member: "Network operator", authority_reviewer: "Road authority reviewer",
     authority_admin: "Road authority head", tenant_admin: "Operating office" },
   orgKind: { participating_body: "participating body" },
+  bodyRoles: { authority_reviewer: "Reviewer (participating body)", authority_admin: "Head (participating body)" },
 };
 const dicts = { de, en };
 export let lang = localStorage.getItem("breitband.lang") === "en" ? "en" : "de";

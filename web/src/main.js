@@ -75,7 +75,7 @@ export function meCard() {
   const m = state.me;
   return h("dl.me",
     h("dt", t("signedInAs")), h("dd", `${m.name || ""} <${m.email}>`),
-    h("dt", t("role")), h("dd", t(`roles.${m.role}`)),
+    h("dt", t("role")), h("dd", isBody() ? t(`bodyRoles.${m.role}`) : t(`roles.${m.role}`)),
     h("dt", t("organisation")), h("dd", `${m.organisation.name}${isBody() ? ` (${t("orgKind.participating_body")})` : ""}`),
     h("dt", t("tenant")), h("dd", `${m.tenant.name} (${m.tenant.key})`));
 }

@@ -206,7 +206,7 @@ export async function applicationView(id) {
   const waiting = cases.filter((c) => c && (c.information_requests || []).some((r) => !r.answered_at));
   const mapEl = h("div.map", { id: "map", role: "region", "aria-label": t("route") });
   const nodes = h("section.pane",
-    h("p", h("a", { href: "#/applications" }, `← ${t("myApplications")}`)),
+    h("p", h("a", { href: "#/applications" }, `← ${state.me.role === "operator_member" ? t("myApplications") : t("applications")}`)),
     h("h1", `${app.reference} – ${app.content.project_name || ""}`),
     h("dl.facts", h("dt", t("status")), h("dd", h("span", { class: `badge st-${app.status}`, id: "application-status" }, t(`st.${app.status}`))),
       h("dt", t("version")), h("dd", String(app.version)), h("dt", t("received")), h("dd", fmtTime(app.submitted_at))),
