@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from fastapi import Request
+from fastapi import Depends, Request
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -107,6 +107,13 @@ def get_session(request: Request) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+# What commands depend on. scope="function": the commit runs when the endpoint returns, BEFORE the response is sent.
+# FastAPI's default for a dependency with yield runs its exit code after the response has gone out, so a client could
+# read its own write before the commit (the web app re-reads right after every command) or get a 2xx for a commit
+# that then fails.
+write_session = Depends(get_session, scope="function")
 
 
 def get_read_session(request: Request) -> Iterator[Session]:

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from breitband.auth import require
-from breitband.db import get_read_session, get_session
+from breitband.db import get_read_session, write_session
 from breitband.errors import NotFound, UnprocessableEntity
 from breitband.identity import Principal
 from breitband.models import Role
@@ -92,7 +92,7 @@ def _stats(session: Session, sub_id: uuid.UUID) -> dict[str, int]:
 @router.post("/webhooks", status_code=201, response_model=WebhookCreated,
              summary="Subscribe the caller's organisation to events; the signing secret is shown once")
 def create_webhook(data: WebhookCreate, response: Response, principal: Principal = Depends(ORG_ADMIN),
-                   session: Session = Depends(get_session)) -> dict[str, Any]:
+                   session: Session = write_session) -> dict[str, Any]:
     sub = webhooks.create(session, principal, data.url, data.event_types, data.description, data.active, now_utc())
     response.headers["Location"] = f"/api/v1/webhooks/{sub.id}"
     return {**webhook_out(sub), "secret": sub.secret}
@@ -115,7 +115,7 @@ def get_webhook(webhook_id: uuid.UUID, principal: Principal = Depends(ORG_ADMIN)
 @router.patch("/webhooks/{webhook_id}", response_model=WebhookOut,
               summary="Change URL, event types, description or active (JSON merge patch)")
 def patch_webhook(webhook_id: uuid.UUID, data: WebhookPatch, principal: Principal = Depends(ORG_ADMIN),
-                  session: Session = Depends(get_session)) -> dict[str, Any]:
+                  session: Session = write_session) -> dict[str, Any]:
     sub = webhooks.get(session, principal, webhook_id, for_update=True)
     webhooks.update(session, sub, data.model_dump(exclude_unset=True), now_utc())
     return webhook_out(sub, _stats(session, sub.id))
@@ -124,7 +124,7 @@ def patch_webhook(webhook_id: uuid.UUID, data: WebhookPatch, principal: Principa
 @router.post("/webhooks/{webhook_id}/rotate-secret", response_model=WebhookCreated,
              summary="Issue a new signing secret (shown once); the old one stops working at once")
 def rotate_webhook_secret(webhook_id: uuid.UUID, principal: Principal = Depends(ORG_ADMIN),
-                          session: Session = Depends(get_session)) -> dict[str, Any]:
+                          session: Session = write_session) -> dict[str, Any]:
     sub = webhooks.get(session, principal, webhook_id, for_update=True)
     webhooks.rotate_secret(session, sub, now_utc())
     return {**webhook_out(sub), "secret": sub.secret}
@@ -132,7 +132,7 @@ def rotate_webhook_secret(webhook_id: uuid.UUID, principal: Principal = Depends(
 
 @router.delete("/webhooks/{webhook_id}", status_code=204, summary="Delete a subscription (nothing is sent any more)")
 def delete_webhook(webhook_id: uuid.UUID, principal: Principal = Depends(ORG_ADMIN),
-                   session: Session = Depends(get_session)) -> Response:
+                   session: Session = write_session) -> Response:
     webhooks.delete(session, webhooks.get(session, principal, webhook_id, for_update=True), now_utc())
     return Response(status_code=204)
 
@@ -170,7 +170,7 @@ def webhook_deliveries(webhook_id: uuid.UUID, status: list[DeliveryStatus] | Non
 @router.post("/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver", status_code=202, response_model=DeliveryOut,
              summary="Send a delivery again now (whatever its status), e.g. after fixing the receiver")
 def redeliver(webhook_id: uuid.UUID, delivery_id: uuid.UUID, principal: Principal = Depends(ORG_ADMIN),
-              session: Session = Depends(get_session)) -> dict[str, Any]:
+              session: Session = write_session) -> dict[str, Any]:
     sub = webhooks.get(session, principal, webhook_id)
     d = session.scalars(select(Delivery).where(Delivery.id == delivery_id, Delivery.subscription_id == sub.id)
                         .with_for_update()).first()

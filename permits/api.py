@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from breitband.auth import require
-from breitband.db import get_read_session, get_session
+from breitband.db import get_read_session, write_session
 from breitband.errors import NotFound, PreconditionFailed, ProblemError, UnprocessableEntity
 from breitband.identity import Principal
 from breitband.models import Role
@@ -128,7 +128,7 @@ def _json(body: dict[str, Any], etag: str | None = None) -> JSONResponse:
 @router.post("/applications", status_code=201, response_model=ApplicationOut,
              summary="Create a draft application (operator)")
 def create_application(request: Request, data: ApplicationCreate, principal: Principal = Depends(OPERATOR),
-                       session: Session = Depends(get_session), now: datetime = Depends(clock)) -> JSONResponse:
+                       session: Session = write_session, now: datetime = Depends(clock)) -> JSONResponse:
     return run(request, session, principal, data, lambda: _app_response(
         session, principal, service.create(session, principal, data, now), now, 201))
 
@@ -136,7 +136,7 @@ def create_application(request: Request, data: ApplicationCreate, principal: Pri
 @router.patch("/applications/{application_id}", response_model=ApplicationOut,
               summary="Edit a draft (operator; JSON merge patch, If-Match)")
 def update_application(request: Request, application_id: uuid.UUID, data: ApplicationPatch,
-                       principal: Principal = Depends(OPERATOR), session: Session = Depends(get_session),
+                       principal: Principal = Depends(OPERATOR), session: Session = write_session,
                        now: datetime = Depends(clock)) -> JSONResponse:
     expected = expected_versions(request)
     return run(request, session, principal, data, lambda: _app_response(
@@ -146,13 +146,13 @@ def update_application(request: Request, application_id: uuid.UUID, data: Applic
 def _app_command(name: str, summary: str, schema: type[BaseModel] | None, fn: Callable) -> None:
     if schema is None:
         def endpoint(request: Request, application_id: uuid.UUID, principal: Principal = Depends(OPERATOR),
-                     session: Session = Depends(get_session), now: datetime = Depends(clock)) -> JSONResponse:
+                     session: Session = write_session, now: datetime = Depends(clock)) -> JSONResponse:
             expected = expected_versions(request)
             return run(request, session, principal, None, lambda: _app_response(
                 session, principal, fn(session, principal, application_id, expected, now), now))
     else:
         def endpoint(request: Request, application_id: uuid.UUID, data: schema,  # type: ignore[valid-type]
-                     principal: Principal = Depends(OPERATOR), session: Session = Depends(get_session),
+                     principal: Principal = Depends(OPERATOR), session: Session = write_session,
                      now: datetime = Depends(clock)) -> JSONResponse:
             expected = expected_versions(request)
             return run(request, session, principal, data, lambda: _app_response(
@@ -179,7 +179,7 @@ _app_command("works-completion", "Notify completion, optionally with the as-buil
              summary="Upload an attachment: PDF or image, sniffed by content (operator)")
 def upload_attachment(request: Request, application_id: uuid.UUID, file: UploadFile = File(...),
                       kind: AttachmentKind = Form(AttachmentKind.other), principal: Principal = Depends(OPERATOR),
-                      session: Session = Depends(get_session), now: datetime = Depends(clock)) -> JSONResponse:
+                      session: Session = write_session, now: datetime = Depends(clock)) -> JSONResponse:
     digest = hashlib.sha256()
     for chunk in iter(lambda: file.file.read(1 << 20), b""):
         digest.update(chunk)
@@ -280,7 +280,7 @@ def download_attachment(request: Request, application_id: uuid.UUID, attachment_
 
 def _case_command(name: str, summary: str, schema: type[BaseModel], fn: Callable) -> None:
     def endpoint(request: Request, case_id: uuid.UUID, data: schema,  # type: ignore[valid-type]
-                 principal: Principal = Depends(AUTHORITY), session: Session = Depends(get_session),
+                 principal: Principal = Depends(AUTHORITY), session: Session = write_session,
                  now: datetime = Depends(clock)) -> JSONResponse:
         expected = expected_versions(request)
         return run(request, session, principal, data, lambda: _case_response(

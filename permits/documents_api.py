@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from breitband.auth import require
-from breitband.db import get_read_session, get_session
+from breitband.db import get_read_session, write_session
 from breitband.errors import Conflict, Forbidden, NotFound, ProblemError, UnprocessableEntity
 from breitband.identity import Principal
 from breitband.models import Role
@@ -117,7 +117,7 @@ def download_document(document_id: uuid.UUID, principal: Principal = Depends(req
              summary="Produce the document again (new generation; the current one is superseded when it is ready)")
 def regenerate_document(document_id: uuid.UUID, principal: Principal = Depends(require(Role.authority_admin,
                                                                                       Role.tenant_admin)),
-                        session: Session = Depends(get_session)) -> dict[str, Any]:
+                        session: Session = write_session) -> dict[str, Any]:
     from notifications.outbox import send_after_commit
 
     doc = _readable(session, principal, document_id)
@@ -130,7 +130,7 @@ def regenerate_document(document_id: uuid.UUID, principal: Principal = Depends(r
 @router.post("/documents/{document_id}/revoke", summary="Revoke a document (it verifies as revoked from now on)")
 def revoke_document(document_id: uuid.UUID, data: RevokeIn,
                     principal: Principal = Depends(require(Role.authority_admin, Role.tenant_admin)),
-                    session: Session = Depends(get_session)) -> dict[str, Any]:
+                    session: Session = write_session) -> dict[str, Any]:
     doc = _readable(session, principal, document_id)
     _may_manage(session, principal, doc)
     if doc.status != DocumentStatus.ready.value:

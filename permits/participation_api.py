@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from breitband.auth import require
-from breitband.db import get_read_session, get_session
+from breitband.db import get_read_session, write_session
 from breitband.errors import UnprocessableEntity
 from breitband.identity import Principal
 from breitband.models import Role
@@ -55,7 +55,7 @@ def get_statement(statement_id: uuid.UUID, principal: Principal = Depends(requir
              summary="Answer: agree | agree_with_conditions (proposed conditions) | object (reasons); If-Match")
 def answer_statement(request: Request, statement_id: uuid.UUID, data: statements.AnswerIn,
                      principal: Principal = Depends(require(Role.authority_reviewer, Role.authority_admin)),
-                     session: Session = Depends(get_session)) -> JSONResponse:
+                     session: Session = write_session) -> JSONResponse:
     from permits.api import expected_versions
 
     expected = expected_versions(request)

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from breitband.auth import require
-from breitband.db import get_read_session, get_session
+from breitband.db import get_read_session, write_session
 from breitband.identity import Principal
 from breitband.models import Role
 from permits import pipeline, repository
@@ -63,7 +63,7 @@ def get_pipeline(application_id: uuid.UUID, principal: Principal = Depends(requi
 @router.post("/applications/{application_id}/pipeline/{step}/retry", status_code=202,
              summary="Run a failed pipeline step again, and the steps after it (tenant admin)")
 def retry_step(application_id: uuid.UUID, step: str, principal: Principal = Depends(require(Role.tenant_admin)),
-               session: Session = Depends(get_session)) -> dict[str, Any]:
+               session: Session = write_session) -> dict[str, Any]:
     from notifications.outbox import send_after_commit
 
     app = repository.get_application(session, principal, application_id)
