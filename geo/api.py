@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-
+import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -42,6 +41,7 @@ async def resolve(request: Request,
     if len(body) > MAX_BODY_BYTES:
         raise ProblemError(f"The body has {len(body)} bytes; the limit is {MAX_BODY_BYTES}", status=413,
                            type="payload-too-large", title="Payload too large")
-    result = await run_in_threadpool(service.resolve, session, principal.tenant_key, body, crs)
-    # Serialised directly: the answer is plain JSON data, jsonable_encoder would only walk its coordinates.
-    return Response(json.dumps(result, ensure_ascii=False, separators=(",", ":")), media_type="application/json")
+    result = await run_in_threadpool(service.resolve, session, principal.tenant_key, body, crs, raw_geometry=True)
+    # Serialised directly with orjson: the answer is plain JSON data with the piece geometries as PostGIS wrote
+    # them (fragments); jsonable_encoder would only walk their coordinates.
+    return Response(orjson.dumps(result, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")

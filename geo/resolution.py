@@ -35,6 +35,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import shapely
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -317,7 +318,24 @@ class RuleBook:
                 "gemeinde": {"ags": run["ags"], "name": gem.get("name"), "population": gem.get("population")}}
 
 
-def load_areas(session: Session, tenant_key: str, ags_list: set[str]) -> dict[str, dict[str, Any]]:
+_areas_cache: dict[str, tuple[Any, dict[str, dict[str, Any]]]] = {}
+
+
+def load_areas(session: Session, tenant_key: str, ags_list: set[str], stamp: Any = None) -> dict[str, dict[str, Any]]:
+    """Name, type and population of the Gemeinden and Kreise a route touches. With ``stamp`` (the boundaries
+    layer's import time) the tenant's whole list is kept in memory until the next boundaries import: it changes
+    only then, and a round trip per resolution is saved."""
+    if stamp is not None:
+        cached = _areas_cache.get(tenant_key)
+        if cached is None or cached[0] != stamp:
+            rows = session.execute(text(
+                "SELECT ags, level, name, bez, population, kreisfrei FROM admin_areas "
+                "WHERE tenant_key = :t AND level IN ('gemeinde', 'kreis')"), {"t": tenant_key})
+            cached = (stamp, {r.ags: dict(r._mapping) for r in rows})
+            _areas_cache[tenant_key] = cached
+        everything = cached[1]
+        keys = set(ags_list) | {a[:5] for a in ags_list}
+        return {k: everything[k] for k in keys if k in everything}
     keys = set(ags_list) | {a[:5] for a in ags_list}
     rows = session.execute(text(
         "SELECT ags, level, name, bez, population, kreisfrei FROM admin_areas "
@@ -346,10 +364,13 @@ def r1(x: float) -> float:
 
 
 def assemble(session: Session, tenant_key: str, rules: TenantRules, line_runs: list[dict[str, Any]],
-             point_rows: list[dict[str, Any]], total_length_m: float) -> dict[str, Any]:
-    """Apply the rules to the runs and build the documented JSON answer."""
+             point_rows: list[dict[str, Any]], total_length_m: float, *, stamp: Any = None,
+             raw_geometry: bool = False) -> dict[str, Any]:
+    """Apply the rules to the runs and build the documented JSON answer. With ``raw_geometry`` the piece
+    geometries stay the GeoJSON text PostGIS wrote, wrapped as ``orjson.Fragment`` for a caller that serialises
+    with orjson (the HTTP API): parsing them only to write them out again cost more than the rest of the answer."""
     ags_seen = {r["ags"] for r in line_runs + point_rows if r["ags"]}
-    areas = load_areas(session, tenant_key, ags_seen)
+    areas = load_areas(session, tenant_key, ags_seen, stamp)
     book = RuleBook(rules, areas)
 
     decided = []
@@ -381,7 +402,7 @@ def assemble(session: Session, tenant_key: str, rules: TenantRules, line_runs: l
             "road_class": row["road_class"],
             "length_m": r1(length),
             "rule": rule,
-            "geometry": json.loads(row["geometry"]),
+            "geometry": orjson.Fragment(row["geometry"]) if raw_geometry else json.loads(row["geometry"]),
         }
         if not is_line:
             piece["feature_type"] = "area" if row["area_m2"] else "point"

@@ -64,18 +64,25 @@ def _check_territory(session: Session, tenant_key: str, route, srid: int, rules:
 def prepare(session: Session, tenant_key: str, data: dict | str | bytes, crs: str | int | None = None):
     """Parse, validate and transform a route; → (route, rules, tenant srid)."""
     rules, srid, stamp = tenant_context(session, tenant_key)
+    return _prepare(session, tenant_key, data, crs, rules, srid, stamp), rules, srid
+
+
+def _prepare(session: Session, tenant_key: str, data: dict | str | bytes, crs: str | int | None,
+             rules: TenantRules, srid: int, stamp: Any):
     route = parse_route(data, crs)
     to_metric(route, srid)
     check_limits(route, rules.limits.max_vertices, rules.limits.max_length_km)
     _check_territory(session, tenant_key, route, srid, rules, stamp)
-    return route, rules, srid
+    return route
 
 
-def resolve(session: Session, tenant_key: str, data: dict | str | bytes, crs: str | int | None = None
-            ) -> dict[str, Any]:
-    """Resolve the authorities affected by a route (a dry run: nothing is stored). See geo.resolution."""
+def resolve(session: Session, tenant_key: str, data: dict | str | bytes, crs: str | int | None = None, *,
+            raw_geometry: bool = False) -> dict[str, Any]:
+    """Resolve the authorities affected by a route (a dry run: nothing is stored). See geo.resolution.
+    ``raw_geometry``: piece geometries as orjson fragments, for serialising with orjson (the HTTP API)."""
     started = time.perf_counter()
-    route, rules, srid = prepare(session, tenant_key, data, crs)
+    rules, srid, stamp = tenant_context(session, tenant_key)
+    route = _prepare(session, tenant_key, data, crs, rules, srid, stamp)
     digits = output_precision(route.crs)
     lines = route.lines
     others = [f for f in route.features if f.kind != "line"]
@@ -84,7 +91,8 @@ def resolve(session: Session, tenant_key: str, data: dict | str | bytes, crs: st
     point_rows = resolution.query_points(session, resolution.line_query_params(
         tenant_key, srid, route.crs, digits, rules, others))
     total = sum(f.geom.length for f in lines)
-    result = resolution.assemble(session, tenant_key, rules, line_runs, point_rows, total)
+    result = resolution.assemble(session, tenant_key, rules, line_runs, point_rows, total, stamp=stamp,
+                                 raw_geometry=raw_geometry)
     if line_runs and all(r["ags"] is None for r in line_runs) and not point_rows:
         raise problem("outside-territory", f"The route lies wholly outside the territory of tenant {tenant_key!r}")
     result["crs"] = f"EPSG:{route.crs}"
