@@ -372,6 +372,16 @@ def test_authority_confirms_extends_refuses_and_forwards(server, people, browser
         expect(au.locator("#case-status")).to_have_text("weitergeleitet", timeout=15_000)
         expect(au.get_by_text("Für diesen Vorgang sind keine Aktionen möglich.")).to_be_visible()
         shot(au, "13-authority-forwarded")
+
+        # long inboxes page by cursor: one case per page here, "Weitere laden" appends the next in legal order
+        au.goto(f"{server}/#/inbox?status=all&limit=1")
+        rows = au.locator("#inbox-table tbody tr")
+        expect(rows).to_have_count(1)
+        au.get_by_role("button", name="Weitere laden").click()
+        expect(rows).to_have_count(2)
+        expect(rows.nth(1).locator("td").first).to_have_text("2")
+        refs = rows.locator("td:nth-child(2)").all_inner_texts()
+        assert len(set(refs)) == 2, refs
     finally:
         ctx.close()
     assert not errors, "browser errors:\n" + "\n".join(errors)

@@ -4,7 +4,7 @@ import { h, field } from "./dom.js";
 import { t, fmtDate, fmtTime, fmtLen } from "./i18n.js";
 import { createMap, showGeoJSON, fit, resolutionFeatures } from "./map.js";
 import { state, say, problemText, rerender } from "./main.js";
-import { sectionsTable, attachmentsList, timeline, routeSummary } from "./shared.js";
+import { sectionsTable, attachmentsList, timeline, routeSummary, moreButton, pageLimit } from "./shared.js";
 import { documentsPanel, pipelinePanel } from "./panels.js";
 import { statementsSection, adoptionFieldset } from "./statements.js";
 
@@ -14,30 +14,39 @@ const OPEN = ["received", "incomplete", "in_review"];
 export async function inboxView(params) {
   const filter = params.get("status") || "open";
   const statuses = filter === "open" || filter === "overdue" ? OPEN : filter === "all" ? [] : [filter];
-  const qs = new URLSearchParams({ limit: "100" });
+  const qs = new URLSearchParams({ limit: String(pageLimit(params)) });
   if (filter === "overdue") qs.append("overdue", "true");
   statuses.forEach((s) => qs.append("status", s));
   const page = await get(`/api/v1/cases?${qs}`);
   const select = h("select", { name: "status", onchange: (e) => { location.hash = `#/inbox?status=${e.target.value}`; } },
     [["open", t("open")], ["overdue", t("overdueOnly")], ["all", t("all")], ...CASE_STATUSES.map((s) => [s, t(`st.${s}`)])]
       .map(([v, l]) => h("option", { value: v, selected: v === filter }, l)));
-  const rows = page.items.map((c, i) => h("tr", { class: c.overdue ? "overdue" : null },
+  const row = (c, i) => h("tr", { class: c.overdue ? "overdue" : null },
     h("td", String(i + 1)),
     h("td", h("a", { href: `#/case/${c.id}` }, c.reference)),
     h("td", c.project_name || "–"), h("td", c.applicant.name),
     h("td", h("span", { class: `badge st-${c.status}` }, t(`st.${c.status}`))),
     h("td", fmtDate(c.complete_at || c.received_at)), h("td", fmtDate(c.decision_due)),
     h("td.num", c.overdue ? h("strong", t("overdue")) : c.days_left ?? "–"),
-    h("td.num", fmtLen(c.length_m))));
+    h("td.num", fmtLen(c.length_m)));
+  const tbody = h("tbody", page.items.map(row));
   const table = page.items.length ? h("table.list", { id: "inbox-table" },
     h("caption.sr", t("inbox")),
     h("thead", h("tr", ["#", t("reference"), t("project"), t("applicant"), t("status"), t("received"), t("due"), t("daysLeft"), t("length")].map((x) => h("th", { scope: "col" }, x)))),
-    h("tbody", rows)) : h("p", t("none"));
+    tbody) : h("p", t("none"));
+  // keyset paging: the next page continues after the last case shown, in the same legal order
+  let shown = page.items.length;
+  const more = moreButton(page.next, async (cursor) => {
+    const next = await get(`/api/v1/cases?${qs}&after=${encodeURIComponent(cursor)}`);
+    tbody.append(...next.items.map((c, i) => row(c, shown + i)));
+    shown += next.items.length;
+    return next.next;
+  });
   const mapEl = h("div.map", { id: "map", role: "region", "aria-label": t("map") });
   return {
     nodes: [h("div.split",
       h("section.pane", h("h1", `${t("inbox")} – ${state.me.organisation.name}`),
-        h("form.filters", { onsubmit: (e) => e.preventDefault() }, field(t("status"), select)), table),
+        h("form.filters", { onsubmit: (e) => e.preventDefault() }, field(t("status"), select)), table, more),
       h("section.pane.map-pane", mapEl))],
     after: async () => {
       const map = await createMap(mapEl);

@@ -7,7 +7,7 @@ import { h, field } from "./dom.js";
 import { t, fmtDate, fmtTime, fmtLen } from "./i18n.js";
 import { createMap, showGeoJSON, fit, resolutionFeatures } from "./map.js";
 import { state, say, problemText, rerender } from "./main.js";
-import { sectionsTable, attachmentsList, timeline, routeSummary } from "./shared.js";
+import { sectionsTable, attachmentsList, timeline, routeSummary, moreButton, pageLimit } from "./shared.js";
 import { infoRequests, decisionBox } from "./authority.js";
 import { documentsPanel, pipelinePanel } from "./panels.js";
 
@@ -18,20 +18,30 @@ const METHODS = ["open_trench", "micro_trenching", "mini_trenching", "directiona
 
 export async function myApplicationsView(params) {
   const filter = params.get("status") || "";
-  const qs = new URLSearchParams({ limit: "100" });
+  const limit = pageLimit(params);
+  const qs = new URLSearchParams({ limit: String(limit) });
   if (filter) qs.append("status", filter);
   const page = await get(`/api/v1/applications?${qs}`);
   const select = h("select", { onchange: (e) => { location.hash = `#/applications${e.target.value ? `?status=${e.target.value}` : ""}`; } },
     h("option", { value: "" }, t("all")), APP_STATUSES.map((s) => h("option", { value: s, selected: s === filter }, t(`st.${s}`))));
+  const row = (a) => h("tr",
+    h("td", h("a", { href: `#/application/${a.id}` }, a.reference)), h("td", a.project_name || "–"),
+    h("td", h("span", { class: `badge st-${a.status}` }, t(`st.${a.status}`))), h("td", fmtDate(a.submitted_at)),
+    h("td", a.cases.map((c) => `${c.authority.name}: ${t(`st.${c.status}`)}`).join("; ") || "–"));
+  const tbody = h("tbody", page.items.map(row));
   const table = page.items.length ? h("table.list", { id: "applications-table" },
     h("thead", h("tr", [t("reference"), t("project"), t("status"), t("received"), t("cases")].map((x) => h("th", { scope: "col" }, x)))),
-    h("tbody", page.items.map((a) => h("tr",
-      h("td", h("a", { href: `#/application/${a.id}` }, a.reference)), h("td", a.project_name || "–"),
-      h("td", h("span", { class: `badge st-${a.status}` }, t(`st.${a.status}`))), h("td", fmtDate(a.submitted_at)),
-      h("td", a.cases.map((c) => `${c.authority.name}: ${t(`st.${c.status}`)}`).join("; ") || "–"))))) : h("p", t("none"));
+    tbody) : h("p", t("none"));
+  let offset = page.items.length;
+  const more = moreButton(page.has_more ? offset : null, async () => {
+    const next = await get(`/api/v1/applications?${qs}&offset=${offset}`);
+    tbody.append(...next.items.map(row));
+    offset += next.items.length;
+    return next.has_more ? offset : null;
+  });
   return [h("section.pane.wide", h("h1", state.me.role === "operator_member" ? t("myApplications") : t("applications")),
     h("form.filters", { onsubmit: (e) => e.preventDefault() }, field(t("status"), select)),
-    state.me.role === "operator_member" ? h("p", h("a.button", { href: "#/new" }, t("newApplication"))) : null, table)];
+    state.me.role === "operator_member" ? h("p", h("a.button", { href: "#/new" }, t("newApplication"))) : null, table, more)];
 }
 
 /** Any GeoJSON (geometry, Feature, FeatureCollection) → FeatureCollection of Features. */

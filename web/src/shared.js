@@ -55,3 +55,28 @@ export function routeSummary(app, ownOrgId) {
     h("p.muted", `${t("total")}: ${fmtLen(r.total_length_m)}; ${t("outside")}: ${fmtLen(r.outside_public_roads_m)}; ${t("private")}: ${fmtLen(r.private_roads_m)}`),
     r.warnings?.length ? h("ul.warnings", r.warnings.map((w) => h("li", w.message))) : null);
 }
+
+/** Page size of the lists: `limit` in the view's parameters (1–200), else 100. */
+export function pageLimit(params) {
+  const n = Number.parseInt(params.get("limit") || "", 10);
+  return Number.isFinite(n) && n >= 1 && n <= 200 ? n : 100;
+}
+
+/** "Load more" under a list: `loadNext(position)` appends the following page and returns the next position, or
+ * null after the last page. Hidden when there is nothing more; errors are shown beside it. */
+export function moreButton(position, loadNext) {
+  const err = h("span.error", { role: "alert" });
+  const button = h("button", { type: "button", id: "load-more", hidden: position == null, onclick: async () => {
+    button.disabled = true;
+    err.textContent = "";
+    try {
+      position = await loadNext(position);
+      button.hidden = position == null;
+    } catch (e) {
+      err.textContent = e.message || String(e);
+    } finally {
+      button.disabled = false;
+    }
+  } }, t("loadMore"));
+  return h("p.more", button, " ", err);
+}
