@@ -13,8 +13,8 @@ Algorithm (one set-based SQL query does the spatial work; Python applies the sta
      Bundesstraße; none → outside public roads.
    For pieces on classified roads (bund, land, kreis) it also looks whether an Ortsdurchfahrt (OD) is on file there.
 3. Consecutive pieces with the same Gemeinde, road (class, number, name), privacy and OD status are merged
-   ("gaps and islands" with window functions) and their lengths summed; the merged geometry is returned in the
-   request's CRS.
+   ("gaps and islands" with window functions) and their lengths summed; the run's line (its pieces joined in
+   order with ST_MakeLine, no GEOS merge) is returned in the request's CRS.
 4. Each merged run is assigned to an authority under the tenant's rules (``geo.rules``):
    - private road (``access=private|no``) → reported as private, no authority;
    - autobahn → the agency for ``autobahn``;
@@ -129,7 +129,7 @@ runs AS (
 SELECT feature, part, min(seq) AS first_seq, ags, road_class, road_ref, name, min(ref) AS ref,
        min(class_source) AS class_source, min(highway) AS highway, is_private, od, (road_id IS NULL) AS unmatched,
        sum(ST_Length(seg)) AS length_m,
-       ST_AsGeoJSON(ST_Transform(ST_LineMerge(ST_Collect(seg ORDER BY seq)), :out_srid), :digits) AS geometry
+       ST_AsGeoJSON(ST_Transform(ST_MakeLine(seg ORDER BY seq), :out_srid), :digits) AS geometry
 FROM runs
 GROUP BY feature, part, key, grp, ags, road_class, road_ref, name, is_private, od, (road_id IS NULL)
 ORDER BY feature, part, first_seq
