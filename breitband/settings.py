@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +48,12 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: str | None = None
     webhook_timeout_s: float = 10.0
+    # Webhook URLs whose host is or resolves to an address in these networks are refused, on subscription and
+    # again before every delivery (no requests into the service's own machine or the cloud metadata service).
+    # Private networks (10/8, 172.16/12, 192.168/16) stay allowed: receivers in a closed government network live
+    # there. JSON list in the environment, e.g. BREITBAND_WEBHOOK_BLOCKED_NETWORKS='["169.254.0.0/16"]'.
+    webhook_blocked_networks: list[str] = Field(default_factory=lambda: [
+        "127.0.0.0/8", "::1/128", "0.0.0.0/8", "::/128", "169.254.0.0/16", "fe80::/10", "224.0.0.0/4", "ff00::/8"])
     # A failed e-mail or webhook is retried after base, 2×base, 4×base, ... (each wait at most max_delay) until
     # window_h after the event; then the delivery is given up (status failed, manual redelivery possible).
     notify_retry_base_s: float = Field(default=30.0, gt=0)
@@ -67,6 +74,16 @@ class Settings(BaseSettings):
     signing_dir: Path | None = None
     signing_key_passphrase: str | None = None
     signing_self_signed: bool = True
+
+    @field_validator("webhook_blocked_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for net in value:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ValueError(f"{net!r} is not a network such as 169.254.0.0/16 or fe80::/10") from None
+        return value
 
     @property
     def readonly_url(self) -> str:

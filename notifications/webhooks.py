@@ -10,14 +10,21 @@ A delivery is a POST of the event as JSON (``{"id", "seq", "type", "tenant", "cr
 A receiver recomputes the HMAC over the raw body (``verify_signature``), rejects timestamps older than a few minutes
 (replays), answers 2xx quickly, and dedupes on the event id: a delivery that timed out is sent again. Anything but
 2xx is retried with exponential backoff for up to 24 h; every try is in the delivery log.
+
+URLs whose host is, or resolves to, an address in ``BREITBAND_WEBHOOK_BLOCKED_NETWORKS`` (loopback, link-local with
+the cloud metadata address, multicast) are refused on subscription and checked again before each try; redirects are
+not followed. httpx resolves the name once more when it connects, so a name that changes its address within that
+moment (DNS rebinding) is not caught: a deployment that must rule this out sends webhooks through an egress proxy.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import secrets
+import socket
 import time
 import uuid
 from datetime import datetime
@@ -30,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from breitband.errors import NotFound, UnprocessableEntity
 from breitband.identity import Principal
-from breitband.settings import Settings
+from breitband.settings import Settings, get_settings
 from notifications.models import WebhookSubscription
 
 if TYPE_CHECKING:
@@ -74,6 +81,10 @@ def post_webhook(job: "Job", settings: Settings) -> "Outcome":
         TIMESTAMP_HEADER: str(ts),
         SIGNATURE_HEADER: signature(job.secret or "", ts, body),
     }
+    host = urlsplit(job.url).hostname or ""
+    address = blocked_address(host, settings)      # again now: the name may point elsewhere than on subscription
+    if address is not None:
+        return Outcome(ok=False, error=f"not sent: {_blocked_message(host, address)}")
     try:
         response = httpx.post(job.url, content=body, headers=headers, timeout=settings.webhook_timeout_s,
                               follow_redirects=False)
@@ -92,15 +103,52 @@ def new_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(32)
 
 
+def blocked_address(host: str, settings: Settings) -> str | None:
+    """The first address of ``host`` (an IP literal, or a name resolved now) that lies in one of
+    ``settings.webhook_blocked_networks``; None when none does or the name does not resolve (yet)."""
+    networks = [ipaddress.ip_network(n, strict=False) for n in settings.webhook_blocked_networks]
+    if not networks:
+        return None
+    try:
+        addresses = {ipaddress.ip_address(host.strip("[]"))}
+    except ValueError:
+        try:
+            infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+        except (socket.gaierror, UnicodeError):
+            return None
+        addresses = {ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos}
+    for address in sorted(addresses, key=str):
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        if any(address.version == net.version and address in net for net in networks):
+            return str(address)
+    return None
+
+
+def _blocked_message(host: str, address: str) -> str:
+    where = host if host == address else f"{host} resolves to {address}, which"
+    return (f"{where} is in a network webhooks may not reach (loopback, link-local or cloud metadata, "
+            "multicast; setting BREITBAND_WEBHOOK_BLOCKED_NETWORKS)")
+
+
 def check_url(url: str) -> str:
     url = url.strip()
     parts = urlsplit(url)
+    try:
+        parts.port
+    except ValueError:
+        raise UnprocessableEntity("url: the port is not a number from 0 to 65535", type="invalid-webhook-url",
+                                  field="url") from None
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise UnprocessableEntity("url: an absolute http(s) URL is required, e.g. https://gis.example/hooks/breitband",
                                   type="invalid-webhook-url", field="url")
     if parts.username or parts.password:
         raise UnprocessableEntity("url: no credentials in the URL; verify the signature instead",
                                   type="invalid-webhook-url", field="url")
+    address = blocked_address(parts.hostname, get_settings())
+    if address is not None:
+        raise UnprocessableEntity(f"url: {_blocked_message(parts.hostname, address)}", type="webhook-url-blocked",
+                                  field="url", address=address)
     return url
 
 

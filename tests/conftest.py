@@ -33,6 +33,10 @@ os.environ["BREITBAND_BROKER_URL"] = TEST_BROKER_URL
 os.environ["BREITBAND_RESULT_BACKEND"] = TEST_RESULT_BACKEND
 os.environ.setdefault("BREITBAND_LOG_LEVEL", "WARNING")
 os.environ.setdefault("BREITBAND_READINESS_TIMEOUT_S", "1.0")
+# The webhook receivers of the tests listen on 127.0.0.1, which the default settings refuse (loopback); the rest of
+# the default block list stays (tests/notifications/test_webhooks.py checks the default list itself).
+os.environ.setdefault("BREITBAND_WEBHOOK_BLOCKED_NETWORKS",
+                      '["0.0.0.0/8", "::/128", "169.254.0.0/16", "fe80::/10", "224.0.0.0/4", "ff00::/8"]')
 
 import pytest  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402

@@ -117,3 +117,54 @@ def test_authority_webhook_gets_its_new_case_and_the_tenant_office_gets_everythi
         assert delivery.deliver(db, d["id"])["status"] == "delivered"
     cases = {json.loads(r.body)["data"]["case_id"] for r in receiver.requests}
     assert cases == {api.case_of(app, "Hessen Mobil"), api.case_of(app, "Stadt Neu-Isenburg")}
+
+
+def test_urls_into_loopback_link_local_or_metadata_are_refused_private_networks_allowed(
+        api, he, lines, clock, client, db, receiver, settings, monkeypatch):
+    """The default block list (the test suite itself allows loopback for its receivers): refused on subscription
+    with the address named, and checked again before each try, so a subscription whose host now points into a
+    blocked network sends nothing."""
+    from breitband.settings import Settings
+
+    default = Settings.model_fields["webhook_blocked_networks"].default_factory()
+    assert "127.0.0.0/8" in default and "169.254.0.0/16" in default
+    allowed_in_tests = list(settings.webhook_blocked_networks)
+    hook = subscribe(client, he.operator, receiver.url, event_types=["application.submitted"])  # loopback allowed
+    monkeypatch.setattr(settings, "webhook_blocked_networks", default)
+    monkeypatch.setattr(settings, "notify_retry_base_s", 0.1)
+
+    for url, address in (("http://127.0.0.1:8000/hooks", "127.0.0.1"),
+                         ("http://169.254.169.254/latest/meta-data/", "169.254.169.254"),
+                         ("http://localhost:9000/hooks", "127.0.0.1"),
+                         ("http://[::1]/hooks", "::1"),
+                         ("http://[::ffff:127.0.0.1]/hooks", "127.0.0.1"),
+                         ("http://0.0.0.0:8080/", "0.0.0.0")):
+        r = client.post("/api/v1/webhooks", headers=he.operator.headers, json={"url": url})
+        assert r.status_code == 422 and r.headers["content-type"] == PROBLEM, (url, r.text)
+        body = r.json()
+        assert (body["type"].rsplit("/", 1)[1], body["field"], body["address"]) == (
+            "webhook-url-blocked", "url", address), url
+        assert "BREITBAND_WEBHOOK_BLOCKED_NETWORKS" in body["detail"]
+    r = client.patch(f"/api/v1/webhooks/{hook['id']}", headers=he.operator.headers,
+                     json={"url": "http://169.254.169.254/"})
+    assert r.status_code == 422 and r.json()["type"].endswith("/webhook-url-blocked")
+    bad_port = client.post("/api/v1/webhooks", headers=he.operator.headers, json={"url": "http://gis.example:99999/"})
+    assert bad_port.status_code == 422 and bad_port.json()["type"].endswith("/invalid-webhook-url")
+    # a receiver in a private network (a closed government network) is fine
+    private = subscribe(client, he.operator, "https://10.20.30.40/hooks/breitband")
+    assert private["url"] == "https://10.20.30.40/hooks/breitband"
+
+    # the existing loopback subscription: checked again when sending → not sent, the reason in the log
+    api.submitted(he.operator, collection(trench(lines["neu_isenburg"])))
+    outbox.relay(db)
+    [d] = client.get(f"/api/v1/webhooks/{hook['id']}/deliveries", headers=he.operator.headers).json()["items"]
+    result = delivery.deliver(db, d["id"])
+    assert result["status"] == "retrying" and receiver.requests == []
+    [d] = client.get(f"/api/v1/webhooks/{hook['id']}/deliveries", headers=he.operator.headers).json()["items"]
+    assert d["last_error"].startswith("not sent: 127.0.0.1 is in a network webhooks may not reach")
+    assert [(a["ok"], a["response_status"]) for a in d["log"]] == [(False, None)]
+
+    monkeypatch.setattr(settings, "webhook_blocked_networks", allowed_in_tests)     # unblocked: the retry goes out
+    time.sleep(result["retry_in_s"])
+    assert delivery.deliver(db, d["id"])["status"] == "delivered"
+    assert len(receiver.requests) == 1
