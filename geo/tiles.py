@@ -362,8 +362,8 @@ def public_tile(session: Session, layer: TableLayer, tenant_key: str, tile: Tile
 # --- applications (per caller) ---------------------------------------------------------------------------------
 
 APPLICATION_PROPS = (
-    ("own", "Boolean", "true: the caller's own application (operator) or one with a case of the caller's "
-                       "organisation (authority); false: another application nearby, greyed, without details"),
+    ("own", "Boolean", "true: the caller's own application (operator), one with a case of the caller's "
+                       "organisation (authority) or a statement request to it (participating body); false: another application nearby, greyed, without details"),
     ("status", "String", "application status (draft, submitted, information_requested, granted, ...)"),
     ("id", "String", "application id (own only)"),
     ("reference", "String", "reference number, e.g. HE-2026-000123 (own only)"),
@@ -383,10 +383,13 @@ class ApplicationsLayer:
     - an authority (reviewer, admin) sees the applications that have a case of its organisation, with the state
       of that case, and — greyed (``own=false``), with the application status only, no reference, name or ids —
       every other submitted application of the tenant that is neither a draft nor withdrawn;
+    - a participating body (its reviewers and admins) sees the applications it has statement requests for as its
+      own (reference, project name, no case), the others greyed like an authority;
     - a tenant admin sees every application of the tenant;
     - nothing of another tenant.
 
-    The scope is ``permits.repository.readable_applications``, the one place that defines what a caller may read.
+    The scope is ``permits.repository.readable_applications``, the one place that defines what a caller may read
+    (for a body ``permits.participation_statements.readable_statements``).
     """
 
     name: str = "applications"
@@ -408,12 +411,20 @@ class ApplicationsLayer:
 
 
 def applications_statement(principal) -> Select:
-    from breitband.models import Role
+    from breitband.models import OrgKind, Role
     from permits.models import OPEN_CASE_STATUSES, Application, Case
     from permits.repository import is_authority, readable_applications
 
     a = Application.__table__
-    own_ids = readable_applications(principal).with_only_columns(Application.id).correlate(None).scalar_subquery()
+    if principal.organisation_kind is OrgKind.participating_body and not principal.is_tenant_admin:
+        # a body reads no application, only its statement requests: their applications are its own on the map
+        from permits.participation import StatementRequest
+        from permits.participation_statements import readable_statements
+
+        own_ids = (readable_statements(principal).with_only_columns(StatementRequest.application_id)
+                   .correlate(None).scalar_subquery())
+    else:
+        own_ids = readable_applications(principal).with_only_columns(Application.id).correlate(None).scalar_subquery()
     is_own = Application.id.in_(own_ids)
     if is_authority(principal):
         visible = or_(is_own, Application.status.not_in(("draft", "withdrawn")))

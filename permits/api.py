@@ -268,9 +268,14 @@ def download_attachment(request: Request, application_id: uuid.UUID, attachment_
     att = next((a for a in views.visible_attachments(session, principal, app) if a.id == attachment_id), None)
     if att is None:
         raise NotFound(f"No attachment {attachment_id}", type="attachment-not-found")
+    return attachment_response(request, att)
+
+
+def attachment_response(request: Request, att) -> FileResponse:
+    """The stored file of an attachment the caller may read (also for GET /statements/{id}/attachments/…)."""
     path = files.blob_path(request.app.state.settings.data_dir, att.sha256)
     if not path.exists():
-        raise ProblemError(f"The stored file of attachment {attachment_id} is missing; the operators have been "
+        raise ProblemError(f"The stored file of attachment {att.id} is missing; the operators have been "
                            "told (quote the request id)", status=500, type="attachment-file-missing")
     return FileResponse(path, media_type=att.content_type, filename=att.file_name,
                         headers={"ETag": f'"{att.sha256}"', "X-Content-Type-Options": "nosniff"})

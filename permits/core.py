@@ -259,6 +259,27 @@ def _route_4326(content: dict[str, Any]) -> Any:
     return coll
 
 
+def sections_4326(content: dict[str, Any]) -> dict[str, Any] | None:
+    """The sections as a GeoJSON FeatureCollection in EPSG:4326 with their properties (laying method, depth, width,
+    kind), for maps of readers who do not get the application's content as stored (participating bodies)."""
+    fc = content.get("sections")
+    if not fc or not fc.get("features"):
+        return None
+    from geo.crs import parse_crs, transformer
+
+    src = parse_crs(content.get("crs"))
+    t = transformer(src, 4326) if src != 4326 else None
+    features = []
+    for f in fc["features"]:
+        geometry = f.get("geometry")
+        if t is not None and geometry:
+            g = shapely.transform(shapely.geometry.shape(geometry),
+                                  lambda xy: np.column_stack(t.transform(xy[:, 0], xy[:, 1])))
+            geometry = json.loads(shapely.to_geojson(g))
+        features.append({"type": "Feature", "geometry": geometry, "properties": dict(f.get("properties") or {})})
+    return {"type": "FeatureCollection", "features": features}
+
+
 def route_geometry(content: dict[str, Any]) -> Any:
     """The route in EPSG:4326 (for the area filter of the inboxes and the map), after the resolution accepted it."""
     return from_shape(_route_4326(content), srid=4326)

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy.orm import Session
 
 from breitband.auth import require
@@ -47,8 +47,19 @@ def list_statements(status: list[str] | None = Query(None), application_id: uuid
 def get_statement(statement_id: uuid.UUID, principal: Principal = Depends(require()),
                   session: Session = Depends(get_read_session)) -> JSONResponse:
     body = statements.statement_out(session, principal, statements.get_statement(session, principal, statement_id),
-                                    now_utc())
+                                    now_utc(), detail=True)
     return JSONResponse(body, headers={"ETag": body["etag"]})
+
+
+@router.get("/statements/{statement_id}/attachments/{attachment_id}", response_class=FileResponse,
+            summary="Download an attachment of the application the request is about (the body asked; 404 otherwise)")
+def download_statement_attachment(request: Request, statement_id: uuid.UUID, attachment_id: uuid.UUID,
+                                  principal: Principal = Depends(require()),
+                                  session: Session = Depends(get_read_session)):
+    from permits.api import attachment_response
+
+    return attachment_response(request, statements.get_subject_attachment(session, principal, statement_id,
+                                                                          attachment_id))
 
 
 @router.post("/statements/{statement_id}/answer",
@@ -60,7 +71,7 @@ def answer_statement(request: Request, statement_id: uuid.UUID, data: statements
 
     expected = expected_versions(request)
     s = statements.answer(session, principal, statement_id, data, expected, now_utc())
-    body = statements.statement_out(session, principal, s, now_utc())
+    body = statements.statement_out(session, principal, s, now_utc(), detail=True)
     return JSONResponse(body, headers={"ETag": body["etag"]})
 
 

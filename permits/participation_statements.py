@@ -5,6 +5,13 @@ Scope (the one place it is applied):
 * a participating body reads the requests addressed to it — any other request is 404;
 * a road authority reads every request of an application it has a case in (it decides with all statements);
 * tenant admins read all of their tenant; operators read none (they receive the decision).
+
+What a body is asked about comes with the request (``GET /statements/{id}``: ``application`` with the route in
+EPSG:4326, sections, planned dates, traffic restrictions, the affected road authorities and the attachments, which
+it downloads at ``GET /statements/{id}/attachments/{attachment_id}``). A body does not read the application itself
+(``GET /applications/{id}`` stays 404 for it): it sees the version the request is about (an open request: the
+newest submitted version, which has the same route, or the request would have been superseded), without the
+applicant's contact person, representative or power of attorney, and without the authorities' cases.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import Select, false, select
+from sqlalchemy import Select, false, func, select
 from sqlalchemy.orm import Session
 
 from breitband.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
@@ -22,7 +29,7 @@ from breitband.identity import Principal
 from breitband.models import Organisation, OrgKind, Role
 from permits import catalogue, core, deadlines, repository
 from permits.deadlines import iso
-from permits.models import Application, Case, CatalogueKind
+from permits.models import Application, ApplicationVersion, Attachment, AttachmentKind, Case, CatalogueKind
 from permits.participation import Answer, StatementRequest, StatementStatus
 
 
@@ -73,14 +80,84 @@ def allowed_commands(principal: Principal, s: StatementRequest) -> list[str]:
     return ["answer"] if mine and s.status == StatementStatus.requested.value else []
 
 
+# Attachments a body gets with a request: not the power of attorney (it is about the applicant's representative).
+BODY_ATTACHMENT_KINDS = {k.value for k in AttachmentKind} - {AttachmentKind.power_of_attorney.value}
+API = "/api/v1"
+
+
+def subject_version(session: Session, s: StatementRequest) -> ApplicationVersion:
+    """The version a request is about: an open request the newest submitted version (a supplement that did not
+    change the route leaves the request open, and its new attachments or restrictions belong to what is asked);
+    an answered, superseded or withdrawn one the version it was made for."""
+    number = s.version
+    if s.status == StatementStatus.requested.value:
+        latest = session.scalar(select(func.max(ApplicationVersion.number)).where(
+            ApplicationVersion.application_id == s.application_id, ApplicationVersion.submitted_at.is_not(None)))
+        number = max(number, latest or number)
+    return repository.version_row(session, s.application_id, number)
+
+
+def subject_attachments(session: Session, s: StatementRequest, version: ApplicationVersion) -> list[Attachment]:
+    ids = []
+    for i in (version.content or {}).get("attachment_ids") or []:
+        try:
+            ids.append(uuid.UUID(str(i)))
+        except ValueError:
+            continue
+    if not ids:
+        return []
+    return [a for a in repository.attachments(session, s.application_id, ids) if a.kind in BODY_ATTACHMENT_KINDS]
+
+
+def get_subject_attachment(session: Session, principal: Principal, statement_id: uuid.UUID,
+                           attachment_id: uuid.UUID) -> Attachment:
+    s = get_statement(session, principal, statement_id)
+    att = next((a for a in subject_attachments(session, s, subject_version(session, s)) if a.id == attachment_id),
+               None)
+    if att is None:
+        raise NotFound(f"No attachment {attachment_id} with statement request {statement_id}",
+                       type="attachment-not-found")
+    return att
+
+
+def subject_out(session: Session, s: StatementRequest, app: Application) -> dict[str, Any]:
+    """What the body is asked about (see the module's docstring for what is left out)."""
+    version = subject_version(session, s)
+    content = version.content or {}
+    resolution = version.resolution or {}
+    applicant = session.get(Organisation, app.applicant_org_id)
+    return {
+        "id": str(app.id), "reference": app.reference, "project_name": content.get("project_name"),
+        "status": app.status, "version": version.number,
+        "submitted_at": iso(version.submitted_at) if version.submitted_at else None,
+        "applicant": {"id": str(app.applicant_org_id), "name": applicant.name if applicant else "(deleted)"},
+        "description": content.get("description"),
+        "planned_start": content.get("planned_start"), "planned_end": content.get("planned_end"),
+        "traffic_restrictions": content.get("traffic_restrictions") or [],
+        "sections": core.sections_4326(content),
+        "route": {"total_length_m": resolution.get("total_length_m"),
+                  "authorities": [{"id": a.get("id"), "name": a.get("name"), "kind": a.get("kind"),
+                                   "length_m": a.get("length_m")} for a in resolution.get("authorities") or []],
+                  "outside_public_roads_m": (resolution.get("outside_public_roads") or {}).get("length_m"),
+                  "private_roads_m": (resolution.get("private_roads") or {}).get("length_m")} if resolution
+        else None,
+        "attachments": [{"id": str(a.id), "kind": a.kind, "file_name": a.file_name, "content_type": a.content_type,
+                         "size_bytes": a.size_bytes, "sha256": a.sha256, "created_at": iso(a.created_at),
+                         "url": f"{API}/statements/{s.id}/attachments/{a.id}"}
+                        for a in subject_attachments(session, s, version)],
+    }
+
+
 def statement_out(session: Session, principal: Principal, s: StatementRequest, now: datetime,
                   apps: dict[uuid.UUID, Application] | None = None,
-                  orgs: dict[uuid.UUID, Organisation] | None = None) -> dict[str, Any]:
+                  orgs: dict[uuid.UUID, Organisation] | None = None, *, detail: bool = False) -> dict[str, Any]:
+    """One request; ``detail``: with what the body is asked about (``subject_out``) as ``application``."""
     app = (apps or {}).get(s.application_id) or session.get(Application, s.application_id)
     org = (orgs or {}).get(s.body_org_id) or session.get(Organisation, s.body_org_id)
     return {
         "id": str(s.id), "etag": core.etag(s.row_version),
-        "application": {"id": str(app.id), "reference": app.reference, "project_name": app.project_name},
+        "application": subject_out(session, s, app) if detail else
+        {"id": str(app.id), "reference": app.reference, "project_name": app.project_name},
         "version": s.version, "body": {"id": str(org.id), "name": org.name}, "role": s.role, "status": s.status,
         "triggers": s.triggers, "requested_at": iso(s.requested_at), "due_on": iso(s.due_on),
         "overdue": s.status == StatementStatus.requested.value and deadlines.local_date(now) > s.due_on,

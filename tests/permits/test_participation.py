@@ -4,8 +4,10 @@ created by the pipeline, answered by the bodies (scoped to their own requests), 
 from __future__ import annotations
 
 import json
+import math
 import uuid
 
+import mapbox_vector_tile
 import numpy as np
 import pytest
 import shapely
@@ -14,7 +16,7 @@ from typer.testing import CliRunner
 
 from breitband import identity
 from breitband.models import OrgKind, Role
-from conftest import PROBLEM, Person, collection, person, trench
+from conftest import PROBLEM, Person, collection, draft_body, person, trench
 from geo.crs import transformer
 from permits import participation, pipeline
 from permits.participation import ProtectedArea, StatementRequest
@@ -208,6 +210,9 @@ def test_route_change_supersedes_open_requests(api, he, lines, clock, client, se
     assert r.status_code == 200, r.text
     assert run_pipeline(task_db, session, app["id"], 2) == ["SUCCESS"] * 4
     assert [s["id"] for s in statements(client, bodies.water)] == [first["id"]]
+    # the open request shows the newest submitted version (same route, the supplement's information with it)
+    detail = client.get(f"/api/v1/statements/{first['id']}", headers=bodies.water.headers).json()
+    assert (detail["version"], detail["application"]["version"]) == (1, 2)
     # a changed route: the open request is superseded by one about the new route
     r = api.command(he.operator, f"/applications/{app['id']}/supplements",
                     {"message": "Trasse verlängert", "sections": collection(trench(lines["l3262"]),
@@ -218,6 +223,11 @@ def test_route_change_supersedes_open_requests(api, he, lines, clock, client, se
     assert rows[first["id"]]["status"] == "superseded"
     [new] = [s for s in rows.values() if s["id"] != first["id"]]
     assert (new["status"], new["version"], rows[first["id"]]["superseded_by"]) == ("requested", 3, new["id"])
+    # a superseded request keeps showing the version it was made for; the new one the new route
+    detail = client.get(f"/api/v1/statements/{first['id']}", headers=bodies.water.headers).json()
+    assert (detail["application"]["version"], len(detail["application"]["sections"]["features"])) == (1, 1)
+    detail = client.get(f"/api/v1/statements/{new['id']}", headers=bodies.water.headers).json()
+    assert (detail["application"]["version"], len(detail["application"]["sections"]["features"])) == (3, 2)
     r = client.post(f"/api/v1/statements/{first['id']}/answer",
                     headers={**bodies.water.headers, "If-Match": rows[first["id"]]["etag"]}, json={"answer": "agree"})
     assert r.status_code == 409 and "answer the newer request" in r.json()["detail"]
@@ -255,3 +265,104 @@ def test_monument_near_the_route_and_rules_validation(api, he, lines, clock, cli
     assert result.exit_code != 0 and "an area rule needs area_kind" in str(result.exception)
     shown = cli("participation", "bodies", "list", "--tenant", "he")
     assert '"Straßenverkehrsbehörde Neu-Isenburg"' in shown and '"ags": "06438009"' in shown
+
+
+def test_body_sees_what_it_is_asked_about_and_nobody_else_does(api, he, lines, clock, client, session, task_db,
+                                                                bodies):
+    """A Straßenverkehrsbehörde asked about an application reads, with its request, the route (EPSG:4326), the
+    sections, the planned dates, the traffic restrictions, the affected road authorities and the attachments, and
+    downloads those; not the contact person, the representative or the power of attorney. Another body, an operator
+    of another organisation and the application's own URLs stay 404 for what is not theirs."""
+    from test_permits_attachments import PDF, PNG, upload
+
+    cli("participation", "rules", "load", "--tenant", "he", "data/tenants/he_participation.toml")
+    restriction = {"kind": "lane_closure", "description": "Fahrstreifen Richtung Gravenbruch gesperrt, Ampel",
+                   "road": "Admiral-Rosendahl-Straße", "start": "2026-06-01", "end": "2026-06-20"}
+    created = api.create(he.operator, draft_body(
+        collection(trench(lines["neu_isenburg"], "micro_trenching", depth_cm=40, width_cm=12, reduced_depth=True)),
+        traffic_restrictions=[restriction],
+        representative={"name": "Planungsbüro Süd", "email": "info@pb-sued.example"}))
+    assert created.status_code == 201, created.text
+    app_id = created.json()["id"]
+    plan = upload(api, he.operator, app_id, "Verkehrszeichenplan.pdf", PDF, kind="traffic_plan").json()
+    poa = upload(api, he.operator, app_id, "Vollmacht.pdf", PDF, kind="power_of_attorney").json()
+    draft_only = upload(api, he.operator, app_id, "Entwurf.png", PNG, kind="other").json()
+    r = client.patch(f"/api/v1/applications/{app_id}", headers={**he.operator.headers,
+                                                                "If-Match": created.headers["etag"]},
+                     json={"attachment_ids": [plan["id"]],
+                           "representative": {"name": "Planungsbüro Süd", "email": "info@pb-sued.example",
+                                              "power_of_attorney_attachment_id": poa["id"]}})
+    assert r.status_code == 200, r.text
+    r = api.command(he.operator, f"/applications/{app_id}/submit", etag=r.headers["etag"])
+    assert r.status_code == 200, r.text
+    assert run_pipeline(task_db, session, app_id) == ["SUCCESS"] * 4
+
+    [listed] = statements(client, bodies.traffic_ni)
+    assert set(listed["application"]) == {"id", "reference", "project_name"}      # the list stays compact
+    r = client.get(f"/api/v1/statements/{listed['id']}", headers=bodies.traffic_ni.headers)
+    assert r.status_code == 200, r.text
+    detail_etag = r.headers["etag"]
+    subject = r.json()["application"]
+    assert (subject["id"], subject["version"], subject["applicant"]["name"]) == (app_id, 1, "Glasfaser Test GmbH")
+    assert (subject["planned_start"], subject["planned_end"]) == ("2026-06-01", "2026-07-31")
+    assert subject["traffic_restrictions"] == [restriction]
+    [section] = subject["sections"]["features"]
+    assert section["geometry"]["type"] == "LineString"
+    assert section["geometry"]["coordinates"][0] == pytest.approx(lines["neu_isenburg"]["coordinates"][0])
+    assert (section["properties"]["laying_method"], section["properties"]["depth_cm"],
+            section["properties"]["width_cm"], section["properties"]["reduced_depth"]) == (
+        "micro_trenching", 40, 12, True)
+    assert [a["name"] for a in subject["route"]["authorities"]] == ["Stadt Neu-Isenburg"]
+    assert subject["route"]["authorities"][0]["length_m"] > 100
+    # personal data of the applicant's staff and the power of attorney are not part of what the body is asked
+    text = json.dumps(subject)
+    for secret in ("Olaf Planer", "olaf.planer", "+49 69 1234", "Planungsbüro Süd", "Vollmacht.pdf"):
+        assert secret not in text
+    [att] = subject["attachments"]
+    assert (att["file_name"], att["kind"]) == ("Verkehrszeichenplan.pdf", "traffic_plan")
+    assert att["url"] == f"/api/v1/statements/{listed['id']}/attachments/{plan['id']}"
+    got = client.get(att["url"], headers=bodies.traffic_ni.headers)
+    assert (got.status_code, got.content, got.headers["content-type"]) == (200, PDF, "application/pdf")
+
+    # only with its request: not the power of attorney, not a draft's attachment, not by the application's URLs
+    for other_id in (poa["id"], draft_only["id"], str(uuid.uuid4())):
+        r = client.get(f"/api/v1/statements/{listed['id']}/attachments/{other_id}", headers=bodies.traffic_ni.headers)
+        assert (r.status_code, r.headers["content-type"]) == (404, PROBLEM)
+    for path in (f"/api/v1/applications/{app_id}", f"/api/v1/applications/{app_id}/attachments/{plan['id']}",
+                 f"/api/v1/applications/{app_id}/versions/1", f"/api/v1/applications/{app_id}/history"):
+        assert client.get(path, headers=bodies.traffic_ni.headers).status_code == 404, path
+    # another body, an operator of another organisation: 404 for the request and its attachment
+    for stranger in (bodies.traffic_kreis, bodies.water, he.other_operator, he.operator):
+        for path in (f"/api/v1/statements/{listed['id']}", att["url"]):
+            r = client.get(path, headers=stranger.headers)
+            assert (r.status_code, r.headers["content-type"]) == (404, PROBLEM), (path, r.text)
+    # the deciding authority reads the request with the same detail; tenant admins too
+    assert client.get(att["url"], headers=he.neu_isenburg.headers).content == PDF
+    assert client.get(att["url"], headers=he.admin.headers).status_code == 200
+    # bad input is problem+json, never 500
+    for path in ("/api/v1/statements/not-a-uuid", f"/api/v1/statements/{listed['id']}/attachments/nope"):
+        r = client.get(path, headers=bodies.traffic_ni.headers)
+        assert (r.status_code, r.headers["content-type"]) == (422, PROBLEM), path
+
+    # the answer's response carries the same detail
+    r = client.post(f"/api/v1/statements/{listed['id']}/answer",
+                    headers={**bodies.traffic_ni.headers, "If-Match": detail_etag},
+                    json={"answer": "agree"})
+    assert r.status_code == 200, r.text
+    assert r.json()["application"]["traffic_restrictions"] == [restriction]
+
+    # the vector tiles: the body sees the application it is asked about as its own; another body only greyed
+    lon, lat = lines["neu_isenburg"]["coordinates"][len(lines["neu_isenburg"]["coordinates"]) // 2]
+    z = 15
+    x = int((lon + 180) / 360 * (1 << z))
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * (1 << z))
+
+    def decode_features(resp) -> list[dict]:
+        assert resp.status_code == 200, resp.text
+        return mapbox_vector_tile.decode(resp.content)["applications"]["features"]
+
+    mine = decode_features(client.get(f"/tiles/applications/{z}/{x}/{y}.mvt", headers=bodies.traffic_ni.headers))
+    assert {(f["properties"]["own"], f["properties"].get("reference")) for f in mine} == {
+        (True, subject["reference"])}
+    theirs = decode_features(client.get(f"/tiles/applications/{z}/{x}/{y}.mvt", headers=bodies.water.headers))
+    assert theirs and {(f["properties"]["own"], f["properties"].get("reference")) for f in theirs} == {(False, None)}
