@@ -304,8 +304,10 @@ def submit_by_api(server: str, token: str, sections: dict, name: str, **extra) -
     return submitted_by_api(server, token, sections, name, **extra)["reference"]
 
 
-def submitted_by_api(server: str, token: str, sections: dict, name: str, **extra) -> dict:
-    """The same; → the submitted application."""
+def submitted_by_api(server: str, token: str, sections: dict, name: str, *,
+                     attachments: list[tuple[str, bytes, str]] = (), **extra) -> dict:
+    """The same; → the submitted application. ``attachments``: (file name, content, kind) uploaded to the draft
+    and listed in it before the submission."""
     headers = {"Authorization": f"Bearer {token}"}
     feature = sections["features"][0]
     body = {"project_name": name, "contact": {"name": "Petra Planerin", "phone": "+49 69 123456"}, "planned_start": "2027-03-01",
@@ -316,6 +318,17 @@ def submitted_by_api(server: str, token: str, sections: dict, name: str, **extra
             **extra}
     created = httpx.post(f"{server}/api/v1/applications", json=body, headers=headers, timeout=30)
     assert created.status_code == 201, created.text
+    if attachments:
+        app_url = f"{server}/api/v1/applications/{created.json()['id']}"
+        ids = []
+        for file_name, data, kind in attachments:
+            r = httpx.post(f"{app_url}/attachments", files={"file": (file_name, data)}, data={"kind": kind},
+                           headers=headers, timeout=30)
+            assert r.status_code == 201, r.text
+            ids.append(r.json()["id"])
+        created = httpx.patch(app_url, json={"attachment_ids": ids}, timeout=30,
+                              headers={**headers, "If-Match": created.headers["etag"]})
+        assert created.status_code == 200, created.text
     submitted = httpx.post(f"{server}/api/v1/applications/{created.json()['id']}/submit", timeout=60,
                            headers={**headers, "If-Match": created.headers["etag"]})
     assert submitted.status_code == 200, submitted.text
@@ -395,7 +408,8 @@ def test_participating_body_answers_and_authority_adopts(server, people, browser
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     reference = submit_by_api(server, people.operator.token, k163_route(engine), "Gehwegquerung K 163",
                               traffic_restrictions=[{"kind": "sidewalk_closure",
-                                                     "description": "Gehweg an der K 163 halbseitig gesperrt"}])
+                                                     "description": "Gehweg an der K 163 halbseitig gesperrt"}],
+                              attachments=[("verkehrszeichenplan-k163.pdf", PLAN_PDF, "traffic_plan")])
     # the statement request is created by the pipeline's participation step, shortly after the submission
     body_headers = {"Authorization": f"Bearer {people.body.token}"}
     deadline = time.monotonic() + 60
@@ -423,6 +437,24 @@ def test_participating_body_answers_and_authority_adopts(server, people, browser
         shot(bd, "14-body-statement-requests")
         row.get_by_role("link", name=reference).click()
         expect(bd.locator("#statement-status")).to_have_text("angefragt")
+        # what the body is asked about: the route on the map, the restrictions, dates, sections and attachments
+        route = rendered(bd, "route-line", f"f.properties.reference === {json.dumps(reference)}")
+        assert route and all(f["type"] == "LineString" for f in route)
+        tiles = rendered(bd, "applications-line", f"f.properties.reference === {json.dumps(reference)}")
+        assert all(f["properties"]["own"] is True for f in tiles
+                   if f["properties"].get("reference") == reference)
+        restrictions = bd.locator("#traffic-restrictions")
+        expect(restrictions).to_contain_text("Gehwegsperrung")
+        expect(restrictions).to_contain_text("Gehweg an der K 163 halbseitig gesperrt")
+        expect(bd.locator("#planned-period")).to_have_text("1.3.2027 – 30.4.2027")
+        subject = bd.locator("#statement-subject")
+        expect(subject).to_contain_text("Spülbohrung (HDD)")
+        expect(subject).to_contain_text("Landkreis Offenbach")
+        expect(subject).not_to_contain_text("Petra Planerin")
+        with bd.expect_download() as download:
+            subject.get_by_role("button", name="verkehrszeichenplan-k163.pdf").click()
+        assert open(download.value.path(), "rb").read() == PLAN_PDF
+        shot(bd, "14a-body-statement-subject")
         form = bd.locator("#form-statement")
         form.get_by_label("Zustimmung mit Nebenbestimmungen").check()
         form.get_by_role("button", name="Stellungnahme absenden").click()     # no condition: the API's 422

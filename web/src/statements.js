@@ -2,8 +2,10 @@
 // statements of other bodies on the road authority's case, with the proposed conditions to adopt into the decision.
 import { api, get } from "./api.js";
 import { h, field } from "./dom.js";
-import { t, fmtDate, fmtTime } from "./i18n.js";
+import { t, fmtDate, fmtTime, fmtLen } from "./i18n.js";
 import { state, say, problemText, rerender } from "./main.js";
+import { createMap, showGeoJSON, fit } from "./map.js";
+import { sectionsTable, attachmentsList } from "./shared.js";
 
 const ANSWERS = ["agree", "agree_with_conditions", "object"];
 
@@ -97,6 +99,36 @@ export async function statementsView(params) {
     h("form.filters", { onsubmit: (e) => e.preventDefault() }, field(t("status"), select)), table)];
 }
 
+/** The traffic restrictions the applicant stated: kind, road, period and description. */
+export function restrictionsList(restrictions) {
+  if (!restrictions?.length) return h("p", { id: "traffic-restrictions" }, t("noRestrictions"));
+  return h("ul.plain", { id: "traffic-restrictions" }, restrictions.map((r) => h("li",
+    h("strong", t(`tr.${r.kind}`)),
+    r.road ? ` – ${r.road}` : "",
+    r.start || r.end ? ` (${fmtDate(r.start)} – ${fmtDate(r.end)})` : "",
+    r.description ? h("p", r.description) : null)));
+}
+
+/** What the body is asked about (the statement detail's `application`): applicant, planned period, restrictions,
+ * affected road authorities, sections and attachments; the route itself goes on the map. */
+function subjectSection(a) {
+  const route = a.route;
+  return h("section", { id: "statement-subject", "aria-labelledby": "subject-heading" },
+    h("h2", { id: "subject-heading" }, t("askedAbout")),
+    h("p.muted", t("askedAboutHelp")),
+    h("dl.facts",
+      h("dt", t("applicant")), h("dd", a.applicant?.name || "–"),
+      h("dt", t("plannedPeriod")), h("dd", { id: "planned-period" }, `${fmtDate(a.planned_start)} – ${fmtDate(a.planned_end)}`),
+      h("dt", t("version")), h("dd", String(a.version ?? "–")),
+      a.description ? [h("dt", t("description")), h("dd", a.description)] : null),
+    h("h3", t("trafficRestrictions")), restrictionsList(a.traffic_restrictions),
+    route ? [h("h3", t("authorities")),
+      h("ul.plain", { id: "subject-authorities" }, (route.authorities || []).map((x) => h("li", `${x.name}: ${fmtLen(x.length_m)}`))),
+      h("p.muted", `${t("total")}: ${fmtLen(route.total_length_m)}; ${t("outside")}: ${fmtLen(route.outside_public_roads_m)}; ${t("private")}: ${fmtLen(route.private_roads_m)}`)] : null,
+    h("h3", t("sections")), sectionsTable(a.sections),
+    h("h3", t("attachments")), attachmentsList(a));
+}
+
 export async function statementView(id) {
   const res = await api(`/api/v1/statements/${id}`);
   const s = res.data;
@@ -109,9 +141,22 @@ export async function statementView(id) {
       h("dt", t("due")), h("dd", { class: s.overdue ? "overdue" : null }, `${fmtDate(s.due_on)}${s.overdue ? ` – ${t("overdue")}` : ""}`),
       h("dt", t("version")), h("dd", String(s.version))),
     h("h2", t("occasion")), triggersList(s) || h("p", t("none")),
-    s.answer ? [h("h2", t("yourAnswer")), answerBlock(s)] : null];
+    s.answer ? [h("h2", t("yourAnswer")), answerBlock(s)] : null,
+    subjectSection(s.application)];
   if ((s.allowed_commands || []).includes("answer")) nodes.push(await answerForm(s, res.etag));
-  return [h("section.pane.wide", nodes)];
+  const features = (s.application.sections?.features || []).filter((f) => f.geometry).map((f) => ({
+    type: "Feature", geometry: f.geometry,
+    properties: { ...(f.properties || {}), highlight: true, reference: s.application.reference } }));
+  const fc = { type: "FeatureCollection", features };
+  const mapEl = h("div.map", { id: "map", role: "region", "aria-label": t("route") });
+  return {
+    nodes: [h("div.split", h("section.pane", nodes), h("section.pane.map-pane", mapEl))],
+    after: async () => {
+      const map = await createMap(mapEl, { label: t("route") });
+      showGeoJSON(map, "route", fc);
+      fit(map, [fc]);
+    },
+  };
 }
 
 async function answerForm(s, etag) {
