@@ -66,13 +66,16 @@ def rendered(page: Page, layer: str, predicate: str = "true", timeout_s: float =
     """Features MapLibre has rendered in a layer (map.queryRenderedFeatures), once some match the predicate
     (a JS expression over `f`). Waits for the map to be idle, i.e. its tiles loaded and drawn."""
     page.wait_for_function("() => window.breitbandMap && window.breitbandMap.loaded()", timeout=timeout_s * 1000)
-    page.wait_for_function(
+    # one evaluation that checks and returns: a re-render may replace window.breitbandMap (a new map without the
+    # layer yet) between a check and a separate query
+    handle = page.wait_for_function(
         f"""() => {{ const m = window.breitbandMap;
-              return m.getLayer({json.dumps(layer)}) &&
-                     m.queryRenderedFeatures({{layers: [{json.dumps(layer)}]}}).some(f => {predicate}); }}""",
+              if (!m || !m.getLayer({json.dumps(layer)})) return null;
+              const fs = m.queryRenderedFeatures({{layers: [{json.dumps(layer)}]}});
+              return fs.some(f => {predicate}) ? fs.map(f => ({{properties: f.properties, type: f.geometry.type}}))
+                                               : null; }}""",
         timeout=timeout_s * 1000)
-    return page.evaluate(f"""() => window.breitbandMap.queryRenderedFeatures({{layers: [{json.dumps(layer)}]}})
-                                     .map(f => ({{properties: f.properties, type: f.geometry.type}}))""")
+    return handle.json_value()
 
 
 def watch(page: Page, errors: list[str]) -> Page:
