@@ -398,6 +398,9 @@ def test_authority_confirms_extends_refuses_and_forwards(server, people, browser
         expect(rows.nth(1).locator("td").first).to_have_text("2")
         refs = rows.locator("td:nth-child(2)").all_inner_texts()
         assert len(set(refs)) == 2, refs
+        au.goto(f"{server}/#/inbox?status=all")       # everything on the first page: no button
+        expect(rows.first).to_be_visible()
+        expect(au.get_by_role("button", name="Weitere laden")).to_be_hidden()
     finally:
         ctx.close()
     assert not errors, "browser errors:\n" + "\n".join(errors)
