@@ -259,6 +259,24 @@ def test_operator_submits_authority_reviews_and_grants(server, people, browser, 
         # attribution of the data is visible on the map
         expect(op.locator(".maplibregl-ctrl-attrib")).to_contain_text("OpenStreetMap")
         expect(op.locator(".maplibregl-ctrl-attrib")).to_contain_text("GeoBasis-DE / BKG")
+        expect(op.locator("#documents").get_by_role("button", name="Generate again")).to_have_count(0)  # admins only
+
+        # --- tenant admin: revokes the document with a reason; /verify says so from now on --------------------------
+        admin_ctx = browser.new_context(viewport=VIEWPORT, locale="de-DE")
+        ad = watch(admin_ctx.new_page(), errors)
+        login(ad, server, people.admin.token, people.admin.name)
+        ad.goto(op.url)                                      # the same application, #/application/<id>
+        ad_doc = ad.locator("#documents li.document", has_text="Landkreis Offenbach")
+        expect(ad_doc).to_contain_text("gültig", timeout=15_000)
+        ad_doc.get_by_text("Widerrufen…").click()
+        ad_doc.get_by_label("Grund des Widerrufs").fill("Bescheid an falsche Anschrift ausgestellt.")
+        ad_doc.get_by_role("button", name="Widerruf bestätigen").click()
+        expect(ad_doc).to_contain_text("widerrufen", timeout=15_000)
+        expect(ad_doc.get_by_text("Widerrufen…")).to_have_count(0)
+        shot(ad, "10b-admin-document-revoked")
+        revoked = httpx.get(verify_url, headers={"Accept": "application/json"}, timeout=10).json()
+        assert revoked["status"] == "revoked"
+        admin_ctx.close()
     finally:
         op_ctx.close()
         auth_ctx.close()

@@ -4,7 +4,7 @@
 import { api, get } from "./api.js";
 import { h } from "./dom.js";
 import { t, fmtTime } from "./i18n.js";
-import { say, problemText } from "./main.js";
+import { state, say, problemText } from "./main.js";
 import { download } from "./shared.js";
 
 const DECIDED = ["granted", "partially_granted", "refused", "deemed_granted"];
@@ -37,7 +37,32 @@ function live(box, load) {
 
 // --- documents -----------------------------------------------------------------------------------------------------
 
-function documentItem(doc, reference, authorityName) {
+/** Authority admins (their authority's documents) and tenant admins: produce a document again (a failed one, or
+ * after a template fix) and revoke an issued one with a reason; /verify reports it as revoked from then on. */
+function documentAdmin(doc, refresh) {
+  if (!["authority_admin", "tenant_admin"].includes(state.me?.role)) return null;
+  const act = async (button, path, body) => {
+    button.disabled = true;
+    try {
+      await api(`/api/v1/documents/${doc.id}/${path}`, { method: "POST", body });
+      say(t(path === "revoke" ? "docRevoked" : "docRegenerating"), "ok");
+      await refresh();
+    } catch (err) { say(problemText(err), "error"); button.disabled = false; }
+  };
+  const regen = (doc.status === "ready" || doc.status === "failed") && doc.validity !== "revoked"
+    ? h("button", { type: "button", onclick: (e) => act(e.target, "regenerate") }, t("docRegenerate")) : null;
+  let revoke = null;
+  if (doc.status === "ready" && doc.validity === "valid") {
+    const reason = h("textarea", { name: "reason", rows: 2, required: true, maxlength: 5000 });
+    revoke = h("details.revoke", h("summary", t("docRevoke")),
+      h("form", { onsubmit: (e) => { e.preventDefault(); act(e.submitter || e.target.querySelector("button"), "revoke", { reason: reason.value }); } },
+        h("label", { class: "field" }, h("span", t("docRevokeReason")), reason),
+        h("button.danger", { type: "submit" }, t("docRevokeConfirm"))));
+  }
+  return regen || revoke ? h("div.admin-actions", regen, revoke) : null;
+}
+
+function documentItem(doc, reference, authorityName, refresh) {
   const ready = doc.status === "ready";
   const busy = doc.status === "pending" || doc.status === "generating";
   const name = `Bescheid-${reference}-${doc.generation}.pdf`;
@@ -60,14 +85,15 @@ function documentItem(doc, reference, authorityName) {
         try { await download(doc.pdf_url, name); } catch (err) { say(problemText(err), "error"); }
         e.target.disabled = false;
       } }, t("downloadPdf")), " ",
-      h("a.verify", { href: `/verify/${doc.id}`, target: "_blank", rel: "noopener" }, t("verifyLink"))) : null);
+      h("a.verify", { href: `/verify/${doc.id}`, target: "_blank", rel: "noopener" }, t("verifyLink"))) : null,
+    documentAdmin(doc, refresh));
 }
 
 /** The documents of the given cases ({id, status, authority: {name}}); `reference` names the downloaded files. */
 export function documentsPanel(cases, reference) {
   const box = h("div", { id: "documents", "aria-live": "polite" }, h("p", t("loading")));
   const panel = h("section.panel", { "aria-labelledby": "documents-heading" }, h("h2", { id: "documents-heading" }, t("documents")), box);
-  live(box, async () => {
+  const ctl = live(box, async () => {
     const lists = await Promise.all(cases.map((c) => get(`/api/v1/cases/${c.id}/documents`).then((docs) => [c, docs])));
     let busy = false;
     const items = [];
@@ -79,7 +105,7 @@ export function documentsPanel(cases, reference) {
       }
       for (const d of docs) {
         if (d.status === "pending" || d.status === "generating") busy = true;
-        items.push(documentItem(d, reference, c.authority.name));
+        items.push(documentItem(d, reference, c.authority.name, () => ctl.refresh()));
       }
     }
     return { busy, key: JSON.stringify(lists.map(([, docs]) => docs)), nodes: items.length ? [h("ul.plain.documents", items)] : [h("p", t("docsNone"))] };
