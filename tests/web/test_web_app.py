@@ -273,6 +273,7 @@ def test_operator_submits_authority_reviews_and_grants(server, people, browser, 
         ad_doc.get_by_role("button", name="Widerruf bestätigen").click()
         expect(ad_doc).to_contain_text("widerrufen", timeout=15_000)
         expect(ad_doc.get_by_text("Widerrufen…")).to_have_count(0)
+        expect(ad_doc).to_contain_text("Bescheid an falsche Anschrift ausgestellt.")
         shot(ad, "10b-admin-document-revoked")
         revoked = httpx.get(verify_url, headers={"Accept": "application/json"}, timeout=10).json()
         assert revoked["status"] == "revoked"

@@ -78,6 +78,7 @@ function documentItem(doc, reference, authorityName, refresh) {
       ready ? [h("dt", t("signedAt")), h("dd", h("time", { datetime: doc.signed_at }, fmtTime(doc.signed_at)))] : null,
       doc.signer ? [h("dt", t("signer")), h("dd", doc.signer)] : null,
       doc.sha256 ? [h("dt", t("sha256")), h("dd", h("code.hash", doc.sha256))] : null,
+      doc.revoked_reason ? [h("dt", t("docRevokeReason")), h("dd", doc.revoked_reason)] : null,
       doc.error ? [h("dt", t("docError")), h("dd.error", doc.error)] : null),
     ready ? h("p.actions",
       h("button.primary", { type: "button", "aria-label": `${t("downloadPdf")}: ${name}`, onclick: async (e) => {
