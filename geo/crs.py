@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import Any
 
+import numpy as np
+import shapely
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
 
@@ -54,6 +57,14 @@ def crs_of(epsg: int) -> CRS:
 @lru_cache(maxsize=256)
 def transformer(src: int, dst: int) -> Transformer:
     return Transformer.from_crs(crs_of(src), crs_of(dst), always_xy=True)
+
+
+def transform_geometry(geom: Any, src: int, dst: int) -> Any:
+    """A shapely geometry from EPSG:src into EPSG:dst (x/y order, vectorised); the same object when src == dst."""
+    if src == dst:
+        return geom
+    t = transformer(src, dst)
+    return shapely.transform(geom, lambda xy: np.column_stack(t.transform(xy[:, 0], xy[:, 1])))
 
 
 @lru_cache(maxsize=64)

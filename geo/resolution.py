@@ -325,6 +325,7 @@ def load_areas(session: Session, tenant_key: str, ags_list: set[str], stamp: Any
     """Name, type and population of the Gemeinden and Kreise a route touches. With ``stamp`` (the boundaries
     layer's import time) the tenant's whole list is kept in memory until the next boundaries import: it changes
     only then, and a round trip per resolution is saved."""
+    keys = set(ags_list) | {a[:5] for a in ags_list}
     if stamp is not None:
         cached = _areas_cache.get(tenant_key)
         if cached is None or cached[0] != stamp:
@@ -333,10 +334,7 @@ def load_areas(session: Session, tenant_key: str, ags_list: set[str], stamp: Any
                 "WHERE tenant_key = :t AND level IN ('gemeinde', 'kreis')"), {"t": tenant_key})
             cached = (stamp, {r.ags: dict(r._mapping) for r in rows})
             _areas_cache[tenant_key] = cached
-        everything = cached[1]
-        keys = set(ags_list) | {a[:5] for a in ags_list}
-        return {k: everything[k] for k in keys if k in everything}
-    keys = set(ags_list) | {a[:5] for a in ags_list}
+        return {k: cached[1][k] for k in keys if k in cached[1]}
     rows = session.execute(text(
         "SELECT ags, level, name, bez, population, kreisfrei FROM admin_areas "
         "WHERE tenant_key = :t AND level IN ('gemeinde', 'kreis') AND ags = ANY(:keys)"),

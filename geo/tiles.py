@@ -363,7 +363,8 @@ def public_tile(session: Session, layer: TableLayer, tenant_key: str, tile: Tile
 
 APPLICATION_PROPS = (
     ("own", "Boolean", "true: the caller's own application (operator), one with a case of the caller's "
-                       "organisation (authority) or a statement request to it (participating body); false: another application nearby, greyed, without details"),
+                       "organisation (authority) or a statement request to it (participating body); false: another "
+                       "application nearby, greyed, without details"),
     ("status", "String", "application status (draft, submitted, information_requested, granted, ...)"),
     ("id", "String", "application id (own only)"),
     ("reference", "String", "reference number, e.g. HE-2026-000123 (own only)"),

@@ -248,15 +248,10 @@ def resolve_route(session: Session, tenant_key: str, content: dict[str, Any]) ->
 
 
 def _route_4326(content: dict[str, Any]) -> Any:
-    from geo.crs import parse_crs, transformer
+    from geo.crs import parse_crs, transform_geometry
 
     geoms = [shapely.geometry.shape(f["geometry"]) for f in content["sections"]["features"]]
-    coll = shapely.GeometryCollection(geoms)
-    src = parse_crs(content.get("crs"))
-    if src != 4326:
-        t = transformer(src, 4326)
-        coll = shapely.transform(coll, lambda xy: np.column_stack(t.transform(xy[:, 0], xy[:, 1])))
-    return coll
+    return transform_geometry(shapely.GeometryCollection(geoms), parse_crs(content.get("crs")), 4326)
 
 
 def sections_4326(content: dict[str, Any]) -> dict[str, Any] | None:
@@ -265,17 +260,14 @@ def sections_4326(content: dict[str, Any]) -> dict[str, Any] | None:
     fc = content.get("sections")
     if not fc or not fc.get("features"):
         return None
-    from geo.crs import parse_crs, transformer
+    from geo.crs import parse_crs, transform_geometry
 
     src = parse_crs(content.get("crs"))
-    t = transformer(src, 4326) if src != 4326 else None
     features = []
     for f in fc["features"]:
         geometry = f.get("geometry")
-        if t is not None and geometry:
-            g = shapely.transform(shapely.geometry.shape(geometry),
-                                  lambda xy: np.column_stack(t.transform(xy[:, 0], xy[:, 1])))
-            geometry = json.loads(shapely.to_geojson(g))
+        if src != 4326 and geometry:
+            geometry = json.loads(shapely.to_geojson(transform_geometry(shapely.geometry.shape(geometry), src, 4326)))
         features.append({"type": "Feature", "geometry": geometry, "properties": dict(f.get("properties") or {})})
     return {"type": "FeatureCollection", "features": features}
 

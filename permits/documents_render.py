@@ -44,12 +44,9 @@ ROADS_SQL = text("""
 
 
 def _to_metric(geoms: list[Any], src: int, srid: int) -> list[Any]:
-    from geo.crs import transformer
+    from geo.crs import transform_geometry
 
-    if src == srid:
-        return geoms
-    t = transformer(src, srid)
-    return [shapely.transform(g, lambda xy: np.column_stack(t.transform(xy[:, 0], xy[:, 1]))) for g in geoms]
+    return [transform_geometry(g, src, srid) for g in geoms]
 
 
 def frame(highlight: list[Any], route: list[Any], min_half: float = 80.0) -> tuple[float, float, float, float]:

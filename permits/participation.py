@@ -276,13 +276,11 @@ ORDER BY a.name, a.id
 
 def route_in_tenant_crs(content: dict[str, Any], srid: int) -> tuple[Any, Any]:
     """→ (all features as a GeometryCollection, the lines as a MultiLineString) in the tenant's metric CRS."""
-    import numpy as np
+    from geo.crs import parse_crs, transform_geometry
 
-    from geo.crs import parse_crs, transformer
-
-    t = transformer(parse_crs(content.get("crs")), srid)
-    geoms = [shapely.geometry.shape(f["geometry"]) for f in (content.get("sections") or {}).get("features") or []]
-    geoms = [shapely.transform(g, lambda xy: np.column_stack(t.transform(xy[:, 0], xy[:, 1]))) for g in geoms]
+    src = parse_crs(content.get("crs"))
+    geoms = [transform_geometry(shapely.geometry.shape(f["geometry"]), src, srid)
+             for f in (content.get("sections") or {}).get("features") or []]
     lines = [part for g in geoms for part in getattr(g, "geoms", [g]) if part.geom_type == "LineString"]
     return shapely.GeometryCollection(geoms), shapely.MultiLineString(lines)
 
