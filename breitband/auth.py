@@ -34,12 +34,12 @@ def current_principal(request: Request) -> Principal:
         return cached
     secret = _bearer(request)
     db: Database = request.app.state.db
-    with db.sessionmaker() as session:
+    # On the primary (a token made a moment ago must work at once), one statement, no transaction around it.
+    with db.statement_session() as session:
         try:
             principal = authenticate(session, secret)
         except AuthError as exc:
             raise Unauthorized(exc.detail, type="token-invalid") from None
-        session.commit()
     request.state.principal = principal
     return principal
 

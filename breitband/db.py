@@ -7,12 +7,14 @@ main database) for list and tile endpoints.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from fastapi import Depends, Request
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from breitband.settings import Settings
@@ -22,18 +24,45 @@ class Base(DeclarativeBase):
     pass
 
 
+# A pooled connection that has rested longer than this is pinged before use (a server restart or an idle timeout
+# may have closed it). One used moments ago is not: the ping is a round trip, and on a request that needs three round
+# trips in all (authentication, tenant, the query) a fourth and fifth showed in every figure. If the server went away
+# within this window, the request fails with 503 `database-unavailable` and the pool reconnects for the next one.
+PING_AFTER_IDLE_S = 5.0
+
+
 def make_engine(url: str, settings: Settings, *, readonly: bool = False) -> Engine:
     # Short spatial queries: PostgreSQL's JIT costs more than it saves (see ENGINEERING.md).
     options = "-c jit=off -c statement_timeout=60000"
     if readonly:
         options += " -c default_transaction_read_only=on"
-    return create_engine(
+    engine = create_engine(
         url,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
-        pool_pre_ping=True,
         connect_args={"options": options, "connect_timeout": 5},
     )
+    _ping_after_rest(engine)
+    return engine
+
+
+def _ping_after_rest(engine: Engine) -> None:
+    """Pessimistic disconnect handling, only for connections that rested: raising DisconnectionError on checkout
+    makes the pool drop the connection and hand out a fresh one."""
+
+    @event.listens_for(engine, "checkin")
+    def _rested_from(dbapi_connection, record) -> None:
+        record.info["rested_from"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping(dbapi_connection, record, proxy) -> None:
+        since = record.info.pop("rested_from", None)
+        if since is None or time.monotonic() - since <= PING_AFTER_IDLE_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError(f"pooled connection is gone: {exc}") from exc
 
 
 @dataclass
@@ -53,6 +82,24 @@ class Database:
             sessionmaker=sessionmaker(engine, expire_on_commit=False),
             readonly_sessionmaker=sessionmaker(ro, expire_on_commit=False),
         )
+
+    def statement_session(self, *, readonly: bool = False) -> Session:
+        """A session whose statements each commit at once: no BEGIN/COMMIT or ROLLBACK round trips, for requests
+        that only read a statement at a time (authentication, the resolution dry run). Under READ COMMITTED a
+        transaction gives such statements nothing more: each sees its own snapshot either way. Shares the pools;
+        ``readonly`` uses the read-only (replica) engine. A Database built from sessionmakers alone (the tests' one
+        outer transaction) hands out its ordinary sessions instead."""
+        key = "_statements_ro" if readonly else "_statements"
+        maker = self.__dict__.get(key)
+        if maker is None:
+            base = self.readonly_sessionmaker if readonly else self.sessionmaker
+            engine = self.readonly_engine if readonly else self.engine
+            if base.kw.get("bind") is engine:
+                maker = sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
+            else:
+                maker = base
+            self.__dict__[key] = maker
+        return maker()
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -114,6 +116,26 @@ def install_error_handlers(app: FastAPI) -> None:
             "errors": errors,
         }
         return problem_response(422, _with_request_id(body, request))
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError):
+        """A lost or refused database connection, or a statement over the time limit → 503 with Retry-After; any
+        other database error is a bug: re-raised, logged with its traceback and answered 500."""
+        timed_out = isinstance(exc.orig, psycopg.errors.QueryCanceled)
+        if not (exc.connection_invalidated or timed_out or isinstance(exc.orig, psycopg.OperationalError)):
+            raise exc
+        log.warning("database unavailable: %s", str(exc.orig or exc).strip().splitlines()[0])
+        detail = ("The database did not finish this request in time." if timed_out else
+                  "The database connection was lost or could not be made.")
+        body = {
+            "type": TYPE_BASE + ("database-timeout" if timed_out else "database-unavailable"),
+            "title": "Service unavailable",
+            "status": 503,
+            "detail": detail + " Its transaction was rolled back unless the connection broke during the commit; "
+                               "check before you repeat a command. Try again in a moment.",
+            "instance": request.url.path,
+        }
+        return problem_response(503, _with_request_id(body, request), {"Retry-After": "2"})
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -208,26 +208,33 @@ class AuthError(Exception):
         self.detail = detail
 
 
+_AUTH_SQL = (
+    select(ApiToken.id.label("token_id"), ApiToken.revoked_at, ApiToken.expires_at, ApiToken.last_used_at,
+           User.id.label("user_id"), User.email, User.name, User.role, User.active, User.tenant_key,
+           Organisation.id.label("organisation_id"), Organisation.kind, Organisation.name.label("organisation_name"))
+    .join(User, User.id == ApiToken.user_id)
+    .join(Organisation, Organisation.id == User.organisation_id)
+)
+# How stale a token's last_used_at may get before a request writes it again (one write per minute, not per call).
+LAST_USED_EVERY = timedelta(minutes=1)
+
+
 def authenticate(session: Session, secret: str, *, now: datetime | None = None) -> Principal:
-    """Resolve a Bearer secret to a principal, or raise AuthError with the reason."""
+    """Resolve a Bearer secret to a principal, or raise AuthError with the reason. One query on columns (no ORM
+    objects: it runs on every request), plus an update of last_used_at at most once a minute."""
     now = now or datetime.now(timezone.utc)
-    row = session.execute(
-        select(ApiToken, User, Organisation)
-        .join(User, User.id == ApiToken.user_id)
-        .join(Organisation, Organisation.id == User.organisation_id)
-        .where(ApiToken.token_hash == hash_token(secret))
-    ).first()
+    row = session.execute(_AUTH_SQL.where(ApiToken.token_hash == hash_token(secret))).first()
     if row is None:
         raise AuthError("The token is not valid")
-    token, user, org = row
-    if token.revoked_at is not None:
+    if row.revoked_at is not None:
         raise AuthError("The token has been revoked")
-    if token.expires_at is not None and token.expires_at <= now:
+    if row.expires_at is not None and row.expires_at <= now:
         raise AuthError("The token has expired")
-    if not user.active:
+    if not row.active:
         raise AuthError("The user is deactivated")
-    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
-        session.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now))
-    return Principal(user_id=user.id, email=user.email, name=user.name, role=Role(user.role),
-                     tenant_key=user.tenant_key, organisation_id=org.id, organisation_kind=OrgKind(org.kind),
-                     organisation_name=org.name, token_id=token.id)
+    if row.last_used_at is None or now - row.last_used_at > LAST_USED_EVERY:
+        session.execute(update(ApiToken).where(ApiToken.id == row.token_id).values(last_used_at=now))
+    return Principal(user_id=row.user_id, email=row.email, name=row.name, role=Role(row.role),
+                     tenant_key=row.tenant_key, organisation_id=row.organisation_id,
+                     organisation_kind=OrgKind(row.kind), organisation_name=row.organisation_name,
+                     token_id=row.token_id)

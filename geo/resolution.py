@@ -322,9 +322,9 @@ _areas_cache: dict[str, tuple[Any, dict[str, dict[str, Any]]]] = {}
 
 
 def load_areas(session: Session, tenant_key: str, ags_list: set[str], stamp: Any = None) -> dict[str, dict[str, Any]]:
-    """Name, type and population of the Gemeinden and Kreise a route touches. With ``stamp`` (the boundaries
-    layer's import time) the tenant's whole list is kept in memory until the next boundaries import: it changes
-    only then, and a round trip per resolution is saved."""
+    """Name, type and population of the Gemeinden and Kreise a route touches. With ``stamp`` (from
+    ``geo.service.tenant_context``: boundaries import time, directory change time) the tenant's whole list is kept in
+    memory until the next boundaries import: it changes only then, and a round trip per resolution is saved."""
     keys = set(ags_list) | {a[:5] for a in ags_list}
     if stamp is not None:
         cached = _areas_cache.get(tenant_key)
@@ -342,18 +342,36 @@ def load_areas(session: Session, tenant_key: str, ags_list: set[str], stamp: Any
     return {r.ags: dict(r._mapping) for r in rows}
 
 
-def load_authorities(session: Session, tenant_key: str, keys: set[str], agency_names: set[str]):
+_directory_cache: dict[str, tuple[Any, tuple[dict, dict]]] = {}
+
+
+def load_authorities(session: Session, tenant_key: str, keys: set[str], agency_names: set[str], stamp: Any = None):
+    """→ (authority by (kind, key), authority by organisation name). With ``stamp`` (from
+    ``geo.service.tenant_context``, which holds ``tenants.directory_changed_at``, moved by triggers on every change
+    of an authority or an organisation's name) the tenant's whole directory is kept in memory until it changes: a
+    round trip per resolution saved."""
+    if stamp is not None:
+        cached = _directory_cache.get(tenant_key)
+        if cached is None or cached[0] != stamp:
+            cached = (stamp, _directory(session, tenant_key, None, None))
+            _directory_cache[tenant_key] = cached
+        return cached[1]
+    return _directory(session, tenant_key, keys, agency_names)
+
+
+def _directory(session: Session, tenant_key: str, keys: set[str] | None, agency_names: set[str] | None):
+    where = "" if keys is None else " AND (a.key = ANY(:keys) OR o.name = ANY(:names))"
     rows = session.execute(text(
         "SELECT a.kind, a.key, o.id, o.name FROM authorities a JOIN organisations o ON o.id = a.organisation_id "
-        "WHERE a.tenant_key = :t AND (a.key = ANY(:keys) OR o.name = ANY(:names))"),
-        {"t": tenant_key, "keys": sorted(keys), "names": sorted(agency_names)})
+        "WHERE a.tenant_key = :t" + where + " ORDER BY o.created_at, o.id"),
+        {"t": tenant_key, "keys": sorted(keys or ()), "names": sorted(agency_names or ())})
     by_key: dict[tuple[str, str], dict[str, Any]] = {}
     by_name: dict[str, dict[str, Any]] = {}
     for r in rows:
         info = {"id": str(r.id), "name": r.name, "kind": r.kind, "key": r.key}
         if r.key is not None:
             by_key[(r.kind, r.key)] = info
-        by_name[r.name] = info
+        by_name.setdefault(r.name, info)
     return by_key, by_name
 
 
@@ -382,7 +400,7 @@ def assemble(session: Session, tenant_key: str, rules: TenantRules, line_runs: l
     agencies = {t.agency for _, t, _, _ in decided if t and t.agency}
     if rules.kreis_agency:
         agencies.add(rules.kreis_agency.name)
-    by_key, by_name = load_authorities(session, tenant_key, keys, agencies)
+    by_key, by_name = load_authorities(session, tenant_key, keys, agencies, stamp)
 
     authorities: dict[str, dict[str, Any]] = {}
     outside = {"length_m": 0.0, "pieces": []}

@@ -17,13 +17,15 @@ from geo.validation import check_limits, output_precision, parse_route, problem,
 
 
 _TENANT_SQL = text(
-    "SELECT t.srid, t.rules, t.updated_at, li.imported_at FROM tenants t "
+    "SELECT t.srid, t.rules, t.updated_at, t.directory_changed_at, li.imported_at FROM tenants t "
     "LEFT JOIN layer_imports li ON li.tenant_key = t.key AND li.layer = 'boundaries' WHERE t.key = :t")
 _rules_cache: dict[str, tuple[Any, TenantRules]] = {}
 
 
 def tenant_context(session: Session, tenant_key: str) -> tuple[TenantRules, int, Any]:
-    """The tenant's parsed rules (cached until the tenant changes), metric SRID and boundaries import time."""
+    """The tenant's parsed rules (cached until the tenant changes), metric SRID and the stamp of its reference data:
+    (boundaries import time, authority directory change time), or None before the first boundaries import. The
+    caches of territory, areas and directory are kept per stamp."""
     row = session.execute(_TENANT_SQL, {"t": tenant_key}).first()
     if row is None:
         raise NotFound(f"No tenant {tenant_key!r}", type="tenant-not-found")
@@ -31,7 +33,8 @@ def tenant_context(session: Session, tenant_key: str) -> tuple[TenantRules, int,
     if cached is None or cached[0] != row.updated_at:
         cached = (row.updated_at, parse_rules(row.rules or {}))
         _rules_cache[tenant_key] = cached
-    return cached[1], row.srid, row.imported_at
+    stamp = None if row.imported_at is None else (row.imported_at, row.directory_changed_at)
+    return cached[1], row.srid, stamp
 
 
 def tenant_rules(session: Session, tenant_key: str) -> tuple[TenantRules, int]:

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 from fastapi import APIRouter
-from sqlalchemy import update
+from sqlalchemy import text, update
 
 from breitband import identity
 from breitband.models import ApiToken
@@ -84,6 +84,77 @@ def test_readyz_reports_database_down(settings):
     assert body["checks"]["postgis"] == {"ok": False, "detail": "RuntimeError: database not reachable",
                                          "ms": body["checks"]["postgis"]["ms"]}
     assert body["checks"]["migrations"]["ok"] is False
+
+
+def test_database_down_is_503_problem_json(settings):
+    from fastapi.testclient import TestClient
+
+    from breitband.app import create_app
+
+    bad = settings.model_copy(update={"database_url": "postgresql+psycopg://postgres@127.0.0.1:1/nowhere",
+                                      "database_readonly_url": None})
+    with TestClient(create_app(bad), raise_server_exceptions=False) as c:
+        r = c.get("/api/v1/me", headers={"Authorization": "Bearer bb_whatever"})
+    assert r.status_code == 503
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.headers["retry-after"] == "2"
+    body = r.json()
+    assert body["type"] == "https://breitband.dev/problems/database-unavailable"
+    assert "127.0.0.1" not in r.text and "nowhere" not in r.text   # no connection details leak
+    assert body["request_id"]
+
+
+def _outage_app(settings):
+    """The app on its own engines (real pools, autocommit statement sessions), not the tests' outer transaction."""
+    from breitband.app import create_app
+    from breitband.db import Database
+
+    db = Database.from_settings(settings)
+    return db, create_app(settings, db=db)
+
+
+def _kill_pooled_connection(db, engine) -> None:
+    with db.engine.connect() as conn:       # the pool's only connection: the one the request used
+        pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+    with engine.connect() as admin:
+        assert admin.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar() is True
+        admin.commit()
+
+
+def test_a_connection_lost_while_pooled_is_503_once_then_the_pool_reconnects(settings, engine, monkeypatch):
+    """A connection used moments ago is not pinged (a round trip on every request): if the server dropped it, that
+    one request gets 503 and the next one gets a fresh connection."""
+    from fastapi.testclient import TestClient
+
+    db, app = _outage_app(settings)
+    bad = {"Authorization": "Bearer bb_not-a-token"}
+    try:
+        with TestClient(app, raise_server_exceptions=False) as c:
+            assert c.get("/api/v1/me", headers=bad).status_code == 401     # the token lookup ran
+            _kill_pooled_connection(db, engine)
+            r = c.get("/api/v1/me", headers=bad)
+            assert r.status_code == 503, r.text
+            assert r.json()["type"] == "https://breitband.dev/problems/database-unavailable"
+            assert c.get("/api/v1/me", headers=bad).status_code == 401
+    finally:
+        db.dispose()
+
+
+def test_a_connection_that_rested_is_pinged_and_replaced(settings, engine, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from breitband import db as dbmod
+
+    db, app = _outage_app(settings)
+    bad = {"Authorization": "Bearer bb_not-a-token"}
+    try:
+        with TestClient(app, raise_server_exceptions=False) as c:
+            assert c.get("/api/v1/me", headers=bad).status_code == 401
+            _kill_pooled_connection(db, engine)
+            monkeypatch.setattr(dbmod, "PING_AFTER_IDLE_S", -1.0)            # as if it had rested long
+            assert c.get("/api/v1/me", headers=bad).status_code == 401      # pinged, dropped, reconnected
+    finally:
+        db.dispose()
 
 
 def test_readyz_checks_postgis_and_migrations(client):
