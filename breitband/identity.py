@@ -35,6 +35,9 @@ class Principal:
     organisation_kind: OrgKind
     organisation_name: str
     token_id: uuid.UUID | None = None
+    # (tenants.updated_at, tenants.data_changed_at) as read with the token: per-tenant caches (the resolution's
+    # rules, territory, directory) compare it and skip their own query while it is unchanged.
+    tenant_stamp: tuple[datetime, datetime] | None = None
 
     @property
     def is_tenant_admin(self) -> bool:
@@ -211,9 +214,11 @@ class AuthError(Exception):
 _AUTH_SQL = (
     select(ApiToken.id.label("token_id"), ApiToken.revoked_at, ApiToken.expires_at, ApiToken.last_used_at,
            User.id.label("user_id"), User.email, User.name, User.role, User.active, User.tenant_key,
-           Organisation.id.label("organisation_id"), Organisation.kind, Organisation.name.label("organisation_name"))
+           Organisation.id.label("organisation_id"), Organisation.kind, Organisation.name.label("organisation_name"),
+           Tenant.updated_at.label("tenant_updated_at"), Tenant.data_changed_at.label("tenant_data_changed_at"))
     .join(User, User.id == ApiToken.user_id)
     .join(Organisation, Organisation.id == User.organisation_id)
+    .join(Tenant, Tenant.key == User.tenant_key)
 )
 # How stale a token's last_used_at may get before a request writes it again (one write per minute, not per call).
 LAST_USED_EVERY = timedelta(minutes=1)
@@ -237,4 +242,4 @@ def authenticate(session: Session, secret: str, *, now: datetime | None = None) 
     return Principal(user_id=row.user_id, email=row.email, name=row.name, role=Role(row.role),
                      tenant_key=row.tenant_key, organisation_id=row.organisation_id,
                      organisation_kind=OrgKind(row.kind), organisation_name=row.organisation_name,
-                     token_id=row.token_id)
+                     token_id=row.token_id, tenant_stamp=(row.tenant_updated_at, row.tenant_data_changed_at))

@@ -52,9 +52,9 @@ class Tenant(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(),
                                                  onupdate=func.now())
-    # When an authority or an organisation's name last changed (triggers of migration 0006): the key of the
-    # resolution's in-memory authority directory.
-    directory_changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # When the tenant's reference data last changed: an authority, an organisation's name, a layer import (triggers
+    # of migration 0006). The key of the in-memory caches of territory, areas and authority directory.
+    data_changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     __table_args__ = (CheckConstraint("key ~ '^[a-z][a-z0-9-]{1,15}$'", name="tenant_key_format"),)
 

@@ -29,11 +29,12 @@ _GEOJSON_BODY = {
 }
 
 
-def _resolve(db: Database, tenant_key: str, body: bytes, crs: str | None) -> dict:
+def _resolve(db: Database, principal: Principal, body: bytes, crs: str | None) -> dict:
     """The whole dry run in one worker-thread hop, on a read-only session without a transaction around its few
     statements (a session dependency would cost two more hops and the BEGIN/ROLLBACK round trips)."""
     with db.statement_session(readonly=True) as session:
-        return service.resolve(session, tenant_key, body, crs, raw_geometry=True)
+        return service.resolve(session, principal.tenant_key, body, crs, raw_geometry=True,
+                               tenant_stamp=principal.tenant_stamp)
 
 
 @router.post("/resolve", summary="Which road authorities must consent to this route (dry run, any role)",
@@ -46,7 +47,7 @@ async def resolve(request: Request,
     if len(body) > MAX_BODY_BYTES:
         raise ProblemError(f"The body has {len(body)} bytes; the limit is {MAX_BODY_BYTES}", status=413,
                            type="payload-too-large", title="Payload too large")
-    result = await run_in_threadpool(_resolve, request.app.state.db, principal.tenant_key, body, crs)
+    result = await run_in_threadpool(_resolve, request.app.state.db, principal, body, crs)
     # Serialised directly with orjson: the answer is plain JSON data with the piece geometries as PostGIS wrote
     # them (fragments); jsonable_encoder would only walk their coordinates.
     return Response(orjson.dumps(result, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")

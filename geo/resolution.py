@@ -322,9 +322,9 @@ _areas_cache: dict[str, tuple[Any, dict[str, dict[str, Any]]]] = {}
 
 
 def load_areas(session: Session, tenant_key: str, ags_list: set[str], stamp: Any = None) -> dict[str, dict[str, Any]]:
-    """Name, type and population of the Gemeinden and Kreise a route touches. With ``stamp`` (from
-    ``geo.service.tenant_context``: boundaries import time, directory change time) the tenant's whole list is kept in
-    memory until the next boundaries import: it changes only then, and a round trip per resolution is saved."""
+    """Name, type and population of the Gemeinden and Kreise a route touches. With ``stamp``
+    (``tenants.data_changed_at``, moved by every import) the tenant's whole list is kept in memory until the next
+    import: a round trip per resolution saved."""
     keys = set(ags_list) | {a[:5] for a in ags_list}
     if stamp is not None:
         cached = _areas_cache.get(tenant_key)
@@ -346,10 +346,9 @@ _directory_cache: dict[str, tuple[Any, tuple[dict, dict]]] = {}
 
 
 def load_authorities(session: Session, tenant_key: str, keys: set[str], agency_names: set[str], stamp: Any = None):
-    """→ (authority by (kind, key), authority by organisation name). With ``stamp`` (from
-    ``geo.service.tenant_context``, which holds ``tenants.directory_changed_at``, moved by triggers on every change
-    of an authority or an organisation's name) the tenant's whole directory is kept in memory until it changes: a
-    round trip per resolution saved."""
+    """→ (authority by (kind, key), authority by organisation name). With ``stamp`` (``tenants.data_changed_at``,
+    moved by triggers on every change of an authority or an organisation's name) the tenant's whole directory is
+    kept in memory until it changes: a round trip per resolution saved."""
     if stamp is not None:
         cached = _directory_cache.get(tenant_key)
         if cached is None or cached[0] != stamp:

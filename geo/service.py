@@ -16,25 +16,26 @@ from geo.territory import territory
 from geo.validation import check_limits, output_precision, parse_route, problem, swapped, to_metric
 
 
-_TENANT_SQL = text(
-    "SELECT t.srid, t.rules, t.updated_at, t.directory_changed_at, li.imported_at FROM tenants t "
-    "LEFT JOIN layer_imports li ON li.tenant_key = t.key AND li.layer = 'boundaries' WHERE t.key = :t")
-_rules_cache: dict[str, tuple[Any, TenantRules]] = {}
+_TENANT_SQL = text("SELECT srid, rules, updated_at, data_changed_at FROM tenants WHERE key = :t")
+# tenant key → ((updated_at, data_changed_at), parsed rules, srid)
+_tenant_cache: dict[str, tuple[tuple[Any, Any], TenantRules, int]] = {}
 
 
-def tenant_context(session: Session, tenant_key: str) -> tuple[TenantRules, int, Any]:
-    """The tenant's parsed rules (cached until the tenant changes), metric SRID and the stamp of its reference data:
-    (boundaries import time, authority directory change time), or None before the first boundaries import. The
-    caches of territory, areas and directory are kept per stamp."""
+def tenant_context(session: Session, tenant_key: str, known_stamp: tuple[Any, Any] | None = None
+                   ) -> tuple[TenantRules, int, Any]:
+    """The tenant's parsed rules, metric SRID and the stamp of its reference data (``tenants.data_changed_at``,
+    moved by triggers on every import and directory change; the caches of territory, areas and directory are kept
+    per stamp). ``known_stamp``: (updated_at, data_changed_at) as authentication read it a moment ago
+    (``Principal.tenant_stamp``); while it matches the cache, no query is made."""
+    cached = _tenant_cache.get(tenant_key)
+    if known_stamp is not None and cached is not None and cached[0] == known_stamp:
+        return cached[1], cached[2], known_stamp[1]
     row = session.execute(_TENANT_SQL, {"t": tenant_key}).first()
     if row is None:
         raise NotFound(f"No tenant {tenant_key!r}", type="tenant-not-found")
-    cached = _rules_cache.get(tenant_key)
-    if cached is None or cached[0] != row.updated_at:
-        cached = (row.updated_at, parse_rules(row.rules or {}))
-        _rules_cache[tenant_key] = cached
-    stamp = None if row.imported_at is None else (row.imported_at, row.directory_changed_at)
-    return cached[1], row.srid, stamp
+    rules = cached[1] if cached is not None and cached[0][0] == row.updated_at else parse_rules(row.rules or {})
+    _tenant_cache[tenant_key] = ((row.updated_at, row.data_changed_at), rules, row.srid)
+    return rules, row.srid, row.data_changed_at
 
 
 def tenant_rules(session: Session, tenant_key: str) -> tuple[TenantRules, int]:
@@ -80,11 +81,11 @@ def _prepare(session: Session, tenant_key: str, data: dict | str | bytes, crs: s
 
 
 def resolve(session: Session, tenant_key: str, data: dict | str | bytes, crs: str | int | None = None, *,
-            raw_geometry: bool = False) -> dict[str, Any]:
+            raw_geometry: bool = False, tenant_stamp: tuple[Any, Any] | None = None) -> dict[str, Any]:
     """Resolve the authorities affected by a route (a dry run: nothing is stored). See geo.resolution.
     ``raw_geometry``: piece geometries as orjson fragments, for serialising with orjson (the HTTP API)."""
     started = time.perf_counter()
-    rules, srid, stamp = tenant_context(session, tenant_key)
+    rules, srid, stamp = tenant_context(session, tenant_key, tenant_stamp)
     route = _prepare(session, tenant_key, data, crs, rules, srid, stamp)
     digits = output_precision(route.crs)
     lines = route.lines

@@ -11,18 +11,17 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from breitband.errors import Conflict
-from geo.models import LayerImport
+from breitband.models import Tenant
 
 _cache: dict[str, tuple[Any, Any]] = {}
 _lock = threading.Lock()
 
 
 def territory(session: Session, tenant_key: str, stamp: Any = None):
-    """Prepared shapely geometry of the tenant's territory in its metric CRS. ``stamp`` is the boundaries layer's
-    import time when the caller has it already."""
+    """Prepared shapely geometry of the tenant's territory in its metric CRS, kept per ``stamp``
+    (``tenants.data_changed_at``, moved by every import; read here unless the caller has it already)."""
     if stamp is None:
-        stamp = session.scalar(select(LayerImport.imported_at).where(LayerImport.tenant_key == tenant_key,
-                                                                      LayerImport.layer == "boundaries"))
+        stamp = session.scalar(select(Tenant.data_changed_at).where(Tenant.key == tenant_key))
     cached = _cache.get(tenant_key)
     if cached is not None and cached[0] == stamp and stamp is not None:
         return cached[1]

@@ -94,15 +94,15 @@ def test_a5_goes_to_autobahn_gmbh(client, he_user, engine):
 
 
 def test_a_renamed_authority_is_named_in_the_next_answer(client, he_user, engine, session):
-    """The directory is cached in memory per tenants.directory_changed_at, which triggers move on every change of an
+    """The directory is cached in memory per tenants.data_changed_at, which triggers move on every change of an
     authority or an organisation's name, however it is made."""
     route = geojson(along(engine, "name = 'Admiral-Rosendahl-Straße'", 6))
     assert [a["name"] for a in resolve(client, he_user, route).json()["authorities"]] == ["Stadt Neu-Isenburg"]
-    before = session.execute(text("SELECT directory_changed_at FROM tenants WHERE key = 'he'")).scalar()
+    before = session.execute(text("SELECT data_changed_at FROM tenants WHERE key = 'he'")).scalar()
     session.execute(text("UPDATE organisations SET name = 'Magistrat der Stadt Neu-Isenburg' "
                          "WHERE name = 'Stadt Neu-Isenburg' AND tenant_key = 'he'"))
     session.commit()
-    assert session.execute(text("SELECT directory_changed_at FROM tenants WHERE key = 'he'")).scalar() > before
+    assert session.execute(text("SELECT data_changed_at FROM tenants WHERE key = 'he'")).scalar() > before
     body = resolve(client, he_user, route).json()
     assert [(a["name"], a["key"]) for a in body["authorities"]] == [("Magistrat der Stadt Neu-Isenburg", "06438009")]
 
