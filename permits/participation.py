@@ -55,6 +55,7 @@ from breitband.errors import UnprocessableEntity
 from breitband.models import Organisation, OrgKind, Tenant
 from permits import core, deadlines
 from permits.models import Application
+from permits.schemas import TRAFFIC_RESTRICTION_DE
 
 ROLE_DE = {"traffic": "Straßenverkehrsbehörde", "water": "Wasserbehörde", "nature": "Naturschutzbehörde",
            "monument": "Denkmalschutzbehörde"}
@@ -349,7 +350,8 @@ def evaluate(session: Session, tenant_key: str, content: dict[str, Any], resolut
                             if not rule.restriction_kinds or r.get("kind") in rule.restriction_kinds]
             if not restrictions:
                 continue
-            kinds = ", ".join(dict.fromkeys(r.get("kind") for r in restrictions))
+            kinds = ", ".join(dict.fromkeys(TRAFFIC_RESTRICTION_DE.get(r.get("kind"), str(r.get("kind")))
+                                            for r in restrictions))
             for place in gemeinden:
                 org = find_body(session, tenant_key, rule.role, place["ags"])
                 trigger = {"rule": rule.id, "trigger": "traffic_restriction", "gemeinde": place,

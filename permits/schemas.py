@@ -54,6 +54,14 @@ class TrafficRestrictionKind(str, enum.Enum):
     other = "other"
 
 
+# German names of the restriction kinds, for texts the service writes (participation reasons, documents).
+TRAFFIC_RESTRICTION_DE = {
+    "lane_narrowing": "Fahrstreifeneinengung", "lane_closure": "Fahrstreifensperrung", "full_closure": "Vollsperrung",
+    "sidewalk_closure": "Gehwegsperrung", "cycleway_closure": "Radwegsperrung", "parking_ban": "Halteverbot",
+    "traffic_lights": "Baustellenampel", "detour": "Umleitung", "other": "sonstige Verkehrsbeschränkung",
+}
+
+
 class TrafficRestriction(Strict):
     kind: TrafficRestrictionKind
     description: str | None = Field(None, max_length=2000)

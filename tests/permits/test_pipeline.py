@@ -152,7 +152,7 @@ def test_failed_step_visible_to_admins_and_retried_after_the_cause_is_fixed(api,
     assert (view["participation"]["attempts"], view["participation"]["error"]) == (2, None)
     [request] = session.scalars(select(StatementRequest).where(StatementRequest.application_id == app["id"])).all()
     assert (request.body_org_id, request.role, request.status) == (body.id, "traffic", "requested")
-    assert request.triggers[0]["reason"] == ("Verkehrsbeschränkungen (sidewalk_closure) in Neu-Isenburg (§ 45 StVO).")
+    assert request.triggers[0]["reason"] == ("Verkehrsbeschränkungen (Gehwegsperrung) in Neu-Isenburg (§ 45 StVO).")
 
 
 def test_steps_are_idempotent_and_in_order(api, he, lines, clock, session, task_db, db):
