@@ -13,8 +13,9 @@ A receiver recomputes the HMAC over the raw body (``verify_signature``), rejects
 
 URLs whose host is, or resolves to, an address in ``BREITBAND_WEBHOOK_BLOCKED_NETWORKS`` (loopback, link-local with
 the cloud metadata address, multicast) are refused on subscription and checked again before each try; redirects are
-not followed. httpx resolves the name once more when it connects, so a name that changes its address within that
-moment (DNS rebinding) is not caught: a deployment that must rule this out sends webhooks through an egress proxy.
+not followed. Each try resolves the name once, checks every address, and connects to those very addresses (the URL's
+host replaced by the address, the name kept in the Host header and in TLS SNI and certificate checks): a name that
+changes its address between the check and the connection (DNS rebinding) cannot lead a try into a blocked network.
 """
 
 from __future__ import annotations
@@ -81,20 +82,35 @@ def post_webhook(job: "Job", settings: Settings) -> "Outcome":
         TIMESTAMP_HEADER: str(ts),
         SIGNATURE_HEADER: signature(job.secret or "", ts, body),
     }
-    host = urlsplit(job.url).hostname or ""
-    address = blocked_address(host, settings)      # again now: the name may point elsewhere than on subscription
+    parts = urlsplit(job.url)
+    host = parts.hostname or ""
+    addresses = resolve(host)
+    if not addresses:
+        return Outcome(ok=False, error=f"not sent: the name {host} does not resolve")
+    address = first_blocked(addresses, settings)  # again now: the name may point elsewhere than on subscription
     if address is not None:
         return Outcome(ok=False, error=f"not sent: {_blocked_message(host, address)}")
-    try:
-        response = httpx.post(job.url, content=body, headers=headers, timeout=settings.webhook_timeout_s,
-                              follow_redirects=False)
-    except httpx.HTTPError as exc:
-        return Outcome(ok=False, error=f"{type(exc).__name__}: {exc}"[:2000])
-    excerpt = response.text[:500] if response.content else None
-    if 200 <= response.status_code < 300:
-        return Outcome(ok=True, response_status=response.status_code, response_excerpt=excerpt)
-    return Outcome(ok=False, response_status=response.status_code, response_excerpt=excerpt,
-                   error=f"HTTP {response.status_code}")
+    userinfo, _, headers["Host"] = parts.netloc.rpartition("@")
+    extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
+    failures = []
+    with httpx.Client(timeout=settings.webhook_timeout_s, follow_redirects=False) as client:
+        for target in addresses:        # the checked addresses, in the resolver's order, as a connection would try
+            literal = f"[{target}]" if target.version == 6 else str(target)
+            netloc = (f"{userinfo}@" if userinfo else "") + literal + (f":{parts.port}" if parts.port else "")
+            try:
+                response = client.post(parts._replace(netloc=netloc).geturl(), content=body, headers=headers,
+                                       extensions=extensions)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                failures.append(f"{target}: {type(exc).__name__}: {exc}")
+                continue
+            except httpx.HTTPError as exc:
+                return Outcome(ok=False, error=f"{type(exc).__name__}: {exc}"[:2000])
+            excerpt = response.text[:500] if response.content else None
+            if 200 <= response.status_code < 300:
+                return Outcome(ok=True, response_status=response.status_code, response_excerpt=excerpt)
+            return Outcome(ok=False, response_status=response.status_code, response_excerpt=excerpt,
+                           error=f"HTTP {response.status_code}")
+    return Outcome(ok=False, error=f"cannot connect to {host}: " + "; ".join(failures)[:1900])
 
 
 # --- subscriptions (service; never commits) ----------------------------------------------------------------------
@@ -103,26 +119,39 @@ def new_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(32)
 
 
-def blocked_address(host: str, settings: Settings) -> str | None:
-    """The first address of ``host`` (an IP literal, or a name resolved now) that lies in one of
-    ``settings.webhook_blocked_networks``; None when none does or the name does not resolve (yet)."""
-    networks = [ipaddress.ip_network(n, strict=False) for n in settings.webhook_blocked_networks]
-    if not networks:
-        return None
+def resolve(host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """The addresses of ``host`` (an IP literal, or a name resolved now), in the resolver's order, IPv4-mapped IPv6
+    addresses as IPv4; [] when the name does not resolve (yet)."""
     try:
-        addresses = {ipaddress.ip_address(host.strip("[]"))}
+        found = [ipaddress.ip_address(host.strip("[]"))]
     except ValueError:
         try:
             infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
         except (socket.gaierror, UnicodeError):
-            return None
-        addresses = {ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos}
-    for address in sorted(addresses, key=str):
+            return []
+        found = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    addresses = []
+    for address in found:
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
             address = address.ipv4_mapped
+        if address not in addresses:
+            addresses.append(address)
+    return addresses
+
+
+def first_blocked(addresses, settings: Settings) -> str | None:
+    """The first of ``addresses`` that lies in one of ``settings.webhook_blocked_networks``, or None."""
+    networks = [ipaddress.ip_network(n, strict=False) for n in settings.webhook_blocked_networks]
+    for address in sorted(addresses, key=str):
         if any(address.version == net.version and address in net for net in networks):
             return str(address)
     return None
+
+
+def blocked_address(host: str, settings: Settings) -> str | None:
+    """The first address of ``host`` that lies in a blocked network; None when none does or the name does not
+    resolve (yet)."""
+    return first_blocked(resolve(host), settings)
 
 
 def _blocked_message(host: str, address: str) -> str:

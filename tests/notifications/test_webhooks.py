@@ -168,3 +168,39 @@ def test_urls_into_loopback_link_local_or_metadata_are_refused_private_networks_
     time.sleep(result["retry_in_s"])
     assert delivery.deliver(db, d["id"])["status"] == "delivered"
     assert len(receiver.requests) == 1
+
+
+def test_a_try_connects_to_the_addresses_it_checked_so_dns_rebinding_leads_nowhere(receiver, settings, monkeypatch):
+    """The name answers an allowed address for the check and the receiver's (blocked) one to anybody who asks
+    again: the try resolves once and connects to what it checked, so nothing reaches the receiver. A name that
+    answers the receiver's address while it is allowed is delivered there, with its name in the Host header."""
+    import socket
+    import uuid
+
+    real = socket.getaddrinfo
+    asked: list[str] = []
+
+    def resolver(host, *args, **kwargs):
+        if host in ("rebind.example", "hooks.example"):
+            asked.append(host)
+            address = "127.0.0.2" if host == "rebind.example" and len(asked) == 1 else "127.0.0.1"
+            return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, 0))]
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+
+    def job(host):
+        return delivery.Job(delivery_id=uuid.uuid4(), channel="webhook", attempt=1, tenant_key="he", target="t",
+                            event={"id": str(uuid.uuid4()), "type": "application.submitted", "data": {}},
+                            context={}, url=f"http://{host}:{receiver.port}/hooks/breitband", secret="whsec_test")
+
+    monkeypatch.setattr(settings, "webhook_blocked_networks", ["127.0.0.1/32"])   # the receiver's address
+    out = webhooks.post_webhook(job("rebind.example"), settings)
+    assert not out.ok and out.error.startswith("cannot connect to rebind.example: 127.0.0.2: ConnectError"), out.error
+    assert asked == ["rebind.example"] and receiver.requests == []                # asked once, sent nowhere
+
+    monkeypatch.setattr(settings, "webhook_blocked_networks", [])
+    out = webhooks.post_webhook(job("hooks.example"), settings)
+    assert out.ok, out.error
+    [hook] = receiver.requests
+    assert hook.headers["Host"] == f"hooks.example:{receiver.port}"
