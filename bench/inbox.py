@@ -629,11 +629,12 @@ SELECT gen_random_uuid(), a.app_id, 'he', 2, 'supplement', {CONTENT}, t.resoluti
 FROM gen.cf c JOIN gen.apps a USING (n) JOIN gen.ops o ON o.k = a.op JOIN gen.tmpl t ON t.t = a.tmpl
 WHERE c.t_sup IS NOT NULL AND @sel@"""),
     ("cases", f"""
-INSERT INTO cases (id, tenant_key, application_id, authority_org_id, status, application_version, part, received_at,
-    completeness_due, complete_at, completeness_confirmed_at, decision_due, deadline_at, extension,
+INSERT INTO cases (id, tenant_key, application_id, authority_org_id, applicant_org_id, status, application_version,
+    part, received_at, completeness_due, complete_at, completeness_confirmed_at, decision_due, deadline_at, extension,
     information_requests, decision, decided_at, effective_on, forwarded_from_case_id, forwarded_to_case_id, forward,
     closed_reason, created_at, updated_at, row_version)
-SELECT c.case_id, 'he', c.app_id, c.authority_org_id, c.status, CASE WHEN c.sup_f THEN 2 ELSE 1 END, tc.part,
+SELECT c.case_id, 'he', c.app_id, c.authority_org_id, o.org_id, c.status, CASE WHEN c.sup_f THEN 2 ELSE 1 END,
+       tc.part,
        c.r_f, c.cd_f, CASE WHEN NOT c.stopped_f THEN c.r_f END, c.t_conf,
        CASE WHEN NOT c.stopped_f THEN c.dd_f END, CASE WHEN NOT c.stopped_f THEN c.dl_f END,
        CASE WHEN c.ext_f THEN jsonb_build_object('reason', @extension_reason@, 'at', gen.iso(c.t_ext), 'by', r.name,
@@ -661,8 +662,8 @@ SELECT c.case_id, 'he', c.app_id, c.authority_org_id, c.status, CASE WHEN c.sup_
        NULL, NULL, NULL, c.closed_reason, c.t_sub, greatest(c.t_sub, c.t_ask, c.t_sup, c.t_conf, c.t_ext, c.t_end),
        1 + (c.t_ask IS NOT NULL)::int + (c.t_sup IS NOT NULL)::int + (c.t_conf IS NOT NULL)::int
          + (c.t_ext IS NOT NULL)::int + (c.end_kind IS NOT NULL)::int
-FROM gen.cf c JOIN gen.apps a USING (n) JOIN gen.tmpl_case tc ON tc.t = a.tmpl AND tc.idx = c.idx
-JOIN gen.rev r ON r.org_id = c.authority_org_id
+FROM gen.cf c JOIN gen.apps a USING (n) JOIN gen.ops o ON o.k = a.op
+JOIN gen.tmpl_case tc ON tc.t = a.tmpl AND tc.idx = c.idx JOIN gen.rev r ON r.org_id = c.authority_org_id
 JOIN gen.cond_sets cs ON cs.k = c.cond_set JOIN gen.reason_sets rs ON rs.k = c.reason_set
 WHERE @sel@"""),
     ("pipeline_runs", """
@@ -1375,14 +1376,31 @@ def main() -> None:
         FROM cases c JOIN organisations o ON o.id = c.authority_org_id GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 1
     """).fetchone()
     conn.rollback()
+    busy_op = conn.execute("""
+        SELECT c.applicant_org_id, count(*), count(*) FILTER (WHERE c.status IN ('received', 'incomplete', 'in_review'))
+        FROM cases c GROUP BY 1 ORDER BY 2 DESC LIMIT 1
+    """).fetchone()
+    conn.rollback()
     rev = reviewers[busy[0]]
+    op = next(o for o in world["ops"] if o["org_id"] == busy_op[0])
     with db.sessionmaker() as session:
-        from breitband.models import User
+        from breitband.models import OrgKind, Role, User
 
         _, token = identity.create_token(session, session.get(User, rev["user_id"]), "bench")
+        office = identity.create_organisation(session, TENANT, OrgKind.operating_office, "Servicestelle Bench")
+        admin = identity.create_user(session, office, "admin@servicestelle-bench.example", "Bench Admin",
+                                     Role.tenant_admin)
+        _, admin_token = identity.create_token(session, admin, "bench")
+        _, op_token = identity.create_token(session, session.get(User, op["user_id"]), "bench")
         session.commit()
         who = identity.authenticate(session, token)
-    say(f"\ninbox of {busy[1]} ({busy[2]:,} cases, {busy[3]:,} open) as {rev['name']}")
+        scopes = [(f"tenant admin: first page ({stats['cases']:,} cases)", admin_token,
+                   identity.authenticate(session, admin_token)),
+                  (f"operator: first page ({busy_op[1]:,} cases)", op_token, identity.authenticate(session, op_token))]
+        session.commit()
+    say(f"\ninbox of {busy[1]} ({busy[2]:,} cases, {busy[3]:,} open) as {rev['name']}; also the first pages of "
+        f"a tenant admin (every case of the tenant) and of {op['org_name']} ({busy_op[1]:,} cases, {busy_op[2]:,} "
+        "open), the busiest operator")
     port = free_port()
     env = {**os.environ, "BREITBAND_DATABASE_URL": BENCH_URL, "BREITBAND_PORT": str(port)}
     server = subprocess.Popen([sys.executable, "-m", "breitband.cli", "serve", "--port", str(port)], env=env,
@@ -1410,13 +1428,17 @@ def main() -> None:
                                                  ("page 101 by offset (?offset=5000)", {"offset": 5000})],
                              max(20, args.runs // 3), g)
         assert [i["id"] for i in deep[0]["body"]["items"]] == [i["id"] for i in deep[1]["body"]["items"]]
+        for label, scope_token, scope_who in scopes:
+            scope_client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60,
+                                        headers={"Authorization": f"Bearer {scope_token}"})
+            deep += measure_inbox(scope_client, raw, scope_who, [(label, {})], args.runs, g)
         raw.close()
     finally:
         server.terminate()
         server.wait(10)
-    say(f"{'GET /api/v1/cases':<36} {'HTTP p50':>9} {'HTTP p95':>9} {'SQL p50':>8} {'SQL p95':>8} {'p95 ratio':>9}")
+    say(f"{'GET /api/v1/cases':<42} {'HTTP p50':>9} {'HTTP p95':>9} {'SQL p50':>8} {'SQL p95':>8} {'p95 ratio':>9}")
     for r in res + deep:
-        say(f"{r['label']:<36} {r['http50']:>7.1f}ms {r['http95']:>7.1f}ms {r['sql50']:>6.1f}ms {r['sql95']:>6.1f}ms "
+        say(f"{r['label']:<42} {r['http50']:>7.1f}ms {r['http95']:>7.1f}ms {r['sql50']:>6.1f}ms {r['sql95']:>6.1f}ms "
             f"{r['http95'] / r['sql95']:>9.2f}")
     first = res[0]["body"]["items"][0]
     say(f"(first item: {first['reference']} {first['status']}, complete {first['complete_at']}, due "

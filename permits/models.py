@@ -182,6 +182,8 @@ class Case(Base):
     tenant_key: Mapped[str] = mapped_column(ForeignKey("tenants.key", ondelete="CASCADE"))
     application_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("applications.id", ondelete="CASCADE"))
     authority_org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
+    # The application's applicant, copied (it never changes): an operator's inbox reads its cases in index order.
+    applicant_org_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     status: Mapped[str] = mapped_column(String(32), default=CaseStatus.received.value)
     application_version: Mapped[int] = mapped_column(Integer)
     part: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)

@@ -62,9 +62,7 @@ def readable_cases(principal: Principal) -> Select[tuple[Case]]:
     if principal.is_tenant_admin:
         return stmt
     if principal.role is Role.operator_member:
-        return stmt.where(Case.application_id.in_(
-            select(Application.id).where(Application.tenant_key == principal.tenant_key,
-                                         Application.applicant_org_id == principal.organisation_id)))
+        return stmt.where(Case.applicant_org_id == principal.organisation_id)
     return stmt.where(Case.authority_org_id == principal.organisation_id)
 
 

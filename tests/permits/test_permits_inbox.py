@@ -80,6 +80,16 @@ def test_authority_inbox_order_days_left_and_filters(api, he, lines, clock):
     first = api.get(he.neu_isenburg, "/cases").json()["items"][0]
     assert (first["id"], first["days_left"], first["overdue"]) == (c2, -1, True)
 
+    # the tenant admin's and the operator's inboxes: the same legal order over the cases they may see (index-ordered
+    # per tenant and per applicant, migration 0007), with keyset paging
+    for who in (he.admin, he.operator):
+        assert [i["id"] for i in api.get(who, "/cases").json()["items"]] == [c2, c1, c3, c4]
+        first = api.get(who, "/cases", limit=2, status=["received", "incomplete", "granted"]).json()
+        rest = api.get(who, "/cases", limit=2, status=["received", "incomplete", "granted"],
+                       after=first["next"]).json()
+        assert [i["id"] for i in first["items"] + rest["items"]] == [c2, c1, c3, c4]
+    assert api.get(he.other_operator, "/cases").json()["items"] == []
+
     # the operator's list: newest first, each case's status
     listed = api.get(he.operator, "/applications").json()["items"]
     assert [(a["id"], [c["status"] for c in a["cases"]]) for a in listed] == [
