@@ -25,9 +25,9 @@ class Base(DeclarativeBase):
 
 
 # A pooled connection that has rested longer than this is pinged before use (a server restart or an idle timeout
-# may have closed it). One used moments ago is not: the ping is a round trip, and on a request that needs three round
-# trips in all (authentication, tenant, the query) a fourth and fifth showed in every figure. If the server went away
-# within this window, the request fails with 503 `database-unavailable` and the pool reconnects for the next one.
+# may have closed it). One used moments ago is not: the ping is a round trip, and a resolution needs only two (the
+# token lookup and the query), so pinging on every checkout showed in every figure. If the server went away within
+# this window, the request fails with 503 `database-unavailable` and the pool reconnects for the next one.
 PING_AFTER_IDLE_S = 5.0
 
 
