@@ -285,11 +285,17 @@ def test_operator_submits_authority_reviews_and_grants(server, people, browser, 
     print(f"browser story: {time.monotonic() - started:.1f} s")
 
 
-def test_operator_draws_a_route_and_sees_the_authorities(server, people, browser, engine):
+def test_operator_draws_a_route_and_sees_the_authorities(server, people, browser, engine, tmp_path):
     """Drawing instead of uploading: three clicks along the K 163 on the map (terra-draw), a click on the last point
-    finishes the line, and the preview names the Landkreis Offenbach."""
+    finishes the line, and the preview names the Landkreis Offenbach. Before that, a file with latitude and longitude
+    swapped: the preview says so in German, with the API's detail."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    coords = k163_route(engine)["features"][0]["geometry"]["coordinates"]
+    route = k163_route(engine)
+    coords = route["features"][0]["geometry"]["coordinates"]
+    swapped_file = tmp_path / "vertauscht.geojson"
+    swapped_file.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {}, "geometry": {"type": "LineString",
+                                                           "coordinates": [[y, x] for x, y in coords]}}]}))
     points = [coords[0], coords[len(coords) // 2], coords[-1]]
     errors: list[str] = []
     ctx = browser.new_context(viewport=VIEWPORT, locale="de-DE")
@@ -299,6 +305,11 @@ def test_operator_draws_a_route_and_sees_the_authorities(server, people, browser
         page.goto(f"{server}/#/new")
         expect(page.get_by_role("heading", name="Neuer Antrag")).to_be_visible()
         page.wait_for_function("() => window.breitbandDraw && window.breitbandMap && window.breitbandMap.loaded()")
+        page.get_by_label("GeoJSON-Datei hochladen (Koordinaten in WGS 84)").set_input_files(str(swapped_file))
+        alert = page.locator("#preview .error")
+        expect(alert).to_contain_text("Die Koordinaten scheinen vertauscht", timeout=30_000)
+        expect(alert).to_contain_text("Details: The route lies outside HE")
+        errors[:] = [e for e in errors if "status of 422" not in e]     # the browser logs the answer it got
         lon = sum(p[0] for p in points) / 3
         lat = sum(p[1] for p in points) / 3
         page.evaluate("(c) => window.breitbandMap.jumpTo({center: c, zoom: 16})", [lon, lat])

@@ -74,6 +74,45 @@ const de = {
     authority_admin: "Leitung Straßenbaubehörde", tenant_admin: "Servicestelle" },
   orgKind: { participating_body: "beteiligte Stelle" },
   bodyRoles: { authority_reviewer: "Sachbearbeitung (beteiligte Stelle)", authority_admin: "Leitung (beteiligte Stelle)" },
+  details: "Details",
+  // What an error means for the person in front of the screen, by the problem type the API answers; its detail
+  // (in English, with feature, coordinate or field) follows as "Details".
+  problem: {
+    "stale-version": "Der Vorgang wurde inzwischen geändert. Bitte laden Sie die Seite neu und wiederholen Sie den Schritt.",
+    "precondition-failed": "Der Vorgang wurde inzwischen geändert. Bitte laden Sie die Seite neu und wiederholen Sie den Schritt.",
+    "illegal-transition": "Dieser Schritt ist im jetzigen Stand des Verfahrens nicht möglich.",
+    "validation-error": "Einige Angaben fehlen oder sind ungültig.",
+    "role-not-allowed": "Dafür fehlt Ihrer Rolle die Berechtigung.",
+    "token-invalid": "Ihre Anmeldung ist ungültig oder abgelaufen. Bitte melden Sie sich neu an.",
+    "token-missing": "Bitte melden Sie sich an.",
+    "database-unavailable": "Der Dienst ist gerade nicht erreichbar. Bitte versuchen Sie es in einem Moment erneut.",
+    "database-timeout": "Der Dienst hat zu lange gebraucht. Bitte versuchen Sie es in einem Moment erneut.",
+    "not-geojson": "Die Datei ist kein GeoJSON.",
+    "unsupported-geometry": "Diese Geometrieart wird nicht unterstützt: Linien für Trassen, Punkte für Gruben und Schächte, Flächen für Baufelder.",
+    "invalid-geometry": "Die Geometrie ist ungültig (z. B. eine Fläche, die sich selbst schneidet).",
+    "empty-geometry": "Die Geometrie ist leer.",
+    "zero-length": "Eine Linie hat die Länge null.",
+    "non-finite-coordinate": "Eine Koordinate ist keine Zahl.",
+    "outside-crs-area": "Koordinaten liegen außerhalb des Gültigkeitsbereichs des Koordinatensystems.",
+    "unknown-crs": "Das Koordinatensystem ist unbekannt.",
+    "swapped-coordinates": "Die Koordinaten scheinen vertauscht: GeoJSON erwartet zuerst die Länge (x), dann die Breite (y).",
+    "outside-territory": "Die Trasse liegt außerhalb des Landes.",
+    "too-many-vertices": "Die Trasse hat zu viele Stützpunkte. Bitte teilen oder vereinfachen Sie sie.",
+    "route-too-long": "Die Trasse ist zu lang für einen Antrag. Bitte teilen Sie sie auf.",
+    "authority-missing": "Für einen Teil der Trasse ist keine zuständige Behörde im Verzeichnis erfasst; die Servicestelle muss das Verzeichnis ergänzen.",
+    "file-too-large": "Die Datei ist zu groß.",
+    "payload-too-large": "Die Datei ist zu groß.",
+    "empty-attachment": "Die Datei ist leer.",
+    "application-incomplete": "Der Antrag ist noch unvollständig.",
+    "invalid-sections": "Die Angaben zu den Trassenabschnitten sind unvollständig oder ungültig.",
+    "invalid-decision": "Die Entscheidung ist so nicht möglich (z. B. fehlt bei einer Ablehnung die Begründung).",
+    "invalid-statement": "Die Stellungnahme ist so nicht möglich (bei Einwänden ist eine Begründung nötig).",
+    "unknown-catalogue-code": "Eine gewählte Nebenbestimmung ist im Katalog nicht (mehr) vorhanden.",
+    "route-change-after-decision": "Nach einer Entscheidung kann die Trasse nicht mehr geändert werden.",
+    "forward-to-self": "Der Vorgang kann nicht an die eigene Behörde abgegeben werden.",
+    "document-not-ready": "Der Bescheid wird noch erstellt. Bitte versuchen Sie es gleich noch einmal.",
+    "document-revoked": "Dieser Bescheid wurde widerrufen.",
+  },
 };
 const en = {
   skip: "Skip to content", lang: "Deutsch", logout: "Sign out", login: "Sign in",
@@ -150,10 +189,16 @@ const en = {
     authority_admin: "Road authority head", tenant_admin: "Operating office" },
   orgKind: { participating_body: "participating body" },
   bodyRoles: { authority_reviewer: "Reviewer (participating body)", authority_admin: "Head (participating body)" },
+  details: "Details",
 };
 const dicts = { de, en };
 export let lang = localStorage.getItem("breitband.lang") === "en" ? "en" : "de";
 export function setLang(l) { lang = l; localStorage.setItem("breitband.lang", l); document.documentElement.lang = l; }
+/** The German text for a problem type, or null (English uses the API's own title and detail). */
+export function problemMessage(type) {
+  const slug = String(type || "").split("/").pop();
+  return dicts[lang].problem?.[slug] ?? null;
+}
 export function t(key) {
   const parts = key.split(".");
   let v = dicts[lang];

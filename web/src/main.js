@@ -2,7 +2,7 @@
 import "./style.css";
 import { api, get, getToken, setToken, ApiError } from "./api.js";
 import { h, field } from "./dom.js";
-import { t, lang, setLang, fmtDate, fmtLen } from "./i18n.js";
+import { t, lang, setLang, fmtDate, fmtLen, problemMessage } from "./i18n.js";
 import { inboxView, caseView } from "./authority.js";
 import { myApplicationsView, wizardView, applicationView } from "./operator.js";
 import { statementsView, statementView } from "./statements.js";
@@ -24,6 +24,8 @@ export function problemText(e) {
   if (!(e instanceof ApiError)) return String(e?.message || e);
   const p = e.problem;
   const errs = (p.errors || []).map((x) => `${x.field || x.loc?.join(".") || ""}: ${x.message || x.msg || ""}`);
+  const known = problemMessage(p.type);
+  if (known) return [known, `${t("details")}: ${(errs.length ? errs : [p.detail]).filter(Boolean).join("; ")}`].join(" – ");
   return (errs.length ? [p.title, ...errs] : [p.title, p.detail]).filter(Boolean).join(" – ");
 }
 
