@@ -39,6 +39,9 @@ import shapely.ops  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 TENANT = "he"
+# The Frankfurter Kreuz extract (8 x 6.6 km: motorways, Bundes-, Landes-, Kreisstraßen, town and forest roads)
+# tiles Hessen without overlaps; the long Darmstadt-Frankfurt corridor would make the tiles too coarse.
+EXTRACTS = [ROOT / "data" / "roads" / "hessen" / "frankfurter-kreuz.osm.pbf"]
 
 
 def pct(values, q):
@@ -71,9 +74,7 @@ def base_ways(session):
                                                   b / "hessen_kreise_vg250_2018_sim200.geojson",
                                                   b / "hessen_land_vg250_2018_sim20.geojson"])
     session.commit()
-    # The Frankfurter Kreuz extract (8 x 6.6 km: motorways, Bundes-, Landes-, Kreisstraßen, town and forest roads)
-    # tiles Hessen without overlaps; the long Darmstadt-Frankfurt corridor would make the tiles too coarse.
-    files = [ROOT / "data" / "roads" / "hessen" / "frankfurter-kreuz.osm.pbf"]
+    files = EXTRACTS
     from geo.importers.roads import read_road_files
 
     ways = read_road_files(files, tenant.srid, Summary(layer="roads", tenant=TENANT))
