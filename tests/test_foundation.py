@@ -157,6 +157,34 @@ def test_a_connection_that_rested_is_pinged_and_replaced(settings, engine, monke
         db.dispose()
 
 
+def test_statement_sessions_run_each_statement_on_its_own(settings):
+    """Authentication and the resolution dry run read one statement at a time, without BEGIN/COMMIT round trips:
+    each statement is its own transaction (now() moves), and the read-only one refuses writes."""
+    import time
+
+    import pytest
+    from sqlalchemy.exc import DBAPIError
+
+    from breitband.db import Database
+
+    db = Database.from_settings(settings)
+    try:
+        with db.statement_session(readonly=True) as s:
+            assert s.execute(text("SHOW transaction_read_only")).scalar() == "on"
+            first = s.execute(text("SELECT now()")).scalar()
+            time.sleep(0.01)
+            assert s.execute(text("SELECT now()")).scalar() > first
+            with pytest.raises(DBAPIError, match="read-only transaction"):
+                s.execute(text("CREATE TEMP TABLE not_here (i int)"))
+        with db.statement_session() as s:
+            assert s.execute(text("SHOW transaction_read_only")).scalar() == "off"
+            first = s.execute(text("SELECT now()")).scalar()
+            time.sleep(0.01)
+            assert s.execute(text("SELECT now()")).scalar() > first
+    finally:
+        db.dispose()
+
+
 def test_readyz_checks_postgis_and_migrations(client):
     r = client.get("/readyz")
     body = r.json()
