@@ -11,8 +11,10 @@ directly.
 
 The collection holds what the caller may read (``permits.repository.readable_applications``: an operator its own
 applications, an authority those with a case of its own, with that case's status and decision date, a tenant
-admin all), those with a route, newest first. Geometry in CRS84 (longitude, latitude). ``datetime`` filters by the
-planned works period (start and end day of the current version), so a GIS user sees the works in a time window.
+admin all), those with a route, newest first. Geometry in CRS84 (longitude, latitude), as simple as the route
+allows (trenches only: a LineString or MultiLineString, which GIS layers take; with pits or areas a
+GeometryCollection). ``datetime`` filters by the planned works period (start and end day of the current version),
+so a GIS user sees the works in a time window.
 Invalid or unknown query parameters are 400 problem+json (OGC requirement /req/core/query-param-invalid and
 /query-param-unknown); ``limit`` above 1,000 is served as 1,000.
 """
@@ -237,7 +239,7 @@ def _items_statement(principal: Principal):
     cols = [Application.id, Application.reference, Application.project_name, Application.operator_reference,
             Application.status, Application.submitted_at, Application.updated_at,
             Organisation.name.label("applicant"), start.label("planned_start"), end.label("planned_end"),
-            func.ST_AsGeoJSON(Application.route_geom, 7).label("geometry")]
+            func.ST_AsGeoJSON(func.ST_CollectionHomogenize(Application.route_geom), 7).label("geometry")]
     stmt = (repository.readable_applications(principal)
             .join(Organisation, Organisation.id == Application.applicant_org_id)
             .outerjoin(current, and_(current.application_id == Application.id,
