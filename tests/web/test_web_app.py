@@ -103,6 +103,8 @@ def test_operator_submits_authority_reviews_and_grants(server, people, browser, 
         expect(op.locator("dl.me")).to_contain_text("Netzbetreiber")
         expect(op.locator("dl.me")).to_contain_text(people.operator.email)
         expect(op.locator("dl.me")).to_contain_text("(he)")
+        expect(op.locator("#ogc-url")).to_have_text(f"{server}/api/v1/ogc")      # GIS access for QGIS & co.
+        shot(op, "00-operator-account")
         op.get_by_role("link", name="Neuer Antrag").first.click()
         expect(op.get_by_role("heading", name="Neuer Antrag")).to_be_visible()
         op.get_by_label("Name des Vorhabens").fill("FTTH Neu-Isenburg Gravenbruch, K 163")

@@ -75,6 +75,8 @@ const de = {
   orgKind: { participating_body: "beteiligte Stelle" },
   bodyRoles: { authority_reviewer: "Sachbearbeitung (beteiligte Stelle)", authority_admin: "Leitung (beteiligte Stelle)" },
   details: "Details",
+  gisAccess: "GIS-Zugang (OGC API - Features)",
+  gisAccessHelp: "Ihre Anträge als Layer, z. B. in QGIS: „Layer → WFS / OGC API - Features-Layer hinzufügen“ mit dieser Adresse und der Authentifizierung „API-Header“: Authorization = Bearer <Ihr Token>.",
   // What an error means for the person in front of the screen, by the problem type the API answers; its detail
   // (in English, with feature, coordinate or field) follows as "Details".
   problem: {
@@ -190,6 +192,8 @@ const en = {
   orgKind: { participating_body: "participating body" },
   bodyRoles: { authority_reviewer: "Reviewer (participating body)", authority_admin: "Head (participating body)" },
   details: "Details",
+  gisAccess: "GIS access (OGC API - Features)",
+  gisAccessHelp: "Your applications as a layer, e.g. in QGIS: \u201cLayer → Add WFS / OGC API - Features layer\u201d with this address and an \u201cAPI header\u201d authentication: Authorization = Bearer <your token>.",
 };
 const dicts = { de, en };
 export let lang = localStorage.getItem("breitband.lang") === "en" ? "en" : "de";

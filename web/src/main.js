@@ -79,7 +79,9 @@ export function meCard() {
     h("dt", t("signedInAs")), h("dd", `${m.name || ""} <${m.email}>`),
     h("dt", t("role")), h("dd", isBody() ? t(`bodyRoles.${m.role}`) : t(`roles.${m.role}`)),
     h("dt", t("organisation")), h("dd", `${m.organisation.name}${isBody() ? ` (${t("orgKind.participating_body")})` : ""}`),
-    h("dt", t("tenant")), h("dd", `${m.tenant.name} (${m.tenant.key})`));
+    h("dt", t("tenant")), h("dd", `${m.tenant.name} (${m.tenant.key})`),
+    isBody() ? null : [h("dt", t("gisAccess")), h("dd",
+      h("code", { id: "ogc-url" }, `${location.origin}/api/v1/ogc`), h("p.muted", t("gisAccessHelp")))]);
 }
 
 let rendering = 0;
