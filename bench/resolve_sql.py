@@ -173,7 +173,8 @@ def main() -> None:
               f"min {t.min():6.1f} ms")
     for name, _, _ in variants[1:]:
         differ = [k for k in range(len(params)) if rows[(k, name)] != rows[(k, "product")]]
-        print(f"  {name}: {'same rows as the product on every route' if not differ else f'DIFFERENT rows on routes {differ}'}")
+        verdict = f"DIFFERENT rows on routes {differ}" if differ else "same rows as the product on every route"
+        print(f"  {name}: {verdict}")
 
 
 if __name__ == "__main__":

@@ -413,8 +413,8 @@ class ApplicationsLayer:
 
 def applications_statement(principal) -> Select:
     from breitband.models import OrgKind, Role
-    from permits.models import OPEN_CASE_STATUSES, Application, Case
-    from permits.repository import is_authority, readable_applications
+    from permits.models import Application
+    from permits.repository import is_authority, own_case, readable_applications
 
     a = Application.__table__
     if principal.organisation_kind is OrgKind.participating_body and not principal.is_tenant_admin:
@@ -432,11 +432,7 @@ def applications_statement(principal) -> Select:
     else:
         visible = is_own
     env_4326 = gf.ST_Transform(_envelope_3857(), 4326)
-    my_case = (select(Case.id, Case.status, Case.decision_due)
-               .where(Case.application_id == Application.id, Case.authority_org_id == principal.organisation_id)
-               .order_by(Case.status.in_([s.value for s in OPEN_CASE_STATUSES]).desc(), Case.created_at.desc(),
-                         Case.id)
-               .limit(1).lateral("my_case"))
+    my_case = own_case(principal)
     with_case = principal.role in (Role.authority_reviewer, Role.authority_admin)
     order = func.row_number().over(order_by=(is_own.desc(), Application.created_at.desc(), Application.id))
     cand = (select(order.label("_order"), Application.id, is_own.label("own"), Application.status,

@@ -311,7 +311,8 @@ def start_clock(case: Case, at: datetime) -> None:
 def new_case(session: Session, app: Application, authority_org_id: uuid.UUID, part: dict[str, Any], at: datetime,
              version: int, forwarded_from: uuid.UUID | None = None) -> Case:
     case = Case(id=uuid.uuid4(), tenant_key=app.tenant_key, application_id=app.id, authority_org_id=authority_org_id,
-                applicant_org_id=app.applicant_org_id, status=CaseStatus.received.value, application_version=version, part=part, information_requests=[],
+                applicant_org_id=app.applicant_org_id, status=CaseStatus.received.value, application_version=version,
+                part=part, information_requests=[],
                 forwarded_from_case_id=forwarded_from, created_at=at, updated_at=at)
     start_clock(case, at)
     session.add(case)

@@ -28,7 +28,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import Date, and_, cast, func, literal, select, text
+from sqlalchemy import Date, and_, cast, func, literal
 from sqlalchemy.orm import Session
 
 from breitband.auth import require
@@ -36,8 +36,9 @@ from breitband.db import get_read_session
 from breitband.errors import NotFound, ProblemError
 from breitband.identity import Principal
 from breitband.models import Organisation
+from geo.tiles import tenant_bounds
 from permits import repository
-from permits.models import OPEN_CASE_STATUSES, Application, ApplicationVersion, Case
+from permits.models import Application, ApplicationVersion
 
 router = APIRouter(prefix="/api/v1/ogc", tags=["OGC API - Features"])
 
@@ -108,7 +109,7 @@ def _collection(request: Request, session: Session, principal: Principal) -> dic
                        "lesen dürfen, mit Aktenzeichen, Vorhaben, Stand und geplantem Bauzeitraum",
         "itemType": "feature",
         "crs": [CRS84],
-        "extent": {"spatial": {"bbox": [_territory_bbox(session, principal.tenant_key) or [-180, -90, 180, 90]],
+        "extent": {"spatial": {"bbox": [tenant_bounds(session, principal.tenant_key) or [-180, -90, 180, 90]],
                                "crs": CRS84},
                    "temporal": {"interval": [[None, None]]}},
         "links": [
@@ -117,20 +118,6 @@ def _collection(request: Request, session: Session, principal: Principal) -> dic
              "title": "the applications as GeoJSON"},
         ],
     }
-
-
-_EXTENT_SQL = text("""
-SELECT ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b) FROM (
-    SELECT ST_Transform(ST_Segmentize(ST_SetSRID(ST_Extent(a.geom)::geometry, min(t.srid)), 1000), 4326)::box2d AS b
-    FROM admin_areas a JOIN tenants t ON t.key = a.tenant_key
-    WHERE a.tenant_key = :t AND a.level = 'land'
-) x""")
-
-
-def _territory_bbox(session: Session, tenant_key: str) -> list[float] | None:
-    """The tenant's Land in CRS84 (its box, densified before the transformation), or None before any import."""
-    box = session.execute(_EXTENT_SQL, {"t": tenant_key}).first()
-    return None if box is None or box[0] is None else [round(float(v), 6) for v in box]
 
 
 @router.get("/collections", summary="The collections: applications")
@@ -246,11 +233,7 @@ def _items_statement(principal: Principal):
                                      current.number == Application.current_version))
             .where(Application.route_geom.is_not(None)))
     if repository.is_authority(principal):     # the caller's own case: its state and decision date
-        my_case = (select(Case.id, Case.status, Case.decision_due)
-                   .where(Case.application_id == Application.id, Case.authority_org_id == principal.organisation_id)
-                   .order_by(Case.status.in_([s.value for s in OPEN_CASE_STATUSES]).desc(),
-                             Case.created_at.desc(), Case.id)
-                   .limit(1).lateral("my_case"))
+        my_case = repository.own_case(principal)
         stmt = stmt.outerjoin(my_case, literal(True))
         cols += [my_case.c.id.label("case_id"), my_case.c.status.label("case_status"),
                  my_case.c.decision_due]

@@ -57,6 +57,15 @@ def readable_applications(principal: Principal) -> Select[tuple[Application]]:
                                      Case.authority_org_id == principal.organisation_id))
 
 
+def own_case(principal: Principal):
+    """LATERAL (id, status, decision_due) of the caller's own case on ``Application`` (an authority's: an open one
+    first, then the newest), for lists and maps of applications that show the state of the caller's case."""
+    return (select(Case.id, Case.status, Case.decision_due)
+            .where(Case.application_id == Application.id, Case.authority_org_id == principal.organisation_id)
+            .order_by(Case.status.in_(OPEN).desc(), Case.created_at.desc(), Case.id)
+            .limit(1).lateral("my_case"))
+
+
 def readable_cases(principal: Principal) -> Select[tuple[Case]]:
     stmt = select(Case).where(Case.tenant_key == principal.tenant_key)
     if principal.is_tenant_admin:
