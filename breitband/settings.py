@@ -6,7 +6,7 @@ import ipaddress
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -75,6 +75,13 @@ class Settings(BaseSettings):
     signing_key_passphrase: str | None = None
     signing_self_signed: bool = True
 
+    # API tokens (breitband/identity.py): a token created without an explicit lifetime (CLI, demo, web) expires
+    # after token_default_expiry_days; no token can be created for longer than token_max_expiry_days (CLI and
+    # POST /api/v1/me/tokens). A user may hold at most token_max_active_per_user unrevoked, unexpired tokens.
+    token_default_expiry_days: int = Field(default=90, gt=0, le=36500)
+    token_max_expiry_days: int = Field(default=365, gt=0, le=36500)
+    token_max_active_per_user: int = Field(default=50, gt=0)
+
     @field_validator("webhook_blocked_networks")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
@@ -84,6 +91,13 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"{net!r} is not a network such as 169.254.0.0/16 or fe80::/10") from None
         return value
+
+    @model_validator(mode="after")
+    def _token_expiry(self) -> "Settings":
+        if self.token_default_expiry_days > self.token_max_expiry_days:
+            raise ValueError(f"token_default_expiry_days ({self.token_default_expiry_days}) must not exceed "
+                             f"token_max_expiry_days ({self.token_max_expiry_days})")
+        return self
 
     @property
     def readonly_url(self) -> str:
