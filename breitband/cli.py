@@ -6,7 +6,6 @@ import json
 import sys
 import tomllib
 import uuid
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, Optional
 
@@ -222,22 +221,67 @@ def user_create(tenant: str = typer.Option(...), org: str = typer.Option(..., he
     echo_json(out)
 
 
+def token_dict(token, email: str | None = None) -> dict[str, Any]:
+    out = {"id": str(token.id), "name": token.name, "prefix": token.prefix, "created_at": token.created_at,
+           "expires_at": token.expires_at, "last_used_at": token.last_used_at, "revoked_at": token.revoked_at}
+    return {"user": email, **out} if email else out
+
+
 @token_app.command("create")
 def token_create(tenant: str = typer.Option(...), email: str = typer.Option(..., help="The user's e-mail"),
                  name: str = typer.Option("cli", help="What the token is for"),
-                 expires_days: Optional[int] = typer.Option(None, help="Days until it expires (default: never)")) -> None:
-    """Create an API token; prints the secret once."""
+                 expires_in_days: Optional[int] = typer.Option(
+                     None, "--expires-in-days", "--expires-days",
+                     help="Days until it expires (default BREITBAND_TOKEN_DEFAULT_EXPIRY_DAYS, 90; at most "
+                          "BREITBAND_TOKEN_MAX_EXPIRY_DAYS, 365). Every token expires; rotate service accounts' "
+                          "tokens before they do.")) -> None:
+    """Create an API token; prints the secret once, with its expiry."""
     from breitband import identity
 
-    if expires_days is not None and expires_days <= 0:
-        fail("--expires-days must be positive")
     with session_scope() as session:
+        lifetime = identity.token_lifetime(expires_in_days, field="--expires-in-days")
         user = identity.find_user(session, tenant, email)
-        token, secret = identity.create_token(
-            session, user, name, expires_in=timedelta(days=expires_days) if expires_days else None)
-        out = {"id": str(token.id), "token": secret, "expires_at": token.expires_at,
-               "note": "Store the token now; it cannot be shown again."}
+        token, secret = identity.create_token(session, user, name, expires_in=lifetime)
+        out = {**token_dict(token), "token": secret,
+               "note": f"Store the token now; it cannot be shown again. It expires at {token.expires_at}."}
     echo_json(out)
+
+
+@token_app.command("list")
+def token_list(tenant: str = typer.Option(..., help="Tenant key"),
+               email: Optional[str] = typer.Option(None, help="Only this user's tokens"),
+               active: bool = typer.Option(False, "--active", help="Only tokens neither revoked nor expired")) -> None:
+    """List the API tokens of a tenant's users (never their secrets), newest first."""
+    from datetime import datetime, timezone
+
+    from sqlalchemy import or_, select
+
+    from breitband import identity
+    from breitband.models import ApiToken, User
+
+    with session_scope() as session:
+        identity.get_tenant(session, tenant)
+        stmt = (select(ApiToken, User.email).join(User, User.id == ApiToken.user_id)
+                .where(User.tenant_key == tenant).order_by(ApiToken.created_at.desc(), ApiToken.id))
+        if email:
+            stmt = stmt.where(User.id == identity.find_user(session, tenant, email).id)
+        if active:
+            stmt = stmt.where(ApiToken.revoked_at.is_(None), or_(ApiToken.expires_at.is_(None),
+                                                                 ApiToken.expires_at > datetime.now(timezone.utc)))
+        echo_json([token_dict(t, e) for t, e in session.execute(stmt)])
+
+
+@token_app.command("cap-expiry")
+def token_cap_expiry(days: int = typer.Option(..., help="Days from now; at most BREITBAND_TOKEN_MAX_EXPIRY_DAYS"),
+                     tenant: Optional[str] = typer.Option(None, help="Only this tenant's tokens (default: all)")
+                     ) -> None:
+    """Give every active token that never expires (made before expiry was the default), or that expires later
+    than DAYS from now, the expiry now + DAYS."""
+    from breitband import identity
+
+    with session_scope() as session:
+        changed = identity.cap_token_expiry(session, days, tenant_key=tenant)
+    echo_json({"changed": changed, "days": days, "tenant": tenant})
 
 
 @token_app.command("revoke")

@@ -1,7 +1,8 @@
 """The demo data set loaded by scripts/run: tenant Hessen, its organisations and one user per role, and the Hessen
 geodata (VG250 Gemeinden, Kreise and Land; every OSM extract in data/roads/hessen/).
 
-Idempotent: running it again keeps what exists and issues fresh demo tokens (the previous ones are revoked); a geo
+Idempotent: running it again keeps what exists and issues fresh demo tokens (the previous ones are revoked; each
+expires after the setting token_default_expiry_days, like every token made without an explicit lifetime); a geo
 layer is imported again only when its files changed (compared with the LayerImport record by SHA-256).
 """
 
@@ -189,7 +190,9 @@ def load_demo(issue_tokens: bool = True, echo=print) -> dict[str, str]:
     if issue_tokens:
         base = get_settings().public_base_url
         echo(f"Demo tenant 'he' (Hessen) loaded. API: {base}  docs: {base}/docs")
-        echo("Demo tokens (Authorization: Bearer <token>):")
+        days = get_settings().token_default_expiry_days
+        echo(f"Demo tokens (Authorization: Bearer <token>), valid for {days} days "
+             "(BREITBAND_TOKEN_DEFAULT_EXPIRY_DAYS):")
         for role, secret in tokens.items():
             echo(f"  {role:<20} {secret}")
         echo("Example: curl -H 'Authorization: Bearer " + tokens.get("operator_member", "") + f"' {base}/api/v1/me")

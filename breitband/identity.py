@@ -12,11 +12,12 @@ from typing import Any
 
 from pyproj import CRS
 from pyproj.exceptions import CRSError
-from sqlalchemy import Select, or_, select, update
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from breitband.errors import Conflict, NotFound, UnprocessableEntity
 from breitband.models import ROLE_ORG_KINDS, ApiToken, Organisation, OrgKind, Role, Tenant, User
+from breitband.settings import get_settings
 
 TOKEN_PREFIX = "bb_"
 TENANT_KEY_RE = re.compile(r"^[a-z][a-z0-9-]{1,15}$")
@@ -35,6 +36,7 @@ class Principal:
     organisation_kind: OrgKind
     organisation_name: str
     token_id: uuid.UUID | None = None
+    token_expires_at: datetime | None = None
     # (tenants.updated_at, tenants.data_changed_at) as read with the token: per-tenant caches (the resolution's
     # rules, territory, directory) compare it and skip their own query while it is unchanged.
     tenant_stamp: tuple[datetime, datetime] | None = None
@@ -183,20 +185,72 @@ def find_user(session: Session, tenant_key: str, email: str) -> User:
     return user
 
 
+def token_lifetime(expires_in_days: int | None, *, field: str = "expires_in_days") -> timedelta:
+    """The lifetime of a new token: the setting token_default_expiry_days when none is asked for, else the days
+    asked for, which must lie between 1 and token_max_expiry_days."""
+    settings = get_settings()
+    if expires_in_days is None:
+        return timedelta(days=settings.token_default_expiry_days)
+    if not 1 <= expires_in_days <= settings.token_max_expiry_days:
+        raise UnprocessableEntity(f"{field} must be between 1 and {settings.token_max_expiry_days} days "
+                                  f"(token_max_expiry_days), not {expires_in_days}", type="invalid-token-expiry",
+                                  field=field)
+    return timedelta(days=expires_in_days)
+
+
+def _token_name(name: str) -> str:
+    name = name.strip()
+    if not 1 <= len(name) <= 200 or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise UnprocessableEntity("A token's name must be 1-200 characters without control characters",
+                                  type="invalid-token-name", field="name")
+    return name
+
+
 def create_token(session: Session, user: User, name: str, *, expires_in: timedelta | None = None,
                  now: datetime | None = None) -> tuple[ApiToken, str]:
-    """Returns the token row and the secret. The secret is not stored and cannot be shown again."""
+    """Returns the token row and the secret. The secret is not stored and cannot be shown again. Every token
+    expires: after ``expires_in``, by default after the setting token_default_expiry_days."""
     now = now or datetime.now(timezone.utc)
+    if expires_in is None:
+        expires_in = token_lifetime(None)
+    if expires_in <= timedelta(0):
+        raise UnprocessableEntity("A token's lifetime must be positive", type="invalid-token-expiry",
+                                  field="expires_in_days")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken(user_id=user.id, name=name, token_hash=hash_token(secret), prefix=secret[:10],
-                     expires_at=(now + expires_in) if expires_in else None)
+    token = ApiToken(user_id=user.id, name=_token_name(name), token_hash=hash_token(secret), prefix=secret[:10],
+                     created_at=now, expires_at=now + expires_in)
     session.add(token)
     session.flush()
     return token, secret
 
 
-def revoke_token(session: Session, token_id: uuid.UUID, *, now: datetime | None = None) -> ApiToken:
-    token = session.get(ApiToken, token_id)
+def active_tokens(user_id: uuid.UUID, now: datetime) -> Select[tuple[ApiToken]]:
+    return select(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None),
+                                  or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now))
+
+
+def create_own_token(session: Session, principal: Principal, name: str, expires_in_days: int | None, *,
+                     now: datetime | None = None) -> tuple[ApiToken, str]:
+    """A new token for the caller (self-service), within token_max_expiry_days and token_max_active_per_user."""
+    now = now or datetime.now(timezone.utc)
+    lifetime = token_lifetime(expires_in_days)
+    name = _token_name(name)
+    limit = get_settings().token_max_active_per_user
+    user = session.scalars(select(User).where(User.id == principal.user_id).with_for_update()).one()
+    active = session.scalar(select(func.count()).select_from(active_tokens(user.id, now).subquery()))
+    if active >= limit:
+        raise Conflict(f"You hold {active} active tokens, the most allowed (token_max_active_per_user = {limit}); "
+                       "revoke one you no longer use first", type="too-many-tokens")
+    return create_token(session, user, name, expires_in=lifetime, now=now)
+
+
+def list_tokens(session: Session, user_id: uuid.UUID, limit: int = 200) -> list[ApiToken]:
+    """A user's tokens, newest first (revoked and expired ones included, so the list tells what happened)."""
+    return list(session.scalars(select(ApiToken).where(ApiToken.user_id == user_id)
+                                .order_by(ApiToken.created_at.desc(), ApiToken.id).limit(limit)))
+
+
+def _revoke(session: Session, token: ApiToken | None, token_id: uuid.UUID, now: datetime | None) -> ApiToken:
     if token is None:
         raise NotFound(f"No token {token_id}", type="token-not-found")
     if token.revoked_at is None:
@@ -205,10 +259,61 @@ def revoke_token(session: Session, token_id: uuid.UUID, *, now: datetime | None 
     return token
 
 
+def revoke_token(session: Session, token_id: uuid.UUID, *, now: datetime | None = None) -> ApiToken:
+    """Any token by its id (the installation's CLI). Revoking a revoked token keeps its first revocation time."""
+    return _revoke(session, session.get(ApiToken, token_id), token_id, now)
+
+
+def revoke_own_token(session: Session, principal: Principal, token_id: uuid.UUID, *,
+                     now: datetime | None = None) -> ApiToken:
+    """One of the caller's own tokens; another user's token is 404 (as if it did not exist)."""
+    token = session.scalar(select(ApiToken).where(ApiToken.id == token_id, ApiToken.user_id == principal.user_id))
+    return _revoke(session, token, token_id, now)
+
+
+def get_tenant_user(session: Session, principal: Principal, user_id: uuid.UUID) -> User:
+    """A user of the caller's tenant (tenant admins); another tenant's user is 404."""
+    user = session.scalar(select(User).where(User.id == user_id, User.tenant_key == principal.tenant_key))
+    if user is None:
+        raise NotFound(f"No user {user_id}", type="user-not-found")
+    return user
+
+
+def revoke_user_token(session: Session, principal: Principal, user_id: uuid.UUID, token_id: uuid.UUID, *,
+                      now: datetime | None = None) -> ApiToken:
+    """A token of a user of the caller's tenant (tenant admins); anything else is 404."""
+    get_tenant_user(session, principal, user_id)
+    token = session.scalar(select(ApiToken).where(ApiToken.id == token_id, ApiToken.user_id == user_id))
+    return _revoke(session, token, token_id, now)
+
+
+def cap_token_expiry(session: Session, days: int, *, tenant_key: str | None = None,
+                     now: datetime | None = None) -> int:
+    """Give every active token that never expires, or expires later than ``days`` from now, the expiry now + days
+    (for tokens issued before expiry was the default). → the number of tokens changed."""
+    now = now or datetime.now(timezone.utc)
+    cap = now + token_lifetime(days, field="days")
+    stmt = (update(ApiToken).where(ApiToken.revoked_at.is_(None),
+                                   or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > cap))
+            .values(expires_at=cap))
+    if tenant_key is not None:
+        get_tenant(session, tenant_key)
+        stmt = stmt.where(ApiToken.user_id.in_(select(User.id).where(User.tenant_key == tenant_key)))
+    return session.execute(stmt.execution_options(synchronize_session=False)).rowcount
+
+
 class AuthError(Exception):
-    def __init__(self, detail: str) -> None:
+    """Why a secret does not authenticate: ``detail`` for people, ``reason`` (token-unknown, token-revoked,
+    token-expired, user-deactivated) for programs."""
+
+    def __init__(self, detail: str, reason: str = "token-invalid") -> None:
         super().__init__(detail)
         self.detail = detail
+        self.reason = reason
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 _AUTH_SQL = (
@@ -230,16 +335,19 @@ def authenticate(session: Session, secret: str, *, now: datetime | None = None) 
     now = now or datetime.now(timezone.utc)
     row = session.execute(_AUTH_SQL.where(ApiToken.token_hash == hash_token(secret))).first()
     if row is None:
-        raise AuthError("The token is not valid")
+        raise AuthError("The token is not valid", "token-unknown")
     if row.revoked_at is not None:
-        raise AuthError("The token has been revoked")
+        raise AuthError(f"The token was revoked at {_utc(row.revoked_at)} (signed out or withdrawn); "
+                        "sign in with another token", "token-revoked")
     if row.expires_at is not None and row.expires_at <= now:
-        raise AuthError("The token has expired")
+        raise AuthError(f"The token expired at {_utc(row.expires_at)}; get a new one from your operating office "
+                        "(or create one with POST /api/v1/me/tokens while another token is valid)", "token-expired")
     if not row.active:
-        raise AuthError("The user is deactivated")
+        raise AuthError("The user is deactivated", "user-deactivated")
     if row.last_used_at is None or now - row.last_used_at > LAST_USED_EVERY:
         session.execute(update(ApiToken).where(ApiToken.id == row.token_id).values(last_used_at=now))
     return Principal(user_id=row.user_id, email=row.email, name=row.name, role=Role(row.role),
                      tenant_key=row.tenant_key, organisation_id=row.organisation_id,
                      organisation_kind=OrgKind(row.kind), organisation_name=row.organisation_name,
-                     token_id=row.token_id, tenant_stamp=(row.tenant_updated_at, row.tenant_data_changed_at))
+                     token_id=row.token_id, token_expires_at=row.expires_at,
+                     tenant_stamp=(row.tenant_updated_at, row.tenant_data_changed_at))

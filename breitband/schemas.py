@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class OrganisationOut(BaseModel):
@@ -32,6 +32,8 @@ class MeOut(BaseModel):
     tenant: TenantOut
     organisation: OrganisationOut
     token_id: uuid.UUID | None
+    token_expires_at: datetime | None = Field(description="When the token of this call expires (null: never, "
+                                                          "only tokens made before expiry became the default)")
 
 
 class ReadinessOut(BaseModel):
@@ -40,9 +42,23 @@ class ReadinessOut(BaseModel):
 
 
 class TokenOut(BaseModel):
+    """An API token as its owner or a tenant admin sees it: never its hash or secret."""
+
     id: uuid.UUID
     name: str
-    prefix: str
+    prefix: str = Field(description="The first characters of the secret, to recognise it")
     created_at: datetime
     expires_at: datetime | None
+    last_used_at: datetime | None = Field(description="Updated at most once a minute")
     revoked_at: datetime | None
+    current: bool = Field(description="Whether this is the token the request was made with")
+
+
+class TokenCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200, description="What the token is for, e.g. 'QGIS'")
+    expires_in_days: int | None = Field(default=None, description="Days until it expires; default: the setting "
+                                        "token_default_expiry_days (90), at most token_max_expiry_days (365)")
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="The secret (Authorization: Bearer <token>). Shown once; it is not stored")

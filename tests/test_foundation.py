@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from fastapi import APIRouter
 from sqlalchemy import text, update
@@ -225,19 +225,21 @@ def test_invalid_token(client, world):
 
 def test_expired_token(client, session, world):
     session.execute(update(ApiToken).where(ApiToken.id == world.reviewer.token_id)
-                    .values(expires_at=datetime.now(timezone.utc) - timedelta(seconds=1)))
+                    .values(expires_at=datetime(2026, 3, 1, 9, 30, tzinfo=timezone.utc)))
     session.commit()
     r = client.get("/api/v1/me", headers=world.reviewer.headers)
     assert r.status_code == 401
-    assert r.json()["detail"] == "The token has expired"
+    assert r.json()["detail"] == ("The token expired at 2026-03-01T09:30:00Z; get a new one from your operating "
+                                  "office (or create one with POST /api/v1/me/tokens while another token is valid)")
 
 
 def test_revoked_token(client, session, world):
-    identity.revoke_token(session, world.reviewer.token_id)
+    identity.revoke_token(session, world.reviewer.token_id, now=datetime(2026, 3, 2, 8, 0, 5, tzinfo=timezone.utc))
     session.commit()
     r = client.get("/api/v1/me", headers=world.reviewer.headers)
     assert r.status_code == 401
-    assert r.json()["detail"] == "The token has been revoked"
+    assert r.json()["detail"] == ("The token was revoked at 2026-03-02T08:00:05Z (signed out or withdrawn); "
+                                  "sign in with another token")
 
 
 def test_token_stored_only_as_hash(session, world):
