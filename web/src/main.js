@@ -2,10 +2,11 @@
 import "./style.css";
 import { api, get, getToken, setToken, ApiError } from "./api.js";
 import { h, field } from "./dom.js";
-import { t, lang, setLang, fmtDate, fmtLen, problemMessage } from "./i18n.js";
+import { t, lang, setLang, fmtDate, fmtTime, fmtLen, problemMessage } from "./i18n.js";
 import { inboxView, caseView } from "./authority.js";
 import { myApplicationsView, wizardView, applicationView } from "./operator.js";
 import { statementsView, statementView } from "./statements.js";
+import { accountView } from "./account.js";
 
 export const state = { me: null };
 const main = document.getElementById("main");
@@ -80,6 +81,7 @@ export function meCard() {
     h("dt", t("role")), h("dd", isBody() ? t(`bodyRoles.${m.role}`) : t(`roles.${m.role}`)),
     h("dt", t("organisation")), h("dd", `${m.organisation.name}${isBody() ? ` (${t("orgKind.participating_body")})` : ""}`),
     h("dt", t("tenant")), h("dd", `${m.tenant.name} (${m.tenant.key})`),
+    h("dt", t("sessionValidUntil")), h("dd", { id: "session-expires" }, m.token_expires_at ? fmtTime(m.token_expires_at) : t("noExpiry")),
     isBody() ? null : [h("dt", t("gisAccess")), h("dd",
       h("code", { id: "ogc-url" }, `${location.origin}/api/v1/ogc`), h("p.muted", t("gisAccessHelp")))]);
 }
@@ -100,7 +102,7 @@ async function render() {
     main.replaceChildren(h("p.loading", t("loading")));
     switch (parts[0]) {
       case "login": view = loginView(); break;
-      case "me": view = [h("section.pane.wide", h("h1", t("account")), meCard())]; break;
+      case "me": view = accountView(); break;
       case "inbox": view = await inboxView(params); break;
       case "case": view = await caseView(parts[1]); break;
       case "applications": view = await myApplicationsView(params); break;
@@ -127,7 +129,20 @@ async function render() {
 export function rerender() { return render(); }
 
 document.getElementById("lang").addEventListener("click", () => { setLang(lang === "de" ? "en" : "de"); render(); });
-document.getElementById("logout").addEventListener("click", () => { setToken(null); state.me = null; location.hash = "#/login"; });
+/** Sign out: the server revokes the token first (a copy of it is useless from then on), then the browser forgets it.
+ * A token the server no longer accepts (401) is simply forgotten; any other failure is said, since the token may
+ * still be valid. */
+export async function signOut() {
+  if (getToken()) {
+    try { await api("/api/v1/me/logout", { method: "POST" }); }
+    catch (e) { if (!(e instanceof ApiError && e.status === 401)) state.flash = { text: `${t("logoutFailed")} ${problemText(e)}`, kind: "error" }; }
+  }
+  setToken(null);
+  state.me = null;
+  if (location.hash === "#/login") render(); else location.hash = "#/login";
+}
+
+document.getElementById("logout").addEventListener("click", () => signOut());
 window.addEventListener("hashchange", render);
 render();
 
