@@ -36,9 +36,15 @@ class KreisAgency(BaseModel):
 
 
 class Limits(BaseModel):
+    """Limits of one route, wherever a route comes in: drafts (create, edit), submission, supplements, the
+    as-built route and ``POST /resolve``. Counted on the GeoJSON before any geometry is built (features,
+    vertices), the length after the transformation into the tenant's metric CRS. Over a limit → 422 problem+json
+    naming the limit, the actual value and the feature."""
+
     model_config = ConfigDict(extra="forbid")
-    max_vertices: int = Field(100_000, gt=0)
-    max_length_km: float = Field(200.0, gt=0)
+    max_vertices: int = Field(100_000, gt=0)        # all coordinates of all features together
+    max_length_km: float = Field(200.0, gt=0)       # all lines together
+    max_features: int = Field(10_000, gt=0)         # features (sections, pits, areas) of one route
 
 
 class TenantRules(BaseModel):

@@ -13,7 +13,8 @@ from breitband.errors import NotFound
 from geo import resolution
 from geo.rules import TenantRules, parse_rules
 from geo.territory import territory
-from geo.validation import check_limits, output_precision, parse_route, problem, swapped, to_metric
+from geo.validation import (GeometryProblem, check_draft, check_length, output_precision, parse_route, problem,
+                            swapped, to_metric)
 
 
 _TENANT_SQL = text("SELECT srid, rules, updated_at, data_changed_at FROM tenants WHERE key = :t")
@@ -65,6 +66,23 @@ def _check_territory(session: Session, tenant_key: str, route, srid: int, rules:
                   feature_index=route.features[0].index, coordinate=first)
 
 
+def check_route_limits(session: Session, tenant_key: str, data: Any, crs: str | int | None,
+                       field: str = "sections") -> None:
+    """The tenant's route limits (features, vertices, length; ``geo.rules.Limits``) for a route that is stored
+    before it is judged (a draft, a supplement before its resolution). ``field``: where the route is in the
+    request body, for the problem's ``field`` (``sections.features[i]``)."""
+    rules, srid, _ = tenant_context(session, tenant_key)
+    try:
+        check_draft(data, crs, rules.limits, srid)
+    except GeometryProblem as exc:
+        if exc.type in ("too-many-features", "too-many-vertices", "route-too-long"):
+            i = exc.extra.get("feature_index")
+            exc.extra["field"] = f"{field}.features[{i}]" if i is not None else field
+            exc.detail = f"{field}: {exc.detail}"
+            exc.args = (exc.detail,)
+        raise
+
+
 def prepare(session: Session, tenant_key: str, data: dict | str | bytes, crs: str | int | None = None):
     """Parse, validate and transform a route; → (route, rules, tenant srid)."""
     rules, srid, stamp = tenant_context(session, tenant_key)
@@ -73,9 +91,9 @@ def prepare(session: Session, tenant_key: str, data: dict | str | bytes, crs: st
 
 def _prepare(session: Session, tenant_key: str, data: dict | str | bytes, crs: str | int | None,
              rules: TenantRules, srid: int, stamp: Any):
-    route = parse_route(data, crs)
+    route = parse_route(data, crs, rules.limits)
     to_metric(route, srid)
-    check_limits(route, rules.limits.max_vertices, rules.limits.max_length_km)
+    check_length(route, rules.limits)
     _check_territory(session, tenant_key, route, srid, rules, stamp)
     return route
 

@@ -198,9 +198,51 @@ def _check_area_of_use(route: Route) -> None:
                           feature_index=f.index, coordinate=coord, crs=f"EPSG:{epsg}")
 
 
-def parse_route(data: dict | str | bytes, crs: str | int | None = None) -> Route:
+def vertex_count(geometry: Any) -> int:
+    """The positions of a GeoJSON geometry, counted from its nesting without building it or looking at a number
+    (the sum of the lengths of the innermost arrays: a few list lookups per part, not per vertex). Malformed
+    parts count 0: the parser reports them with their place."""
+    if not isinstance(geometry, dict):
+        return 0
+    depth = _DEPTH.get(geometry.get("type"))
+    coords = geometry.get("coordinates")
+    if depth is None or not isinstance(coords, list):
+        return 0
+    if depth == 0:
+        return 1
+    level = [coords]
+    for _ in range(depth - 1):
+        level = [c for outer in level for c in outer if isinstance(c, list)]
+    return sum(len(c) for c in level)
+
+
+def check_size(items: list[tuple[int, Any, Any]], limits: Any, where: str = "Feature") -> None:
+    """The count limits of a route (``geo.rules.Limits``: ``max_features``, ``max_vertices``), checked on the
+    parsed JSON before any geometry is built, so a request over them costs no more than reading it. ``items``:
+    [(feature index, GeoJSON geometry, properties)]. → 422 naming the limit, the actual value and the feature
+    with the most vertices."""
+    n = len(items)
+    if n > limits.max_features:
+        raise problem("too-many-features", f"The route has {n} features; the limit is {limits.max_features}. "
+                      "Split it into several applications or requests.", limit="max_features",
+                      features=n, max_features=limits.max_features)
+    counts = [vertex_count(g) for _, g, _ in items]
+    total = sum(counts)
+    if total > limits.max_vertices:
+        k = max(range(n), key=counts.__getitem__)
+        raise problem("too-many-vertices", f"The route has {total} vertices; the limit is {limits.max_vertices} "
+                      f"for all features together ({where} {items[k][0]} alone has {counts[k]}). Split it into "
+                      "several applications or simplify it.", limit="max_vertices", vertices=total,
+                      max_vertices=limits.max_vertices, feature_index=items[k][0], feature_vertices=counts[k])
+
+
+def parse_route(data: dict | str | bytes, crs: str | int | None = None, limits: Any = None) -> Route:
+    """Parse and validate a route. With ``limits`` (``geo.rules.Limits``) the number of features and vertices is
+    checked first, before any geometry is built; the length needs the metric CRS (``check_length``)."""
     doc = load_json(data)
     items, legacy = _features(doc)
+    if limits is not None:
+        check_size(items, limits)
     epsg = parse_crs(crs if crs not in (None, "") else legacy)
     features = []
     for index, geometry, props in items:
@@ -215,15 +257,44 @@ def parse_route(data: dict | str | bytes, crs: str | int | None = None) -> Route
     return route
 
 
-def check_limits(route: Route, max_vertices: int, max_length_km: float) -> None:
-    vertices = sum(int(shapely.get_num_coordinates(f.geom_in)) for f in route.features)
-    if vertices > max_vertices:
-        raise problem("too-many-vertices", f"The route has {vertices} vertices; the limit is {max_vertices}. "
-                      "Split it into several applications or simplify it.", vertices=vertices, limit=max_vertices)
-    length_km = sum(f.geom.length for f in route.lines) / 1000
-    if length_km > max_length_km:
-        raise problem("route-too-long", f"The route is {length_km:.1f} km long; the limit is {max_length_km:g} km. "
-                      "Split it into several applications.", length_km=round(length_km, 1), limit_km=max_length_km)
+def check_length(route: Route, limits: Any) -> None:
+    """The length limit (``geo.rules.Limits.max_length_km``) of a route already in the tenant's metric CRS: all
+    lines together, naming the longest feature. (Features and vertices: ``check_size``, in ``parse_route``.)"""
+    lengths = [(f.geom.length, f.index) for f in route.lines]
+    length_km = sum(length for length, _ in lengths) / 1000
+    if length_km > limits.max_length_km:
+        longest, index = max(lengths)
+        raise problem("route-too-long", f"The route is {length_km:.1f} km long; the limit is "
+                      f"{limits.max_length_km:g} km for all lines together (feature {index} alone is "
+                      f"{longest / 1000:.1f} km). Split it into several applications.", limit="max_length_km",
+                      length_km=round(length_km, 1), limit_km=limits.max_length_km, feature_index=index,
+                      feature_length_km=round(longest / 1000, 1))
+
+
+def check_draft(data: Any, crs: str | int | None, limits: Any, srid: int) -> None:
+    """The limits of a route that is not judged yet (a draft: its geometry may still be unfinished, submit
+    explains what is wrong with it): features and vertices as ``check_size``; the length of every line feature
+    that can be built and transformed (the others have no length yet). → 422 as ``check_size``/``check_length``."""
+    items, legacy = _features(load_json(data))
+    check_size(items, limits)
+    epsg = parse_crs(crs if crs not in (None, "") else legacy)
+    lines = []
+    for index, geometry, _ in items:
+        if not isinstance(geometry, dict) or geometry.get("type") not in LINE_TYPES:
+            continue
+        try:
+            geom = _to_shape(index, geometry)
+        except GeometryProblem:
+            continue
+        lines.append(RouteFeature(index=index, kind="line", geom_in=geom))
+    if not lines:
+        return
+    route = Route(crs=epsg, features=lines)
+    t = transformer(epsg, srid)
+    for f in lines:
+        f.geom = shapely.transform(f.geom_in, lambda xy: np.column_stack(t.transform(xy[:, 0], xy[:, 1])))
+    route.features = [f for f in lines if np.isfinite(shapely.get_coordinates(f.geom)).all()]
+    check_length(route, limits)
 
 
 def to_metric(route: Route, srid: int) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from breitband.errors import Conflict, PreconditionFailed, UnprocessableEntity
 from breitband.identity import Principal
+from geo.service import check_route_limits
 from permits import deadlines, repository
 from permits.models import (DECIDED_CASE_STATUSES, GRANTED_CASE_STATUSES, OPEN_CASE_STATUSES, Application,
                             ApplicationStatus, AttachmentKind, AuditRecord, Case, CaseStatus)
@@ -169,6 +170,10 @@ def merge_content(session: Session, app: Application, base: dict[str, Any], fiel
         content[name] = _dump(value)
     if content.get("crs") is None:
         content["crs"] = "EPSG:4326"
+    if names & {"sections", "crs"} and content.get("sections"):
+        # The route limits hold for drafts too (issue 11): a route over them is refused before anything is
+        # stored; a draft stored before (over them) stays readable and editable in its other fields.
+        check_route_limits(session, app.tenant_key, content["sections"], content["crs"])
     content["traffic_restrictions"] = content.get("traffic_restrictions") or []
     content["attachment_ids"] = list(dict.fromkeys(content.get("attachment_ids") or []))
     errors: list[dict[str, str]] = []
