@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     # there. JSON list in the environment, e.g. BREITBAND_WEBHOOK_BLOCKED_NETWORKS='["169.254.0.0/16"]'.
     webhook_blocked_networks: list[str] = Field(default_factory=lambda: [
         "127.0.0.0/8", "::1/128", "0.0.0.0/8", "::/128", "169.254.0.0/16", "fe80::/10", "224.0.0.0/4", "ff00::/8"])
+    # Besides that list, always refused: cloud metadata addresses (169.254.169.254, fd00:ec2::254, 100.100.100.200,
+    # ...) and, while this is true, every address of the service's own host but loopback (which the list governs);
+    # see notifications/addresses.py. Turn it off only for a receiver that runs on the same machine on purpose.
+    webhook_block_own_addresses: bool = True
     # A failed e-mail or webhook is retried after base, 2×base, 4×base, ... (each wait at most max_delay) until
     # window_h after the event; then the delivery is given up (status failed, manual redelivery possible).
     notify_retry_base_s: float = Field(default=30.0, gt=0)

@@ -142,10 +142,12 @@ def delivery_out(d: Delivery, attempts: list) -> dict[str, Any]:
             "attempts": d.attempts, "created_at": iso(d.created_at), "next_attempt_at":
                 iso(d.next_attempt_at) if d.status in (DeliveryStatus.pending.value, DeliveryStatus.retrying.value)
                 else None,
-            "delivered_at": iso(d.delivered_at), "last_error": d.last_error,
+            "delivered_at": iso(d.delivered_at), "last_error": deliveries.error_class(d.last_error),
+            # Status, timing and an error class only: never a response body or an exception's text (older rows
+            # may still hold them; they are not shown).
             "log": [{"number": a.number, "started_at": iso(a.started_at), "finished_at": iso(a.finished_at),
-                     "ok": a.ok, "response_status": a.response_status, "response_excerpt": a.response_excerpt,
-                     "error": a.error} for a in attempts]}
+                     "duration_ms": deliveries.duration_ms(a), "ok": a.ok, "response_status": a.response_status,
+                     "error": deliveries.error_class(a.error)} for a in attempts]}
 
 
 @router.get("/webhooks/{webhook_id}/deliveries", response_model=DeliveryPage,

@@ -7,7 +7,9 @@ Each try has three steps, and no database transaction is open during the network
    ``sending`` with a lease. A second message for the same delivery (a redelivered task under ``acks_late``, the
    beat backstop) finds it taken or delivered and does nothing.
 2. the e-mail is handed to the SMTP server or the webhook is POSTed (``notifications.email`` / ``.webhooks``);
-3. ``record`` (short transaction): the attempt goes into the delivery log; the delivery becomes ``delivered``, or
+3. ``record`` (short transaction): the attempt goes into the delivery log (for a webhook only the HTTP status, the
+   time the try took and an error class of ``ERROR_CLASSES``: never the receiver's answer or an exception's text,
+   which would make the log a tool to read and map what answers at an address); the delivery becomes ``delivered``, or
    ``retrying`` with the next try after an exponential backoff (base, 2×base, 4×base, ... capped), or ``failed``
    once the retry window (24 h by default) has passed since the event.
 
@@ -36,6 +38,20 @@ log = logging.getLogger("notifications.delivery")
 
 DUE_STATUSES = (DeliveryStatus.pending.value, DeliveryStatus.retrying.value)
 
+# What a failed webhook try records and the delivery log shows, instead of any text from the receiver or the network.
+ERROR_CLASSES = {
+    "http-error": "the receiver answered with a status other than 2xx (see response_status)",
+    "timeout": "no connection or no answer within BREITBAND_WEBHOOK_TIMEOUT_S",
+    "connection-refused": "the receiver's address refused the connection",
+    "connection-error": "the connection failed or broke off (unreachable, reset)",
+    "tls-error": "TLS handshake or certificate check failed",
+    "protocol-error": "the answer was not valid HTTP",
+    "dns-error": "the host name did not resolve",
+    "blocked-address": "the host is, or now resolves to, an address webhooks may not reach",
+    "subscription-deleted": "the subscription was deleted; nothing is sent any more",
+    "internal-error": "the try failed inside the service",
+}
+
 
 @dataclass
 class Job:
@@ -56,8 +72,8 @@ class Job:
 class Outcome:
     ok: bool
     response_status: int | None = None
-    response_excerpt: str | None = None
-    error: str | None = None
+    response_excerpt: str | None = None     # e-mail only (the SMTP server's reply); a webhook's answer is not kept
+    error: str | None = None                # for a webhook one of ERROR_CLASSES
     permanent: bool = False         # retrying cannot help (e.g. the subscription was deleted)
 
 
@@ -103,12 +119,39 @@ def perform(job: Job, settings: Settings) -> Outcome:
 
             return send_email(job, settings)
         if job.url is None:
-            return Outcome(ok=False, error="the webhook subscription was deleted", permanent=True)
+            return Outcome(ok=False, error="subscription-deleted", permanent=True)
         from notifications.webhooks import post_webhook
 
         return post_webhook(job, settings)
-    except Exception as exc:  # noqa: BLE001 - a failed try is recorded with its error and retried
-        return Outcome(ok=False, error=f"{type(exc).__name__}: {exc}"[:2000])
+    except Exception as exc:  # noqa: BLE001 - a failed try is recorded and retried
+        if job.channel == Channel.email.value:
+            return Outcome(ok=False, error=f"{type(exc).__name__}: {exc}"[:2000])
+        log.warning("webhook try failed inside the service", exc_info=True,
+                    extra={"delivery_id": str(job.delivery_id)})
+        return Outcome(ok=False, error="internal-error")
+
+
+def error_class(error: str | None) -> str | None:
+    """The class of a webhook try's error as the API shows it. Rows written before the log kept only classes hold
+    free text (exception messages, "HTTP 500", "not sent: ..."): they are reduced to their class here, so that no
+    such text is shown any more."""
+    if error is None or error in ERROR_CLASSES:
+        return error
+    text = error.lower()
+    if text.startswith("http "):
+        return "http-error"
+    for needle, cls in (("does not resolve", "dns-error"), ("may not reach", "blocked-address"),
+                        ("not sent", "blocked-address"), ("subscription was deleted", "subscription-deleted"),
+                        ("timeout", "timeout"), ("timed out", "timeout"), ("ssl", "tls-error"),
+                        ("certificate", "tls-error"), ("refused", "connection-refused"),
+                        ("protocol", "protocol-error"), ("connect", "connection-error")):
+        if needle in text:
+            return cls
+    return "internal-error"
+
+
+def duration_ms(attempt: DeliveryAttempt) -> int:
+    return max(0, round((attempt.finished_at - attempt.started_at).total_seconds() * 1000))
 
 
 def record(db: Database, job: Job, outcome: Outcome, started: datetime, now: datetime,
@@ -141,10 +184,10 @@ def record(db: Database, job: Job, outcome: Outcome, started: datetime, now: dat
 def deliver(db: Database, delivery_id: uuid.UUID, settings: Settings | None = None) -> dict[str, Any]:
     """One try of one delivery (what the task ``notifications.deliver`` does)."""
     settings = settings or get_settings()
-    started = utcnow()
-    job = claim(db, delivery_id, started, settings)
+    job = claim(db, delivery_id, utcnow(), settings)
     if job is None:
         return {"delivery_id": str(delivery_id), "status": "skipped"}
+    started = utcnow()                              # the log's timing is that of the try itself
     outcome = perform(job, settings)
     status, delay = record(db, job, outcome, started, utcnow(), settings)
     if not outcome.ok:

@@ -61,14 +61,21 @@ class WebhookCreated(WebhookOut):
     secret: str = Field(description="The HMAC-SHA256 signing secret; shown only now")
 
 
+ERROR_CLASS_DOC = ("Generic error class, one of: http-error, timeout, connection-refused, connection-error, "
+                   "tls-error, protocol-error, dns-error, blocked-address, subscription-deleted, internal-error")
+
+
 class AttemptOut(BaseModel):
+    """One try: the receiver's HTTP status and how long the try took. The response body and error texts are not
+    kept (the log must not tell what answers at an address)."""
+
     number: int
     started_at: datetime
     finished_at: datetime
+    duration_ms: int = Field(description="How long the try took (connecting, sending, the status line)")
     ok: bool
-    response_status: int | None
-    response_excerpt: str | None
-    error: str | None
+    response_status: int | None = Field(description="HTTP status of the receiver's answer; null if there was none")
+    error: str | None = Field(description=ERROR_CLASS_DOC)
 
 
 class DeliveryOut(BaseModel):
@@ -80,7 +87,7 @@ class DeliveryOut(BaseModel):
     created_at: datetime
     next_attempt_at: datetime | None
     delivered_at: datetime | None
-    last_error: str | None
+    last_error: str | None = Field(description="The error class of the last failed try. " + ERROR_CLASS_DOC)
     log: list[AttemptOut]
 
 

@@ -11,11 +11,18 @@ A receiver recomputes the HMAC over the raw body (``verify_signature``), rejects
 (replays), answers 2xx quickly, and dedupes on the event id: a delivery that timed out is sent again. Anything but
 2xx is retried with exponential backoff for up to 24 h; every try is in the delivery log.
 
-URLs whose host is, or resolves to, an address in ``BREITBAND_WEBHOOK_BLOCKED_NETWORKS`` (loopback, link-local with
-the cloud metadata address, multicast) are refused on subscription and checked again before each try; redirects are
-not followed. Each try resolves the name once, checks every address, and connects to those very addresses (the URL's
-host replaced by the address, the name kept in the Host header and in TLS SNI and certificate checks): a name that
-changes its address between the check and the connection (DNS rebinding) cannot lead a try into a blocked network.
+URLs whose host is, or resolves to, an address webhooks may not reach are refused on subscription (422
+``webhook-url-blocked`` naming the address and its class) and checked again before each try
+(``notifications.addresses``: cloud metadata addresses and this host's own addresses always, the networks of
+``BREITBAND_WEBHOOK_BLOCKED_NETWORKS`` (loopback, link-local, multicast), IPv4 addresses written as numbers or hidden
+in IPv6 forms); redirects are not followed. Each try resolves the name once, checks every address, and connects to
+those very addresses (the URL's host replaced by the address, the name kept in the Host header and in TLS SNI and
+certificate checks): a name that changes its address between the check and the connection (DNS rebinding) cannot
+lead a try into a blocked network.
+
+The delivery log keeps of each try only the HTTP status, the timing and a generic error class (``ERROR_CLASSES`` in
+``notifications.delivery``): no response body, no exception text, so that it cannot be used to read or map what
+answers at an address.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import ipaddress
 import json
 import secrets
 import socket
+import ssl
 import time
 import uuid
 from datetime import datetime
@@ -39,6 +47,7 @@ from sqlalchemy.orm import Session
 from breitband.errors import NotFound, UnprocessableEntity
 from breitband.identity import Principal
 from breitband.settings import Settings, get_settings
+from notifications import addresses
 from notifications.models import WebhookSubscription
 
 if TYPE_CHECKING:
@@ -84,33 +93,56 @@ def post_webhook(job: "Job", settings: Settings) -> "Outcome":
     }
     parts = urlsplit(job.url)
     host = parts.hostname or ""
-    addresses = resolve(host)
-    if not addresses:
-        return Outcome(ok=False, error=f"not sent: the name {host} does not resolve")
-    address = first_blocked(addresses, settings)  # again now: the name may point elsewhere than on subscription
-    if address is not None:
-        return Outcome(ok=False, error=f"not sent: {_blocked_message(host, address)}")
+    if addresses.blocked_name(host) is not None:
+        return Outcome(ok=False, error="blocked-address")
+    targets = resolve(host)
+    if not targets:
+        return Outcome(ok=False, error="dns-error")
+    if addresses.first_blocked(targets, settings) is not None:   # again now: the name may point elsewhere now
+        return Outcome(ok=False, error="blocked-address")
     userinfo, _, headers["Host"] = parts.netloc.rpartition("@")
     extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
-    failures = []
+    failures: list[str] = []
     with httpx.Client(timeout=settings.webhook_timeout_s, follow_redirects=False) as client:
-        for target in addresses:        # the checked addresses, in the resolver's order, as a connection would try
+        for target in targets:          # the checked addresses, in the resolver's order, as a connection would try
             literal = f"[{target}]" if target.version == 6 else str(target)
             netloc = (f"{userinfo}@" if userinfo else "") + literal + (f":{parts.port}" if parts.port else "")
             try:
-                response = client.post(parts._replace(netloc=netloc).geturl(), content=body, headers=headers,
-                                       extensions=extensions)
+                # Only the status is read: the body is closed unread (never stored, never shown).
+                with client.stream("POST", parts._replace(netloc=netloc).geturl(), content=body, headers=headers,
+                                   extensions=extensions) as response:
+                    status = response.status_code
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                failures.append(f"{target}: {type(exc).__name__}: {exc}")
+                failures.append(error_class(exc))
                 continue
             except httpx.HTTPError as exc:
-                return Outcome(ok=False, error=f"{type(exc).__name__}: {exc}"[:2000])
-            excerpt = response.text[:500] if response.content else None
-            if 200 <= response.status_code < 300:
-                return Outcome(ok=True, response_status=response.status_code, response_excerpt=excerpt)
-            return Outcome(ok=False, response_status=response.status_code, response_excerpt=excerpt,
-                           error=f"HTTP {response.status_code}")
-    return Outcome(ok=False, error=f"cannot connect to {host}: " + "; ".join(failures)[:1900])
+                return Outcome(ok=False, error=error_class(exc))
+            if 200 <= status < 300:
+                return Outcome(ok=True, response_status=status)
+            return Outcome(ok=False, response_status=status, error="http-error")
+    return Outcome(ok=False, error=failures[0] if len(set(failures)) == 1 else "connection-error")
+
+
+def error_class(exc: BaseException) -> str:
+    """The generic class of a failed connection or request (``notifications.delivery.ERROR_CLASSES``), from the
+    exception and its causes; never its text."""
+    chain, seen = [], exc
+    while seen is not None and len(chain) < 10:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    if any(isinstance(e, ssl.SSLError) for e in chain):
+        return "tls-error"
+    if isinstance(exc, httpx.TimeoutException) or any(isinstance(e, (TimeoutError, socket.timeout)) for e in chain):
+        return "timeout"
+    if any(isinstance(e, ConnectionRefusedError) for e in chain):
+        return "connection-refused"
+    if any(isinstance(e, socket.gaierror) for e in chain):
+        return "dns-error"
+    if isinstance(exc, (httpx.ConnectError, httpx.NetworkError)):
+        return "connection-error"
+    if isinstance(exc, (httpx.ProtocolError, httpx.DecodingError, httpx.TooManyRedirects)):
+        return "protocol-error"
+    return "connection-error"
 
 
 # --- subscriptions (service; never commits) ----------------------------------------------------------------------
@@ -119,45 +151,28 @@ def new_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(32)
 
 
-def resolve(host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
-    """The addresses of ``host`` (an IP literal, or a name resolved now), in the resolver's order, IPv4-mapped IPv6
-    addresses as IPv4; [] when the name does not resolve (yet)."""
+def resolve(host: str) -> list[addresses.Address]:
+    """The addresses of ``host`` (an IP literal in any notation, or a name resolved now), in the resolver's order,
+    IPv4-mapped IPv6 addresses as IPv4, zone ids dropped; [] when the name does not resolve (yet)."""
+    written = addresses.literal(host)
+    if written is not None:
+        return [written]
     try:
-        found = [ipaddress.ip_address(host.strip("[]"))]
-    except ValueError:
-        try:
-            infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-        except (socket.gaierror, UnicodeError):
-            return []
-        found = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
-    addresses = []
-    for address in found:
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-            address = address.ipv4_mapped
-        if address not in addresses:
-            addresses.append(address)
-    return addresses
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError):
+        return []
+    found: list[addresses.Address] = []
+    for info in infos:
+        address = addresses.plain(ipaddress.ip_address(info[4][0].split("%")[0]))
+        if address not in found:
+            found.append(address)
+    return found
 
 
-def first_blocked(addresses, settings: Settings) -> str | None:
-    """The first of ``addresses`` that lies in one of ``settings.webhook_blocked_networks``, or None."""
-    networks = [ipaddress.ip_network(n, strict=False) for n in settings.webhook_blocked_networks]
-    for address in sorted(addresses, key=str):
-        if any(address.version == net.version and address in net for net in networks):
-            return str(address)
-    return None
-
-
-def blocked_address(host: str, settings: Settings) -> str | None:
-    """The first address of ``host`` that lies in a blocked network; None when none does or the name does not
-    resolve (yet)."""
-    return first_blocked(resolve(host), settings)
-
-
-def _blocked_message(host: str, address: str) -> str:
-    where = host if host == address else f"{host} resolves to {address}, which"
-    return (f"{where} is in a network webhooks may not reach (loopback, link-local or cloud metadata, "
-            "multicast; setting BREITBAND_WEBHOOK_BLOCKED_NETWORKS)")
+def blocked(host: str, settings: Settings) -> addresses.Blocked | None:
+    """Why ``host`` may not be reached (its name, or the first blocked address it resolves to); None when nothing
+    is blocked or the name does not resolve (yet)."""
+    return addresses.blocked_name(host) or addresses.first_blocked(resolve(host), settings)
 
 
 def check_url(url: str) -> str:
@@ -174,10 +189,10 @@ def check_url(url: str) -> str:
     if parts.username or parts.password:
         raise UnprocessableEntity("url: no credentials in the URL; verify the signature instead",
                                   type="invalid-webhook-url", field="url")
-    address = blocked_address(parts.hostname, get_settings())
-    if address is not None:
-        raise UnprocessableEntity(f"url: {_blocked_message(parts.hostname, address)}", type="webhook-url-blocked",
-                                  field="url", address=address)
+    reason = blocked(parts.hostname, get_settings())
+    if reason is not None:
+        raise UnprocessableEntity(f"url: {reason.describe(parts.hostname)}", type="webhook-url-blocked",
+                                  field="url", **reason.problem_extra())
     return url
 
 
