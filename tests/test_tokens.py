@@ -292,3 +292,28 @@ def test_cli_token_create_list_and_cap(cli_user, engine):
     revoked = json.loads(cli("token", "revoke", made["id"]).stdout)
     assert revoked["id"] == made["id"] and revoked["revoked_at"] is not None
     assert [t["id"] for t in json.loads(cli("token", "list", "--tenant", "ct", "--active").stdout)] == [default["id"]]
+
+
+def test_bad_input_is_4xx_problem_json(client, world):
+    h = world.operator_member.headers
+    cases = [
+        (client.post("/api/v1/me/tokens", json=["QGIS"], headers=h), 422, "validation-error"),
+        (client.post("/api/v1/me/tokens", json={"name": "x", "expires_in_days": "viele"}, headers=h),
+         422, "validation-error"),
+        (client.post("/api/v1/me/tokens", json={"name": "x", "expires_in_days": 1.5}, headers=h),
+         422, "validation-error"),
+        (client.post("/api/v1/me/tokens", json={"name": "   "}, headers=h), 422, "invalid-token-name"),
+        (client.post("/api/v1/me/tokens", json={"name": "x" * 201}, headers=h), 422, "validation-error"),
+        (client.post("/api/v1/me/tokens", content=b"{", headers={**h, "Content-Type": "application/json"}),
+         422, "validation-error"),
+        (client.post("/api/v1/me/tokens", json={"name": "x"}, headers={**h, "Idempotency-Key": "k" * 256}),
+         422, "invalid-idempotency-key"),
+        (client.get("/api/v1/users/1/tokens", headers=world.admin.headers), 422, "validation-error"),
+        (client.delete(f"/api/v1/users/{uuid.uuid4()}/tokens/{'9' * 60}", headers=world.admin.headers),
+         422, "validation-error"),
+        (client.get(f"/api/v1/users/{world.admin.user_id}/tokens", headers=world.operator_member.headers),
+         403, "role-not-allowed"),
+        (client.get("/api/v1/me/tokens"), 401, "token-missing"),
+    ]
+    for r, status, type_ in cases:
+        problem(r, status, type_)
