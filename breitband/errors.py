@@ -122,6 +122,16 @@ def install_error_handlers(app: FastAPI) -> None:
         """A lost or refused database connection, or a statement over the time limit → 503 with Retry-After; any
         other database error is a bug: re-raised, logged with its traceback and answered 500."""
         timed_out = isinstance(exc.orig, psycopg.errors.QueryCanceled)
+        if isinstance(exc.orig, psycopg.DataError):
+            # A value the database cannot hold (out of range, NUL, invalid date) that no validation caught: the
+            # client's input, not a failure of the service. The endpoint's own validation should name the field;
+            # this is the last line, so that it is never a 500.
+            log.warning("value refused by the database: %s", type(exc.orig).__name__)
+            body = {"type": TYPE_BASE + "invalid-value", "title": "Invalid value", "status": 422,
+                    "detail": "A value of the request cannot be stored or compared (out of range or with a "
+                              "character such as NUL that is not allowed). Nothing was changed.",
+                    "instance": request.url.path}
+            return problem_response(422, _with_request_id(body, request))
         if not (exc.connection_invalidated or timed_out or isinstance(exc.orig, psycopg.OperationalError)):
             raise exc
         log.warning("database unavailable: %s", str(exc.orig or exc).strip().splitlines()[0])

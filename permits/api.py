@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import date, datetime, timezone
 from typing import Any
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
@@ -40,7 +40,7 @@ router = APIRouter(prefix="/api/v1", tags=["permits"])
 OPERATOR = require(Role.operator_member)
 AUTHORITY = require(Role.authority_reviewer, Role.authority_admin)
 ANYONE = require()
-ETAG_RE = re.compile(r'^\s*"(\d+)"\s*$')
+ETAG_RE = re.compile(r'^\s*"(\d{1,10})"\s*$')
 
 
 def clock() -> datetime:
@@ -229,23 +229,26 @@ def get_application(application_id: uuid.UUID, principal: Principal = Depends(AN
 @router.get("/applications/{application_id}/versions", response_model=list[VersionOut],
             summary="All versions of the application's content (submission, supplements)")
 def list_versions(application_id: uuid.UUID, principal: Principal = Depends(ANYONE),
-                  session: Session = Depends(get_read_session)) -> list[dict[str, Any]]:
+                  session: Session = Depends(get_read_session)) -> JSONResponse:
     app = repository.get_application(session, principal, application_id)
     rows = repository.versions(session, app.id)
     if repository.is_authority(principal):
         rows = [v for v in rows if v.submitted_at is not None]
-    return [views.version_out(v) for v in rows]
+    # Rendered as stored (JSON-ready), not re-validated: content stored before the depth limit stays readable.
+    return JSONResponse([views.version_out(v) for v in rows])
 
 
 @router.get("/applications/{application_id}/versions/{number}", response_model=VersionOut,
             summary="One version of the application's content")
-def get_version(application_id: uuid.UUID, number: int, principal: Principal = Depends(ANYONE),
-                session: Session = Depends(get_read_session)) -> dict[str, Any]:
+def get_version(application_id: uuid.UUID,
+                number: int = Path(ge=1, le=2**31 - 1, description="Version number, 1 = the submission"),
+                principal: Principal = Depends(ANYONE),
+                session: Session = Depends(get_read_session)) -> JSONResponse:
     app = repository.get_application(session, principal, application_id)
     v = repository.version_row(session, app.id, number)
     if repository.is_authority(principal) and v.submitted_at is None:
         raise NotFound(f"Application {application_id} has no version {number}", type="version-not-found")
-    return views.version_out(v)
+    return JSONResponse(views.version_out(v))
 
 
 @router.get("/applications/{application_id}/history", response_model=list[AuditOut],
@@ -322,9 +325,26 @@ def _bbox(text: str | None) -> tuple[float, float, float, float] | None:
     return values  # type: ignore[return-value]
 
 
+def _day(text: str | None, field: str) -> date | None:
+    """A calendar day of a query filter, within the years a permit can concern (no date arithmetic overflows)."""
+    if text is None:
+        return None
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        day = None
+    if day is None or not date(2000, 1, 1) <= day <= date(2999, 12, 31):
+        raise UnprocessableEntity(f"{field}: {text!r} is not a day between 2000-01-01 and 2999-12-31 (YYYY-MM-DD)",
+                                  type="validation-error", field=field)
+    return day
+
+
 @router.get("/cases", response_model=CasePage,
             summary="Inbox: cases in legal order (§ 147 (2) TKG: first in, first out by complete receipt)")
-def list_cases(status: list[CaseStatus] | None = Query(None), due_before: date | None = Query(None),
+def list_cases(status: list[CaseStatus] | None = Query(None),
+               due_before: str | None = Query(None, pattern=r"^\d{4}-\d{2}-\d{2}$", json_schema_extra={
+                   "format": "date"}, description="Only cases whose decision is due on or before this day "
+                   "(YYYY-MM-DD, 2000-01-01 to 2999-12-31)"),
                overdue: bool | None = Query(None, description="Only open cases whose decision period expired"),
                bbox: str | None = Query(None, description="minLon,minLat,maxLon,maxLat (EPSG:4326)"),
                application_id: uuid.UUID | None = Query(None),
@@ -335,6 +355,7 @@ def list_cases(status: list[CaseStatus] | None = Query(None), due_before: date |
                                    "prefer `after`)"),
                principal: Principal = Depends(ANYONE), session: Session = Depends(get_read_session),
                now: datetime = Depends(clock)) -> dict[str, Any]:
+    due = _day(due_before, "due_before")
     cursor = None
     if after is not None:
         if offset:
@@ -346,7 +367,7 @@ def list_cases(status: list[CaseStatus] | None = Query(None), due_before: date |
             raise UnprocessableEntity("after: not a position in the inbox; send the `next` of the previous page",
                                       type="validation-error", field="after") from None
     rows, more = repository.inbox(session, principal, statuses=[s.value for s in status] if status else None,
-                                  due_before=due_before, overdue_at=now if overdue else None, bbox=_bbox(bbox),
+                                  due_before=due, overdue_at=now if overdue else None, bbox=_bbox(bbox),
                                   application_id=application_id, limit=limit, offset=offset, after=cursor)
     following = repository.InboxCursor.after(rows[-1][0]).encode() if more and rows else None
     return {"items": views.case_items(session, rows, now), "limit": limit, "offset": offset, "has_more": more,

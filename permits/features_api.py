@@ -207,15 +207,18 @@ def _day(value: str, raw: str) -> date:
     return deadlines.local_date(moment)
 
 
-def parse_int(raw: str | None, name: str, default: int, low: int) -> int:
+def parse_int(raw: str | None, name: str, default: int, low: int, high: int = 1_000_000) -> int:
     if raw is None:
         return default
     try:
-        value = int(raw)
+        value = int(raw) if len(raw) <= 12 else None
     except ValueError:
-        raise BadParameter(f"{name}={raw!r}: a whole number expected", parameter=name) from None
-    if value < low:
-        raise BadParameter(f"{name}={raw!r}: at least {low}", parameter=name)
+        value = None
+    if value is None:
+        raise BadParameter(f"{name}={raw[:20]!r}: a whole number from {low} to {high} expected",
+                           parameter=name) from None
+    if not low <= value <= high:
+        raise BadParameter(f"{name}={raw!r}: from {low} to {high}", parameter=name)
     return value
 
 

@@ -29,7 +29,7 @@ def now_utc() -> datetime:
 
 @router.get("/statements", summary="Statement requests the caller may see (bodies: their own), by due date")
 def list_statements(status: list[str] | None = Query(None), application_id: uuid.UUID | None = None,
-                    limit: int = Query(50, ge=1, le=200), offset: int = Query(0, ge=0),
+                    limit: int = Query(50, ge=1, le=200), offset: int = Query(0, ge=0, le=1_000_000),
                     principal: Principal = Depends(require()),
                     session: Session = Depends(get_read_session)) -> dict[str, Any]:
     bad = [s for s in status or [] if s not in {v.value for v in StatementStatus}]
