@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from breitband import __version__
 from breitband.db import Database
 from breitband.errors import install_error_handlers
+from breitband.limits import install as install_limits
 from breitband.logging import configure_logging
 from breitband.middleware import RequestContextMiddleware
 from breitband.settings import Settings, get_settings
@@ -30,6 +31,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.settings = settings
     app.state.db = database
     install_error_handlers(app)
+    install_limits(app, settings)   # inside the request context: its answers carry the request id, are logged
     app.add_middleware(RequestContextMiddleware)
 
     from breitband.api import health_router, router

@@ -1,6 +1,7 @@
 """Authorisation as a dependency, so every endpoint states who may call it.
 
-Missing or invalid token → 401; wrong role → 403; objects of another tenant or organisation → 404 (done by the
+Missing or invalid token → 401 (counted per client address; over ``rate_limit_auth_failures`` → 429 before the
+token is checked); wrong role → 403; objects of another tenant or organisation → 404 (done by the
 scoped queries in each repository, never by leaking that the object exists).
 """
 
@@ -32,14 +33,21 @@ def current_principal(request: Request) -> Principal:
     cached = getattr(request.state, "principal", None)
     if cached is not None:
         return cached
-    secret = _bearer(request)
+    limits = request.app.state.limits
+    # After too many failures from this address: 429 before the token is looked at (breitband/limits.py).
+    limits.refuse_if_blocked(request)
     db: Database = request.app.state.db
-    # On the primary (a token made a moment ago must work at once), one statement, no transaction around it.
-    with db.statement_session() as session:
-        try:
-            principal = authenticate(session, secret)
-        except AuthError as exc:
-            raise Unauthorized(exc.detail, type="token-invalid") from None
+    try:
+        secret = _bearer(request)
+        # On the primary (a token made a moment ago must work at once), one statement, no transaction around it.
+        with db.statement_session() as session:
+            try:
+                principal = authenticate(session, secret)
+            except AuthError as exc:
+                raise Unauthorized(exc.detail, type="token-invalid") from None
+    except Unauthorized:
+        limits.count_auth_failure(request)
+        raise
     request.state.principal = principal
     return principal
 

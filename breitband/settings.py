@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -85,6 +86,48 @@ class Settings(BaseSettings):
     token_default_expiry_days: int = Field(default=90, gt=0, le=36500)
     token_max_expiry_days: int = Field(default=365, gt=0, le=36500)
     token_max_active_per_user: int = Field(default=50, gt=0)
+
+    # Request size and rate limits (breitband/limits.py; README "Limits"). Body limits in MiB per endpoint, enforced
+    # while the body streams in: 413 problem+json as soon as one is passed, at once for a larger Content-Length.
+    # Route-taking endpoints (/resolve, drafts, supplements, as-built) get 16 MiB: a route at the 100,000-vertex
+    # limit is 3.7 MiB as compact GeoJSON with full double precision, 8.2 MiB indented by 2, 12.4 MiB by 4.
+    # Uploads: max_attachment_mb plus the multipart overhead. /verify: decision PDFs are about 50 kB.
+    body_limit_mb: float = Field(default=2.0, gt=0)
+    body_limit_route_mb: float = Field(default=16.0, gt=0)
+    body_limit_verify_mb: float = Field(default=5.0, gt=0)
+    body_limit_multipart_overhead_mb: float = Field(default=1.0, ge=0)
+    # Rate limits as "COUNT/SECONDS" (fixed window from the first hit) or "off"; over one → 429 with Retry-After.
+    # Counters in Redis, shared by all API processes; Redis unreachable → limits not enforced (fail open, warning
+    # logged, Redis asked again after limits_redis_retry_s).
+    limits_redis_url: str = "redis://127.0.0.1:6379/2"
+    limits_redis_timeout_s: float = Field(default=0.2, gt=0)
+    limits_redis_retry_s: float = Field(default=5.0, ge=0)
+    rate_limit_auth_failures: str = "20/60"     # failed authentications per client address
+    rate_limit_verify: str = "30/60"            # POST /verify per client address
+    rate_limit_resolve_token: str = "120/60"    # POST /api/v1/resolve per token
+    rate_limit_resolve_client: str = "600/60"   # POST /api/v1/resolve per client address (offices share one)
+    rate_limit_redeliver_token: str = "20/60"   # webhook redeliveries per token
+    # Reverse proxies whose X-Forwarded-For is believed for the client address (off: the connection's peer).
+    # JSON list in the environment, e.g. BREITBAND_TRUSTED_PROXIES='["10.0.0.0/8"]'.
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    @field_validator("rate_limit_auth_failures", "rate_limit_verify", "rate_limit_resolve_token",
+                     "rate_limit_resolve_client", "rate_limit_redeliver_token")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        if value.strip().lower() != "off" and not re.fullmatch(r"\s*[1-9]\d*\s*/\s*[1-9]\d*\s*s?\s*", value):
+            raise ValueError(f"{value!r} is not a rate such as '20/60' (20 per 60 seconds) or 'off'")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: list[str]) -> list[str]:
+        for net in value:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ValueError(f"{net!r} is not a network such as 10.0.0.0/8 or 192.0.2.7/32") from None
+        return value
 
     @field_validator("webhook_blocked_networks")
     @classmethod

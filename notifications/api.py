@@ -12,10 +12,11 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from breitband import limits
 from breitband.auth import require
 from breitband.db import get_read_session, write_session
 from breitband.errors import NotFound, UnprocessableEntity
@@ -171,8 +172,9 @@ def webhook_deliveries(webhook_id: uuid.UUID, status: list[DeliveryStatus] | Non
 
 @router.post("/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver", status_code=202, response_model=DeliveryOut,
              summary="Send a delivery again now (whatever its status), e.g. after fixing the receiver")
-def redeliver(webhook_id: uuid.UUID, delivery_id: uuid.UUID, principal: Principal = Depends(ORG_ADMIN),
-              session: Session = write_session) -> dict[str, Any]:
+def redeliver(request: Request, webhook_id: uuid.UUID, delivery_id: uuid.UUID,
+              principal: Principal = Depends(ORG_ADMIN), session: Session = write_session) -> dict[str, Any]:
+    limits.check_token_rate(request, "redeliver", principal.token_id or principal.user_id)  # 429 over the limit
     sub = webhooks.get(session, principal, webhook_id)
     d = session.scalars(select(Delivery).where(Delivery.id == delivery_id, Delivery.subscription_id == sub.id)
                         .with_for_update()).first()

@@ -26,6 +26,7 @@ from breitband.auth import require
 from breitband.db import get_read_session, write_session
 from breitband.errors import Conflict, Forbidden, NotFound, ProblemError, UnprocessableEntity
 from breitband.identity import Principal
+from breitband.limits import PayloadTooLarge
 from breitband.models import Role
 from permits import documents, repository
 from permits.documents import DecisionDocument, DocumentStatus
@@ -33,7 +34,6 @@ from permits.models import Application
 
 router = APIRouter(tags=["documents"])
 public_router = APIRouter(tags=["verification"])
-MAX_VERIFY_BYTES = 30 * 1024 * 1024
 
 
 class RevokeIn(BaseModel):
@@ -167,11 +167,15 @@ it is unchanged. Oder laden Sie die Datei hoch (POST /verify).</p></body></html>
 
 
 @public_router.post("/verify", summary="Upload a PDF: is it a genuine, unchanged document of this service? (public)")
-def verify_upload(file: UploadFile = File(...), session: Session = Depends(get_read_session)) -> dict[str, Any]:
-    data = file.file.read(MAX_VERIFY_BYTES + 1)
-    if len(data) > MAX_VERIFY_BYTES:
-        raise UnprocessableEntity("The file is larger than any document this service issues", type="file-too-large",
-                                  field="file")
+def verify_upload(request: Request, file: UploadFile = File(...),
+                  session: Session = Depends(get_read_session)) -> dict[str, Any]:
+    # The request body is bounded while it streams in (breitband/limits.py, body_limit_verify_mb); the file, spooled
+    # to disk by the multipart parser, is read into memory only up to that bound.
+    max_bytes = int(request.app.state.settings.body_limit_verify_mb * (1 << 20))
+    data = file.file.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise PayloadTooLarge(f"The file is larger than {max_bytes} bytes, more than any document this service "
+                              "issues", limit_bytes=max_bytes, field="file")
     if not data:
         raise UnprocessableEntity("The file is empty", type="validation-error", field="file")
     return documents.verify(session, data)

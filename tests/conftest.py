@@ -37,6 +37,13 @@ os.environ.setdefault("BREITBAND_READINESS_TIMEOUT_S", "1.0")
 # the default block list stays (tests/notifications/test_webhooks.py checks the default list itself).
 os.environ.setdefault("BREITBAND_WEBHOOK_BLOCKED_NETWORKS",
                       '["0.0.0.0/8", "::/128", "169.254.0.0/16", "fe80::/10", "224.0.0.0/4", "ff00::/8"]')
+# Rate-limit counters (breitband/limits.py) in a Redis db of their own: BREITBAND_TEST_LIMITS_REDIS_URL (db 13).
+TEST_LIMITS_REDIS_URL = os.environ.get("BREITBAND_TEST_LIMITS_REDIS_URL", "redis://127.0.0.1:6379/13")
+os.environ["BREITBAND_LIMITS_REDIS_URL"] = TEST_LIMITS_REDIS_URL
+# The suite's many 401s and /resolve calls from one test client stay far below these; tests/test_limits.py builds
+# apps with small limits of its own.
+for _rate in ("AUTH_FAILURES", "VERIFY", "RESOLVE_TOKEN", "RESOLVE_CLIENT", "REDELIVER_TOKEN"):
+    os.environ.setdefault(f"BREITBAND_RATE_LIMIT_{_rate}", "1000000/60")
 
 import pytest  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
