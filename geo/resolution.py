@@ -35,6 +35,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import orjson
 import shapely
 from sqlalchemy import text
@@ -176,13 +177,17 @@ GEMEINDE_CHUNK_PIECES = 50
 
 
 def _parts(features) -> tuple[list[int], list[int], list[bytes]]:
-    fidx, pidx, wkbs = [], [], []
-    for f in features:
-        for p, part in enumerate(getattr(f.geom, "geoms", [f.geom])):
-            fidx.append(f.index)
-            pidx.append(p)
-            wkbs.append(shapely.to_wkb(part))
-    return fidx, pidx, wkbs
+    """(feature index, part number, WKB) of every part of every feature, vectorised (Shapely 2: one call for all
+    parts, not one per feature: 10,000 pits cost milliseconds, not a quarter of a second)."""
+    if not features:
+        return [], [], []
+    geoms = np.empty(len(features), dtype=object)
+    geoms[:] = [f.geom for f in features]
+    parts, owner = shapely.get_parts(geoms, return_index=True)
+    first = np.searchsorted(owner, owner)              # owner is sorted: position of each feature's first part
+    index = np.array([f.index for f in features])
+    return (index[owner].tolist(), (np.arange(len(owner)) - first).tolist(),
+            shapely.to_wkb(parts).tolist())
 
 
 def line_query_params(tenant_key: str, srid: int, out_srid: int, digits: int, rules: TenantRules,
