@@ -6,7 +6,9 @@ Start with ``breitband worker`` and ``breitband beat``. Tasks live in each packa
 from __future__ import annotations
 
 from celery import Celery
+from celery.signals import setup_logging
 
+from breitband.logging import configure_logging
 from breitband.settings import get_settings
 
 TASK_PACKAGES = ["breitband", "geo", "permits", "notifications"]
@@ -51,6 +53,13 @@ def make_celery() -> Celery:
     )
     app.autodiscover_tasks(TASK_PACKAGES, related_name="tasks")
     return app
+
+
+@setup_logging.connect
+def _configure_worker_logging(loglevel=None, **_) -> None:
+    """Workers and beat log like the API: JSON lines through the scrubbing handler of ``breitband.logging``.
+    With a receiver of this signal Celery installs no handlers of its own (its task loggers propagate to ours)."""
+    configure_logging(loglevel or get_settings().log_level)
 
 
 celery_app = make_celery()

@@ -12,6 +12,7 @@ from typing import Any, Optional
 import typer
 from breitband.db import session_scope
 from breitband.errors import ProblemError
+from breitband.logging import configure_logging, scrub
 
 app = typer.Typer(help="Breitband: permit service for broadband lines in public roads.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -31,7 +32,7 @@ app.add_typer(demo_app, name="demo")
 
 
 def fail(message: str, code: int = 1) -> None:
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(f"error: {scrub(message, personal_data=False)}", err=True)     # no passwords from exception texts
     raise typer.Exit(code)
 
 
@@ -338,10 +339,13 @@ _register_domain_commands()
 
 
 def main() -> None:
+    # Log records of every command as JSON lines on stderr, scrubbed of secrets and e-mail addresses
+    # (breitband.logging); warnings and errors only: serve, worker and beat set their own level.
+    configure_logging("WARNING")
     try:
         app()
     except ProblemError as exc:
-        typer.echo(f"error: {exc.detail}", err=True)
+        typer.echo(f"error: {scrub(exc.detail, personal_data=False)}", err=True)
         extra = {k: v for k, v in exc.extra.items()}
         if extra:
             typer.echo(json.dumps(extra, ensure_ascii=False, default=str), err=True)

@@ -38,6 +38,9 @@ def make_engine(url: str, settings: Settings, *, readonly: bool = False) -> Engi
         options += " -c default_transaction_read_only=on"
     engine = create_engine(
         url,
+        # A failed statement's error (logged, and in tracebacks) names no bound parameters: they hold webhook
+        # secrets, token hashes and personal data.
+        hide_parameters=True,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
         connect_args={"options": options, "connect_timeout": 5},
