@@ -46,7 +46,7 @@ def test_scrub_masks_each_known_shape():
         "recipient refused: 550 <rita.zuverlaessig@zuverlaessig-netz.example>":
             "recipient refused: 550 <***@zuverlaessig-netz.example>",
         # left alone: URLs without a password, token prefixes as shown in lists, worker names
-        "postgresql+psycopg://postgres@127.0.0.1:5432/breitband": "postgresql+psycopg://postgres@127.0.0.1:5432/breitband",
+        "postgresql+psycopg://postgres@127.0.0.1/breitband": "postgresql+psycopg://postgres@127.0.0.1/breitband",
         "token prefix bb_abc1234": "token prefix bb_abc1234",
         "worker breitband@vm ready": "worker breitband@vm ready",
     }
