@@ -9,8 +9,8 @@ boundaries of Hessen, OSM roads of the Frankfurter Kreuz and the Darmstadt-Frank
 ``he_data``). The request: a FeatureCollection of N points (pits), each 3 m beside a real road segment's first
 vertex near the Frankfurter Kreuz, in EPSG:4326. Per size, ``--runs`` requests (one warm-up before); prints
 p50/p95 and the time per feature. Then the limits: a request with max_features + 1 points and one with 50,000
-points, both refused with 422 (``too-many-features``), with their times. ``--profile``: cProfile of ``geo.service.resolve``
-(what the endpoint runs in its worker thread) for the largest size: where the time goes.
+points, both refused with 422 (``too-many-features``), with their times. ``--profile``: cProfile of
+``geo.service.resolve`` (what the endpoint runs in its worker thread) for the largest size: where the time goes.
 
 Database: BREITBAND_BENCH_RESOLVE_POINTS_DATABASE_URL, default …/breitband_bench_resolve_points; the data is
 imported when missing.
