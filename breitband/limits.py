@@ -284,12 +284,13 @@ class Limits:
         if not verdict.allowed:
             raise _too_many(name, kind, rate, verdict)
 
-    # authentication failures (breitband.auth)
-    def refuse_if_blocked(self, request: Request) -> None:
+    # authentication failures (breitband.auth; the middleware for requests with a body)
+    def refuse_if_blocked(self, request: Request | dict) -> None:
         rate = self.rates["auth-failures"]
         if rate is None:
             return
-        verdict = self.limiter.peek("auth-failures", "client", self.client(request.scope), rate)
+        scope = request if isinstance(request, dict) else request.scope
+        verdict = self.limiter.peek("auth-failures", "client", self.client(scope), rate)
         if not verdict.allowed:
             raise _too_many("auth-failures", "client", rate, verdict)
 
@@ -331,6 +332,7 @@ class LimitsMiddleware:
         self._body = [(method, _template_regex(t), t, cls) for (method, t), cls in BODY_RULES.items()]
         self._rates = [(method, _template_regex(t), rules) for (method, t), rules in RATE_RULES.items()]
         self._templates: list[tuple[frozenset[str], re.Pattern[str], str]] | None = None
+        self._authenticated: list[tuple[str, re.Pattern[str]]] = []
 
     def body_rule(self, method: str, path: str) -> tuple[str, int, str]:
         """(limit class, bytes, endpoint as 'METHOD template') of a request."""
@@ -349,6 +351,7 @@ class LimitsMiddleware:
         if self._templates is None:   # the app's routes are complete once it serves (they name the endpoint)
             self._templates = [(frozenset(methods), _template_regex(path), path)
                                for methods, path, _ in _api_routes(scope["app"])]
+            self._authenticated = [(m, _template_regex(p)) for m, p in _authenticated_operations(scope["app"])]
         method, path = scope["method"], scope["path"]
         root = scope.get("root_path") or ""
         if root and path.startswith(root):
@@ -365,6 +368,18 @@ class LimitsMiddleware:
 
         _, limit, endpoint = self.body_rule(method, path)
         declared = _content_length(scope)
+        has_body = bool(declared) or any(name == b"transfer-encoding" for name, _ in scope.get("headers") or ())
+        if has_body and any(m == method and rx.match(path) for m, rx in self._authenticated):
+            # FastAPI reads and parses a body before the endpoint's dependencies authenticate the caller: what
+            # authentication will refuse is refused here, before the body is read — an address blocked for failed
+            # authentications (429), and a body without a token is held to the default limit.
+            try:
+                await anyio.to_thread.run_sync(self.limits.refuse_if_blocked, scope)
+            except TooManyRequests as exc:
+                await self._problem(scope, send, exc)
+                return
+            if _bearer_key(scope) is None and limit > self.limits.body_limits[DEFAULT]:
+                limit, endpoint = self.limits.body_limits[DEFAULT], endpoint + " without a token"
         if declared is not None and declared > limit:
             await self._problem(scope, send, _too_large(limit, endpoint, declared=declared))
             return

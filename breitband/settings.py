@@ -91,10 +91,11 @@ class Settings(BaseSettings):
     # while the body streams in: 413 problem+json as soon as one is passed, at once for a larger Content-Length.
     # Route-taking endpoints (/resolve, drafts, supplements, as-built) get 16 MiB: a route at the 100,000-vertex
     # limit is 3.7 MiB as compact GeoJSON with full double precision, 8.2 MiB indented by 2, 12.4 MiB by 4.
-    # Uploads: max_attachment_mb plus the multipart overhead. /verify: decision PDFs are about 50 kB.
+    # Uploads: max_attachment_mb plus the multipart overhead. /verify: decision PDFs are about 50 kB, and checking a
+    # file costs up to 0.6 s of CPU per MB (a PDF header followed by zeros), so 1 MiB and 10 a minute per address.
     body_limit_mb: float = Field(default=2.0, gt=0)
     body_limit_route_mb: float = Field(default=16.0, gt=0)
-    body_limit_verify_mb: float = Field(default=5.0, gt=0)
+    body_limit_verify_mb: float = Field(default=1.0, gt=0)
     body_limit_multipart_overhead_mb: float = Field(default=1.0, ge=0)
     # Rate limits as "COUNT/SECONDS" (fixed window from the first hit) or "off"; over one → 429 with Retry-After.
     # Counters in Redis, shared by all API processes; Redis unreachable → limits not enforced (fail open, warning
@@ -103,7 +104,7 @@ class Settings(BaseSettings):
     limits_redis_timeout_s: float = Field(default=0.2, gt=0)
     limits_redis_retry_s: float = Field(default=5.0, ge=0)
     rate_limit_auth_failures: str = "20/60"     # failed authentications per client address
-    rate_limit_verify: str = "30/60"            # POST /verify per client address
+    rate_limit_verify: str = "10/60"            # POST /verify per client address
     rate_limit_resolve_token: str = "120/60"    # POST /api/v1/resolve per token
     rate_limit_resolve_client: str = "600/60"   # POST /api/v1/resolve per client address (offices share one)
     rate_limit_redeliver_token: str = "20/60"   # webhook redeliveries per token

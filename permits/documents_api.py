@@ -170,12 +170,14 @@ it is unchanged. Oder laden Sie die Datei hoch (POST /verify).</p></body></html>
 def verify_upload(request: Request, file: UploadFile = File(...),
                   session: Session = Depends(get_read_session)) -> dict[str, Any]:
     # The request body is bounded while it streams in (breitband/limits.py, body_limit_verify_mb); the file, spooled
-    # to disk by the multipart parser, is read into memory only up to that bound.
+    # to disk by the multipart parser, is measured there and read into memory only when within that bound.
     max_bytes = int(request.app.state.settings.body_limit_verify_mb * (1 << 20))
-    data = file.file.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise PayloadTooLarge(f"The file is larger than {max_bytes} bytes, more than any document this service "
-                              "issues", limit_bytes=max_bytes, field="file")
+    size = file.file.seek(0, 2)
+    if size > max_bytes:
+        raise PayloadTooLarge(f"The file has {size} bytes, more than any document this service issues (limit "
+                              f"{max_bytes} bytes)", limit_bytes=max_bytes, field="file")
+    file.file.seek(0)
+    data = file.file.read()
     if not data:
         raise UnprocessableEntity("The file is empty", type="validation-error", field="file")
     return documents.verify(session, data)

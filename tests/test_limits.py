@@ -172,6 +172,14 @@ def test_route_endpoints_take_larger_bodies_than_others(api, world, session):
     assert body["endpoint"] == "POST /api/v1/applications/{application_id}/withdraw"
 
 
+def test_without_a_token_a_route_endpoint_takes_only_the_default(api):
+    """FastAPI parses a body before authentication; a body that will be answered 401 is held to 64 KiB."""
+    r = api.post("/api/v1/applications", json={"sections": trench(2000)})
+    body = assert_problem(r, 413, "payload-too-large")
+    assert body["endpoint"] == "POST /api/v1/applications without a token" and body["limit_bytes"] == 64 * KIB
+    assert api.post("/api/v1/applications", json={"sections": trench(10)}).status_code == 401
+
+
 def test_resolve_over_its_limit_is_413(api, world):
     coords = [[8.68 + i * 1e-6, 50.05 + i * 1e-6] for i in range(6000)]   # ~200 KiB of GeoJSON
     r = api.post("/api/v1/resolve", content=json.dumps({"type": "LineString", "coordinates": coords}),
@@ -256,6 +264,31 @@ def test_auth_failures_per_client_then_429_before_the_token_is_checked(limited, 
         # another address is unaffected, with a bad token and with a good one
         assert other.get("/api/v1/me", headers={"Authorization": "Bearer wrong"}).status_code == 401
         assert other.get("/api/v1/me", headers=world.operator_member.headers).status_code == 200
+
+
+def test_a_blocked_address_gets_429_before_its_body_is_read(limited, world):
+    with TestClient(limited, client=("198.51.100.9", 1), raise_server_exceptions=False) as c:
+        for _ in range(3):
+            assert c.get("/api/v1/me", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    pulled = 0
+    sent: list[dict] = []
+
+    async def receive():
+        nonlocal pulled
+        pulled += 1
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/api/v1/applications", "raw_path": b"/api/v1/applications", "root_path": "",
+             "query_string": b"", "client": ("198.51.100.9", 2), "server": ("testserver", 80),
+             "headers": [(b"host", b"testserver"), (b"content-length", b"2"), (b"content-type", b"application/json"),
+                         (b"authorization", world.operator_member.headers["Authorization"].encode())]}
+    asyncio.run(limited(scope, receive, send))
+    assert sent[0]["status"] == 429 and pulled == 0
+    assert dict(sent[0]["headers"])[b"retry-after"].isdigit()
 
 
 def test_successful_authentications_are_not_counted(api, world):
