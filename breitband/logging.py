@@ -174,7 +174,10 @@ def configure_logging(level: str | int = "INFO", *, settings: Any = None, stream
     handler.setFormatter(JsonFormatter())
     handler.addFilter(ScrubFilter())
     handler._breitband = True  # type: ignore[attr-defined]
-    root.handlers = [handler]
+    # Replaces the console handlers someone set up before (basicConfig); handlers that write elsewhere (a test
+    # runner's capture, a file) stay.
+    root.handlers = [h for h in root.handlers if not (type(h) is logging.StreamHandler
+                                                      and h.stream in (sys.stderr, sys.stdout))] + [handler]
     root.setLevel(level)
     for noisy in ("uvicorn.access",):
         logging.getLogger(noisy).disabled = True
