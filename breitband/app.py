@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from breitband import __version__
 from breitband.db import Database
 from breitband.errors import install_error_handlers
+from breitband.input_guard import InputGuardMiddleware
 from breitband.limits import install as install_limits
 from breitband.logging import configure_logging
 from breitband.middleware import RequestContextMiddleware
@@ -31,6 +32,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.settings = settings
     app.state.db = database
     install_error_handlers(app)
+    app.add_middleware(InputGuardMiddleware)       # innermost: NUL and nesting depth, after the body limits
     install_limits(app, settings)   # inside the request context: its answers carry the request id, are logged
     app.add_middleware(RequestContextMiddleware)
 
