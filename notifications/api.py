@@ -54,7 +54,7 @@ def events(after: str | None = Query(None, description="next_cursor of the previ
            principal: Principal = Depends(ANYONE), session: Session = Depends(get_read_session)) -> dict[str, Any]:
     try:
         cursor = int(after) if after not in (None, "") else 0
-        if cursor < 0:
+        if not 0 <= cursor < 2**63:
             raise ValueError
     except ValueError:
         raise UnprocessableEntity("after: not a cursor of this feed (use next_cursor from a previous page)",
@@ -155,7 +155,7 @@ def delivery_out(d: Delivery, attempts: list) -> dict[str, Any]:
             summary="The delivery log of a subscription, newest first, with every try")
 def webhook_deliveries(webhook_id: uuid.UUID, status: list[DeliveryStatus] | None = Query(None),
                        event_id: uuid.UUID | None = None, limit: int = Query(50, ge=1, le=200),
-                       offset: int = Query(0, ge=0), principal: Principal = Depends(ORG_ADMIN),
+                       offset: int = Query(0, ge=0, le=1_000_000), principal: Principal = Depends(ORG_ADMIN),
                        session: Session = Depends(get_read_session)) -> dict[str, Any]:
     sub = webhooks.get(session, principal, webhook_id)
     stmt = select(Delivery).where(Delivery.subscription_id == sub.id)
