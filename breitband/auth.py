@@ -44,7 +44,11 @@ def current_principal(request: Request) -> Principal:
             try:
                 principal = authenticate(session, secret)
             except AuthError as exc:
-                raise Unauthorized(exc.detail, type="token-invalid") from None
+                # Expired, revoked and deactivated say so in their type (a client can tell the user what to do);
+                # a secret that matches no token stays "token-invalid".
+                kind = exc.reason if exc.reason in ("token-expired", "token-revoked", "user-deactivated") \
+                    else "token-invalid"
+                raise Unauthorized(exc.detail, type=kind) from None
     except Unauthorized:
         limits.count_auth_failure(request)
         raise

@@ -73,7 +73,9 @@ def test_explicit_expiry_and_its_bounds(client, world):
         assert body["detail"] == (f"expires_in_days must be between 1 and 365 days (token_max_expiry_days), "
                                   f"not {days}")
         assert body["field"] == "expires_in_days"
-    body = problem(client.post("/api/v1/me/tokens", json={"name": "a\u0000b"}, headers=h), 422, "invalid-token-name")
+    body = problem(client.post("/api/v1/me/tokens", json={"name": "a\u0000b"}, headers=h), 422, "nul-character")
+    assert body["pointer"] == "/name"          # refused by the input guard before the endpoint
+    body = problem(client.post("/api/v1/me/tokens", json={"name": "a\u0007b"}, headers=h), 422, "invalid-token-name")
     assert body == {**body, "field": "name",
                     "detail": "A token's name must be 1-200 characters without control characters"}
     body = problem(client.post("/api/v1/me/tokens", json={"name": ""}, headers=h), 422, "validation-error")
@@ -89,7 +91,7 @@ def test_expired_token_is_401(client, session, world):
     session.commit()
     assert token.expires_at == made + timedelta(days=90)
     r = client.get("/api/v1/me", headers={"Authorization": f"Bearer {secret}"})
-    body = problem(r, 401, "token-invalid")
+    body = problem(r, 401, "token-expired")
     expired = (made + timedelta(days=90)).isoformat(timespec="seconds").replace("+00:00", "Z")
     assert body["detail"] == (f"The token expired at {expired}; get a new one from your operating office (or "
                               "create one with POST /api/v1/me/tokens while another token is valid)")
@@ -128,7 +130,7 @@ def test_revoke_own_token(client, world):
     assert client.get("/api/v1/me", headers=other).status_code == 200
     r = client.delete(f"/api/v1/me/tokens/{made['id']}", headers=h)
     assert r.status_code == 204 and r.content == b""
-    body = problem(client.get("/api/v1/me", headers=other), 401, "token-invalid")
+    body = problem(client.get("/api/v1/me", headers=other), 401, "token-revoked")
     assert body["detail"].startswith("The token was revoked at ")
     revoked_at = next(t for t in client.get("/api/v1/me/tokens", headers=h).json()
                       if t["id"] == made["id"])["revoked_at"]
@@ -161,9 +163,9 @@ def test_logout_revokes_the_current_token(client, world):
     spare = client.post("/api/v1/me/tokens", json={"name": "Ersatz"}, headers=h).json()
     r = client.post("/api/v1/me/logout", headers=h)
     assert r.status_code == 204 and r.content == b""
-    body = problem(client.get("/api/v1/me", headers=h), 401, "token-invalid")
+    body = problem(client.get("/api/v1/me", headers=h), 401, "token-revoked")
     assert body["detail"].startswith("The token was revoked at ")
-    problem(client.post("/api/v1/me/logout", headers=h), 401, "token-invalid")   # signed out is signed out
+    problem(client.post("/api/v1/me/logout", headers=h), 401, "token-revoked")   # signed out is signed out
     # the user's other tokens stay valid
     spare_h = {"Authorization": f"Bearer {spare['token']}"}
     assert client.get("/api/v1/me", headers=spare_h).status_code == 200
@@ -224,7 +226,7 @@ def test_tenant_admin_revokes_a_users_token(client, world, other_world):
 
     r = client.delete(f"{url}/{op.token_id}", headers=world.admin.headers)
     assert r.status_code == 204
-    problem(client.get("/api/v1/me", headers=op.headers), 401, "token-invalid")
+    problem(client.get("/api/v1/me", headers=op.headers), 401, "token-revoked")
     assert client.delete(f"{url}/{op.token_id}", headers=world.admin.headers).status_code == 204   # idempotent
     assert client.get(url, headers=world.admin.headers).json()[0]["revoked_at"] is not None
 

@@ -96,6 +96,7 @@ const de = {
     "token-missing": "Bitte melden Sie sich an.",
     "token-expired": "Dieser Token ist abgelaufen. Bitte melden Sie sich mit einem neuen Token an.",
     "token-revoked": "Dieser Token wurde widerrufen (z. B. beim Abmelden). Bitte melden Sie sich mit einem anderen Token an.",
+    "user-deactivated": "Ihr Benutzerkonto ist deaktiviert. Bitte wenden Sie sich an Ihre Servicestelle.",
     "token-not-found": "Diesen Token gibt es nicht (mehr) unter Ihren Tokens.",
     "too-many-tokens": "Sie haben bereits so viele gültige Tokens wie erlaubt. Bitte widerrufen Sie zuerst einen, den Sie nicht mehr brauchen.",
     "invalid-token-expiry": "Die Gültigkeit muss zwischen 1 und 365 Tagen liegen.",
