@@ -9,10 +9,10 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from breitband import identity
-from breitband.auth import require
+from breitband.auth import current_principal, require
 from breitband.db import get_read_session, write_session
 from breitband.errors import PROBLEM_JSON, Conflict, UnprocessableEntity
-from breitband.health import readiness
+from breitband.health import public_readiness, readiness
 from breitband.identity import Principal
 from breitband.models import ApiToken, Organisation, Role
 from breitband.schemas import MeOut, OrganisationOut, ReadinessOut, TenantOut, TokenCreate, TokenCreated, TokenOut
@@ -29,9 +29,18 @@ def healthz() -> dict:
 
 
 @health_router.get("/readyz", response_model=ReadinessOut, summary="Database, PostGIS, migrations, broker, worker",
-                   responses={503: {"model": ReadinessOut}})
+                   description="Without a token: `ready` and each check's `ok` only. With a tenant admin's token "
+                               "also each check's `detail` (versions, migration heads, workers, errors) and `ms`. "
+                               "A token that is sent must be valid (401 otherwise).",
+                   responses={503: {"model": ReadinessOut}, 401: {"content": {PROBLEM_JSON: {}},
+                                                                  "description": "An invalid token was sent"}})
 def readyz(request: Request) -> JSONResponse:
+    detailed = False
+    if request.headers.get("authorization") is not None:
+        detailed = current_principal(request).role is Role.tenant_admin
     result = readiness(request.app.state.settings, request.app.state.db)
+    if not detailed:
+        result = public_readiness(result)
     return JSONResponse(result, status_code=200 if result["ready"] else 503)
 
 

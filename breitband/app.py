@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from breitband import __version__
 from breitband.db import Database
 from breitband.errors import install_error_handlers
+from breitband.headers import install as install_security_headers
 from breitband.input_guard import InputGuardMiddleware
 from breitband.limits import install as install_limits
 from breitband.logging import configure_logging
@@ -27,7 +28,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         if db is None:
             database.dispose()
 
-    app = FastAPI(title="Breitband", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="Breitband", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Permit service for broadband lines in public roads (§ 127 TKG).")
     app.state.settings = settings
     app.state.db = database
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.add_middleware(InputGuardMiddleware)       # innermost: NUL and nesting depth, after the body limits
     install_limits(app, settings)   # inside the request context: its answers carry the request id, are logged
     app.add_middleware(RequestContextMiddleware)
+    install_security_headers(app, settings)   # outermost: CSP, no-store, ... also on 413/429/500 (/docs: web.py)
 
     from breitband.api import health_router, router
 

@@ -1,4 +1,9 @@
-"""Readiness checks: database, PostGIS, migrations at head, broker, at least one worker answering."""
+"""Readiness checks: database, PostGIS, migrations at head, broker, at least one worker answering.
+
+``readiness`` has the details (server versions, migration heads, worker host names, error texts that may name hosts);
+``/readyz`` shows them only to a tenant admin's token. Anyone else (load balancers, probes, ``scripts/run``) gets
+``public_readiness``: ready or not, and each check's ``ok``.
+"""
 
 from __future__ import annotations
 
@@ -89,3 +94,9 @@ def readiness(settings: Settings, db: Database) -> dict[str, Any]:
 
     checks["worker"] = _check(worker)
     return {"ready": all(c["ok"] for c in checks.values()), "checks": checks}
+
+
+def public_readiness(result: dict[str, Any]) -> dict[str, Any]:
+    """What an anonymous caller learns: ready true/false and per check ok true/false, nothing about versions, hosts,
+    broker URLs or workers."""
+    return {"ready": result["ready"], "checks": {name: {"ok": c["ok"]} for name, c in result["checks"].items()}}

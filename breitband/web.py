@@ -1,7 +1,11 @@
 """The web app (web/, built by Vite into web/dist by scripts/setup.sh), served at ``/`` and ``/assets/…``.
 
 Mounted after every API router, so API paths keep their own handlers and their problem+json 404s. The app uses hash
-routes (``/#/inbox``), so the only HTML page is ``/``. Not built yet → 503 problem+json naming the build command.
+routes (``/#/inbox``), so its only HTML page is ``/``. The API documentation ``/docs`` is a second page of the same
+build (web/docs.html: Swagger UI from the npm package swagger-ui-dist over ``/openapi.json``), served from our own
+assets instead of FastAPI's default page, which loads Swagger UI from a CDN and starts it with an inline script that
+the Content-Security-Policy (breitband/headers.py) forbids. ReDoc is off. Not built yet → 503 problem+json naming
+the build command.
 """
 
 from __future__ import annotations
@@ -38,6 +42,14 @@ def index() -> FileResponse:
     # The page names its hashed assets; it must be revalidated so a new build is picked up at once.
     return FileResponse(_dist() / "index.html", media_type="text/html; charset=utf-8",
                         headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
+
+
+@router.get("/docs")
+def docs() -> FileResponse:
+    page = _dist() / "docs.html"
+    if not page.is_file():
+        raise WebAppNotBuilt("The API documentation page has not been built: run `npm ci && npm run build` in web/")
+    return FileResponse(page, media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/assets/{name}")

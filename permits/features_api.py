@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from urllib.parse import urlencode
 from datetime import date, datetime, timezone
 from typing import Any
 
@@ -56,8 +57,19 @@ class BadParameter(ProblemError):
     status, type, title = 400, "invalid-parameter", "Invalid query parameter"
 
 
+def _site(request: Request) -> str:
+    """The service's address as configured (``public_base_url``), never taken from the request: a Host or
+    X-Forwarded-Host header chosen by a client must not end up in links that GIS tools follow with the token."""
+    return request.app.state.settings.public_base_url.rstrip("/")
+
+
 def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/") + router.prefix
+    return _site(request) + router.prefix
+
+
+def _page(request: Request, collection_id: str, params: dict[str, str]) -> str:
+    query = urlencode(params)
+    return f"{_base(request)}/collections/{collection_id}/items" + (f"?{query}" if query else "")
 
 
 def _json(body: dict[str, Any], media_type: str = "application/json") -> JSONResponse:
@@ -84,9 +96,9 @@ def landing(request: Request, principal: Principal = Depends(require())) -> JSON
                        "you may read",
         "links": [
             {"href": base, "rel": "self", "type": "application/json", "title": "this document"},
-            {"href": str(request.base_url).rstrip("/") + "/openapi.json", "rel": "service-desc",
+            {"href": _site(request) + "/openapi.json", "rel": "service-desc",
              "type": "application/vnd.oai.openapi+json;version=3.0", "title": "the API definition"},
-            {"href": str(request.base_url).rstrip("/") + "/docs", "rel": "service-doc", "type": "text/html",
+            {"href": _site(request) + "/docs", "rel": "service-doc", "type": "text/html",
              "title": "the API documentation"},
             {"href": f"{base}/conformance", "rel": "conformance", "type": "application/json",
              "title": "conformance classes"},
@@ -285,18 +297,18 @@ def items(collection_id: str, request: Request, principal: Principal = Depends(r
                           *([end >= first] if first else []), *([start <= last] if last else []))
     rows = session.execute(stmt.order_by(Application.created_at.desc(), Application.id)
                            .limit(limit + 1).offset(offset)).all()
-    base, site = _base(request), str(request.base_url).rstrip("/")
+    base, site = _base(request), _site(request)
     features = [_feature(r, base, site) for r in rows[:limit]]
     here = {k: v for k, v in q.items()}
-    links = [{"href": str(request.url), "rel": "self", "type": GEOJSON, "title": "this page"},
+    links = [{"href": _page(request, COLLECTION, here), "rel": "self", "type": GEOJSON, "title": "this page"},
              {"href": f"{base}/collections/{COLLECTION}", "rel": "collection", "type": "application/json"}]
     if len(rows) > limit:
-        links.append({"href": str(request.url.include_query_params(**{**here, "offset": offset + limit,
-                                                                       "limit": limit})),
+        links.append({"href": _page(request, COLLECTION, {**here, "offset": str(offset + limit),
+                                                          "limit": str(limit)}),
                       "rel": "next", "type": GEOJSON, "title": "next page"})
     if offset:
-        links.append({"href": str(request.url.include_query_params(**{**here, "offset": max(0, offset - limit),
-                                                                       "limit": limit})),
+        links.append({"href": _page(request, COLLECTION, {**here, "offset": str(max(0, offset - limit)),
+                                                          "limit": str(limit)}),
                       "rel": "prev", "type": GEOJSON, "title": "previous page"})
     return _json({"type": "FeatureCollection", "features": features, "numberReturned": len(features),
                   "timeStamp": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
@@ -317,7 +329,7 @@ def item(collection_id: str, feature_id: str, request: Request, principal: Princ
     if row is None:
         raise NotFound(f"No application {feature_id} in {COLLECTION} that you may read", type="feature-not-found")
     base = _base(request)
-    feature = _feature(row, base, str(request.base_url).rstrip("/"))
+    feature = _feature(row, base, _site(request))
     feature["links"].append({"href": f"{base}/collections/{COLLECTION}", "rel": "collection",
                              "type": "application/json"})
     return _json(feature, GEOJSON)

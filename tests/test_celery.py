@@ -29,8 +29,8 @@ def test_task_runs_on_real_worker(worker):
     assert result["postgis"].startswith("3.")
 
 
-def test_readyz_sees_worker(client, worker):
-    body = client.get("/readyz").json()
+def test_readyz_sees_worker(client, worker, world):
+    body = client.get("/readyz", headers=world.admin.headers).json()     # details for a tenant admin only
     assert body["checks"]["worker"]["ok"] is True
     assert body["checks"]["worker"]["detail"].startswith("1 worker(s)")
     assert body["ready"] is True
