@@ -6,6 +6,7 @@ import ipaddress
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -38,6 +39,10 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=PROJECT_ROOT / "var" / "data")
     # Largest accepted attachment (PDF, images) of a permit application, in MiB.
     max_attachment_mb: float = Field(default=25.0, gt=0)
+    # Attachment quota per application (permits/attachments.py): at most this many files (422 beyond) and this many
+    # MiB together (413 beyond); every stored attachment counts, submitted or not.
+    max_attachments_per_application: int = Field(default=50, gt=0)
+    max_attachments_total_mb: float = Field(default=200.0, gt=0)
     log_level: str = "INFO"
     # Seconds that /readyz waits for a broker connection and a worker's answer.
     readiness_timeout_s: float = 2.0
@@ -49,6 +54,9 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: str | None = None
     webhook_timeout_s: float = 10.0
+    # An application's contact e-mail (typed by the operator) gets notices only after its owner confirmed it through
+    # a single-use link (notifications/contacts.py); the link expires after this many hours.
+    contact_confirmation_ttl_h: float = Field(default=168.0, gt=0)
     # Webhook URLs whose host is or resolves to an address in these networks are refused, on subscription and
     # again before every delivery (no requests into the service's own machine or the cloud metadata service).
     # Private networks (10/8, 172.16/12, 192.168/16) stay allowed: receivers in a closed government network live
@@ -79,6 +87,10 @@ class Settings(BaseSettings):
     signing_dir: Path | None = None
     signing_key_passphrase: str | None = None
     signing_self_signed: bool = True
+    # "production" refuses what is only good for development: the self-signed signing fallback (the service does not
+    # start unless signing_self_signed=false; a tenant without <tenant>.key.pem/.cert.pem in signing_dir cannot sign,
+    # and development keys left under data_dir/keys are never used).
+    environment: Literal["development", "production"] = "development"
 
     # API tokens (breitband/identity.py): a token created without an explicit lifetime (CLI, demo, web) expires
     # after token_default_expiry_days; no token can be created for longer than token_max_expiry_days (CLI and
@@ -139,6 +151,14 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"{net!r} is not a network such as 169.254.0.0/16 or fe80::/10") from None
         return value
+
+    @model_validator(mode="after")
+    def _production_signing(self) -> "Settings":
+        if self.environment == "production" and self.signing_self_signed:
+            raise ValueError("BREITBAND_ENVIRONMENT=production refuses self-signed signing keys: set "
+                             "BREITBAND_SIGNING_SELF_SIGNED=false and put <tenant>.key.pem and <tenant>.cert.pem, "
+                             "issued for the state's authority, into BREITBAND_SIGNING_DIR")
+        return self
 
     @model_validator(mode="after")
     def _token_expiry(self) -> "Settings":

@@ -183,12 +183,18 @@ def upload_attachment(request: Request, application_id: uuid.UUID, file: UploadF
     digest = hashlib.sha256()
     for chunk in iter(lambda: file.file.read(1 << 20), b""):
         digest.update(chunk)
+    size = file.file.tell()
     file.file.seek(0)
     payload = {"kind": kind.value, "file_name": file.filename, "sha256": digest.hexdigest()}
     settings = request.app.state.settings
     max_bytes = int(settings.max_attachment_mb * (1 << 20))
 
     def action():
+        repository.get_application(session, principal, application_id)        # scope first: 404, not a quota
+        repository.lock_application(session, application_id)                  # parallel uploads queue here
+        files.check_quota(repository.attachments(session, application_id), size,
+                          settings.max_attachments_per_application,
+                          int(settings.max_attachments_total_mb * (1 << 20)))
         att = service.add_attachment(session, principal, application_id, kind, file.filename, file.file,
                                      settings.data_dir, max_bytes, now)
         body = views.attachment_out(application_id, att)
@@ -260,7 +266,8 @@ def application_history(application_id: uuid.UUID, principal: Principal = Depend
     if repository.is_authority(principal):
         case_ids = [c.id for c in repository.cases_of(session, [app.id])[app.id]
                     if c.authority_org_id == principal.organisation_id]
-    return [views.audit_out(r) for r in repository.audit_trail(session, app.id, case_ids=case_ids)]
+    records = views.visible_audit(session, principal, app, repository.audit_trail(session, app.id, case_ids=case_ids))
+    return [views.audit_out(r) for r in records]
 
 
 @router.get("/applications/{application_id}/attachments/{attachment_id}",

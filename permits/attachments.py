@@ -15,9 +15,12 @@ import tempfile
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from breitband.errors import ProblemError, UnprocessableEntity
+
+if TYPE_CHECKING:
+    from permits.models import Attachment
 
 CHUNK = 1 << 20
 
@@ -37,6 +40,35 @@ ACCEPTED = "PDF, PNG, JPEG, GIF, WebP or TIFF"
 
 class PayloadTooLarge(ProblemError):
     status, type, title = 413, "attachment-too-large", "Attachment too large"
+
+
+class QuotaExceeded(ProblemError):
+    status, type, title = 422, "attachment-quota-exceeded", "Attachment quota of the application exceeded"
+
+
+class QuotaSizeExceeded(ProblemError):
+    status, type, title = 413, "attachment-quota-exceeded", "Attachment quota of the application exceeded"
+
+
+def check_quota(existing: "list[Attachment]", incoming_bytes: int, max_count: int, max_total_bytes: int) -> None:
+    """Refuse one more attachment of ``incoming_bytes`` when the application already holds ``max_count`` files (422)
+    or the files together would pass ``max_total_bytes`` (413). Every stored attachment counts, submitted or not
+    (each takes storage); the caller holds the application's row lock, so parallel uploads cannot both pass."""
+    count, used = len(existing), sum(a.size_bytes for a in existing)
+    use = {"attachments": count, "total_bytes": used, "max_attachments": max_count, "max_total_bytes": max_total_bytes}
+    if count >= max_count:
+        raise QuotaExceeded(f"The application already has {count} attachments, the most allowed (quota: "
+                            f"{max_count} attachments per application)", quota="max_attachments_per_application",
+                            field="file", **use)
+    if used + incoming_bytes > max_total_bytes:
+        raise QuotaSizeExceeded(
+            f"The application's attachments take {_mib(used)} MiB; this file of {_mib(incoming_bytes)} MiB would "
+            f"pass the quota of {_mib(max_total_bytes)} MiB per application", quota="max_attachments_total_mb",
+            field="file", incoming_bytes=incoming_bytes, **use)
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):.2f}".rstrip("0").rstrip(".")
 
 
 class UnsupportedMediaType(ProblemError):

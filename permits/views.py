@@ -155,5 +155,24 @@ def audit_out(r: AuditRecord) -> dict[str, Any]:
             "status_before": r.status_before, "status_after": r.status_after, "detail": r.detail}
 
 
+def visible_audit(session: Session, principal: Principal, app: Application, records: list[AuditRecord]
+                  ) -> list[AuditRecord]:
+    """The audit records the caller may see. An authority sees no upload of an attachment that no submitted version
+    lists (a draft's file, or one uploaded after submission and not yet sent with a supplement): the operator's
+    unsent work, with its file name, is not the authority's business until it is submitted."""
+    if not repository.is_authority(principal):
+        return records
+    submitted = None
+    out = []
+    for r in records:
+        if r.command == "attachment":
+            if submitted is None:
+                submitted = repository.submitted_attachment_ids(session, app.id)
+            if str((r.detail or {}).get("attachment_id")) not in submitted:
+                continue
+        out.append(r)
+    return out
+
+
 def catalogue_out(e: CatalogueEntry) -> dict[str, Any]:
     return {"code": e.code, "title": e.title, "text": e.text, "category": e.category, "active": e.active}
