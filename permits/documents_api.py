@@ -28,7 +28,7 @@ from breitband.errors import Conflict, Forbidden, NotFound, ProblemError, Unproc
 from breitband.identity import Principal
 from breitband.limits import PayloadTooLarge
 from breitband.models import Role
-from permits import documents, repository
+from permits import documents, documents_keys, repository
 from permits.documents import DecisionDocument, DocumentStatus
 from permits.models import Application
 
@@ -151,19 +151,30 @@ STATUS_DE = {"valid": "gültig", "superseded": "ersetzt durch eine neuere Fassun
 
 @public_router.get("/verify/{document_id}", summary="Verify a decision document by its id (public)")
 def verify_by_id(document_id: uuid.UUID, request: Request, session: Session = Depends(get_read_session)):
-    view = documents.public_view(session, documents.get_public(session, document_id))
+    doc = documents.get_public(session, document_id)
+    view = {**documents.public_view(session, doc), "trust": _trust_of_file(doc)}
     if not _wants_html(request):
-        return JSONResponse(view, headers={"Cache-Control": "no-cache"})
+        return JSONResponse(view, headers={"Cache-Control": "no-store"})
     e = {k: html.escape(str(v)) if v is not None else "" for k, v in view.items()}
+    trust = view["trust"]
+    trust_line = (f"<p><strong>{html.escape(trust['statement'])}</strong></p>" if trust else "")
+    # No inline style or script: the page is under the service's Content-Security-Policy (breitband/headers.py).
     page = f"""<!DOCTYPE html><html lang="de"><head><meta charset="utf-8"><title>Bescheid prüfen</title>
-<meta name="viewport" content="width=device-width,initial-scale=1"></head><body style="font-family:sans-serif;
-max-width:40rem;margin:2rem auto"><h1>Bescheid {e['reference']}</h1>
+<meta name="viewport" content="width=device-width,initial-scale=1"></head><body><h1>Bescheid {e['reference']}</h1>
 <p>Status: <strong>{html.escape(STATUS_DE.get(view['status'], view['status']))}</strong> ({e['status']})</p>
+{trust_line}
 <dl><dt>Ausgestellt von / issuer</dt><dd>{e['issuer']}</dd><dt>Signiert / signed</dt><dd>{e['signed_at']}</dd>
 <dt>Signaturzertifikat / signer</dt><dd>{e['signer']}</dd><dt>SHA-256</dt><dd><code>{e['sha256']}</code></dd></dl>
 <p>Stimmt die SHA-256-Prüfsumme Ihrer Datei überein, ist sie unverändert. / If the SHA-256 of your file matches,
 it is unchanged. Oder laden Sie die Datei hoch (POST /verify).</p></body></html>"""
-    return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
+    return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+
+
+def _trust_of_file(doc: DecisionDocument) -> dict[str, Any] | None:
+    """Whether an authority vouches for the key the issued file was signed with (development keys: no)."""
+    path = documents.file_path(doc)
+    trust = documents_keys.trust_of_pdf(path.read_bytes()) if path.is_file() else None
+    return trust.as_dict() if trust else None
 
 
 @public_router.post("/verify", summary="Upload a PDF: is it a genuine, unchanged document of this service? (public)")
@@ -180,4 +191,15 @@ def verify_upload(request: Request, file: UploadFile = File(...),
     data = file.file.read()
     if not data:
         raise UnprocessableEntity("The file is empty", type="validation-error", field="file")
-    return documents.verify(session, data)
+    return with_trust(documents.verify(session, data), data)
+
+
+def with_trust(result: dict[str, Any], data: bytes) -> dict[str, Any]:
+    """The verification result with what the signature is worth: a file signed with a development (self-signed)
+    key is "not trusted", however genuine and intact, and its ``reason`` says so first."""
+    signature = result.get("signature") or {}
+    trust = documents_keys.trust_of_pdf(data) if result.get("genuine") or signature.get("intact") else None
+    result["trust"] = trust.as_dict() if trust else None
+    if trust is not None and not trust.trusted:
+        result["reason"] = f"{trust.statement} {result['reason']}"
+    return result

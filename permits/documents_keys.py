@@ -5,9 +5,13 @@
   ``signing_self_signed=false`` makes a missing certificate an error instead of falling back.
 * **Development**: on first use (and when the demo loads the tenant) a self-signed RSA-3072 key pair is created per
   tenant under ``<data_dir>/keys/<tenant>/`` — directory 0700, key 0600 — under a file lock, so two workers never
-  create two keys.
+  create two keys. Only while ``signing_self_signed`` is true: with it false (required by
+  ``BREITBAND_ENVIRONMENT=production``) such keys are neither created nor used, and signing fails with
+  ``SigningUnavailable`` naming the files to provide.
 
-Validation trusts exactly the tenants' certificates this installation signs with.
+Validation trusts exactly the tenants' certificates this installation signs with. What a signature is worth is a
+second question (``trust_of_pdf``): a self-signed certificate — every development key — proves only that this
+installation signed, no authority vouches for it, so /verify calls such a document "not trusted".
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ def key_files(tenant_key: str, settings: Settings | None = None) -> TenantKey | 
                             base / f"{tenant_key}.chain.pem")
         if key.is_file() and cert.is_file():
             return TenantKey(key, cert, chain if chain.is_file() else None, False)
+    if not settings.signing_self_signed:        # production: development keys left on disk are never used
+        return None
     dev = _dev_dir(settings, tenant_key)
     if (dev / "signing-key.pem").is_file() and (dev / "signing-cert.pem").is_file():
         return TenantKey(dev / "signing-key.pem", dev / "signing-cert.pem", None, True)
@@ -61,8 +67,10 @@ def ensure_key(tenant_key: str, tenant_name: str, settings: Settings | None = No
     if found is not None:
         return found
     if not settings.signing_self_signed:
-        raise SigningUnavailable(f"No signing certificate for tenant {tenant_key!r}: put {tenant_key}.key.pem and "
-                                 f"{tenant_key}.cert.pem into {settings.signing_dir or 'BREITBAND_SIGNING_DIR'}")
+        raise SigningUnavailable(
+            f"No signing certificate for tenant {tenant_key!r}: put {tenant_key}.key.pem and {tenant_key}.cert.pem "
+            f"into {settings.signing_dir or 'BREITBAND_SIGNING_DIR (not set)'}; self-signed development keys are "
+            f"refused (BREITBAND_SIGNING_SELF_SIGNED=false, BREITBAND_ENVIRONMENT={settings.environment})")
     dev = _dev_dir(settings, tenant_key)
     dev.mkdir(parents=True, exist_ok=True)
     os.chmod(dev, 0o700)
@@ -198,3 +206,45 @@ def check_signature(data: bytes, trust_roots: list[Any]) -> SignatureCheck:
                           signer=status.signing_cert.subject.human_friendly if status.signing_cert else None,
                           signed_at=status.signer_reported_dt.isoformat() if status.signer_reported_dt else None,
                           keywords=keywords)
+
+
+# --- what a signature is worth ------------------------------------------------------------------------------------
+
+TRUSTED_TEXT = ("Signiert mit dem Zertifikat, das für diesen Dienst hinterlegt ist. / Signed with the certificate "
+                "configured for this service.")
+DEVELOPMENT_TEXT = ("Nicht vertrauenswürdig: Die Signatur ist gültig, wurde aber mit einem Entwicklungsschlüssel "
+                    "(selbstsigniert) erstellt, für den keine Behörde bürgt. / Not trusted: the signature is valid, "
+                    "but it was made with a development key (self-signed) that no authority vouches for.")
+
+
+@dataclass
+class Trust:
+    trusted: bool
+    development_key: bool
+    statement: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"trusted": self.trusted, "development_key": self.development_key, "statement": self.statement}
+
+
+def is_self_signed(cert) -> bool:
+    """An asn1crypto certificate whose issuer is its subject (asn1crypto: 'yes' when its signature checks out with its
+    own key, 'maybe' when the names match): what every development key is, and what no authority's certificate is."""
+    return cert.self_signed != "no"
+
+
+def trust_of_pdf(data: bytes) -> Trust | None:
+    """How far the signer of the PDF's last signature can be trusted; None for a PDF without a readable signature.
+    Looks at the certificate only; whether the signature matches the content is ``check_signature``'s question."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    try:
+        sigs = PdfFileReader(io.BytesIO(data), strict=False).embedded_signatures
+        cert = sigs[-1].signer_cert if sigs else None
+    except Exception:  # noqa: BLE001 - not a PDF we can read: no statement
+        return None
+    if cert is None:
+        return None
+    if is_self_signed(cert):
+        return Trust(trusted=False, development_key=True, statement=DEVELOPMENT_TEXT)
+    return Trust(trusted=True, development_key=False, statement=TRUSTED_TEXT)

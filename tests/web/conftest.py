@@ -164,6 +164,38 @@ def server(engine, people, settings, worker) -> Iterator[str]:
         log.close()
 
 
+CSP_VIOLATIONS: list[str] = []
+
+
+class CspWatchingBrowser:
+    """The Playwright browser, whose every new context reports Content-Security-Policy violations that Chromium logs
+    to the console ("Refused to load / execute / apply ... because it violates the following Content Security Policy
+    directive") into CSP_VIOLATIONS; the autouse fixture below fails the test that caused one."""
+
+    def __init__(self, browser) -> None:
+        self._browser = browser
+
+    def new_context(self, **kwargs):
+        ctx = self._browser.new_context(**kwargs)
+        ctx.on("console", lambda m: CSP_VIOLATIONS.append(f"{m.type}: {m.text}")
+               if "Content Security Policy" in m.text else None)
+        return ctx
+
+    def new_page(self, **kwargs):
+        return self.new_context(**kwargs).new_page()
+
+    def __getattr__(self, name):
+        return getattr(self._browser, name)
+
+
+@pytest.fixture(autouse=True)
+def no_csp_violation():
+    """Every browser test runs the web app under the service's CSP (breitband/headers.py): nothing may be refused."""
+    CSP_VIOLATIONS.clear()
+    yield
+    assert CSP_VIOLATIONS == [], "the Content-Security-Policy blocked something:\n" + "\n".join(CSP_VIOLATIONS)
+
+
 @pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
@@ -172,5 +204,5 @@ def browser():
         pytest.fail(f"{CHROMIUM} is missing: scripts/setup.sh installs Debian's chromium")
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield b
+        yield CspWatchingBrowser(b)
         b.close()
