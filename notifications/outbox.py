@@ -91,12 +91,17 @@ def load_providers() -> None:
 def send_task(name: str, args: list[Any] | None = None, *, countdown: float | None = None) -> bool:
     """Send a task on a fresh broker connection that fails fast (no retries), so that a broker outage costs a
     caller milliseconds, not seconds. → whether the broker took the message. Callers rely on a beat task to pick
-    up what could not be sent."""
+    up what could not be sent.
+
+    ``ignore_result``: nobody waits for these results, and without it Celery's Redis result backend subscribes to
+    the result before sending, retrying its connection for about 20 s when Redis is down (every command that
+    wrote an event then answered 19 s late; tests/faults/test_redis_restart.py)."""
     from breitband.celery import celery_app
 
     try:
         with _connection(celery_app) as conn:
-            celery_app.send_task(name, args=args or [], countdown=countdown, connection=conn, retry=False)
+            celery_app.send_task(name, args=args or [], countdown=countdown, connection=conn, retry=False,
+                                 ignore_result=True)
         return True
     except Exception as exc:  # noqa: BLE001 - any broker failure: logged, the beat backstop takes over
         log.warning("could not send task to the broker", extra={"task": name, "error": str(exc)})
