@@ -55,4 +55,4 @@ def _domain_routers() -> list:
     from breitband.db import import_optional
 
     return [m.router for m in import_optional(("geo.api", "geo.tiles_api", "permits.api", "permits.features_api",
-                                                "notifications.api"))]
+                                                "notifications.api", "notifications.contacts"))]

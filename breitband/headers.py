@@ -49,7 +49,7 @@ CSP = "; ".join((
     "base-uri 'none'",
     "form-action 'self'",
 ))
-NO_STORE_PREFIXES = ("/api/v1/", "/verify", "/contact-confirmations/")
+NO_STORE_PREFIXES = ("/api/v1/", "/verify", "/contact-confirmations")
 HSTS = "max-age=31536000; includeSubDomains"
 
 

@@ -21,7 +21,10 @@ if TYPE_CHECKING:
 
 def render(tenant_key: str, event: dict[str, Any], context: dict[str, Any]) -> tuple[str, str]:
     """→ (subject, body) of the e-mail about ``event`` for one recipient."""
-    template = templates.select(tenant_key, [f"email/{event['type']}.txt.j2", "email/default.txt.j2"])
+    # A recipient's context may name its own template (e.g. "contact.confirm": the request to confirm an address,
+    # sent instead of the notice about the event).
+    own = [f"email/{context['template']}.txt.j2"] if context.get("template") else []
+    template = templates.select(tenant_key, [*own, f"email/{event['type']}.txt.j2", "email/default.txt.j2"])
     module = template.make_module({"event": event, "data": event.get("data") or {}, "tenant_key": tenant_key,
                                    **context})
     subject = " ".join(str(getattr(module, "subject", "")).split()) or f"Breitband: {event['type']}"

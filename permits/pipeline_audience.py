@@ -9,8 +9,9 @@ permit tasks that react to published events, and the deadline reminders (``send_
 | participating body | its statement requests | a statement request |
 | tenant admins | everything of the tenant (feed row without organisation) | — |
 
-E-mail goes to the application's contact person (else the operator's address, else its members) and to an
-authority's or body's functional address (else its members).
+E-mail goes to the application's contact person once that person confirmed the address (else, and until then, the
+operator's address, else its members; an unconfirmed contact gets only the request to confirm,
+notifications/contacts.py) and to an authority's or body's functional address (else its members).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from breitband.db import Base, Database
 
 from breitband.models import Organisation, Role, User
 from breitband.settings import get_settings
+from notifications import contacts
 from notifications.outbox import Recipient, register_audience, subscribe
 from permits import core, deadlines
 from permits.models import OPEN_CASE_STATUSES, Application, ApplicationVersion, Case, PermitEvent
@@ -60,13 +62,24 @@ def _org_emails(session: Session, org: Organisation | None, roles: tuple[Role, .
     return _member_emails(session, org.id, roles)
 
 
-def _applicant_emails(session: Session, app: Application, org: Organisation | None) -> list[str]:
+def applicant_addresses(session: Session, app: Application, org: Organisation | None, now: datetime
+                        ) -> tuple[list[str], tuple[str, str, datetime] | None]:
+    """→ (addresses for the applicant's notice, the request to confirm the contact address to send now or None:
+    (address, token, expiry)). The contact person typed in by the operator gets notices only once the address was
+    confirmed by its owner (or is one of the organisation's own); until then the organisation's addresses get them,
+    and the contact one request to confirm (again only after an earlier one expired unanswered)."""
     content = session.scalar(select(ApplicationVersion.content).where(
         ApplicationVersion.application_id == app.id, ApplicationVersion.number == app.current_version)) or {}
     contact = (content.get("contact") or {}).get("email")
-    if contact:
-        return [contact]
-    return _org_emails(session, org, (Role.operator_member,))
+    if contact and org is not None and (contacts.normalise(contact) in contacts.own_addresses(session, org)
+                                        or contacts.is_confirmed(session, org.id, contact)):
+        return [contact], None
+    fallback = _org_emails(session, org, (Role.operator_member,))
+    if not contact or org is None:
+        return fallback, None
+    pending = contacts.request_confirmation(session, tenant_key=app.tenant_key, org_id=org.id, email=contact,
+                                            application_id=app.id, now=now)
+    return fallback, (contact, *pending) if pending else None
 
 
 def audience(session: Session, ev: PermitEvent) -> list[Recipient] | None:
@@ -92,9 +105,15 @@ def audience(session: Session, ev: PermitEvent) -> list[Recipient] | None:
     # the applicant
     if not _hidden(ev.type, APPLICANT_HIDDEN):
         email = ev.type in APPLICANT_EMAIL and not (ev.type == "case.withdrawn" and payload.get("reason") == "applicant")
-        emails = _applicant_emails(session, app, orgs.get(app.applicant_org_id)) if email else []
+        emails, confirmation = (applicant_addresses(session, app, orgs.get(app.applicant_org_id),
+                                                    datetime.now(timezone.utc)) if email else ([], None))
         out.append(Recipient(app.applicant_org_id, tuple(emails), {
             **common, "role": "applicant", "link": f"{base}/#/application/{app.id}"}))
+        if confirmation is not None:        # the request to confirm, instead of the notice (template of its own)
+            address, token, expires = confirmation
+            out.append(Recipient(app.applicant_org_id, (address,), {
+                **common, "role": "contact", "template": "contact.confirm", "confirm_link": contacts.link(token),
+                "expires_at": expires.isoformat()}))
 
     # road authorities
     authorities: dict[uuid.UUID, bool] = {}          # organisation → e-mail?

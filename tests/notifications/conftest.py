@@ -221,6 +221,7 @@ def committed(engine, he_data, settings):
     from breitband.app import create_app
     from breitband.db import Database
     from breitband.models import OrgKind, Role
+    from notifications import contacts
     from permits import participation
 
     tag = _uuid.uuid4().hex[:8]
@@ -240,6 +241,9 @@ def committed(engine, he_data, settings):
             ("tiefbau", ni, "neu-isenburg.example", Role.authority_reviewer),
             ("svb", body_org, "neu-isenburg.example", Role.authority_reviewer))}
         org_ids = [op.id, office.id, body_org.id]
+        # the application's contact confirmed the address, so it gets the operator's notices (contacts.py)
+        contacts.mark_confirmed(s, tenant_key="he", org_id=op.id, email=f"kontakt-{tag}@zuverlaessig-netz.example",
+                                now=datetime.now(timezone.utc))
         s.commit()
     database = Database.from_settings(settings)
     app = create_app(settings, db=database)

@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from conftest import collection, trench
-from notifications import delivery, outbox
+from notifications import contacts, delivery, outbox
 from notifications.models import Delivery, DeliveryAttempt
 from permits.models import PermitEvent
 
@@ -52,6 +52,10 @@ def test_new_case_mail_in_german_and_english_sent_once(api, he, lines, clock, db
 
 
 def test_applicant_mail_goes_to_the_contact_person(api, he, lines, clock, db, session, smtp):
+    # once the contact confirmed the address (before that: test_contact_confirmation.py)
+    contacts.mark_confirmed(session, tenant_key="he", org_id=he.orgs["operator"],
+                            email="olaf.planer@glasfaser-test.example", now=delivery.utcnow())
+    session.commit()
     app = api.submitted(he.operator, collection(trench(lines["neu_isenburg"])))
     outbox.relay(db)
     [d] = _deliveries(session, app["id"], "application.submitted")
