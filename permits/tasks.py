@@ -88,14 +88,17 @@ def pipeline_resume() -> dict[str, Any]:
 # --- decision documents (see permits.documents) --------------------------------------------------------------------
 
 @celery_app.task(name="permits.document_generate", bind=True, acks_late=True, max_retries=4, ignore_result=True)
-def document_generate(self, document_id: str) -> dict[str, Any]:
-    """Render, sign and store one decision document; retried with backoff (the failure is recorded on it)."""
+def document_generate(self, document_id: str, now: str | None = None) -> dict[str, Any]:
+    """Render, sign and store one decision document; retried with backoff (the failure is recorded on it).
+    ``now`` (ISO 8601; default: the current time) is the time its claim is judged at, e.g. whether the lease of a
+    worker that died while generating it has run out."""
     import uuid
 
     from permits import documents
 
+    when = deadlines.parse_instant(now) if now else None
     try:
-        return documents.generate(get_database(), uuid.UUID(document_id))
+        return documents.generate(get_database(), uuid.UUID(document_id), when)
     except Exception as exc:
         if self.request.retries >= self.max_retries:
             raise
@@ -123,13 +126,17 @@ def documents_for_event(event: dict[str, Any]) -> str | None:
 
 
 @celery_app.task(name="permits.documents_sweep", acks_late=True, ignore_result=True)
-def documents_sweep() -> dict[str, Any]:
-    """Beat backstop: documents for decided cases that have none, and pending or failed ones with attempts left."""
+def documents_sweep(now: str | None = None) -> dict[str, Any]:
+    """Beat backstop: documents for decided cases that have none, pending or failed ones with attempts left, and
+    ones whose generating worker's lease ran out at ``now`` (ISO 8601; default: the current time; passed on to the
+    generation tasks)."""
     from notifications.outbox import send_task
     from permits import documents
 
-    ids = documents.sweep(get_database())
-    return {"documents": len(ids), "sent": sum(send_task("permits.document_generate", [str(i)]) for i in ids)}
+    ids = documents.sweep(get_database(), now=deadlines.parse_instant(now) if now else None)
+    args = [now] if now else []
+    return {"documents": len(ids),
+            "sent": sum(send_task("permits.document_generate", [str(i), *args]) for i in ids)}
 
 
 # --- deadline reminders ---------------------------------------------------------------------------------------------
