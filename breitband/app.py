@@ -14,6 +14,7 @@ from breitband.input_guard import InputGuardMiddleware
 from breitband.limits import install as install_limits
 from breitband.logging import configure_logging
 from breitband.middleware import RequestContextMiddleware
+from breitband.openapi import install as install_openapi
 from breitband.settings import Settings, get_settings
 
 
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     install_error_handlers(app)
     app.add_middleware(InputGuardMiddleware)       # innermost: NUL and nesting depth, after the body limits
     install_limits(app, settings)   # inside the request context: its answers carry the request id, are logged
+    install_openapi(app)            # every operation's problem answers (401/403/404/409/412/422/428/503)
     app.add_middleware(RequestContextMiddleware)
     install_security_headers(app, settings)   # outermost: CSP, no-store, ... also on 413/429/500 (/docs: web.py)
 

@@ -57,6 +57,29 @@ class BadParameter(ProblemError):
     status, type, title = 400, "invalid-parameter", "Invalid query parameter"
 
 
+class GeoJSONResponse(JSONResponse):
+    media_type = GEOJSON
+
+
+# The query parameters the endpoints read themselves (unknown ones are 400), for the OpenAPI.
+_F = {"name": "f", "in": "query", "required": False, "schema": {"type": "string", "enum": ["json", "geojson"]},
+      "description": "Output format; JSON only"}
+_ITEM_QUERY = [_F, {"name": "bbox", "in": "query", "required": False, "schema": {"type": "string"},
+                    "description": "minLon,minLat,maxLon,maxLat in CRS84 (or 6 numbers of a 3D box)"},
+               {"name": "datetime", "in": "query", "required": False, "schema": {"type": "string"},
+                "description": "RFC 3339 date or date-time, or an interval a/b with '..' for an open end"},
+               {"name": "limit", "in": "query", "required": False, "description": "Above 1,000 served as 1,000",
+                "schema": {"type": "integer", "minimum": 1, "maximum": 1_000_000, "default": DEFAULT_LIMIT}},
+               {"name": "offset", "in": "query", "required": False,
+                "schema": {"type": "integer", "minimum": 0, "maximum": 1_000_000, "default": 0}}]
+
+
+def _doc(*params: dict[str, Any]) -> dict[str, Any]:
+    return {"parameters": list(params), "responses": {"400": {
+        "description": "An invalid or unknown query parameter (type invalid-parameter)",
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}}}
+
+
 def _site(request: Request) -> str:
     """The service's address as configured (``public_base_url``), never taken from the request: a Host or
     X-Forwarded-Host header chosen by a client must not end up in links that GIS tools follow with the token."""
@@ -86,7 +109,7 @@ def _only(request: Request, allowed: set[str]) -> None:
         raise BadParameter(f"f={f!r}: only JSON (f=json) is offered", parameter="f")
 
 
-@router.get("", summary="Landing page of the OGC API - Features")
+@router.get("", summary="Landing page of the OGC API - Features", openapi_extra=_doc(_F))
 def landing(request: Request, principal: Principal = Depends(require())) -> JSONResponse:
     _only(request, {"f"})
     base = _base(request)
@@ -97,7 +120,7 @@ def landing(request: Request, principal: Principal = Depends(require())) -> JSON
         "links": [
             {"href": base, "rel": "self", "type": "application/json", "title": "this document"},
             {"href": _site(request) + "/openapi.json", "rel": "service-desc",
-             "type": "application/vnd.oai.openapi+json;version=3.0", "title": "the API definition"},
+             "type": "application/vnd.oai.openapi+json;version=3.1", "title": "the API definition"},
             {"href": _site(request) + "/docs", "rel": "service-doc", "type": "text/html",
              "title": "the API documentation"},
             {"href": f"{base}/conformance", "rel": "conformance", "type": "application/json",
@@ -106,7 +129,7 @@ def landing(request: Request, principal: Principal = Depends(require())) -> JSON
         ]})
 
 
-@router.get("/conformance", summary="Conformance classes implemented")
+@router.get("/conformance", summary="Conformance classes implemented", openapi_extra=_doc(_F))
 def conformance(request: Request, principal: Principal = Depends(require())) -> JSONResponse:
     _only(request, {"f"})
     return _json({"conformsTo": CONFORMANCE})
@@ -132,7 +155,7 @@ def _collection(request: Request, session: Session, principal: Principal) -> dic
     }
 
 
-@router.get("/collections", summary="The collections: applications")
+@router.get("/collections", summary="The collections: applications", openapi_extra=_doc(_F))
 def collections(request: Request, principal: Principal = Depends(require()),
                 session: Session = Depends(get_read_session)) -> JSONResponse:
     _only(request, {"f"})
@@ -141,7 +164,7 @@ def collections(request: Request, principal: Principal = Depends(require()),
                   "collections": [_collection(request, session, principal)]})
 
 
-@router.get("/collections/{collection_id}", summary="One collection")
+@router.get("/collections/{collection_id}", summary="One collection", openapi_extra=_doc(_F))
 def collection(collection_id: str, request: Request, principal: Principal = Depends(require()),
                session: Session = Depends(get_read_session)) -> JSONResponse:
     _only(request, {"f"})
@@ -278,7 +301,8 @@ def _iso(value) -> str | None:
     return None if value is None else value.isoformat()
 
 
-@router.get("/collections/{collection_id}/items", summary="Applications as GeoJSON (bbox, datetime, limit, offset)")
+@router.get("/collections/{collection_id}/items", summary="Applications as GeoJSON (bbox, datetime, limit, offset)",
+            response_class=GeoJSONResponse, openapi_extra=_doc(*_ITEM_QUERY))
 def items(collection_id: str, request: Request, principal: Principal = Depends(require()),
           session: Session = Depends(get_read_session)) -> JSONResponse:
     _only(request, ITEM_PARAMS)
@@ -315,7 +339,8 @@ def items(collection_id: str, request: Request, principal: Principal = Depends(r
                   "links": links}, GEOJSON)
 
 
-@router.get("/collections/{collection_id}/items/{feature_id}", summary="One application as a GeoJSON feature")
+@router.get("/collections/{collection_id}/items/{feature_id}", summary="One application as a GeoJSON feature",
+            response_class=GeoJSONResponse, openapi_extra=_doc(_F))
 def item(collection_id: str, feature_id: str, request: Request, principal: Principal = Depends(require()),
          session: Session = Depends(get_read_session)) -> JSONResponse:
     _only(request, {"f"})

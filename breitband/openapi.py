@@ -1,0 +1,151 @@
+"""The error answers of every operation in the OpenAPI, derived from the routes themselves.
+
+FastAPI documents only a route's own answer and a 422 in its default validation shape (``application/json``), but
+every error of this service is RFC 9457 ``application/problem+json`` (breitband/errors.py). This adds to each
+operation the problem answers it can give, decided from what the route depends on rather than from a hand list:
+
+- 401 when it authenticates (``require``/``current_principal``; the tiles when a token is sent);
+- 403 when its ``require`` names fewer than all roles, and on commands (non-GET), whose services refuse callers of
+  the right role but the wrong organisation (e.g. ``not-your-case``);
+- 400 when it takes a body (one that cannot be parsed as JSON or multipart);
+- 404 when it has path parameters (an id that does not exist or is not the caller's is 404, never 403) or names a
+  tenant;
+- 409 on commands (illegal transition, a token cap, a document being generated);
+- 412 and 428 and a required ``If-Match`` header when the endpoint reads ``If-Match`` (``expected_versions``);
+- an optional ``Idempotency-Key`` header when the endpoint keeps idempotent responses (422 for a key used for
+  another request);
+- 422 on every operation: parameters and bodies, domain rules, and the input guard (a NUL or too deep JSON in any
+  request, breitband/input_guard.py);
+- 503 with ``Retry-After`` on every operation that uses the database (all but ``/healthz``).
+
+413 and 429 come from breitband/limits.py. ``install`` wraps ``app.openapi`` once; the additions are idempotent.
+"""
+
+from __future__ import annotations
+
+import types
+from typing import Any
+
+from fastapi import FastAPI
+
+from breitband.errors import PROBLEM_JSON, TYPE_BASE
+from breitband.limits import _PROBLEM_SCHEMA, _api_routes, _authenticated_operations
+from breitband.models import Role
+
+PROBLEM = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+NO_DATABASE = {("GET", "/healthz")}
+ETAG_PATTERN = r'^\s*"\d{1,10}"\s*(,\s*"\d{1,10}"\s*)*$'
+IF_MATCH = {"name": "If-Match", "in": "header", "required": True,
+            "description": "The ETag last read of the application or case, e.g. \"3\" (428 without, 412 when "
+                           "stale; weak ETags and * are not accepted)",
+            "schema": {"type": "string", "pattern": ETAG_PATTERN}}
+IDEMPOTENCY_KEY = {"name": "Idempotency-Key", "in": "header", "required": False,
+                   "description": "Repeat the request safely: the same key with the same request returns the stored "
+                                  "response (Idempotent-Replayed: true); with another request 422. 1-255 printable "
+                                  "ASCII characters, e.g. a UUID",
+                   "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"^[!-~]([ -~]*[!-~])?$"}}
+
+
+def install(app: FastAPI) -> None:
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = original()
+        add_problem_responses(app, schema)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _names(fn: Any) -> tuple[set[str], set[str]]:
+    """Global and local names an endpoint's code uses, its nested functions and lambdas included."""
+    code = getattr(fn, "__code__", None)
+    globals_, locals_ = set(), set()
+    stack = [code] if code is not None else []
+    while stack:
+        c = stack.pop()
+        globals_ |= set(c.co_names)
+        locals_ |= set(c.co_varnames) | set(c.co_freevars)
+        stack.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
+    return globals_, locals_
+
+
+def _keeps_idempotent_responses(fn: Any, global_names: set[str]) -> bool:
+    """Calls permits.api.run (which keeps the response per Idempotency-Key) or the repository's key claim."""
+    run = getattr(fn, "__globals__", {}).get("run")
+    return "claim_idempotency_key" in global_names or (
+        "run" in global_names and getattr(run, "__module__", "") == "permits.api")
+
+
+def _dependency_names(route: Any) -> set[str]:
+    names, stack = set(), [route.dependant]
+    while stack:
+        d = stack.pop()
+        names.add(getattr(d.call, "__name__", "") or "")
+        stack.extend(d.dependencies)
+    return names
+
+
+def _restricted(dependency_names: set[str]) -> bool:
+    everyone = "require_" + "_or_".join(sorted(r.value for r in Role))
+    return any(n.startswith("require_") and n != everyone for n in dependency_names)
+
+
+def _response(text: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"description": text, "content": PROBLEM}
+    if headers:
+        out["headers"] = headers
+    return out
+
+
+def add_problem_responses(app: FastAPI, schema: dict[str, Any]) -> None:
+    schema.setdefault("components", {}).setdefault("schemas", {}).setdefault("Problem", _PROBLEM_SCHEMA)
+    authenticated = _authenticated_operations(app)
+    routes = {(m, path): route for methods, path, route in _api_routes(app) for m in methods}
+    for path, ops in schema.get("paths", {}).items():
+        for method, op in ops.items():
+            if not isinstance(op, dict) or "responses" not in op:
+                continue
+            key = (method.upper(), path)
+            route = routes.get(key)
+            responses = op["responses"]
+            endpoint = getattr(route, "endpoint", None)
+            global_names, local_names = _names(endpoint)
+            deps = _dependency_names(route) if route is not None else set()
+            command = key[0] != "GET"
+            if key in authenticated:
+                responses.setdefault("401", _response(
+                    "No, an unknown, an expired or a revoked token (types token-missing, token-invalid, "
+                    "token-expired, token-revoked, user-deactivated)",
+                    {"WWW-Authenticate": {"schema": {"type": "string"}}}))
+                if _restricted(deps) or command:
+                    responses.setdefault("403", _response("The caller's role or organisation may not do this"))
+            if "{" in path or any(p.get("name") == "tenant" for p in op.get("parameters", [])):
+                responses.setdefault("404", _response("No such object (or tenant), or not one the caller may see"))
+            if "requestBody" in op:
+                responses.setdefault("400", _response("The body cannot be parsed (not JSON, or broken multipart)"))
+            if command and key in authenticated:
+                responses.setdefault("409", _response("Not possible in the object's current state"))
+            if "expected_versions" in global_names | local_names:
+                responses.setdefault("412", _response("If-Match names another version than the current one"))
+                responses.setdefault("428", _response("If-Match is missing"))
+                _add_parameter(op, IF_MATCH)
+            if _keeps_idempotent_responses(endpoint, global_names):
+                _add_parameter(op, IDEMPOTENCY_KEY)
+            # FastAPI's 422 says application/json with its own shape; ours is a problem (type validation-error with
+            # `errors`, or a domain rule's type). Replaced, not added to.
+            existing = responses.get("422", {})
+            responses["422"] = _response(
+                existing.get("description") if existing.get("description") not in (None, "Validation Error")
+                else f"Invalid input: parameters or body (type {TYPE_BASE}validation-error with errors), a domain "
+                     "rule, or a NUL character or too deeply nested JSON anywhere in the request")
+            if key not in NO_DATABASE:
+                responses.setdefault("503", _response(
+                    "The database is unavailable or did not answer in time; try again after Retry-After",
+                    {"Retry-After": {"schema": {"type": "integer"}}}))
+
+
+def _add_parameter(op: dict[str, Any], parameter: dict[str, Any]) -> None:
+    params = op.setdefault("parameters", [])
+    if not any(p.get("name", "").lower() == parameter["name"].lower() and p.get("in") == "header" for p in params):
+        params.append(parameter)
