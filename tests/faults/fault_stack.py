@@ -409,6 +409,14 @@ class Stack:
         wait_for(self._worker_up, 90, 0.5, what="the worker to answer a ping")
         return self.worker
 
+    def fresh_worker(self) -> Service:
+        """A new worker that holds no message: the old one stopped (warm shutdown puts its unacknowledged messages
+        back into the queue) and the queue emptied before the new one starts."""
+        self.worker.stop()
+        with self.celery.connection_for_write() as conn:
+            self.celery.control.purge(connection=conn)
+        return self.start_worker()
+
     def _worker_up(self) -> bool:
         try:
             replies = self.celery.control.ping(timeout=1.0)
@@ -426,10 +434,11 @@ class Stack:
         return self._celery
 
     # --- during the tests ---
-    def send(self, name: str, args: list[Any] | None = None) -> None:
+    def send(self, name: str, args: list[Any] | None = None, countdown: float | None = None) -> None:
         """A task message to the private broker on a fresh connection (what beat or a redelivery would send)."""
         with self.celery.connection_for_write() as conn:
-            self.celery.send_task(name, args=args or [], connection=conn, retry=False)
+            self.celery.send_task(name, args=args or [], countdown=countdown, connection=conn, retry=False,
+                                  ignore_result=True)
 
     def tick(self) -> None:
         """One cycle of the beat backstops (breitband/celery.py BEAT_SCHEDULE) without waiting their schedule."""
@@ -504,6 +513,13 @@ class Stack:
                 step()
             except Exception as exc:  # noqa: BLE001 - stop the rest in any case
                 print(f"faults stack: cleanup step failed: {exc!r}", file=sys.stderr)
+
+
+def queue_drained(stack: Stack) -> bool:
+    """The worker took every message from the broker (the default queue is a Redis list)."""
+    import redis
+
+    return redis.Redis.from_url(stack.redis.url(0)).llen("celery") == 0
 
 
 @contextmanager
