@@ -10,7 +10,18 @@ import time
 
 import pytest
 
-from fault_stack import Stack
+from fault_stack import Stack, notification_fixtures
+
+
+def _is_fixture(value) -> bool:
+    return type(value).__name__ == "FixtureFunctionDefinition" or hasattr(value, "_pytestfixturefunction")
+
+
+# Every test directory has a module called conftest, and a test module's `from conftest import ...` meets whichever
+# was imported last (e.g. `pytest tests/notifications tests/faults`): this one offers the helpers of the permits and
+# notifications ones too (not their fixtures).
+globals().update({k: v for k, v in vars(notification_fixtures).items()
+                  if not k.startswith("_") and k not in globals() and not _is_fixture(v)})
 
 
 @pytest.fixture(scope="session")

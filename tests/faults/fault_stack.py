@@ -64,7 +64,7 @@ def _load(name: str, path: Path):
 # The permit helpers (real routes, request bodies, people) and the notification tests' SMTP server.
 permits_fixtures = _load("permits_test_fixtures", TESTS / "permits" / "conftest.py")
 if str(TESTS / "notifications") not in sys.path:
-    sys.path.insert(0, str(TESTS / "notifications"))      # its conftest imports notify_helpers
+    sys.path.append(str(TESTS / "notifications"))         # its conftest imports notify_helpers
 notification_fixtures = _load("notifications_test_fixtures", TESTS / "notifications" / "conftest.py")
 SmtpServer = notification_fixtures.SmtpServer
 collection, trench, draft_body = permits_fixtures.collection, permits_fixtures.trench, permits_fixtures.draft_body
