@@ -11,7 +11,7 @@ import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
-from fault_stack import flock_waiters, flocked, wait_for
+from fault_stack import flock_waiters, flocked, queue_drained, wait_for
 
 LEASE = timedelta(minutes=10)        # permits.documents.LEASE: how long a generating worker owns a document
 
@@ -24,13 +24,6 @@ def document_rows(stack, case_id: str) -> list[tuple]:
 def issued_events(stack, case_id: str) -> list[dict]:
     return [r[0] for r in stack.rows("SELECT payload FROM permit_events WHERE case_id = :c AND "
                                      "type = 'document.issued' ORDER BY seq", c=case_id)]
-
-
-def queue_drained(stack) -> bool:
-    """The worker took every message from the broker (the default queue is a Redis list)."""
-    import redis
-
-    return redis.Redis.from_url(stack.redis.url(0)).llen("celery") == 0
 
 
 def test_worker_killed_while_signing_issues_the_document_once(stack):
