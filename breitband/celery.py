@@ -31,6 +31,36 @@ BEAT_SCHEDULE: dict[str, dict] = {
 }
 
 
+def _survive_lost_redis_connection() -> None:
+    """Keep the worker alive when its Redis connection breaks while it holds unacknowledged messages.
+
+    Celery/kombu 5.7 first detaches the broken connection from its transport, then closes the channel, whose QoS
+    tries to put the unacknowledged messages back through the detached transport: AttributeError in
+    ``_connparams`` ('NoneType' object has no attribute 'hostname'), reported as "Unrecoverable error", and the
+    worker exits (the same family as celery/kombu#582 and #970). A worker always holds some (every countdown
+    retry), so a Redis restart stopped the service. Skipping the restore is safe: the messages stay in Redis's
+    unacked hash and come back after the visibility timeout, and the beat sweeps (relay, dispatch_due,
+    pipeline_resume, documents_sweep) redo from the database whatever is due before that.
+    tests/faults/test_redis_restart.py (the worker holding a scheduled message) proves it."""
+    from kombu.transport import redis as kombu_redis
+
+    original = kombu_redis.QoS.restore_unacked
+    if getattr(original, "_breitband", False):
+        return
+
+    def restore_unacked(self, client=None):
+        transport = self.channel.connection
+        if client is None and (transport is None or getattr(transport, "client", None) is None):
+            return None
+        return original(self, client)
+
+    restore_unacked._breitband = True  # type: ignore[attr-defined]
+    kombu_redis.QoS.restore_unacked = restore_unacked
+
+
+_survive_lost_redis_connection()
+
+
 def make_celery() -> Celery:
     settings = get_settings()
     app = Celery("breitband", broker=settings.broker_url, backend=settings.result_backend)
