@@ -16,7 +16,7 @@ from breitband.health import public_readiness, readiness
 from breitband.identity import Principal
 from breitband.models import ApiToken, Organisation, Role
 from breitband.schemas import MeOut, OrganisationOut, ReadinessOut, TenantOut, TokenCreate, TokenCreated, TokenOut
-from permits.api import fingerprint
+from permits.api import fingerprint, idempotency_key
 from permits.repository import claim_idempotency_key, store_idempotent_response
 
 health_router = APIRouter(tags=["health"])
@@ -88,12 +88,8 @@ def my_tokens(response: Response, principal: Principal = Depends(require()),
                          "stored and cannot be shown again; the same key with another body is 422.")
 def create_my_token(request: Request, data: TokenCreate, principal: Principal = Depends(require()),
                     session: Session = write_session) -> JSONResponse:
-    key = request.headers.get("idempotency-key")
+    key = idempotency_key(request)
     if key is not None:
-        key = key.strip()
-        if not 1 <= len(key) <= 255 or not key.isascii() or not key.isprintable():
-            raise UnprocessableEntity("Idempotency-Key must be 1-255 printable ASCII characters (e.g. a UUID)",
-                                      type="invalid-idempotency-key", field="Idempotency-Key")
         fp = fingerprint(request, data)
         stored = claim_idempotency_key(session, principal.user_id, key, fp, request.method, request.url.path)
         if stored is not None:

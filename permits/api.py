@@ -75,15 +75,23 @@ def fingerprint(request: Request, payload: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def idempotency_key(request: Request) -> str | None:
+    """The request's Idempotency-Key (trimmed), None without one; 422 for a key no client would send."""
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    key = key.strip()
+    if not 1 <= len(key) <= 255 or not key.isascii() or not key.isprintable():
+        raise UnprocessableEntity("Idempotency-Key must be 1-255 printable ASCII characters (e.g. a UUID)",
+                                  type="invalid-idempotency-key", field="Idempotency-Key")
+    return key
+
+
 def run(request: Request, session: Session, principal: Principal, payload: Any,
         action: Callable[[], tuple[int, dict[str, Any], dict[str, str]]]) -> JSONResponse:
     """Execute a command once per Idempotency-Key; convert a lost optimistic-lock race into 412."""
-    key = request.headers.get("idempotency-key")
+    key = idempotency_key(request)
     if key is not None:
-        key = key.strip()
-        if not 1 <= len(key) <= 255 or not key.isascii() or not key.isprintable():
-            raise UnprocessableEntity("Idempotency-Key must be 1-255 printable ASCII characters (e.g. a UUID)",
-                                      type="invalid-idempotency-key", field="Idempotency-Key")
         fp = fingerprint(request, payload)
         stored = repository.claim_idempotency_key(session, principal.user_id, key, fp, request.method,
                                                   request.url.path)
