@@ -24,7 +24,8 @@ def test_redis_stopped_and_started(stack):
     stack.fresh_worker()           # holding no scheduled message (with one see the next test)
     before = stack.submit(f"RD-{uuid.uuid4().hex[:6]}-vorher")            # submitted while Redis is up
     wait_for(lambda: stack.run_status(before["id"]) == "succeeded", 60, what="the pipeline before the outage")
-    assert http.get("/readyz").status_code == 200
+    # ready: the worker answers the readiness ping (within 1 s each; on a busy machine a ping may miss it)
+    wait_for(lambda: http.get("/readyz").status_code == 200, 30, interval=0.5, what="/readyz 200 before the outage")
 
     stack.redis.stop()
     try:
