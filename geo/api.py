@@ -8,13 +8,10 @@ from starlette.concurrency import run_in_threadpool
 
 from breitband.auth import require
 from breitband.db import Database
-from breitband.errors import ProblemError
 from breitband.identity import Principal
 from geo import service
 
 router = APIRouter(prefix="/api/v1", tags=["resolution"])
-
-MAX_BODY_BYTES = 20 * 1024 * 1024
 
 _GEOJSON_BODY = {
     "requestBody": {
@@ -43,10 +40,7 @@ async def resolve(request: Request,
                   crs: str | None = Query(None, description="CRS of the coordinates, e.g. EPSG:25832 "
                                                             "(default EPSG:4326, x/longitude first)"),
                   principal: Principal = Depends(require())) -> Response:
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise ProblemError(f"The body has {len(body)} bytes; the limit is {MAX_BODY_BYTES}", status=413,
-                           type="payload-too-large", title="Payload too large")
+    body = await request.body()      # bounded while it streamed in (breitband/limits.py, body_limit_route_mb)
     result = await run_in_threadpool(_resolve, request.app.state.db, principal, body, crs)
     # Serialised directly with orjson: the answer is plain JSON data with the piece geometries as PostGIS wrote
     # them (fragments); jsonable_encoder would only walk their coordinates.
