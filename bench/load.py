@@ -221,10 +221,13 @@ def cpu_snapshot(stack_pid: int, receivers_pid: int) -> dict[str, float]:
 def cpu_report(before: dict[str, float], after: dict[str, float], elapsed: float) -> None:
     wall = after["machine total"] - before["machine total"]
     busy = after["machine busy"] - before["machine busy"]
+    ours = sum(after.get(k, 0) - before.get(k, 0) for k in after if not k.startswith("machine"))
     print(f"CPU during the load ({elapsed:.0f} s, {os.cpu_count()} CPUs): machine busy {busy / wall:.0%}; "
           + ", ".join(f"{k} {(after.get(k, 0) - before.get(k, 0)) / elapsed:.2f} cores"
                       for k in ("API", "workers", "beat", "postgres (bench db backends)", "load generator",
-                                "mail/webhook receivers")))
+                                "mail/webhook receivers"))
+          + f"; everything else on the machine (other users, PostgreSQL's own processes) "
+            f"{(busy - ours) / elapsed:.2f} cores")
 
 
 def recreate_database(url: str) -> None:
@@ -266,7 +269,7 @@ def stop_stack(proc: subprocess.Popen | None) -> None:
         proc.wait()
 
 
-# --- set-up in the bench database --------------------------------------------------------------------------------------
+# --- set-up in the bench database ------------------------------------------------------------------------------------
 
 ROUTE_SQL = """
 WITH named AS (
@@ -663,7 +666,8 @@ def integrity(stats: Stats, setup: dict, received: dict) -> tuple[dict, list[str
                 [a for a, n in stats.supplemented.items() if sup.get(a, 0) < n])
 
         # 3. pipelines
-        rows = q("""SELECT v.application_id::text, v.number, count(r.id), count(r.id) FILTER (WHERE r.status = 'succeeded')
+        rows = q("""SELECT v.application_id::text, v.number, count(r.id),
+                           count(r.id) FILTER (WHERE r.status = 'succeeded')
                     FROM application_versions v LEFT JOIN pipeline_runs r
                       ON r.application_id = v.application_id AND r.version = v.number
                     WHERE v.submitted_at IS NOT NULL GROUP BY 1, 2""")
@@ -772,7 +776,8 @@ def report_http(stats: Stats, elapsed: float) -> tuple[int, dict]:
         v = stats.lat[name]
         p95[name] = pct(v, 95)
         codes = " ".join(f"{s}:{n}" for s, n in sorted(stats.codes[name].items()))
-        print(f"{name:<46}{len(v):>7}{pct(v, 50):>9.1f}{p95[name]:>9.1f}{pct(v, 99):>9.1f}{max(v) * 1000:>9.1f}  {codes}")
+        print(f"{name:<46}{len(v):>7}{pct(v, 50):>9.1f}{p95[name]:>9.1f}{pct(v, 99):>9.1f}"
+              f"{max(v) * 1000:>9.1f}  {codes}")
     for k, n in stats.errors.items():
         print(f"transport error {k}: {n}")
     if stats.samples:
