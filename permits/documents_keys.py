@@ -138,6 +138,9 @@ def subject(tenant: TenantKey) -> str:
     return _load_cert(tenant.cert_file).subject.human_friendly
 
 
+SIGNATURE_BYTES_RESERVED = 16 * 1024
+
+
 def sign_pdf(pdf: bytes, tenant: TenantKey, *, field_name: str, reason: str, location: str,
              settings: Settings | None = None) -> bytes:
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
@@ -154,7 +157,10 @@ def sign_pdf(pdf: bytes, tenant: TenantKey, *, field_name: str, reason: str, loc
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
     meta = signers.PdfSignatureMetadata(field_name=field_name, reason=reason, location=location,
                                         subfilter=SigSeedSubFilter.PADES)
-    return signers.sign_pdf(writer, meta, signer=signer).getvalue()
+    # A fixed reservation for the CMS signature: without it pyHanko signs once more only to measure the size, and
+    # every signature loads the private key again (about half of the signing time). 16 KiB hold an RSA-4096
+    # signature with a chain of several certificates; a larger one fails loudly (pyHanko checks), never silently.
+    return signers.sign_pdf(writer, meta, signer=signer, bytes_reserved=SIGNATURE_BYTES_RESERVED).getvalue()
 
 
 def trusted_certificates(tenant_keys: list[str], settings: Settings | None = None) -> list[Any]:
