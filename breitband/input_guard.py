@@ -12,7 +12,6 @@ by the body-limit middleware outside this one) and handed on unchanged.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -21,18 +20,25 @@ import numpy as np
 from breitband.errors import PROBLEM_JSON, TYPE_BASE
 
 MAX_JSON_DEPTH = 32
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _OPEN = np.zeros(256, dtype=np.int8)
 _OPEN[[ord("["), ord("{")]] = 1
 _OPEN[[ord("]"), ord("}")]] = -1
+_INTEREST = _OPEN != 0
+_INTEREST[ord('"')] = True
 
 
 def json_depth(body: bytes) -> int:
-    """Deepest nesting of arrays and objects in a JSON text (strings ignored), without parsing it."""
+    """Deepest nesting of arrays and objects in a JSON text (brackets inside strings ignored), without parsing it:
+    vectorised over the quotes and brackets only, a few ms for a route at the limits."""
     if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH:
         return body.count(b"[") + body.count(b"{")
-    skeleton = _JSON_STRING.sub(b'""', body) if b'"' in body else body
-    steps = _OPEN[np.frombuffer(skeleton, dtype=np.uint8)]
+    if b"\\" in body:     # escaped backslashes and quotes are not string delimiters
+        body = body.replace(b"\\\\", b"__").replace(b'\\"', b"__")
+    text = np.frombuffer(body, dtype=np.uint8)
+    chars = text[np.flatnonzero(_INTEREST[text])]
+    inside = (np.cumsum(chars == ord('"'), dtype=np.int32) & 1).astype(bool)
+    steps = _OPEN[chars]
+    steps[inside] = 0
     return int(np.cumsum(steps, dtype=np.int32).max(initial=0))
 
 

@@ -235,3 +235,40 @@ def test_json_nested_too_deep_is_rejected(api, he, lines):
     assert r.json()["type"] == "https://breitband.dev/problems/json-too-deep"
     assert "32" in r.json()["detail"]
 
+
+
+def test_json_depth_ignores_brackets_in_strings_and_escapes():
+    import random
+
+    from breitband.input_guard import json_depth
+
+    def depth_of(value: Any) -> int:
+        if isinstance(value, dict):
+            return 1 + max((depth_of(v) for v in value.values()), default=0)
+        if isinstance(value, list):
+            return 1 + max((depth_of(v) for v in value), default=0)
+        return 0
+
+    rng = random.Random(11)
+    pieces = ['[', ']', '{', '}', '"', '\\', '\\"', '\\\\', 'ä', 'x', '\\u0000']
+
+    def build(level: int) -> Any:
+        roll = rng.random()
+        if level > 40 or roll < 0.3:
+            return "".join(rng.choice(pieces) for _ in range(rng.randint(0, 6)))
+        if roll < 0.65:
+            return [build(level + 1) for _ in range(rng.randint(0, 3))]
+        return {"".join(rng.choice(pieces) for _ in range(3)) + str(i): build(level + 1)
+                for i in range(rng.randint(0, 3))}
+
+    exact = 0
+    for _ in range(300):
+        value = build(0)
+        for text in (json.dumps(value), json.dumps(value, ensure_ascii=False, indent=1)):
+            expected, measured = depth_of(value), json_depth(text.encode())
+            if text.count("[") + text.count("{") > 32:
+                assert measured == expected, (text[:200], expected, measured)
+                exact += 1
+            else:                       # few brackets: their count bounds the depth, no need to look closer
+                assert expected <= measured <= 32
+    assert exact > 100
