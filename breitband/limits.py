@@ -117,10 +117,11 @@ class Verdict:
     retry_after: int = 0
 
 
-# KEYS[1] counter; ARGV[1] window in ms. Returns {count after this hit, ms until the window ends}.
+# KEYS[1] counter; ARGV[1] window in ms; ARGV[2] what this hit counts (1 for a request, N for N units of work).
+# Returns {count after this hit, ms until the window ends}.
 _HIT = """
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local n = redis.call('INCRBY', KEYS[1], ARGV[2])
+if n == tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
 return {n, ttl}
@@ -160,17 +161,18 @@ class RateLimiter:
         log.warning("rate limits not enforced for %.0f s: Redis at %s unreachable (%s); requests pass (fail open)",
                     self.retry_s, _redacted(self.url), type(exc).__name__)
 
-    def hit(self, name: str, kind: str, ident: str, rate: Rate) -> Verdict:
-        """Count one event; allowed while the window holds at most ``rate.count`` of them."""
+    def hit(self, name: str, kind: str, ident: str, rate: Rate, cost: int = 1) -> Verdict:
+        """Count ``cost`` events (one request, or its units of work); allowed while the window holds at most
+        ``rate.count`` of them."""
         if not self._available():
             return Verdict(True)
         try:
-            n, ttl_ms = self._hit(keys=[self.key(name, kind, ident)], args=[rate.window_s * 1000])
+            n, ttl_ms = self._hit(keys=[self.key(name, kind, ident)], args=[rate.window_s * 1000, cost])
         except redis.RedisError as exc:
             self._failed(exc)
             return Verdict(True)
         n = int(n)
-        if n == rate.count + 1:
+        if n > rate.count >= n - cost:
             log.info("rate limit %s per %s reached (%s)", name, kind, rate)
         return Verdict(n <= rate.count, n, max(1, math.ceil(int(ttl_ms) / 1000)))
 
@@ -201,11 +203,13 @@ def _rates(settings: Settings) -> dict[str, Rate | None]:
             "verify:client": Rate.parse(settings.rate_limit_verify),
             "resolve:token": Rate.parse(settings.rate_limit_resolve_token),
             "resolve:client": Rate.parse(settings.rate_limit_resolve_client),
-            "redeliver:token": Rate.parse(settings.rate_limit_redeliver_token)}
+            "redeliver:token": Rate.parse(settings.rate_limit_redeliver_token),
+            "resolve-features:token": Rate.parse(settings.rate_limit_resolve_features_token)}
 
 
 _WHAT = {"auth-failures": "failed authentications from your address", "verify": "document verifications",
-         "resolve": "resolution requests", "redeliver": "webhook redeliveries"}
+         "resolve": "resolution requests", "redeliver": "webhook redeliveries",
+         "resolve-features": "features resolved"}
 _PER = {"client": "from your address", "token": "with this token"}
 
 
@@ -275,12 +279,12 @@ class Limits:
     def client(self, scope: dict) -> str:
         return client_address(scope, self.trusted)
 
-    def check(self, name: str, kind: str, ident: str) -> None:
-        """Count one request for ``name`` per ``kind``; raise 429 over the limit."""
+    def check(self, name: str, kind: str, ident: str, cost: int = 1) -> None:
+        """Count one request (or ``cost`` units of its work) for ``name`` per ``kind``; raise 429 over the limit."""
         rate = self.rates[f"{name}:{kind}"]
         if rate is None:
             return
-        verdict = self.limiter.hit(name, kind, ident, rate)
+        verdict = self.limiter.hit(name, kind, ident, rate, cost)
         if not verdict.allowed:
             raise _too_many(name, kind, rate, verdict)
 
@@ -304,10 +308,10 @@ def of(request: Request) -> Limits:
     return request.app.state.limits
 
 
-def check_token_rate(request: Request, name: str, token_id: object) -> None:
+def check_token_rate(request: Request, name: str, token_id: object, cost: int = 1) -> None:
     """Per-token limit inside an endpoint (after authentication), e.g. ``check_token_rate(request, "redeliver",
-    principal.token_id)``."""
-    of(request).check(name, "token", str(token_id))
+    principal.token_id)``; ``cost``: units of work this request counts for (e.g. features to resolve)."""
+    of(request).check(name, "token", str(token_id), cost)
 
 
 # --- the middleware ------------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import shapely
@@ -90,8 +91,10 @@ def prepare(session: Session, tenant_key: str, data: dict | str | bytes, crs: st
 
 
 def _prepare(session: Session, tenant_key: str, data: dict | str | bytes, crs: str | int | None,
-             rules: TenantRules, srid: int, stamp: Any):
+             rules: TenantRules, srid: int, stamp: Any, charge: Callable[[int], None] | None = None):
     route = parse_route(data, crs, rules.limits)
+    if charge is not None:           # the caller's work budget, before the transformation and the queries
+        charge(len(route.features))
     to_metric(route, srid)
     check_length(route, rules.limits)
     _check_territory(session, tenant_key, route, srid, rules, stamp)
@@ -99,12 +102,15 @@ def _prepare(session: Session, tenant_key: str, data: dict | str | bytes, crs: s
 
 
 def resolve(session: Session, tenant_key: str, data: dict | str | bytes, crs: str | int | None = None, *,
-            raw_geometry: bool = False, tenant_stamp: tuple[Any, Any] | None = None) -> dict[str, Any]:
+            raw_geometry: bool = False, tenant_stamp: tuple[Any, Any] | None = None,
+            charge: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Resolve the authorities affected by a route (a dry run: nothing is stored). See geo.resolution.
-    ``raw_geometry``: piece geometries as orjson fragments, for serialising with orjson (the HTTP API)."""
+    ``raw_geometry``: piece geometries as orjson fragments, for serialising with orjson (the HTTP API).
+    ``charge``: called with the number of features once the route is parsed, before any work on it (a rate limit
+    on the work may raise there)."""
     started = time.perf_counter()
     rules, srid, stamp = tenant_context(session, tenant_key, tenant_stamp)
-    route = _prepare(session, tenant_key, data, crs, rules, srid, stamp)
+    route = _prepare(session, tenant_key, data, crs, rules, srid, stamp, charge)
     digits = output_precision(route.crs)
     lines = route.lines
     others = [f for f in route.features if f.kind != "line"]

@@ -395,3 +395,29 @@ def test_an_unreachable_redis_is_asked_again_only_after_the_retry_interval(setti
         for _ in range(5):
             assert c.get("/api/v1/me").status_code == 401
     assert len([r for r in caplog.records if r.name == "breitband.limits"]) == 1
+
+
+def test_resolve_work_is_budgeted_per_token_in_features(settings, db, session, he_data, world):
+    """The work of /resolve counts in features per token (rate_limit_resolve_features_token), charged once the
+    route is parsed and before it is resolved: many small requests and one big one spend the same budget."""
+    from breitband import identity
+    from breitband.models import OrgKind, Role
+
+    app = make_app(settings, db, rate_limit_resolve_features_token="10/60")
+    org = identity.create_organisation(session, "he", OrgKind.operator, "Budget Netz GmbH")
+    _, secret = identity.create_token(session, identity.create_user(session, org, "budget@netz.example", "B",
+                                                                     Role.operator_member), "t")
+    session.commit()
+    headers = {"Authorization": f"Bearer {secret}"}
+    pits = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [8.6335 + i / 10000, 50.0524]},
+         "properties": {"kind": "pit"}} for i in range(4)]}
+    with TestClient(app, raise_server_exceptions=False) as c:
+        assert [c.post("/api/v1/resolve", json=pits, headers=headers).status_code for _ in range(2)] == [200, 200]
+        r = c.post("/api/v1/resolve", json=pits, headers=headers)          # 12 > 10
+        body = assert_problem(r, 429, "too-many-requests")
+        assert body["detail"].startswith("More than 10 features resolved with this token within 60 s")
+        assert (body["limit"], body["limit_count"]) == ("resolve-features", 10)
+        assert 1 <= int(r.headers["retry-after"]) <= 60
+        # another token has its own budget
+        assert c.post("/api/v1/resolve", json=pits, headers=world.operator_member.headers).status_code != 429
