@@ -11,13 +11,13 @@ from sqlalchemy.orm import Session
 from breitband import identity
 from breitband.auth import current_principal, require
 from breitband.db import get_read_session, write_session
-from breitband.errors import PROBLEM_JSON, Conflict, UnprocessableEntity
+from breitband.errors import PROBLEM_JSON, Conflict
 from breitband.health import public_readiness, readiness
 from breitband.identity import Principal
 from breitband.models import ApiToken, Organisation, Role
 from breitband.schemas import MeOut, OrganisationOut, ReadinessOut, TenantOut, TokenCreate, TokenCreated, TokenOut
-from permits.api import fingerprint, idempotency_key
-from permits.repository import claim_idempotency_key, store_idempotent_response
+from permits.api import claim_request_key
+from permits.repository import store_idempotent_response
 
 health_router = APIRouter(tags=["health"])
 router = APIRouter(prefix="/api/v1", tags=["identity"])
@@ -88,21 +88,13 @@ def my_tokens(response: Response, principal: Principal = Depends(require()),
                          "stored and cannot be shown again; the same key with another body is 422.")
 def create_my_token(request: Request, data: TokenCreate, principal: Principal = Depends(require()),
                     session: Session = write_session) -> JSONResponse:
-    key = idempotency_key(request)
-    if key is not None:
-        fp = fingerprint(request, data)
-        stored = claim_idempotency_key(session, principal.user_id, key, fp, request.method, request.url.path)
-        if stored is not None:
-            if stored.fingerprint != fp:
-                raise UnprocessableEntity(
-                    f"Idempotency-Key {key!r} was used for another request ({stored.method} {stored.path} with "
-                    "another body); use a new key for a new request", type="idempotency-key-reused",
-                    original={"method": stored.method, "path": stored.path})
-            token_id = (stored.response_body or {}).get("id")
-            raise Conflict(f"A token was already created with Idempotency-Key {key!r} (id {token_id}). Its secret "
-                           "is shown only once and is not stored; revoke that token (DELETE /api/v1/me/tokens/"
-                           f"{token_id}) and create a new one with a new key", type="token-already-created",
-                           token_id=token_id)
+    key, stored = claim_request_key(request, session, principal, data)
+    if stored is not None:
+        token_id = (stored.response_body or {}).get("id")
+        raise Conflict(f"A token was already created with Idempotency-Key {key!r} (id {token_id}). Its secret "
+                       "is shown only once and is not stored; revoke that token (DELETE /api/v1/me/tokens/"
+                       f"{token_id}) and create a new one with a new key", type="token-already-created",
+                       token_id=token_id)
     token, secret = identity.create_own_token(session, principal, data.name, data.expires_in_days)
     out = token_out(token, principal)
     if key is not None:   # what is kept for a repeated key: the token without its secret

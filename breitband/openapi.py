@@ -71,9 +71,9 @@ def _names(fn: Any) -> tuple[set[str], set[str]]:
 
 
 def _keeps_idempotent_responses(fn: Any, global_names: set[str]) -> bool:
-    """Calls permits.api.run (which keeps the response per Idempotency-Key) or the repository's key claim."""
+    """Calls permits.api.run (which keeps the response per Idempotency-Key) or claims the key itself."""
     run = getattr(fn, "__globals__", {}).get("run")
-    return "claim_idempotency_key" in global_names or (
+    return bool({"claim_idempotency_key", "claim_request_key"} & global_names) or (
         "run" in global_names and getattr(run, "__module__", "") == "permits.api")
 
 

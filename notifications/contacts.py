@@ -22,7 +22,6 @@ confirmation row and its e-mail delivery are written together and the e-mail is 
 
 from __future__ import annotations
 
-import hashlib
 import html
 import secrets
 import uuid
@@ -37,6 +36,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from breitband.db import Base, get_read_session, write_session
 from breitband.errors import PROBLEM_JSON, NotFound, ProblemError
+from breitband.identity import hash_token
 from breitband.models import Organisation, User
 from breitband.settings import get_settings
 
@@ -70,10 +70,6 @@ class ConfirmationExpired(ProblemError):
     status, type, title = 410, "contact-confirmation-expired", "Confirmation link expired"
 
 
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def normalise(email: str) -> str:
     return email.strip().lower()
 
@@ -104,7 +100,7 @@ def request_confirmation(session: Session, *, tenant_key: str, org_id: uuid.UUID
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     expires = now + timedelta(hours=get_settings().contact_confirmation_ttl_h)
     session.add(ContactConfirmation(id=uuid.uuid4(), tenant_key=tenant_key, organisation_id=org_id, email=address,
-                                    token_sha256=_hash(token), application_id=application_id, created_at=now,
+                                    token_sha256=hash_token(token), application_id=application_id, created_at=now,
                                     expires_at=expires))
     session.flush()
     return token, expires
@@ -113,7 +109,7 @@ def request_confirmation(session: Session, *, tenant_key: str, org_id: uuid.UUID
 def mark_confirmed(session: Session, *, tenant_key: str, org_id: uuid.UUID, email: str, now: datetime) -> None:
     """Record an address as confirmed by other means (an operating office that checked it; test set-ups)."""
     session.add(ContactConfirmation(id=uuid.uuid4(), tenant_key=tenant_key, organisation_id=org_id,
-                                    email=normalise(email), token_sha256=_hash(secrets.token_urlsafe(32)),
+                                    email=normalise(email), token_sha256=hash_token(secrets.token_urlsafe(32)),
                                     created_at=now, expires_at=now, confirmed_at=now))
     session.flush()
 
@@ -123,7 +119,7 @@ def link(token: str) -> str:
 
 
 def _find(session: Session, token: str, now: datetime, *, lock: bool = False) -> ContactConfirmation:
-    stmt = select(ContactConfirmation).where(ContactConfirmation.token_sha256 == _hash(token))
+    stmt = select(ContactConfirmation).where(ContactConfirmation.token_sha256 == hash_token(token))
     row = session.scalars(stmt.with_for_update() if lock else stmt).first()
     if row is None:
         raise NotFound("No such confirmation link; copy the whole link from the e-mail",

@@ -87,22 +87,29 @@ def idempotency_key(request: Request) -> str | None:
     return key
 
 
+def claim_request_key(request: Request, session: Session, principal: Principal, payload: Any):
+    """Claim the request's Idempotency-Key for this request → (key, None) when this request owns it, (key, stored
+    row) when the same request came before, (None, None) without a key; 422 when the key served another request."""
+    key = idempotency_key(request)
+    if key is None:
+        return None, None
+    fp = fingerprint(request, payload)
+    stored = repository.claim_idempotency_key(session, principal.user_id, key, fp, request.method, request.url.path)
+    if stored is not None and stored.fingerprint != fp:
+        raise UnprocessableEntity(
+            f"Idempotency-Key {key!r} was used for another request ({stored.method} {stored.path} with "
+            "another body); use a new key for a new request", type="idempotency-key-reused",
+            original={"method": stored.method, "path": stored.path})
+    return key, stored
+
+
 def run(request: Request, session: Session, principal: Principal, payload: Any,
         action: Callable[[], tuple[int, dict[str, Any], dict[str, str]]]) -> JSONResponse:
     """Execute a command once per Idempotency-Key; convert a lost optimistic-lock race into 412."""
-    key = idempotency_key(request)
-    if key is not None:
-        fp = fingerprint(request, payload)
-        stored = repository.claim_idempotency_key(session, principal.user_id, key, fp, request.method,
-                                                  request.url.path)
-        if stored is not None:
-            if stored.fingerprint != fp:
-                raise UnprocessableEntity(
-                    f"Idempotency-Key {key!r} was used for another request ({stored.method} {stored.path} with "
-                    "another body); use a new key for a new request", type="idempotency-key-reused",
-                    original={"method": stored.method, "path": stored.path})
-            return JSONResponse(stored.response_body, status_code=stored.response_status,
-                                headers={**stored.response_headers, "Idempotent-Replayed": "true"})
+    key, stored = claim_request_key(request, session, principal, payload)
+    if stored is not None:
+        return JSONResponse(stored.response_body, status_code=stored.response_status,
+                            headers={**stored.response_headers, "Idempotent-Replayed": "true"})
     try:
         status, body, headers = action()
         session.flush()
