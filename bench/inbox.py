@@ -20,7 +20,7 @@ How the applications are generated (printed again by the run):
    that the decision period lapses, maybe an extension. Commands after the generation instant G (= the start of the
    run) have not happened yet.
 3. The first application of every template is carried through its plan by the REAL service functions
-   (permits.service / permits.review, and permits.deemed.sweep at the beat tick after each deadline).
+   (permits.applications.service / permits.cases.review, and permits.cases.deemed.sweep at the beat tick after each deadline).
 4. All other applications are written set-based (INSERT … SELECT from the plans, in this database), with the rows
    the API would have written: applications, application_versions (submission, supplement), cases (parts, clocks,
    information requests, extensions, decisions), permit_events (outbox, published_at NULL) and permit_audit, a
@@ -223,7 +223,7 @@ def build_world(session, args, rng) -> dict:
     from geo import importers
     from geo.importers.common import Summary
     from geo.importers.roads import read_road_files
-    from permits.catalogue import load_catalogue_file
+    from permits.cases.catalogue import load_catalogue_file
 
     tenant = ensure_tenant(session)
     importers.import_boundaries(session, TENANT, BOUNDARIES)
@@ -830,8 +830,8 @@ def lit(value) -> str:
 
 
 def fill(sql: str, sel: str = "true") -> str:
-    from permits.deemed import LEGAL_BASIS
-    from permits.pipeline import STEPS as PIPELINE_STEPS
+    from permits.cases.deemed import LEGAL_BASIS
+    from permits.pipeline.service import STEPS as PIPELINE_STEPS
 
     tokens = {"sel": sel, "withdraw_reason": lit(WITHDRAW_REASON), "supplement_message": lit(SUPPLEMENT_MESSAGE),
               "extension_reason": lit(EXTENSION_REASON), "ask_message": lit(ASK_MESSAGE), "ask_items": lit(ASK_ITEMS),
@@ -939,9 +939,11 @@ def principal(user_id, email, name, role, org_id, org_kind, org_name):
 
 
 def replay_templates(db, conn, world, templates, reviewers) -> dict:
-    """Carry the plans of the template applications through permits.service / permits.review / permits.deemed."""
+    """Carry the plans of the template applications through permits.applications.service / permits.cases.review / permits.cases.deemed."""
     from breitband.models import OrgKind, Role
-    from permits import deemed, review, service
+    from permits.cases import deemed
+    from permits.cases import review
+    from permits.applications import service
     from permits.models import Case
     from permits.schemas import (ApplicationCreate, ConfirmCompleteIn, DecisionIn, ExtendDeadlineIn,
                                  RequestInformationIn, SupplementIn, WithdrawIn)

@@ -1,5 +1,5 @@
 """Time to sign one decision PDF (PAdES, pyHanko) with the tenant's key, with the fixed signature reservation of
-``permits.documents_keys.sign_pdf`` against pyHanko's own size estimate (a dry-run signature first), interleaved in
+``permits.documents.keys.sign_pdf`` against pyHanko's own size estimate (a dry-run signature first), interleaved in
 the same run.
 
     .venv/bin/python bench/signing.py [--runs 20]
@@ -24,7 +24,7 @@ def main() -> None:
     os.environ["BREITBAND_DATA_DIR"] = tempfile.mkdtemp(prefix="breitband-bench-signing-")
     from weasyprint import HTML
 
-    from permits import documents_keys as keys
+    from permits.documents import keys
 
     pdf = HTML(string="<h1>Zustimmung nach § 127 TKG</h1><p>Bescheid</p>").write_pdf()
     tenant = keys.ensure_key("xz", "Benchland")

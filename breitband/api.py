@@ -16,7 +16,7 @@ from breitband.health import public_readiness, readiness
 from breitband.identity import Principal
 from breitband.models import ApiToken, Organisation, Role
 from breitband.schemas import MeOut, OrganisationOut, ReadinessOut, TenantOut, TokenCreate, TokenCreated, TokenOut
-from permits.api import claim_request_key
+from permits.http import claim_request_key
 from permits.repository import store_idempotent_response
 
 health_router = APIRouter(tags=["health"])

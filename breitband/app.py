@@ -56,5 +56,5 @@ def _domain_routers() -> list:
     """Routers of the domain packages; each package that has an api.py contributes its router."""
     from breitband.db import import_optional
 
-    return [m.router for m in import_optional(("geo.api", "geo.tiles_api", "permits.api", "permits.features_api",
+    return [m.router for m in import_optional(("geo.api", "geo.tiles_api", "permits.api", "permits.gis.endpoints",
                                                 "notifications.api", "notifications.contacts"))]

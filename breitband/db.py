@@ -17,7 +17,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
-from breitband.settings import Settings
+from breitband.settings import Settings, get_settings
 
 
 class Base(DeclarativeBase):
@@ -104,6 +104,19 @@ class Database:
             self.__dict__[key] = maker
         return maker()
 
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One unit of work outside a request (a task, a command-line command, a sweep's batch): a session whose
+        transaction is committed when the block ends without an error and rolled back otherwise. Services only
+        ``flush()``; whoever opens the transaction commits it."""
+        with self.sessionmaker() as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
     def dispose(self) -> None:
         self.engine.dispose()
         self.readonly_engine.dispose()
@@ -116,22 +129,15 @@ def get_database(settings: Settings | None = None) -> Database:
     """Process-wide database (CLI, Celery tasks)."""
     global _default_db
     if _default_db is None:
-        from breitband.settings import get_settings
-
         _default_db = Database.from_settings(settings or get_settings())
     return _default_db
 
 
 @contextmanager
 def session_scope() -> Iterator[Session]:
-    """One transaction for a command-line command or a task: committed on success, rolled back on error."""
-    with get_database().sessionmaker() as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+    """``get_database().transaction()``: one transaction of the process-wide database."""
+    with get_database().transaction() as session:
+        yield session
 
 
 def import_optional(names: tuple[str, ...]) -> list:

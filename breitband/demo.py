@@ -52,7 +52,7 @@ MONUMENT_BODY = "Landesamt für Denkmalpflege Hessen"
 
 
 def ensure_bodies(session, tenant_key: str) -> dict[str, Organisation]:
-    from permits import participation
+    from permits.participation import service as participation
 
     now = datetime.now(timezone.utc)
     orgs = {}
@@ -73,7 +73,7 @@ def ensure_monuments(session, tenant_key: str, echo=print) -> None:
 
     import osmium
 
-    from permits.participation_import import import_areas
+    from permits.participation.importer import import_areas
 
     features = []
     seen = set()
@@ -158,12 +158,12 @@ def load_demo(issue_tokens: bool = True, echo=print) -> dict[str, str]:
         tenant = ensure_tenant(session)
         orgs = {name: ensure_org(session, tenant.key, kind, name, email) for kind, name, email in DEMO_ORGS}
         ensure_geodata(session, tenant.key, echo)
-        from permits.catalogue import load_catalogue_file
+        from permits.cases.catalogue import load_catalogue_file
 
         load_catalogue_file(session, tenant.key, DATA / "tenants" / "he_conditions.toml")
         bodies = ensure_bodies(session, tenant.key)
         ensure_monuments(session, tenant.key, echo)
-        from permits.documents_keys import ensure_key
+        from permits.documents.keys import ensure_key
 
         ensure_key(tenant.key, tenant.name)       # development: the tenant's self-signed signing key
         for email, name, role, org_name in DEMO_USERS:

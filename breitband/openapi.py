@@ -71,10 +71,10 @@ def _names(fn: Any) -> tuple[set[str], set[str]]:
 
 
 def _keeps_idempotent_responses(fn: Any, global_names: set[str]) -> bool:
-    """Calls permits.api.run (which keeps the response per Idempotency-Key) or claims the key itself."""
+    """Calls permits.http.run (which keeps the response per Idempotency-Key) or claims the key itself."""
     run = getattr(fn, "__globals__", {}).get("run")
     return bool({"claim_idempotency_key", "claim_request_key"} & global_names) or (
-        "run" in global_names and getattr(run, "__module__", "") == "permits.api")
+        "run" in global_names and getattr(run, "__module__", "") == "permits.http")
 
 
 def _dependency_names(route: Any) -> set[str]:

@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=PROJECT_ROOT / "var" / "data")
     # Largest accepted attachment (PDF, images) of a permit application, in MiB.
     max_attachment_mb: float = Field(default=25.0, gt=0)
-    # Attachment quota per application (permits/attachments.py): at most this many files (422 beyond) and this many
+    # Attachment quota per application (permits/applications/attachments.py): at most this many files (422 beyond) and this many
     # MiB together (413 beyond); every stored attachment counts, submitted or not.
     max_attachments_per_application: int = Field(default=50, gt=0)
     max_attachments_total_mb: float = Field(default=200.0, gt=0)
@@ -78,10 +78,10 @@ class Settings(BaseSettings):
     # <templates_root>/default/templates.
     templates_root: Path = Field(default=PROJECT_ROOT / "data" / "tenants")
 
-    # Review pipeline (permits/pipeline.py): a run whose step made no progress for this long is started again.
+    # Review pipeline (permits/pipeline/service.py): a run whose step made no progress for this long is started again.
     pipeline_stale_after_s: float = Field(default=900.0, gt=0)
 
-    # Decision documents (permits/documents.py): signing. Production puts <tenant>.key.pem and <tenant>.cert.pem
+    # Decision documents (permits/documents/service.py): signing. Production puts <tenant>.key.pem and <tenant>.cert.pem
     # (optionally <tenant>.chain.pem) into signing_dir and sets signing_self_signed=false; development creates a
     # self-signed key pair per tenant under data_dir/keys on first use.
     signing_dir: Path | None = None

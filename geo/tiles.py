@@ -395,7 +395,7 @@ class ApplicationsLayer:
     - nothing of another tenant.
 
     The scope is ``permits.repository.readable_applications``, the one place that defines what a caller may read
-    (for a body ``permits.participation_statements.readable_statements``).
+    (for a body ``permits.participation.statements.readable_statements``).
     """
 
     name: str = "applications"
@@ -424,8 +424,8 @@ def applications_statement(principal) -> Select:
     a = Application.__table__
     if principal.organisation_kind is OrgKind.participating_body and not principal.is_tenant_admin:
         # a body reads no application, only its statement requests: their applications are its own on the map
-        from permits.participation import StatementRequest
-        from permits.participation_statements import readable_statements
+        from permits.participation.service import StatementRequest
+        from permits.participation.statements import readable_statements
 
         own_ids = (readable_statements(principal).with_only_columns(StatementRequest.application_id)
                    .correlate(None).scalar_subquery())

@@ -5,7 +5,7 @@ An application's ``contact.email`` is entered by the operator, not by the person
 confirmed the address for the operator's organisation, notices about the application go to the organisation's own
 addresses (its functional address, else its members), and the address itself gets one e-mail only: the request to
 confirm, with a link that is single-use and expires after ``contact_confirmation_ttl_h`` hours. Who picks the
-recipients: ``permits.pipeline_audience`` (``applicant_addresses``), in the outbox relay's transaction, so the
+recipients: ``permits.pipeline.audience`` (``applicant_addresses``), in the outbox relay's transaction, so the
 confirmation row and its e-mail delivery are written together and the e-mail is retried like every notice.
 
 * A confirmation belongs to (organisation, address): confirmed once, the address gets the organisation's notices for

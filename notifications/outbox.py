@@ -41,7 +41,7 @@ from permits.models import PermitEvent
 
 log = logging.getLogger("notifications.outbox")
 
-PROVIDER_MODULES = ("permits.pipeline_audience",)
+PROVIDER_MODULES = ("permits.pipeline.audience",)
 RELAY_TASK = "notifications.relay"
 DELIVER_TASK = "notifications.deliver"
 RELAY_LOCK = 7_310_001        # pg advisory lock: feed positions in commit order

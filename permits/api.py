@@ -9,26 +9,26 @@ with another request is 422. Keys are scoped per user. An illegal transition is 
 from __future__ import annotations
 
 import hashlib
-import json
-import re
 import uuid
 from collections.abc import Callable
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
 
-from breitband.auth import require
 from breitband.db import get_read_session, write_session
-from breitband.errors import NotFound, PreconditionFailed, ProblemError, UnprocessableEntity
+from breitband.errors import NotFound, UnprocessableEntity
 from breitband.identity import Principal
-from breitband.models import Role
-from permits import attachments as files
-from permits import catalogue, repository, review, service, views
+from permits.applications import attachments as files
+from permits import repository, views
+from permits.cases import catalogue
+from permits.cases import review
+from permits.applications import service
+from permits.http import (ANYONE, AUTHORITY, OPERATOR, attachment_response, clock, expected_versions,
+                           run)
 from permits.models import AttachmentKind, CaseStatus, CatalogueKind
 from permits.schemas import (ApplicationCreate, ApplicationOut, ApplicationPage, ApplicationPatch, AuditOut,
                              CaseOut, CasePage, CatalogueEntryOut, ConfirmCompleteIn, DecisionIn, ExtendDeadlineIn,
@@ -36,90 +36,6 @@ from permits.schemas import (ApplicationCreate, ApplicationOut, ApplicationPage,
                              WorksStartIn)
 
 router = APIRouter(prefix="/api/v1", tags=["permits"])
-
-OPERATOR = require(Role.operator_member)
-AUTHORITY = require(Role.authority_reviewer, Role.authority_admin)
-ANYONE = require()
-ETAG_RE = re.compile(r'^\s*"(\d{1,10})"\s*$')
-
-
-def clock() -> datetime:
-    """The current time. Tests override this dependency to control the clock; nothing else does."""
-    return datetime.now(timezone.utc)
-
-
-class PreconditionRequired(ProblemError):
-    status, type, title = 428, "if-match-required", "Precondition required"
-
-
-def expected_versions(request: Request) -> set[int]:
-    header = request.headers.get("if-match")
-    if header is None:
-        raise PreconditionRequired("Send If-Match with the ETag you last read (e.g. If-Match: \"3\"); commands on "
-                                   "an existing resource need it to avoid lost updates")
-    versions = set()
-    for part in header.split(","):
-        m = ETAG_RE.match(part)
-        if not m:
-            raise PreconditionFailed(f"If-Match {header!r} names no version of this resource; send the ETag as "
-                                     "read, e.g. \"3\" (weak ETags and * are not accepted)", type="stale-version")
-        versions.add(int(m.group(1)))
-    return versions
-
-
-def fingerprint(request: Request, payload: Any) -> str:
-    if isinstance(payload, BaseModel):
-        payload = payload.model_dump(mode="json", exclude_unset=True)
-    text = json.dumps([request.method, request.url.path, payload], sort_keys=True, separators=(",", ":"),
-                      default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def idempotency_key(request: Request) -> str | None:
-    """The request's Idempotency-Key (trimmed), None without one; 422 for a key no client would send."""
-    key = request.headers.get("idempotency-key")
-    if key is None:
-        return None
-    key = key.strip()
-    if not 1 <= len(key) <= 255 or not key.isascii() or not key.isprintable():
-        raise UnprocessableEntity("Idempotency-Key must be 1-255 printable ASCII characters (e.g. a UUID)",
-                                  type="invalid-idempotency-key", field="Idempotency-Key")
-    return key
-
-
-def claim_request_key(request: Request, session: Session, principal: Principal, payload: Any):
-    """Claim the request's Idempotency-Key for this request → (key, None) when this request owns it, (key, stored
-    row) when the same request came before, (None, None) without a key; 422 when the key served another request."""
-    key = idempotency_key(request)
-    if key is None:
-        return None, None
-    fp = fingerprint(request, payload)
-    stored = repository.claim_idempotency_key(session, principal.user_id, key, fp, request.method, request.url.path)
-    if stored is not None and stored.fingerprint != fp:
-        raise UnprocessableEntity(
-            f"Idempotency-Key {key!r} was used for another request ({stored.method} {stored.path} with "
-            "another body); use a new key for a new request", type="idempotency-key-reused",
-            original={"method": stored.method, "path": stored.path})
-    return key, stored
-
-
-def run(request: Request, session: Session, principal: Principal, payload: Any,
-        action: Callable[[], tuple[int, dict[str, Any], dict[str, str]]]) -> JSONResponse:
-    """Execute a command once per Idempotency-Key; convert a lost optimistic-lock race into 412."""
-    key, stored = claim_request_key(request, session, principal, payload)
-    if stored is not None:
-        return JSONResponse(stored.response_body, status_code=stored.response_status,
-                            headers={**stored.response_headers, "Idempotent-Replayed": "true"})
-    try:
-        status, body, headers = action()
-        session.flush()
-    except StaleDataError:
-        raise PreconditionFailed("The resource was changed by someone else at the same time; read it again",
-                                 type="stale-version") from None
-    if key is not None:
-        repository.store_idempotent_response(session, principal.user_id, key, status, body, headers)
-    return JSONResponse(body, status_code=status, headers=headers)
-
 
 def _app_response(session: Session, principal: Principal, app, now: datetime, status: int = 200):
     body = views.application_out(session, principal, app, now)
@@ -296,16 +212,6 @@ def download_attachment(request: Request, application_id: uuid.UUID, attachment_
     return attachment_response(request, att)
 
 
-def attachment_response(request: Request, att) -> FileResponse:
-    """The stored file of an attachment the caller may read (also for GET /statements/{id}/attachments/…)."""
-    path = files.blob_path(request.app.state.settings.data_dir, att.sha256)
-    if not path.exists():
-        raise ProblemError(f"The stored file of attachment {att.id} is missing; the operators have been "
-                           "told (quote the request id)", status=500, type="attachment-file-missing")
-    return FileResponse(path, media_type=att.content_type, filename=att.file_name,
-                        headers={"ETag": f'"{att.sha256}"', "X-Content-Type-Options": "nosniff"})
-
-
 # --- cases -----------------------------------------------------------------------------------------------------
 
 def _case_command(name: str, summary: str, schema: type[BaseModel], fn: Callable) -> None:
@@ -432,7 +338,9 @@ def list_refusal_reasons(include_inactive: bool = False, principal: Principal = 
 
 # --- pipeline, participation and documents (their own modules) ---------------------------------------------------
 
-from permits import documents_api, participation_api, pipeline_api  # noqa: E402
+from permits.documents import endpoints as documents_api  # noqa: E402
+from permits.participation import endpoints as participation_api
+from permits.pipeline import endpoints as pipeline_api
 
 router.include_router(pipeline_api.router)
 router.include_router(participation_api.router)

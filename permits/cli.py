@@ -27,7 +27,8 @@ def register(app: typer.Typer) -> None:
             tenant: Optional[str] = typer.Option(None, help="Only this tenant")) -> None:
         """Issue every deemed approval due now (what the beat task does every few minutes). Safe to repeat."""
         from breitband.db import get_database
-        from permits import deadlines, deemed
+        from permits import deadlines
+        from permits.cases import deemed
 
         when = None
         if now is not None:
@@ -43,7 +44,7 @@ def register(app: typer.Typer) -> None:
                         tenant: str = typer.Option(..., help="Tenant key")) -> None:
         """Create or update the tenant's catalogue from FILE; entries missing from FILE are deactivated."""
         from breitband.db import get_database
-        from permits.catalogue import load_catalogue, read_catalogue_file
+        from permits.cases.catalogue import load_catalogue, read_catalogue_file
 
         rows = read_catalogue_file(file)
         with get_database().sessionmaker() as session:
@@ -57,7 +58,7 @@ def register(app: typer.Typer) -> None:
         """Print the tenant's conditions and refusal reasons."""
         from breitband import identity
         from breitband.db import get_database
-        from permits.catalogue import entries
+        from permits.cases.catalogue import entries
         from permits.models import CatalogueKind
 
         with get_database().sessionmaker() as session:
@@ -78,7 +79,7 @@ def _register_pipeline(app: typer.Typer) -> None:
         from sqlalchemy import select
 
         from breitband.db import get_database
-        from permits import pipeline
+        from permits.pipeline import service as pipeline
 
         app_id = _uuid(application_id)
         with get_database().sessionmaker() as session:
@@ -103,7 +104,7 @@ def _register_pipeline(app: typer.Typer) -> None:
         from datetime import datetime, timezone
 
         from breitband.db import get_database
-        from permits import pipeline
+        from permits.pipeline import service as pipeline
 
         db = get_database()
         with db.sessionmaker() as session:
@@ -132,7 +133,7 @@ def _register_pipeline(app: typer.Typer) -> None:
     def pipeline_resume() -> None:
         """Send the runs that were never sent or are stuck (what beat does every minute)."""
         from breitband.db import get_database
-        from permits import pipeline
+        from permits.pipeline import service as pipeline
 
         typer.echo(json.dumps(pipeline.resume(get_database()), indent=2))
 
@@ -154,7 +155,7 @@ def _register_participation(app: typer.Typer) -> None:
 
         from breitband import identity
         from breitband.db import session_scope
-        from permits import participation
+        from permits.participation import service as participation
 
         rules = participation.read_rules_file(file)
         with session_scope() as session:
@@ -167,7 +168,7 @@ def _register_participation(app: typer.Typer) -> None:
         """Print the rules in force (the tenant's, or the defaults)."""
         from breitband import identity
         from breitband.db import session_scope
-        from permits import participation
+        from permits.participation import service as participation
 
         with session_scope() as session:
             identity.get_tenant(session, tenant)
@@ -185,7 +186,7 @@ def _register_participation(app: typer.Typer) -> None:
 
         from breitband import identity
         from breitband.db import session_scope
-        from permits import participation
+        from permits.participation import service as participation
 
         with session_scope() as session:
             organisation = identity.find_organisation(session, tenant, org)
@@ -200,7 +201,7 @@ def _register_participation(app: typer.Typer) -> None:
 
         from breitband.db import session_scope
         from breitband.models import Organisation
-        from permits.participation import ParticipationBody
+        from permits.participation.service import ParticipationBody
 
         with session_scope() as session:
             rows = session.execute(select(ParticipationBody, Organisation.name).join(
@@ -225,7 +226,7 @@ def _register_participation(app: typer.Typer) -> None:
         """Import protected areas (water, nature, monument protection); replaces the tenant's areas of KIND."""
         from breitband.db import session_scope
         from geo.importers import format_summary
-        from permits.participation_import import import_areas
+        from permits.participation.importer import import_areas
 
         with session_scope() as session:
             summary = import_areas(session, tenant, kind, file, body=body, progress_bar=not quiet)
@@ -241,7 +242,7 @@ def _register_documents(app: typer.Typer) -> None:
         """Create and generate the documents that are due (decided cases without one, pending, failed), in this
         process (what the beat task does through the workers)."""
         from breitband.db import get_database
-        from permits import documents
+        from permits.documents import service as documents
 
         db = get_database()
         results = []
@@ -257,7 +258,7 @@ def _register_documents(app: typer.Typer) -> None:
         """Show the tenant's signing certificate (development: create the self-signed key pair if missing)."""
         from breitband import identity
         from breitband.db import session_scope
-        from permits import documents_keys as keys
+        from permits.documents import keys
 
         with session_scope() as session:
             name = identity.get_tenant(session, tenant).name
@@ -270,7 +271,7 @@ def _register_documents(app: typer.Typer) -> None:
     def documents_verify(file: Path = typer.Argument(..., help="A PDF")) -> None:
         """Check a PDF like POST /verify does; exit code 0 only for a genuine, unchanged document."""
         from breitband.db import session_scope
-        from permits import documents
+        from permits.documents import service as documents
 
         with session_scope() as session:
             result = documents.verify(session, file.read_bytes())

@@ -23,7 +23,7 @@ from permits import deadlines, repository
 from permits.models import (DECIDED_CASE_STATUSES, GRANTED_CASE_STATUSES, OPEN_CASE_STATUSES, Application,
                             ApplicationStatus, AttachmentKind, AuditRecord, Case, CaseStatus)
 from permits.schemas import ApplicationFields, SupplementIn
-from permits.sections import normalise_sections
+from permits.applications.sections import normalise_sections
 
 OPEN = {s.value for s in OPEN_CASE_STATUSES}
 DECIDED = {s.value for s in DECIDED_CASE_STATUSES}

@@ -27,20 +27,13 @@ from __future__ import annotations
 
 import calendar
 from datetime import date, datetime, time, timedelta, timezone
-from zoneinfo import ZoneInfo
 
-BERLIN = ZoneInfo("Europe/Berlin")
+from breitband.dates import BERLIN, as_aware, iso, parse_instant  # noqa: F401 - callers still use deadlines.iso
+
 
 COMPLETENESS_MONTHS = 1   # § 127 (3) sentence 2: report incompleteness within one month
 DECISION_MONTHS = 3       # § 127 (3) sentence 1: deemed granted three months after the complete application
 EXTENSION_MONTHS = 1      # § 150: extendable once by one month
-
-
-def as_aware(instant: datetime) -> datetime:
-    """Naive datetimes are taken as Europe/Berlin wall time (what a user in Hessen means)."""
-    if instant.tzinfo is None:
-        return instant.replace(tzinfo=BERLIN)
-    return instant
 
 
 def local_date(instant: datetime) -> date:
@@ -84,21 +77,3 @@ def has_expired(last_day: date, now: datetime) -> bool:
 def days_left(last_day: date, now: datetime) -> int:
     """Whole calendar days from today (Europe/Berlin) to the last day: 0 on the last day, negative once passed."""
     return (last_day - local_date(now)).days
-
-
-def iso(value: date | datetime | None) -> str | None:
-    """Dates as YYYY-MM-DD; instants in UTC with a trailing Z (what the API returns and events carry)."""
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return as_aware(value).astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-    return value.isoformat()
-
-
-def parse_instant(text: str) -> datetime:
-    """ISO 8601 date or datetime; a date means its start in Europe/Berlin, a naive time is Berlin wall time."""
-    text = text.strip()
-    if len(text) == 10:
-        return datetime.combine(date.fromisoformat(text), time(0, 0), tzinfo=BERLIN).astimezone(timezone.utc)
-    value = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
-    return as_aware(value).astimezone(timezone.utc)

@@ -327,7 +327,7 @@ def due_application_ids(session: Session, now: datetime, limit: int, tenant_key:
     return [i for i, _ in due_applications(session, now, limit, tenant_key)]
 
 
-# The deemed approvals of a sweep batch, set-based: the same rows permits.deemed.issue and core.touch write for
+# The deemed approvals of a sweep batch, set-based: the same rows permits.cases.deemed.issue and core.touch write for
 # one case at a time (decision, audit record, events, derived status), in three statements per batch.
 # Formats: deadlines.iso (UTC, "Z") inside the decision; str() of dates and datetimes (the session's offset) where
 # the ORM path serialises with json.dumps(default=str), i.e. in audit details and event payloads.

@@ -6,7 +6,8 @@ from typing import Any
 
 from breitband.celery import celery_app
 from breitband.db import get_database
-from permits import deadlines, deemed
+from permits import deadlines
+from permits.cases import deemed
 
 
 @celery_app.task(name="permits.sweep_deadlines", acks_late=True, autoretry_for=(Exception,), retry_backoff=True,
@@ -14,23 +15,23 @@ from permits import deadlines, deemed
 def sweep_deadlines(now: str | None = None, tenant_key: str | None = None) -> dict[str, Any]:
     """Issue the deemed approvals (§ 127 (3) TKG) that are due at ``now`` (ISO 8601; default: the current time).
 
-    Run by beat every few minutes. Idempotent and safe to run concurrently (see ``permits.deemed``); each batch is
+    Run by beat every few minutes. Idempotent and safe to run concurrently (see ``permits.cases.deemed``); each batch is
     its own short transaction, no transaction is held across anything but the database."""
     when = deadlines.parse_instant(now) if now else None
     return deemed.sweep(get_database(), when, tenant_key=tenant_key)
 
 
-# --- the review pipeline (see permits.pipeline) ------------------------------------------------------------------
+# --- the review pipeline (see permits.pipeline.service) ------------------------------------------------------------------
 
 @celery_app.task(name="permits.pipeline_step", bind=True, acks_late=True, max_retries=5, ignore_result=True)
 def pipeline_step(self, run_id: str, step: str) -> dict[str, Any]:
-    """One step of a run. Idempotent (see permits.pipeline.run_step); transient errors are retried with exponential
+    """One step of a run. Idempotent (see permits.pipeline.service.run_step); transient errors are retried with exponential
     backoff, a permanent one (StepError) or the last retry marks the step failed and stops the chain."""
     import uuid
 
     from celery.exceptions import Ignore
 
-    from permits import pipeline
+    from permits.pipeline import service as pipeline
 
     db = get_database()
     try:
@@ -54,7 +55,7 @@ def pipeline_kick(run_id: str) -> bool:
     """Send the chain of a run's unfinished steps (after a retry, or from the resume backstop)."""
     import uuid
 
-    from permits import pipeline
+    from permits.pipeline import service as pipeline
 
     return pipeline.kick(get_database(), uuid.UUID(run_id))
 
@@ -66,7 +67,7 @@ def pipeline_start(event: dict[str, Any]) -> bool:
     already sent or finished is not sent again by this task; the resume backstop handles stuck ones)."""
     import uuid
 
-    from permits import pipeline
+    from permits.pipeline import service as pipeline
 
     db = get_database()
     with db.sessionmaker() as session:
@@ -80,12 +81,12 @@ def pipeline_start(event: dict[str, Any]) -> bool:
 @celery_app.task(name="permits.pipeline_resume", acks_late=True, ignore_result=True)
 def pipeline_resume() -> dict[str, Any]:
     """Beat backstop: send the chains of runs never sent (broker down at the time) or stuck (a worker died)."""
-    from permits import pipeline
+    from permits.pipeline import service as pipeline
 
     return pipeline.resume(get_database())
 
 
-# --- decision documents (see permits.documents) --------------------------------------------------------------------
+# --- decision documents (see permits.documents.service) --------------------------------------------------------------------
 
 @celery_app.task(name="permits.document_generate", bind=True, acks_late=True, max_retries=4, ignore_result=True)
 def document_generate(self, document_id: str, now: str | None = None) -> dict[str, Any]:
@@ -94,7 +95,7 @@ def document_generate(self, document_id: str, now: str | None = None) -> dict[st
     worker that died while generating it has run out."""
     import uuid
 
-    from permits import documents
+    from permits.documents import service as documents
 
     when = deadlines.parse_instant(now) if now else None
     try:
@@ -112,7 +113,7 @@ def documents_for_event(event: dict[str, Any]) -> str | None:
     import uuid
 
     from notifications.outbox import send_task
-    from permits import documents
+    from permits.documents import service as documents
     from permits.models import Case
 
     db = get_database()
@@ -131,7 +132,7 @@ def documents_sweep(now: str | None = None) -> dict[str, Any]:
     ones whose generating worker's lease ran out at ``now`` (ISO 8601; default: the current time; passed on to the
     generation tasks)."""
     from notifications.outbox import send_task
-    from permits import documents
+    from permits.documents import service as documents
 
     ids = documents.sweep(get_database(), now=deadlines.parse_instant(now) if now else None)
     args = [now] if now else []
@@ -144,7 +145,7 @@ def documents_sweep(now: str | None = None) -> dict[str, Any]:
 @celery_app.task(name="permits.deadline_reminders", acks_late=True, autoretry_for=(Exception,), retry_backoff=True,
                  max_retries=3, ignore_result=True)
 def deadline_reminders() -> dict[str, Any]:
-    """Beat: reminders to authorities 14 and 3 days before a decision deadline (see permits.pipeline_audience)."""
-    from permits.pipeline_audience import send_reminders
+    """Beat: reminders to authorities 14 and 3 days before a decision deadline (see permits.pipeline.audience)."""
+    from permits.pipeline.audience import send_reminders
 
     return send_reminders(get_database())

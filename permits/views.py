@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session
 
 from breitband.identity import Principal
 from breitband.models import Organisation, Role
-from permits import core, deadlines, repository, review
+from permits import core, deadlines, repository
+from permits.cases import review
 from permits.deadlines import iso
 from permits.models import Application, ApplicationVersion, Attachment, AuditRecord, Case, CatalogueEntry
 

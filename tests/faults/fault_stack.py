@@ -277,7 +277,7 @@ class People:
 def build_people(engine, tag: str) -> People:
     from breitband import identity
     from breitband.models import OrgKind, Role
-    from permits import participation
+    from permits.participation import service as participation
 
     with Session(bind=engine) as s:
         op = identity.create_organisation(s, "he", OrgKind.operator, f"Störfall Netz {tag} GmbH")
@@ -372,7 +372,7 @@ class Stack:
         from breitband import identity
         from geo.importers import import_boundaries, import_roads
         from geo.rules import validate_rules
-        from permits.catalogue import load_catalogue_file
+        from permits.cases.catalogue import load_catalogue_file
 
         with open(DATA / "tenants" / "he.toml", "rb") as fh:
             raw = tomllib.load(fh)

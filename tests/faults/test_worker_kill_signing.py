@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 from fault_stack import flock_waiters, flocked, queue_drained, wait_for
 
-LEASE = timedelta(minutes=10)        # permits.documents.LEASE: how long a generating worker owns a document
+LEASE = timedelta(minutes=10)        # permits.documents.service.LEASE: how long a generating worker owns a document
 
 
 def document_rows(stack, case_id: str) -> list[tuple]:
@@ -37,7 +37,7 @@ def test_worker_killed_while_signing_issues_the_document_once(stack):
     e-mail about the issue sent once.
 
     Where the kill lands: after the PDF was rendered, inside the signing step, while the worker waits for the
-    tenant's signing key (the test holds the key's file lock, ``permits.documents_keys.ensure_key``; the worker is
+    tenant's signing key (the test holds the key's file lock, ``permits.documents.keys.ensure_key``; the worker is
     seen waiting for it in /proc/locks)."""
     people, http = stack.people, stack.http
     keys = stack.data_dir / "keys" / "he"

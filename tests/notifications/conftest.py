@@ -222,7 +222,7 @@ def committed(engine, he_data, settings):
     from breitband.db import Database
     from breitband.models import OrgKind, Role
     from notifications import contacts
-    from permits import participation
+    from permits.participation import service as participation
 
     tag = _uuid.uuid4().hex[:8]
     with engine.connect() as conn:

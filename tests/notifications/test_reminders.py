@@ -9,7 +9,7 @@ from notifications import delivery, outbox
 from notifications.models import Delivery
 from permits import deadlines
 from permits.models import PermitEvent
-from permits.pipeline_audience import send_reminders
+from permits.pipeline.audience import send_reminders
 
 
 def reminders(session, app_id):

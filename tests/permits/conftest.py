@@ -159,7 +159,7 @@ def build_he(session, prefix: str = "") -> He:
 def he(session, he_data) -> He:
     """People in tenant he, inside the test's rolled-back transaction; the Hessen catalogue loaded."""
     from breitband.settings import PROJECT_ROOT
-    from permits.catalogue import load_catalogue_file
+    from permits.cases.catalogue import load_catalogue_file
 
     people = build_he(session)
     load_catalogue_file(session, "he", PROJECT_ROOT / "data" / "tenants" / "he_conditions.toml")
@@ -181,8 +181,8 @@ class Clock:
 
 @pytest.fixture
 def clock(app) -> Clock:
-    """The API's clock (dependency ``permits.api.clock``), set by the test."""
-    from permits.api import clock as clock_dependency
+    """The API's clock (dependency ``permits.http.clock``), set by the test."""
+    from permits.http import clock as clock_dependency
 
     c = Clock()
     app.dependency_overrides[clock_dependency] = c

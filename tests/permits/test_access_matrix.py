@@ -77,10 +77,11 @@ from breitband.models import OrgKind, Role, User
 from conftest import NEU_ISENBURG, authority_org, collection, draft_body, person, trench
 from notifications import outbox
 from notifications.models import Delivery
-from permits import participation, pipeline
-from permits.documents import DecisionDocument
+from permits.participation import service as participation
+from permits.pipeline import service as pipeline
+from permits.documents.service import DecisionDocument
 from permits.models import PermitEvent
-from permits.participation import StatementRequest
+from permits.participation.service import StatementRequest
 from permits.tasks import document_generate, documents_for_event
 
 CALLERS = ("anon", "op", "op2", "rev", "adm", "rev2", "adm2", "body", "body2", "tadm", "x_op", "x_adm", "x_tadm")

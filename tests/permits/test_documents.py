@@ -16,8 +16,9 @@ from sqlalchemy import select
 
 from conftest import PROBLEM, collection, trench
 from notifications import outbox
-from permits import deemed, documents
-from permits.documents import DecisionDocument
+from permits.cases import deemed
+from permits.documents import service as documents
+from permits.documents.service import DecisionDocument
 
 
 @pytest.fixture
@@ -103,7 +104,7 @@ def test_decision_yields_a_signed_pdf_with_its_content(granted, client, he, sett
 
 
 def test_map_is_rendered_from_our_roads_with_the_authoritys_pieces(granted, session):
-    from permits import documents_render as render
+    from permits.documents import render
 
     app, case, doc = granted
     context = documents.gather(session, doc)

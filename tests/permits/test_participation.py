@@ -18,8 +18,9 @@ from breitband import identity
 from breitband.models import OrgKind, Role
 from conftest import PROBLEM, Person, collection, draft_body, person, trench
 from geo.crs import transformer
-from permits import participation, pipeline
-from permits.participation import ProtectedArea, StatementRequest
+from permits.participation import service as participation
+from permits.pipeline import service as pipeline
+from permits.participation.service import ProtectedArea, StatementRequest
 
 STEPS = ["resolution", "checks", "participation", "notifications"]
 
@@ -184,7 +185,7 @@ def test_rules_route_water_and_traffic_bodies_and_bodies_answer(api, he, lines, 
     assert r.json()["decision"]["additional_conditions"] == view["adoptable"]["additional_conditions"]
 
     # the decision document names where each adopted condition came from
-    from permits import documents
+    from permits.documents import service as documents
     from permits.models import Case
 
     session.expire_all()

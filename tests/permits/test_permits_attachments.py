@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from conftest import PROBLEM, collection, draft_body, trench
-from permits.attachments import blob_path
+from permits.applications.attachments import blob_path
 
 PDF = (b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n"
        b"trailer<</Root 1 0 R>>\n%%EOF\n")

@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from breitband.settings import PROJECT_ROOT
 from conftest import collection, draft_body, trench
-from permits.catalogue import load_catalogue, read_catalogue_file
+from permits.cases.catalogue import load_catalogue, read_catalogue_file
 
 HE_FILE = PROJECT_ROOT / "data" / "tenants" / "he_conditions.toml"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from conftest import PROBLEM, collection, draft_body, trench
-from permits import deemed
+from permits.cases import deemed
 from permits.models import PermitEvent
 
 KREUZ_AUTHORITIES = ["Die Autobahn GmbH des Bundes", "Hessen Mobil", "Landkreis Offenbach", "Stadt Frankfurt am Main"]

@@ -22,7 +22,10 @@ from breitband import identity
 from breitband.db import Database
 from breitband.settings import PROJECT_ROOT
 from conftest import build_he, collection, draft_body, trench
-from permits import deadlines, deemed, repository, review, service
+from permits import deadlines, repository
+from permits.cases import deemed
+from permits.cases import review
+from permits.applications import service
 from permits.models import AuditRecord, Case, PermitEvent
 from permits.schemas import ApplicationCreate, ExtendDeadlineIn, RequestInformationIn
 

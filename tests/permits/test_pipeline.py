@@ -13,9 +13,10 @@ from breitband import identity
 from breitband.models import OrgKind
 from conftest import PROBLEM, collection, trench
 from notifications import outbox
-from permits import participation, pipeline
+from permits.participation import service as participation
+from permits.pipeline import service as pipeline
 from permits.models import PermitEvent
-from permits.participation import StatementRequest
+from permits.participation.service import StatementRequest
 
 STEPS = ["resolution", "checks", "participation", "notifications"]
 

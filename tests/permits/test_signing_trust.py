@@ -12,8 +12,9 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from breitband.settings import Settings
-from permits import documents, documents_keys
-from permits.documents import DecisionDocument
+from permits.documents import service as documents
+from permits.documents import keys as documents_keys
+from permits.documents.service import DecisionDocument
 from test_documents import granted, issue, task_db  # noqa: F401  (fixtures)
 
 NOT_TRUSTED = ("Nicht vertrauenswürdig: Die Signatur ist gültig, wurde aber mit einem Entwicklungsschlüssel "

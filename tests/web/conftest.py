@@ -65,8 +65,8 @@ def people(engine, he_data) -> Iterator[People]:
     authority registered as the body to hear about traffic restrictions in the Kreis Offenbach (the rule "verkehrsrechtliche-anordnung"
     of the tenant's participation rules), COMMITTED (the server and the worker use their own connections).
     Removed afterwards, with the operator's applications, cases, documents and statement requests."""
-    from permits import participation
-    from permits.catalogue import load_catalogue_file
+    from permits.participation import service as participation
+    from permits.cases.catalogue import load_catalogue_file
 
     run = uuid.uuid4().hex[:8]
     with Session(bind=engine) as session:

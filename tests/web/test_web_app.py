@@ -544,7 +544,7 @@ def test_tenant_admin_sees_a_failed_pipeline_step_and_retries_it(server, people,
     """No traffic authority on file for the route (its registration removed for the test): the pipeline's
     participation step fails with the reason. The operator sees only that it failed; the tenant admin sees the error
     and a retry button; once the body is registered again, the retry runs the step and the ones after it."""
-    from permits import participation
+    from permits.participation import service as participation
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with Session(bind=engine) as session:

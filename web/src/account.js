@@ -3,7 +3,20 @@
 import { api, get } from "./api.js";
 import { h, field } from "./dom.js";
 import { t, fmtTime } from "./i18n.js";
-import { meCard, say, problemText, signOut } from "./main.js";
+import { state, isBody, say, problemText, signOut } from "./state.js";
+
+/** Who is signed in: name, role, organisation, tenant, when the session ends and the GIS access (OGC API). */
+function meCard() {
+  const m = state.me;
+  return h("dl.me",
+    h("dt", t("signedInAs")), h("dd", `${m.name || ""} <${m.email}>`),
+    h("dt", t("role")), h("dd", isBody() ? t(`bodyRoles.${m.role}`) : t(`roles.${m.role}`)),
+    h("dt", t("organisation")), h("dd", `${m.organisation.name}${isBody() ? ` (${t("orgKind.participating_body")})` : ""}`),
+    h("dt", t("tenant")), h("dd", `${m.tenant.name} (${m.tenant.key})`),
+    h("dt", t("sessionValidUntil")), h("dd", { id: "session-expires" }, m.token_expires_at ? fmtTime(m.token_expires_at) : t("noExpiry")),
+    isBody() ? null : [h("dt", t("gisAccess")), h("dd",
+      h("code", { id: "ogc-url" }, `${location.origin}/api/v1/ogc`), h("p.muted", t("gisAccessHelp")))]);
+}
 
 const tokenState = (tk, now) => (tk.revoked_at ? "revoked" : tk.expires_at && new Date(tk.expires_at) <= now ? "expired" : "active");
 

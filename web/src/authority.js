@@ -3,10 +3,10 @@ import { api, get } from "./api.js";
 import { h, field } from "./dom.js";
 import { t, fmtDate, fmtTime, fmtLen } from "./i18n.js";
 import { createMap, showGeoJSON, fit, resolutionFeatures } from "./map.js";
-import { state, say, problemText, rerender } from "./main.js";
-import { sectionsTable, attachmentsList, timeline, routeSummary, moreButton, pageLimit } from "./shared.js";
+import { state, say, problemText, rerender } from "./state.js";
+import { sectionsTable, attachmentsList, timeline, routeSummary, moreButton, pageLimit, infoRequests, decisionBox } from "./shared.js";
 import { documentsPanel, pipelinePanel } from "./panels.js";
-import { statementsSection, adoptionFieldset } from "./statements.js";
+import { statementsSection, adoptionFieldset } from "./participation.js";
 
 const CASE_STATUSES = ["received", "incomplete", "in_review", "granted", "partially_granted", "refused", "deemed_granted", "forwarded", "withdrawn", "closed"];
 const OPEN = ["received", "incomplete", "in_review"];
@@ -103,23 +103,6 @@ export async function caseView(id) {
       fit(map, [fc]);
     },
   };
-}
-
-export function infoRequests(c) {
-  return h("ul.plain", c.information_requests.map((r) => h("li",
-    h("p", h("strong", fmtTime(r.requested_at || r.at)), " ", r.message),
-    r.items?.length ? h("ul", r.items.map((i) => h("li", i))) : null,
-    r.answered_at || r.supplement ? h("p.muted", `${t("answer")}: ${fmtTime(r.answered_at)} ${r.supplement?.message || ""}`) : null)));
-}
-
-export function decisionBox(c) {
-  const d = c.decision;
-  return h("div.decision", { id: "decision" },
-    h("p", h("strong", t(`st.${d.outcome || c.status}`)), ` – ${fmtTime(c.decided_at)}`),
-    (d.conditions || []).length ? h("ul", d.conditions.map((x) => h("li", typeof x === "string" ? x : `${x.code ? x.code + ": " : ""}${x.title || ""} ${x.text || ""}`))) : null,
-    (d.additional_conditions || []).length ? h("ul", d.additional_conditions.map((x) => h("li", x))) : null,
-    (d.reasons || []).length ? h("ul", d.reasons.map((x) => h("li", typeof x === "string" ? x : `${x.code}: ${x.title || ""}`))) : null,
-    d.explanation ? h("p", d.explanation) : null);
 }
 
 function lines(text) { return text.split("\n").map((s) => s.trim()).filter(Boolean); }

@@ -1,34 +1,18 @@
 // Breitband web app: hash routes, one view at a time. No framework.
+// The router: the only module that imports the views. Shared state and actions live in state.js; render() is
+// registered there (setRenderer) so a view can draw its page again without importing this module.
 import "./style.css";
-import { api, get, getToken, setToken, ApiError } from "./api.js";
+import { get, getToken, setToken, ApiError } from "./api.js";
 import { h, field } from "./dom.js";
-import { t, lang, setLang, fmtDate, fmtTime, fmtLen, problemMessage } from "./i18n.js";
+import { t, lang, setLang } from "./i18n.js";
+import { state, isBody, isAuthority, say, problemText, setRenderer, signOut } from "./state.js";
 import { inboxView, caseView } from "./authority.js";
 import { myApplicationsView, wizardView, applicationView } from "./operator.js";
 import { statementsView, statementView } from "./statements.js";
 import { accountView } from "./account.js";
 
-export const state = { me: null };
 const main = document.getElementById("main");
-const AUTHORITY_ROLES = ["authority_reviewer", "authority_admin"];
-export const isBody = () => state.me?.organisation?.kind === "participating_body";
-export const isAuthority = () => AUTHORITY_ROLES.includes(state.me?.role) && !isBody();
 const home = () => (isBody() ? "#/statements" : isAuthority() ? "#/inbox" : "#/applications");
-
-export function say(text, kind = "info") {
-  const s = document.getElementById("status");
-  s.className = `status ${kind}`;
-  s.textContent = text || "";
-}
-
-export function problemText(e) {
-  if (!(e instanceof ApiError)) return String(e?.message || e);
-  const p = e.problem;
-  const errs = (p.errors || []).map((x) => `${x.field || x.loc?.join(".") || ""}: ${x.message || x.msg || ""}`);
-  const known = problemMessage(p.type);
-  if (known) return [known, `${t("details")}: ${(errs.length ? errs : [p.detail]).filter(Boolean).join("; ")}`].join(" – ");
-  return (errs.length ? [p.title, ...errs] : [p.title, p.detail]).filter(Boolean).join(" – ");
-}
 
 function shell() {
   document.documentElement.lang = lang;
@@ -74,18 +58,6 @@ function loginView() {
   return [form];
 }
 
-export function meCard() {
-  const m = state.me;
-  return h("dl.me",
-    h("dt", t("signedInAs")), h("dd", `${m.name || ""} <${m.email}>`),
-    h("dt", t("role")), h("dd", isBody() ? t(`bodyRoles.${m.role}`) : t(`roles.${m.role}`)),
-    h("dt", t("organisation")), h("dd", `${m.organisation.name}${isBody() ? ` (${t("orgKind.participating_body")})` : ""}`),
-    h("dt", t("tenant")), h("dd", `${m.tenant.name} (${m.tenant.key})`),
-    h("dt", t("sessionValidUntil")), h("dd", { id: "session-expires" }, m.token_expires_at ? fmtTime(m.token_expires_at) : t("noExpiry")),
-    isBody() ? null : [h("dt", t("gisAccess")), h("dd",
-      h("code", { id: "ogc-url" }, `${location.origin}/api/v1/ogc`), h("p.muted", t("gisAccessHelp")))]);
-}
-
 let rendering = 0;
 async function render() {
   const mine = ++rendering;
@@ -126,24 +98,9 @@ async function render() {
   }
 }
 
-export function rerender() { return render(); }
+setRenderer(render);
 
 document.getElementById("lang").addEventListener("click", () => { setLang(lang === "de" ? "en" : "de"); render(); });
-/** Sign out: the server revokes the token first (a copy of it is useless from then on), then the browser forgets it.
- * A token the server no longer accepts (401) is simply forgotten; any other failure is said, since the token may
- * still be valid. */
-export async function signOut() {
-  if (getToken()) {
-    try { await api("/api/v1/me/logout", { method: "POST" }); }
-    catch (e) { if (!(e instanceof ApiError && e.status === 401)) state.flash = { text: `${t("logoutFailed")} ${problemText(e)}`, kind: "error" }; }
-  }
-  setToken(null);
-  state.me = null;
-  if (location.hash === "#/login") render(); else location.hash = "#/login";
-}
-
 document.getElementById("logout").addEventListener("click", () => signOut());
 window.addEventListener("hashchange", render);
 render();
-
-export { api, get, fmtDate, fmtLen };

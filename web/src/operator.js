@@ -6,9 +6,8 @@ import { api, get } from "./api.js";
 import { h, field } from "./dom.js";
 import { t, fmtDate, fmtTime, fmtLen } from "./i18n.js";
 import { createMap, showGeoJSON, fit, resolutionFeatures } from "./map.js";
-import { state, say, problemText, rerender } from "./main.js";
-import { sectionsTable, attachmentsList, timeline, routeSummary, moreButton, pageLimit } from "./shared.js";
-import { infoRequests, decisionBox } from "./authority.js";
+import { state, say, problemText, rerender } from "./state.js";
+import { sectionsTable, attachmentsList, timeline, routeSummary, moreButton, pageLimit, infoRequests, decisionBox } from "./shared.js";
 import { documentsPanel, pipelinePanel } from "./panels.js";
 
 const APP_STATUSES = ["draft", "submitted", "information_requested", "granted", "partially_granted", "refused", "withdrawn"];

@@ -4,7 +4,7 @@
 import { api, get } from "./api.js";
 import { h } from "./dom.js";
 import { t, fmtTime } from "./i18n.js";
-import { state, say, problemText } from "./main.js";
+import { state, say, problemText } from "./state.js";
 import { download } from "./shared.js";
 
 const DECIDED = ["granted", "partially_granted", "refused", "deemed_granted"];

@@ -56,6 +56,25 @@ export function routeSummary(app, ownOrgId) {
     r.warnings?.length ? h("ul.warnings", r.warnings.map((w) => h("li", w.message))) : null);
 }
 
+/** The information requests of a case, with the applicant's answers. */
+export function infoRequests(c) {
+  return h("ul.plain", c.information_requests.map((r) => h("li",
+    h("p", h("strong", fmtTime(r.requested_at || r.at)), " ", r.message),
+    r.items?.length ? h("ul", r.items.map((i) => h("li", i))) : null,
+    r.answered_at || r.supplement ? h("p.muted", `${t("answer")}: ${fmtTime(r.answered_at)} ${r.supplement?.message || ""}`) : null)));
+}
+
+/** A case's decision: outcome, conditions, reasons and explanation. */
+export function decisionBox(c) {
+  const d = c.decision;
+  return h("div.decision", { id: "decision" },
+    h("p", h("strong", t(`st.${d.outcome || c.status}`)), ` – ${fmtTime(c.decided_at)}`),
+    (d.conditions || []).length ? h("ul", d.conditions.map((x) => h("li", typeof x === "string" ? x : `${x.code ? x.code + ": " : ""}${x.title || ""} ${x.text || ""}`))) : null,
+    (d.additional_conditions || []).length ? h("ul", d.additional_conditions.map((x) => h("li", x))) : null,
+    (d.reasons || []).length ? h("ul", d.reasons.map((x) => h("li", typeof x === "string" ? x : `${x.code}: ${x.title || ""}`))) : null,
+    d.explanation ? h("p", d.explanation) : null);
+}
+
 /** Page size of the lists: `limit` in the view's parameters (1–200), else 100. */
 export function pageLimit(params) {
   const n = Number.parseInt(params.get("limit") || "", 10);

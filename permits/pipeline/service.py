@@ -8,7 +8,7 @@ A *run* per submitted version (``pipeline_runs``) with four *steps* (``pipeline_
    pieces outside public roads, traffic restrictions against the planned period) and the evaluation of the
    tenant's participation rules (which bodies must be heard, and why). Conflict checks (overlapping works,
    Aufbruchsperren) are not part of the pipeline yet; the step says so in its result;
-3. ``participation`` — creates the statement requests (``permits.participation``); fails, with the reason, when a
+3. ``participation`` — creates the statement requests (``permits.participation.service``); fails, with the reason, when a
    rule needs a body that is not on file (a tenant admin adds it and retries the step);
 4. ``notifications`` — records the pipeline's outcome as the event ``pipeline.completed``; its commit kicks the
    outbox relay, which delivers it and the statement requests at once.
@@ -180,7 +180,8 @@ Handler = Callable[[Session, PipelineRun, Application, datetime], dict[str, Any]
 
 
 def handlers() -> dict[str, Handler]:
-    from permits import participation, pipeline_checks
+    from permits.participation import service as participation
+    from permits.pipeline import checks as pipeline_checks
 
     return {"resolution": pipeline_checks.step_resolution, "checks": pipeline_checks.step_checks,
             "participation": participation.step_participation, "notifications": step_notifications}

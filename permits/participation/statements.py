@@ -27,10 +27,11 @@ from sqlalchemy.orm import Session
 from breitband.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
 from breitband.identity import Principal
 from breitband.models import Organisation, OrgKind, Role
-from permits import catalogue, core, deadlines, repository
+from permits import core, deadlines, repository
+from permits.cases import catalogue
 from permits.deadlines import iso
 from permits.models import Application, ApplicationVersion, Attachment, AttachmentKind, Case, CatalogueKind
-from permits.participation import Answer, StatementRequest, StatementStatus
+from permits.participation.service import Answer, StatementRequest, StatementStatus
 
 
 class ProposedCondition(BaseModel):

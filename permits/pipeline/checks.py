@@ -1,4 +1,4 @@
-"""The ``resolution`` and ``checks`` steps of the review pipeline (see ``permits.pipeline``).
+"""The ``resolution`` and ``checks`` steps of the review pipeline (see ``permits.pipeline.service``).
 
 Plausibility checks compare each trench section's dimensions with the ranges that are usual for its laying method
 (``TYPICAL_CM``; rough guidance for the reviewer, not legal limits), look for a missing § 127 (7) declaration where
@@ -124,7 +124,7 @@ def step_resolution(session: Session, run, app: Application, now: datetime) -> d
 
 
 def step_checks(session: Session, run, app: Application, now: datetime) -> dict[str, Any]:
-    from permits import participation
+    from permits.participation import service as participation
 
     version = repository.version_row(session, app.id, run.version)
     findings = plausibility(version.content, version.resolution)

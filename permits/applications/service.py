@@ -17,8 +17,10 @@ from sqlalchemy.orm import Session
 
 from breitband.errors import Conflict, UnprocessableEntity
 from breitband.identity import Principal
-from permits import attachments as files
-from permits import core, deadlines, deemed, pipeline, repository
+from permits.applications import attachments as files
+from permits import core, deadlines, repository
+from permits.cases import deemed
+from permits.pipeline import service as pipeline
 from permits.deadlines import iso
 from permits.models import (Application, ApplicationStatus, ApplicationVersion, Attachment, AttachmentKind, Case,
                             CaseStatus)
@@ -283,7 +285,7 @@ def works_completion(session: Session, principal: Principal, application_id: uui
     if data.as_built is not None:
         from geo.service import prepare
 
-        from permits.sections import normalise_sections
+        from permits.applications.sections import normalise_sections
 
         as_built = normalise_sections(data.as_built, "as_built")
         crs = data.crs or "EPSG:4326"

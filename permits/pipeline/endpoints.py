@@ -14,7 +14,8 @@ from breitband.auth import require
 from breitband.db import get_read_session, write_session
 from breitband.identity import Principal
 from breitband.models import Role
-from permits import pipeline, repository
+from permits import repository
+from permits.pipeline import service as pipeline
 from permits.deadlines import iso
 
 router = APIRouter(tags=["pipeline"])

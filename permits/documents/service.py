@@ -159,9 +159,9 @@ def gather(session: Session, doc: DecisionDocument) -> dict[str, Any]:
     """Everything the template needs, as plain data (read in one transaction)."""
     from breitband.models import Organisation, Tenant
     from geo.crs import parse_crs
-    from permits import documents_render as render
-    from permits import participation_statements as statements
-    from permits.participation import StatementRequest, StatementStatus
+    from permits.documents import render
+    from permits.participation import statements
+    from permits.participation.service import StatementRequest, StatementStatus
 
     case = session.get(Case, doc.case_id)
     app = session.get(Application, doc.application_id)
@@ -232,8 +232,8 @@ def generate(db: Database, document_id: uuid.UUID, now: datetime | None = None) 
     """Render, sign, store and register one document. → {"status": ready | skipped}; raises on failure after
     recording it (``failed``), so the task can retry."""
     from breitband.models import Tenant
-    from permits import documents_keys as keys
-    from permits import documents_render as render
+    from permits.documents import keys
+    from permits.documents import render
 
     now = now or utcnow()
     if not claim(db, document_id, now):
@@ -370,7 +370,7 @@ def get_public(session: Session, document_id: uuid.UUID) -> DecisionDocument:
 
 def verify(session: Session, data: bytes) -> dict[str, Any]:
     from breitband.models import Tenant
-    from permits import documents_keys as keys
+    from permits.documents import keys
 
     digest = hashlib.sha256(data).hexdigest()
     doc = session.scalars(select(DecisionDocument).where(DecisionDocument.sha256 == digest,

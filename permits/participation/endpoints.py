@@ -17,8 +17,8 @@ from breitband.errors import UnprocessableEntity
 from breitband.identity import Principal
 from breitband.models import Role
 from permits import repository
-from permits import participation_statements as statements
-from permits.participation import StatementStatus
+from permits.participation import statements
+from permits.participation.service import StatementStatus
 
 router = APIRouter(tags=["participation"])
 
@@ -56,7 +56,7 @@ def get_statement(statement_id: uuid.UUID, principal: Principal = Depends(requir
 def download_statement_attachment(request: Request, statement_id: uuid.UUID, attachment_id: uuid.UUID,
                                   principal: Principal = Depends(require()),
                                   session: Session = Depends(get_read_session)):
-    from permits.api import attachment_response
+    from permits.http import attachment_response
 
     return attachment_response(request, statements.get_subject_attachment(session, principal, statement_id,
                                                                           attachment_id))
@@ -67,7 +67,7 @@ def download_statement_attachment(request: Request, statement_id: uuid.UUID, att
 def answer_statement(request: Request, statement_id: uuid.UUID, data: statements.AnswerIn,
                      principal: Principal = Depends(require(Role.authority_reviewer, Role.authority_admin)),
                      session: Session = write_session) -> JSONResponse:
-    from permits.api import expected_versions
+    from permits.http import expected_versions
 
     expected = expected_versions(request)
     s = statements.answer(session, principal, statement_id, data, expected, now_utc())

@@ -27,7 +27,9 @@ from breitband.errors import Forbidden, UnprocessableEntity
 from breitband.identity import Principal
 from breitband.models import Organisation, OrgKind
 from geo.models import Authority
-from permits import catalogue, core, deadlines, deemed, repository
+from permits import core, deadlines, repository
+from permits.cases import catalogue
+from permits.cases import deemed
 from permits.deadlines import iso
 from permits.models import Application, Case, CaseStatus, CatalogueKind
 from permits.schemas import (ConfirmCompleteIn, DecisionIn, DecisionOutcome, ExtendDeadlineIn, ForwardIn,

@@ -28,8 +28,10 @@ from breitband.errors import Conflict, Forbidden, NotFound, ProblemError, Unproc
 from breitband.identity import Principal
 from breitband.limits import PayloadTooLarge
 from breitband.models import Role
-from permits import documents, documents_keys, repository
-from permits.documents import DecisionDocument, DocumentStatus
+from permits import repository
+from permits.documents import service as documents
+from permits.documents import keys as documents_keys
+from permits.documents.service import DecisionDocument, DocumentStatus
 from permits.models import Application
 
 router = APIRouter(tags=["documents"])

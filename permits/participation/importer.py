@@ -6,7 +6,7 @@ Naturschutzgebiete, OSM ``heritage`` polygons as GeoJSON). Polygons only. Option
 ``name`` (or ``bezeichnung``, ``gebietsname``, ``gen``), ``designation`` (or ``schutzzone``, ``zone``,
 ``kategorie``, ``heritage``, ``protect_class``), ``ref`` (or ``kennung``, ``wsg_id``, ``osm_id``), ``body`` (or
 ``behoerde``: the exact name of the participating body responsible). ``--body`` sets the body for every area without
-one; an area without a body asks the body with the rule's role for the place (see ``permits.participation``).
+one; an area without a body asks the body with the rule's role for the place (see ``permits.participation.service``).
 An import replaces the tenant's areas of that kind in one transaction.
 """
 
@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from breitband.errors import UnprocessableEntity
 from breitband.models import Organisation, OrgKind
-from permits.participation import AREA_DE, ProtectedArea
+from permits.participation.service import AREA_DE, ProtectedArea
 
 _INSERT = text("""
     INSERT INTO protected_areas (tenant_key, kind, name, designation, ref, body_org_id, properties, geom, imported_at)

@@ -371,7 +371,7 @@ def evaluate(session: Session, tenant_key: str, content: dict[str, Any], resolut
 
 def step_participation(session: Session, run, app: Application, now: datetime) -> dict[str, Any]:
     from permits import repository
-    from permits.pipeline import StepError
+    from permits.pipeline.service import StepError
 
     version = repository.version_row(session, app.id, run.version)
     plan = evaluate(session, app.tenant_key, version.content, version.resolution or {})

@@ -1,0 +1,1 @@
+"""The applicant's side: drafts, attachments, the route's sections, submission, supplements, withdrawal."""

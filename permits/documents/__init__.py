@@ -1,0 +1,1 @@
+"""Signed decision documents: generation, rendering, signing keys, verification."""

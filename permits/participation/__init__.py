@@ -1,0 +1,1 @@
+"""Participation (§ 127 (5) TKG): protected areas, the bodies to be heard, their statements."""
