@@ -96,8 +96,8 @@ def read_vector(path: Path, required: tuple[tuple[str, ...], ...] = ()) -> Vecto
     Raises UnprocessableEntity naming the file on a missing file, a file GDAL cannot read, a missing attribute,
     a missing or unknown CRS, or a file without features.
     """
-    import pyogrio.errors
-    import pyogrio.raw
+    import pyogrio.errors  # deferred: loads GDAL (~40 MB resident), needed only when a GIS file is read
+    import pyogrio.raw  # deferred: loads GDAL (~40 MB resident), needed only when a GIS file is read
 
     check_exists(path)
     try:
