@@ -17,7 +17,7 @@ What runs (in this process, on its own database, measured in the same run and in
   tables directly (the API refuses it now); it must stay cheap on the map too.
 
 Both routes are a meandering path (slowly turning heading) with ±0.3 m of lateral jitter, like a digitised trace,
-so that simplification keeps many vertices at high zooms. Each tile is built with ``geo.tiles.applications_tile``
+so that simplification keeps many vertices at high zooms. Each tile is built with ``permits.gis.tiles.LAYER.tile``
 (what ``GET /tiles/applications/{z}/{x}/{y}.mvt`` runs: the statement, the fetch, the ETag) for the route's
 owner. Tiles: per zoom, ``--runs`` tiles that the route passes through (a reproducible random sample; where there are
 fewer, each of them in turn again), plus, for LONG, tiles inside the route's bounding box that the route does not touch
@@ -194,7 +194,8 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     pick = random.Random(args.seed)
 
-    from geo.tiles import TileKey, applications_tile
+    from geo.tiles import TileKey
+    from permits.gis.tiles import LAYER
 
     started = time.perf_counter()
     db, routes, principals, vertices = setup(rng, args.legacy)
@@ -220,7 +221,7 @@ def main() -> None:
         principal = principals[name.split()[0]]
         with db.sessionmaker() as session:
             t0 = time.perf_counter()
-            tile = applications_tile(session, principal, TileKey(*zxy))
+            tile = LAYER.tile(session, principal, TileKey(*zxy))
             elapsed = time.perf_counter() - t0
         return elapsed, tile.features
 
@@ -242,7 +243,7 @@ def main() -> None:
                     if features == 0:
                         empty[k] += 1
 
-    print("\nms per tile (geo.tiles.applications_tile, the route owner's tile):")
+    print("\nms per tile (permits.gis.tiles.LAYER.tile, the route owner's tile):")
     print(f"{'zoom':>4}  {'route':16s} {'tiles':>5} {'empty':>5} {'p50':>9} {'p95':>9}")
     for z in zooms:
         for k in [k for k in plan if k[1] == z]:

@@ -16,12 +16,15 @@ from breitband.logging import configure_logging
 from breitband.middleware import RequestContextMiddleware
 from breitband.openapi import install as install_openapi
 from breitband.settings import Settings, get_settings
+from geo.tiles import register_layer
+from permits.gis import tiles as applications_tiles
 
 
 def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
     database = db or Database.from_settings(settings)
+    register_layer(applications_tiles.LAYER)       # permits' per-caller tile layer, served by geo's tile endpoints
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

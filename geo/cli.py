@@ -13,7 +13,8 @@ from typing import Any, Optional
 
 import typer
 
-from breitband.db import session_scope
+from breitband.db import get_database
+from geo.importers import format_summary, import_boundaries, import_ortsdurchfahrten, import_roads
 
 import_app = typer.Typer(help="Import geodata into a tenant: boundaries, roads, Ortsdurchfahrten. Each import "
                               "replaces that tenant's layer atomically.", no_args_is_help=True)
@@ -24,8 +25,6 @@ AS_JSON = typer.Option(False, "--json", help="Print the summary as JSON instead 
 
 
 def _print(summary: dict[str, Any], as_json: bool) -> None:
-    from geo.importers import format_summary
-
     if as_json:
         typer.echo(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
     else:
@@ -42,9 +41,7 @@ def boundaries(files: list[Path] = typer.Argument(..., help="BKG VG250/VG5000 la
                quiet: bool = QUIET, as_json: bool = AS_JSON) -> None:
     """Import administrative boundaries and create/update the authorities (one per Gemeinde and Kreis, plus the
     agencies named in the tenant's rules)."""
-    from geo.importers import import_boundaries
-
-    with session_scope() as session:
+    with get_database().transaction() as session:
         summary = import_boundaries(session, tenant, files, population=population, progress_bar=not quiet)
     _print(summary, as_json)
 
@@ -54,9 +51,7 @@ def roads(files: list[Path] = typer.Argument(..., help="OpenStreetMap .osm.pbf/.
                                                         "lines with OSM tags as properties"),
           tenant: str = TENANT, quiet: bool = QUIET, as_json: bool = AS_JSON) -> None:
     """Import the road network (ways with a highway tag), classified by the tenant's rules."""
-    from geo.importers import import_roads
-
-    with session_scope() as session:
+    with get_database().transaction() as session:
         summary = import_roads(session, tenant, files, progress_bar=not quiet)
     _print(summary, as_json)
 
@@ -66,9 +61,7 @@ def ortsdurchfahrten(file: Path = typer.Argument(..., help="Polygons or lines (a
                                                            "optional attributes road_ref/ref, gemeinde_ags/ags, name"),
                      tenant: str = TENANT, quiet: bool = QUIET, as_json: bool = AS_JSON) -> None:
     """Import the Ortsdurchfahrt stretches fixed by the authorities."""
-    from geo.importers import import_ortsdurchfahrten
-
-    with session_scope() as session:
+    with get_database().transaction() as session:
         summary = import_ortsdurchfahrten(session, tenant, file, progress_bar=not quiet)
     _print(summary, as_json)
 

@@ -1,4 +1,4 @@
-"""Per-tenant rules for the resolution, given as a TOML file (see docs/rules-hessen.toml for the commented format).
+"""Per-tenant rules for the resolution, given as a TOML file (see data/tenants/he.toml for the commented format).
 
 Thresholds, prefixes and agency assignments differ per state: they are configuration, not code.
 """

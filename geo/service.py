@@ -40,11 +40,6 @@ def tenant_context(session: Session, tenant_key: str, known_stamp: tuple[Any, An
     return rules, row.srid, row.data_changed_at
 
 
-def tenant_rules(session: Session, tenant_key: str) -> tuple[TenantRules, int]:
-    rules, srid, _ = tenant_context(session, tenant_key)
-    return rules, srid
-
-
 def _check_territory(session: Session, tenant_key: str, route, srid: int, rules: TenantRules, stamp=None) -> None:
     """Wholly outside the tenant's territory → 422 (suggesting a swap of x/y where that would fit)."""
     area = territory(session, tenant_key, stamp)

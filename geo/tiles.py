@@ -17,9 +17,12 @@ One SQL statement per tile, built with SQLAlchemy Core and GeoAlchemy2 (after ge
 The same statement also returns the tenant's SRID (NULL: no such tenant) and the ``imported_at`` of the layer's
 last import, from which the ETag is derived, so a tile costs one round trip.
 
-Layers are entries of ``LAYERS``: a public ``TableLayer`` is a table with ``tenant_key`` and ``geom`` in the
-tenant's CRS, the properties to publish, and its zoom bands. ``applications`` is per caller (see
-``ApplicationsLayer``). Protected areas become one more ``TableLayer`` entry once their table exists.
+Layers are kept in a registry (``register_layer``, ``LAYERS``, in the order of registration). geo registers its
+public layers itself: a ``TableLayer`` is a table with ``tenant_key`` and ``geom`` in the tenant's CRS, the
+properties to publish, and its zoom bands. A layer whose tiles depend on the caller (``CallerLayer``) belongs to the
+package that knows what a caller may see: ``applications`` is permits' (``permits/gis/tiles.py``, registered by the
+app factory), built with the helpers here (``envelope_3857``, ``mvt_and_count``, ``etag_of``), so geo knows nothing
+of permits.
 """
 
 from __future__ import annotations
@@ -28,17 +31,18 @@ import hashlib
 import math
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from geoalchemy2 import functions as gf
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy import (ColumnElement, Integer, Select, String, Table, and_, bindparam, case, cast, func,
-                        literal_column, not_, or_, select, text, true)
+from sqlalchemy import (ColumnElement, Integer, Select, String, Table, bindparam, case, cast, func, literal_column,
+                        not_, select, text, true)
 from sqlalchemy.orm import Session
 
 from breitband.errors import NotFound, UnprocessableEntity
+from breitband.identity import Principal
 from breitband.models import Tenant
 from geo.models import ROAD_CLASSES, AdminArea, LayerImport, RoadSegment
 
@@ -47,11 +51,6 @@ EXTENT = 4096                # tile coordinate units per tile side
 BUFFER = 64                  # units around the tile kept by ST_AsMVTGeom (lines and outlines do not end at seams)
 SIMPLIFY_UNITS = 1.0         # simplification tolerance in tile units (1/4096 of the tile; ~1/8 of a screen pixel)
 MAX_ZOOM = 22
-# applications layer: Douglas-Peucker only on pieces of a route (clipped to a tile) of at most this many vertices
-# (worst case, a regular zigzag, ~4 ms); larger line and area pieces are first thinned in one linear pass so that
-# no two kept vertices are closer than THIN_UNITS tile units.
-SIMPLIFY_MAX_VERTICES = 2_000
-THIN_UNITS = 8.0             # one screen pixel of a 512-pixel tile
 WEB_MERCATOR_SIDE = 2 * 20037508.342789244
 # Bumped whenever the content of a tile changes for the same data (bands, properties, simplification), so that
 # ETags of older tiles stop matching.
@@ -166,6 +165,28 @@ class TableLayer:
         return chosen
 
 
+class CallerLayer(Protocol):
+    """A layer whose tiles depend on the caller: served only with a Bearer token, always of the caller's own tenant,
+    cached privately. The package that knows what a caller may see builds the tiles (with ``envelope_3857``,
+    ``mvt_and_count``, ``etag_of``) and registers the layer (permits' ``applications``: permits/gis/tiles.py)."""
+
+    name: str
+    description: str
+    minzoom: int
+    maxzoom: int                                     # TileJSON maxzoom: clients over-zoom beyond it
+    public: bool                                     # False
+    props: tuple[tuple[str, str, str], ...]          # (name, TileJSON type, description)
+    zoom_notes: str                                  # what the layer shows at which zoom (TileJSON)
+
+    def tile(self, session: Session, principal: Principal, tile: TileKey) -> Tile:
+        """The tile as ``principal`` may see it; its ETag depends on the caller."""
+        ...
+
+    def style_layers(self) -> list[dict[str, Any]]:
+        """The MapLibre style layers that draw it (source and source-layer: the layer's name)."""
+        ...
+
+
 def _rank_of(column, order: Sequence[str]) -> ColumnElement[int]:
     return case({v: i for i, v in enumerate(order)}, value=column, else_=len(order))
 
@@ -220,12 +241,27 @@ BOUNDARIES = TableLayer(
     stamp_layer="boundaries",
 )
 
-# Protected areas, once their table exists, are one more entry here:
-#   AREAS = TableLayer(name="areas", table=ProtectedArea.__table__, geometry="polygon", props=(...), ...)
-LAYERS: dict[str, Any] = {ROADS.name: ROADS, BOUNDARIES.name: BOUNDARIES}
+
+# --- the registry ----------------------------------------------------------------------------------------------
+
+LAYERS: dict[str, TableLayer | CallerLayer] = {}
+_stmt_cache: dict[tuple, Select] = {}                # (layer name, band, ranked) → statement of a TableLayer
+_stmt_lock = threading.Lock()
 
 
-def get_layer(name: str):
+def register_layer(layer: TableLayer | CallerLayer) -> None:
+    """Add a layer, or replace the one of that name (the tile benchmark's copy of the road network). Registering
+    the layer that is registered already changes nothing, so an app factory that runs more than once (the tests)
+    registers its layers each time. Layers are listed in the order of their first registration."""
+    if LAYERS.get(layer.name) is layer:
+        return
+    LAYERS[layer.name] = layer
+    with _stmt_lock:
+        for key in [k for k in _stmt_cache if k[0] == layer.name]:
+            del _stmt_cache[key]
+
+
+def get_layer(name: str) -> TableLayer | CallerLayer:
     layer = LAYERS.get(name)
     if layer is None:
         raise NotFound(f"No tile layer {name!r}; layers: {', '.join(sorted(LAYERS))}", type="unknown-layer",
@@ -233,21 +269,22 @@ def get_layer(name: str):
     return layer
 
 
-def register_layer(layer) -> None:
-    """Add or replace a layer (protected areas; the tile benchmark's copy of the road network)."""
-    LAYERS[layer.name] = layer
-    with _stmt_lock:
-        for key in [k for k in _stmt_cache if k[0] == layer.name]:
-            del _stmt_cache[key]
+def caller_layers() -> list[CallerLayer]:
+    """The registered layers whose tiles depend on the caller, in the order of registration."""
+    return [layer for layer in LAYERS.values() if not layer.public]
+
+
+# geo's own layers, the public ones. Protected areas, once they are shown, are one more TableLayer, registered by
+# the package that holds their table.
+register_layer(ROADS)
+register_layer(BOUNDARIES)
 
 
 # --- statements ------------------------------------------------------------------------------------------------
 
-_stmt_cache: dict[tuple, Select] = {}
-_stmt_lock = threading.Lock()
 
-
-def _envelope_3857() -> ColumnElement[Any]:
+def envelope_3857() -> ColumnElement[Any]:
+    """The tile's square in EPSG:3857 (``ST_TileEnvelope``) from the bind parameters ``z``, ``x``, ``y``."""
     return gf.ST_TileEnvelope(bindparam("z", type_=Integer), bindparam("x", type_=Integer),
                               bindparam("y", type_=Integer))
 
@@ -263,7 +300,7 @@ def _stamp(layer_name_param: str = "stamp_layer") -> ColumnElement[datetime]:
             .scalar_subquery())
 
 
-def _mvt_and_count(rows, layer_name: str):
+def mvt_and_count(rows, layer_name: str):
     """A one-row subquery (mvt, features): ``ST_AsMVT`` over ``rows`` (properties plus ``geom``, the output of
     ``ST_AsMVTGeom``; NULL where a geometry does not reach into the tile) and the number of features in it.
     ST_AsMVT skips rows whose geometry is NULL, so they are not filtered out first (a filter on the computed
@@ -283,7 +320,7 @@ def table_tile_statement(layer: TableLayer, band: int, ranked: bool) -> Select:
     if stmt is not None:
         return stmt
     t = layer.table
-    env_native = gf.ST_Transform(_envelope_3857(), _tenant_srid())
+    env_native = gf.ST_Transform(envelope_3857(), _tenant_srid())
     cand = (select(t.c.id, *[p.expr(t).label(p.name) for p in layer.props], t.c.geom)
             .where(t.c.tenant_key == bindparam("tenant", type_=String),
                    t.c.geom.op("&&")(env_native),
@@ -303,12 +340,12 @@ def table_tile_statement(layer: TableLayer, band: int, ranked: bool) -> Select:
             gf.ST_ClipByBox2D(geom, func.Box2D(gf.ST_Expand(env_native, bindparam("pad")))), tol)
     elif layer.geometry == "line":
         geom = func.ST_Simplify(geom, tol, True)
-    mvt_geom = gf.ST_AsMVTGeom(gf.ST_Transform(geom, 3857), _envelope_3857(), literal_column(str(EXTENT)),
+    mvt_geom = gf.ST_AsMVTGeom(gf.ST_Transform(geom, 3857), envelope_3857(), literal_column(str(EXTENT)),
                                literal_column(str(BUFFER)), true())
     # MATERIALIZED: ST_AsMVT(rows) and count(rows.geom) would otherwise each compute ST_AsMVTGeom
     rows = (select(*[kept.c[p.name] for p in layer.props], mvt_geom.label("geom"))
             .cte("rows").prefix_with("MATERIALIZED"))
-    m = _mvt_and_count(rows, layer.name)
+    m = mvt_and_count(rows, layer.name)
     n = select(func.count()).select_from(cand).scalar_subquery()
     stmt = select(_tenant_srid().label("srid"), _stamp().label("stamp"), n.label("n"), m.c.features,
                   m.c.mvt).select_from(m)
@@ -329,13 +366,14 @@ class Tile:
     limit: int
 
 
-def _etag(*parts: Any) -> str:
+def etag_of(*parts: Any) -> str:
+    """A strong ETag over the parts (SHA-256 of their text, 128 bits)."""
     h = hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:32]
     return f'"{h}"'
 
 
 def public_etag(layer: TableLayer, tenant_key: str, tile: TileKey, stamp: datetime | None, limit: int) -> str:
-    return _etag("tile", TILES_VERSION, layer.name, tenant_key, tile, stamp.isoformat() if stamp else "-", limit)
+    return etag_of("tile", TILES_VERSION, layer.name, tenant_key, tile, stamp.isoformat() if stamp else "-", limit)
 
 
 def public_tile_etag(session: Session, layer: TableLayer, tenant_key: str, tile: TileKey) -> str:
@@ -364,166 +402,6 @@ def public_tile(session: Session, layer: TableLayer, tenant_key: str, tile: Tile
                 etag=public_etag(layer, tenant_key, tile, row.stamp, limit))
 
 
-# --- applications (per caller) ---------------------------------------------------------------------------------
-
-APPLICATION_PROPS = (
-    ("own", "Boolean", "true: the caller's own application (operator), one with a case of the caller's "
-                       "organisation (authority) or a statement request to it (participating body); false: another "
-                       "application nearby, greyed, without details"),
-    ("status", "String", "application status (draft, submitted, information_requested, granted, ...)"),
-    ("id", "String", "application id (own only)"),
-    ("reference", "String", "reference number, e.g. HE-2026-000123 (own only)"),
-    ("project_name", "String", "project name (own only)"),
-    ("case_id", "String", "the caller's case (authorities)"),
-    ("case_status", "String", "state of the caller's case: received, incomplete, in_review, granted, ..."),
-    ("decision_due", "String", "last day of the caller's decision period (ISO date)"),
-    ("part", "String", "which part of the route: line (trenches), point (pits, cabinets), area"),
-)
-
-
-@dataclass(frozen=True)
-class ApplicationsLayer:
-    """Permit applications' routes, filtered by the caller (needs a Bearer token):
-
-    - an operator sees its organisation's applications, drafts included (once permits stores their route);
-    - an authority (reviewer, admin) sees the applications that have a case of its organisation, with the state
-      of that case, and — greyed (``own=false``), with the application status only, no reference, name or ids —
-      every other submitted application of the tenant that is neither a draft nor withdrawn;
-    - a participating body (its reviewers and admins) sees the applications it has statement requests for as its
-      own (reference, project name, no case), the others greyed like an authority;
-    - a tenant admin sees every application of the tenant;
-    - nothing of another tenant.
-
-    The scope is ``permits.repository.readable_applications``, the one place that defines what a caller may read
-    (for a body ``permits.participation.statements.readable_statements``).
-    """
-
-    name: str = "applications"
-    description: str = "Routes of permit applications with their state, as the caller may see them"
-    geometry: str = "mixed"
-    minzoom: int = 5
-    maxzoom: int = 16
-    public: bool = False
-    props: tuple = field(default=APPLICATION_PROPS)
-
-    @staticmethod
-    def available() -> bool:
-        try:
-            import permits.models  # noqa: F401
-            import permits.repository  # noqa: F401
-        except ModuleNotFoundError:
-            return False
-        return True
-
-
-def applications_statement(principal) -> Select:
-    from breitband.models import OrgKind, Role
-    from permits.models import Application
-    from permits.repository import is_authority, own_case, readable_applications
-
-    a = Application.__table__
-    if principal.organisation_kind is OrgKind.participating_body and not principal.is_tenant_admin:
-        # a body reads no application, only its statement requests: their applications are its own on the map
-        from permits.participation.service import StatementRequest
-        from permits.participation.statements import readable_statements
-
-        own_ids = (readable_statements(principal).with_only_columns(StatementRequest.application_id)
-                   .correlate(None).scalar_subquery())
-    else:
-        own_ids = readable_applications(principal).with_only_columns(Application.id).correlate(None).scalar_subquery()
-    is_own = Application.id.in_(own_ids)
-    if is_authority(principal):
-        visible = or_(is_own, Application.status.not_in(("draft", "withdrawn")))
-    else:
-        visible = is_own
-    env_4326 = gf.ST_Transform(_envelope_3857(), 4326)
-    my_case = own_case(principal)
-    with_case = principal.role in (Role.authority_reviewer, Role.authority_admin)
-    order = func.row_number().over(order_by=(is_own.desc(), Application.created_at.desc(), Application.id))
-    cand = (select(order.label("_order"), Application.id, is_own.label("own"), Application.status,
-                   Application.reference,
-                   Application.project_name, Application.route_geom,
-                   *( [my_case.c.id.label("case_id"), my_case.c.status.label("case_status"),
-                       my_case.c.decision_due] if with_case else []))
-            .select_from(a)
-            .where(Application.tenant_key == principal.tenant_key,
-                   Application.route_geom.is_not(None),
-                   Application.route_geom.op("&&")(env_4326),
-                   visible))
-    if with_case:
-        cand = cand.outerjoin(my_case, true())
-    cand = (cand.order_by(is_own.desc(), Application.created_at.desc(), Application.id)
-            .limit(bindparam("limit_plus_one", type_=Integer)).cte("cand").prefix_with("MATERIALIZED"))
-    # Clip first, then simplify (issue 11): the route is cut to the tile plus twice the MVT buffer in its stored
-    # CRS (EPSG:4326; the Web Mercator tile is a lon/lat rectangle there, so the box is exact), once per route,
-    # before anything else touches its vertices. A route of 100,000 vertices costs one linear pass (GEOS'
-    # rectangle clip) per tile; the transformation and simplification see only the piece in the tile. The wider
-    # box leaves the exact cut at the buffer's edge to ST_AsMVTGeom.
-    clip_box = func.Box2D(gf.ST_Transform(gf.ST_Expand(_envelope_3857(), bindparam("clip_pad3857")), 4326))
-    keep = [col for col in cand.c if col.name not in ("route_geom", "_order")]
-    clipped = (select(*keep, gf.ST_ClipByBox2D(cand.c.route_geom, clip_box).label("g"))
-               .where(cand.c._order <= bindparam("limit", type_=Integer))
-               .cte("clipped").prefix_with("MATERIALIZED"))
-    dim = func.generate_series(1, 3).table_valued("dim").alias("dim")
-    parts = (select(*[col for col in clipped.c if col.name != "g"], dim.c.dim.label("dim"),
-                    gf.ST_CollectionExtract(clipped.c.g, dim.c.dim).label("pg"))
-             .select_from(clipped).join(dim, true())
-             .cte("parts").prefix_with("MATERIALIZED"))
-    # The work per tile is capped. Douglas-Peucker (ST_Simplify) is quadratic in the worst case (a regular zigzag
-    # of 40,000 vertices takes 2 s), so it runs only on pieces of at most SIMPLIFY_MAX_VERTICES. A larger line or
-    # area piece (a dense route at a low zoom) is first thinned in one linear pass, still in EPSG:4326 so that
-    # the transformation sees fewer vertices: no vertex within THIN_UNITS tile units (one screen pixel) of the one
-    # kept before it (ST_RemoveRepeatedPoints with the tolerance in degrees; ``thin_deg``).
-    pg = parts.c.pg
-    thinned = case((and_(parts.c.dim > 1, gf.ST_NPoints(pg) > SIMPLIFY_MAX_VERTICES),
-                    func.ST_RemoveRepeatedPoints(pg, bindparam("thin_deg"))), else_=pg)
-    own = parts.c.own
-
-    def if_own(col):
-        return case((own, col), else_=None)
-
-    c = parts.c
-    cols = [own.label("own"), c.status.label("status"),
-            if_own(cast(c.id, String)).label("id"), if_own(c.reference).label("reference"),
-            if_own(c.project_name).label("project_name")]
-    if with_case:
-        cols += [cast(c.case_id, String).label("case_id"), c.case_status.label("case_status"),
-                 cast(c.decision_due, String).label("decision_due")]
-    cols.append(case({1: "point", 2: "line", 3: "area"}, value=c.dim).label("part"))
-    merc_parts = (select(*cols, gf.ST_Transform(thinned, 3857).label("merc"))
-                  .where(not_(gf.ST_IsEmpty(pg)))
-                  .cte("merc").prefix_with("MATERIALIZED"))
-    merc = merc_parts.c.merc
-    display = case((gf.ST_NPoints(merc) <= SIMPLIFY_MAX_VERTICES,
-                    func.ST_Simplify(merc, bindparam("tol3857"), True)), else_=merc)
-    kept = (select(*[col for col in merc_parts.c if col.name != "merc"],
-                   gf.ST_AsMVTGeom(display, _envelope_3857(), literal_column(str(EXTENT)),
-                                   literal_column(str(BUFFER)), true()).label("geom"))
-            .cte("kept").prefix_with("MATERIALIZED"))
-    m = _mvt_and_count(kept, "applications")
-    n = select(func.count()).select_from(cand).scalar_subquery()
-    return select(n.label("n"), m.c.features, m.c.mvt).select_from(m)
-
-
-def applications_tile(session: Session, principal, tile: TileKey) -> Tile:
-    limit = tile_settings().feature_limit
-    unit = tile.width_3857 / EXTENT
-    params = {"z": tile.z, "x": tile.x, "y": tile.y, "limit": limit, "limit_plus_one": limit + 1,
-              "tol3857": SIMPLIFY_UNITS * unit, "clip_pad3857": 2 * BUFFER * unit,
-              # THIN_UNITS in degrees: a Web Mercator unit is 360/side degrees of longitude and cos(lat) times
-              # that of latitude; the smaller one is kept, so the thinning stays within THIN_UNITS both ways
-              "thin_deg": THIN_UNITS * unit * 360 / WEB_MERCATOR_SIDE * math.cos(math.radians(tile.center_lat))}
-    row = session.execute(applications_statement(principal), params).one()
-    data = bytes(row.mvt or b"")
-    # Private and changing with every command: the ETag is the content's hash (per caller), saves the transfer.
-    return Tile(data=data, features=int(row.features), truncated=int(row.n) > limit, limit=limit,
-                etag=_etag("app", TILES_VERSION, principal.user_id, hashlib.sha256(data).hexdigest()))
-
-
-if ApplicationsLayer.available():
-    LAYERS["applications"] = ApplicationsLayer()
-
-
 # --- TileJSON and style ----------------------------------------------------------------------------------------
 
 _BOUNDS_SQL = text("""
@@ -548,7 +426,8 @@ def tenant_bounds(session: Session, tenant_key: str) -> list[float] | None:
     return [math.floor(w * 1e5) / 1e5, math.floor(s * 1e5) / 1e5, math.ceil(e * 1e5) / 1e5, math.ceil(n * 1e5) / 1e5]
 
 
-def tilejson(session: Session, layer, tenant_key: str, base_url: str, *, tenant_in_url: bool) -> dict[str, Any]:
+def tilejson(session: Session, layer: TableLayer | CallerLayer, tenant_key: str, base_url: str, *,
+             tenant_in_url: bool) -> dict[str, Any]:
     bounds = tenant_bounds(session, tenant_key) or [-180.0, -85.051129, 180.0, 85.051129]
     query = f"?tenant={tenant_key}" if tenant_in_url else ""
     if isinstance(layer, TableLayer):
@@ -558,7 +437,7 @@ def tilejson(session: Session, layer, tenant_key: str, base_url: str, *, tenant_
     else:
         fields = {name: typ for name, typ, _ in layer.props}
         descriptions = {name: desc for name, _, desc in layer.props}
-        zoom_notes = "all zooms: every visible application"
+        zoom_notes = layer.zoom_notes
     center_zoom = max(layer.minzoom, 8)
     return {
         "tilejson": "3.0.0",
@@ -586,14 +465,13 @@ def tilejson(session: Session, layer, tenant_key: str, base_url: str, *, tenant_
 
 ROAD_COLOURS = {"autobahn": "#1f5fbf", "bund": "#d7301f", "land": "#f39c12", "kreis": "#2e9d3a",
                 "gemeinde": "#8c8c8c"}
-APPLICATION_COLOURS = {"received": "#6a3d9a", "incomplete": "#e31a8c", "in_review": "#1f78b4",
-                       "granted": "#33a02c", "partially_granted": "#b2df8a", "deemed_granted": "#33a02c",
-                       "refused": "#e31a1c", "forwarded": "#999999", "withdrawn": "#bbbbbb"}
 
 
-def style(base_url: str, tenant_key: str, bounds: list[float] | None, *, with_applications: bool) -> dict[str, Any]:
+def style(base_url: str, tenant_key: str, bounds: list[float] | None, *,
+          caller_layers: Sequence[CallerLayer]) -> dict[str, Any]:
     """A MapLibre style (spec v8) whose only sources are our own tile endpoints. No text layers, so no glyphs
-    or sprites are needed; labels would need glyph PBFs served by us (no external URLs in a closed network)."""
+    or sprites are needed; labels would need glyph PBFs served by us (no external URLs in a closed network).
+    ``caller_layers``: per-caller layers drawn on top (for a caller with a token; their sources name no tenant)."""
     base = base_url.rstrip("/")
     sources: dict[str, Any] = {
         name: {"type": "vector", "url": f"{base}/tiles/{name}.json?tenant={tenant_key}",
@@ -630,24 +508,9 @@ def style(base_url: str, tenant_key: str, bounds: list[float] | None, *, with_ap
          "layout": {"line-sort-key": sort_key},
          "paint": {"line-color": class_colour, "line-width": width, "line-dasharray": [2, 2]}},
     ]
-    if with_applications:
-        sources["applications"] = {"type": "vector", "url": f"{base}/tiles/applications.json"}
-        state = ["coalesce", ["get", "case_status"], ["get", "status"]]
-        colour = ["case", ["!=", ["get", "own"], True], "#b0b0b0",
-                  ["match", state, *[v for k, c in APPLICATION_COLOURS.items() for v in (k, c)], "#6a3d9a"]]
-        layers += [
-            {"id": "applications-area", "type": "fill", "source": "applications", "source-layer": "applications",
-             "filter": ["==", ["get", "part"], "area"], "paint": {"fill-color": colour, "fill-opacity": 0.35}},
-            {"id": "applications-line", "type": "line", "source": "applications", "source-layer": "applications",
-             "filter": ["==", ["get", "part"], "line"],
-             "layout": {"line-cap": "round", "line-join": "round",
-                        "line-sort-key": ["case", ["==", ["get", "own"], True], 1, 0]},
-             "paint": {"line-color": colour, "line-width": ["case", ["==", ["get", "own"], True], 4, 2]}},
-            {"id": "applications-point", "type": "circle", "source": "applications", "source-layer": "applications",
-             "filter": ["==", ["get", "part"], "point"],
-             "paint": {"circle-color": colour, "circle-radius": 4, "circle-stroke-color": "#ffffff",
-                       "circle-stroke-width": 1}},
-        ]
+    for layer in caller_layers:
+        sources[layer.name] = {"type": "vector", "url": f"{base}/tiles/{layer.name}.json"}
+        layers += layer.style_layers()
     out: dict[str, Any] = {
         "version": 8,
         "name": "Breitband",
@@ -664,6 +527,6 @@ def style(base_url: str, tenant_key: str, bounds: list[float] | None, *, with_ap
     return out
 
 
-__all__ = ["LAYERS", "ROADS", "BOUNDARIES", "TableLayer", "ApplicationsLayer", "TileKey", "Tile", "MVT_MEDIA_TYPE",
-           "validate_tile", "get_layer", "register_layer", "public_tile", "public_tile_etag", "applications_tile",
-           "tilejson", "style", "tenant_bounds", "tile_settings"]
+__all__ = ["LAYERS", "ROADS", "BOUNDARIES", "TableLayer", "CallerLayer", "TileKey", "Tile", "MVT_MEDIA_TYPE",
+           "validate_tile", "get_layer", "register_layer", "caller_layers", "public_tile", "public_tile_etag",
+           "envelope_3857", "mvt_and_count", "etag_of", "tilejson", "style", "tenant_bounds", "tile_settings"]

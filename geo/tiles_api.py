@@ -15,6 +15,9 @@ token (401 without) and always show the caller's own tenant.
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy.orm import Session
 
@@ -93,7 +96,7 @@ def get_tile(request: Request, layer: str, z: int, x: int, y: int, tenant: str |
     else:
         principal = _require_principal(request, layer)
         cache, vary = "private, no-cache", "Authorization"
-        tile = tiles.applications_tile(session, principal, key)
+        tile = spec.tile(session, principal, key)
         if _etag_matches(request, tile.etag):
             return Response(status_code=304, headers=_tile_headers(tile.etag, cache, vary))
     headers = _tile_headers(tile.etag, cache, vary)
@@ -107,9 +110,6 @@ def get_tile(request: Request, layer: str, z: int, x: int, y: int, tenant: str |
 
 
 def _json(request: Request, body: dict, cache_control: str, vary: str | None) -> Response:
-    import hashlib
-    import json
-
     raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
     etag = '"' + hashlib.sha256(raw).hexdigest()[:32] + '"'
     headers = _tile_headers(etag, cache_control, vary)
@@ -142,11 +142,10 @@ def get_style(request: Request, tenant: str | None = TENANT_QUERY,
     if tenant_key is None:
         raise ProblemError("Say which tenant: ?tenant=KEY (e.g. ?tenant=he), or send a Bearer token",
                            type="tenant-required", title="Tenant required")
-    with_apps = (principal is not None and principal.tenant_key == tenant_key
-                 and "applications" in tiles.LAYERS)
+    own_tenant = principal is not None and principal.tenant_key == tenant_key
     bounds = tiles.tenant_bounds(session, tenant_key)
     body = tiles.style(request.app.state.settings.public_base_url, tenant_key, bounds,
-                       with_applications=with_apps)
+                       caller_layers=tiles.caller_layers() if own_tenant else ())
     max_age = tiles.tile_settings().metadata_max_age_s
     if principal is not None:
         return _json(request, body, "private, no-cache", "Authorization")

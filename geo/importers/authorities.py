@@ -10,25 +10,21 @@ before the import (the demo's "Hessen Mobil", with its users) are reused.
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from breitband.models import Organisation, OrgKind
-from geo.importers.common import Summary
+from geo.importers.common import Area, Summary
 from geo.models import Authority
 from geo.rules import TenantRules
-
-if TYPE_CHECKING:
-    from geo.importers.boundaries import Area
 
 CLASS_ORDER = ("autobahn", "bund", "land", "kreis", "gemeinde")
 CLASS_LABELS = {"autobahn": "Bundesautobahnen", "bund": "Bundesstraßen", "land": "Landesstraßen",
                 "kreis": "Kreisstraßen", "gemeinde": "Gemeindestraßen"}
 
 
-def authority_name(area: "Area") -> str:
+def authority_name(area: Area) -> str:
     if area.kreisfrei:
         return f"Stadt {area.name}"
     if area.level == "kreis" and "kreis" in area.name.lower():
@@ -36,7 +32,7 @@ def authority_name(area: "Area") -> str:
     return f"{area.bez} {area.name}" if area.bez else area.name
 
 
-def sync_authorities(session: Session, tenant_key: str, state_name: str, rules: TenantRules, areas: list["Area"],
+def sync_authorities(session: Session, tenant_key: str, state_name: str, rules: TenantRules, areas: list[Area],
                      summary: Summary) -> dict[str, int]:
     """Create or update the authorities for the areas and the rules' agencies; never delete one."""
     session.flush()

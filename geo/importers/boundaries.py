@@ -38,7 +38,6 @@ import json
 import math
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +47,8 @@ from sqlalchemy import delete, text
 from sqlalchemy.orm import Session
 
 from geo.importers.authorities import sync_authorities
-from geo.importers.common import (Summary, bad_file, check_exists, file_info, load_tenant, lock_layer, progress,
-                                  read_vector, record_import, to_tenant_crs)
+from geo.importers.common import (Area, Summary, bad_file, check_exists, file_info, load_tenant, lock_layer,
+                                  progress, read_vector, record_import, to_tenant_crs)
 from geo.models import AdminArea
 from geo.rules import TenantRules
 
@@ -59,27 +58,6 @@ ADE_NAMES = {1: "Staat", 3: "Regierungsbezirk", 5: "Verwaltungsgemeinschaft"}
 AGS_LEVEL = {2: "land", 5: "kreis", 8: "gemeinde"}
 LAND_GF = {3, 4, 9}
 KREISFREI_BEZ = {"kreisfreie stadt", "stadtkreis"}
-GEMEINDEFREI_BEZ = "gemeindefreies gebiet"
-
-
-@dataclass
-class Area:
-    level: str
-    ags: str
-    ars: str | None
-    name: str
-    bez: str | None
-    ewz: int | None
-    geom: Any
-    file: str
-    feature: int
-    population: int | None = None
-    population_source: str | None = None
-    kreisfrei: bool = False
-
-    @property
-    def gemeindefrei(self) -> bool:
-        return (self.bez or "").strip().lower() == GEMEINDEFREI_BEZ
 
 
 def import_boundaries(session: Session, tenant_key: str, paths: Iterable[Path | str],

@@ -1,4 +1,5 @@
-"""Shared parts of the geo imports: reading GIS files, reprojection, the summary, the import log, errors.
+"""Shared parts of the geo imports: reading GIS files, reprojection, the summary, the import log, errors, and the
+administrative area as read from the boundaries (which the authority directory is derived from).
 
 Every importer works inside the caller's transaction and never commits: a layer is replaced by deleting the tenant's
 rows of that layer and writing the new ones, so a failed import leaves the previous layer untouched.
@@ -31,6 +32,7 @@ from geo.rules import TenantRules, parse_rules
 
 MAX_SKIP_EXAMPLES = 200  # skipped features listed one by one in the summary (all are counted by reason)
 SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
+GEMEINDEFREI_BEZ = "gemeindefreies gebiet"
 
 
 def bad_file(path: Path | str, what: str, type: str = "bad-import-file") -> UnprocessableEntity:
@@ -94,8 +96,8 @@ def read_vector(path: Path, required: tuple[tuple[str, ...], ...] = ()) -> Vecto
     Raises UnprocessableEntity naming the file on a missing file, a file GDAL cannot read, a missing attribute,
     a missing or unknown CRS, or a file without features.
     """
-    import pyogrio.errors
-    import pyogrio.raw
+    import pyogrio.errors  # deferred: loads GDAL (~40 MB resident), needed only when a GIS file is read
+    import pyogrio.raw  # deferred: loads GDAL (~40 MB resident), needed only when a GIS file is read
 
     check_exists(path)
     try:
@@ -198,6 +200,31 @@ def file_info(path: Path) -> dict[str, Any]:
                 h.update(chunk)
                 size += len(chunk)
     return {"path": str(path.resolve()), "name": path.name, "bytes": size, "sha256": h.hexdigest()}
+
+
+# --- administrative areas -------------------------------------------------------------------------------------
+
+@dataclass
+class Area:
+    """One Land, Kreis or Gemeinde as read from the boundary files (geo.importers.boundaries), before it is stored;
+    the authority directory (geo.importers.authorities) is derived from these."""
+
+    level: str
+    ags: str
+    ars: str | None
+    name: str
+    bez: str | None
+    ewz: int | None
+    geom: Any
+    file: str
+    feature: int
+    population: int | None = None
+    population_source: str | None = None
+    kreisfrei: bool = False
+
+    @property
+    def gemeindefrei(self) -> bool:
+        return (self.bez or "").strip().lower() == GEMEINDEFREI_BEZ
 
 
 # --- summary --------------------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import shapely
+from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -162,8 +163,6 @@ def load_road_segments(session: Session, tenant_key: str, ways: WayArrays | Iter
     The ways are prepared in chunks while COPY streams the previous ones (a writer thread sends the data), so that
     the Python/numpy work on one core overlaps with PostgreSQL's work (parsing, index maintenance) on the other.
     """
-    from psycopg.copy import QueuedLibpqWriter
-
     tenant, rules = load_tenant(session, tenant_key)
     if not isinstance(ways, WayArrays):
         ways = WayArrays.from_ways(ways)

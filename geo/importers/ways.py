@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+import osmium
 import shapely
 
 from geo.importers.common import Summary, bad_file, check_exists, progress, read_vector, to_tenant_crs, transform_xy
@@ -119,8 +120,6 @@ def is_osm_file(path: Path) -> bool:
 
 def read_osm(path: Path, *, progress_bar: bool = False) -> WayArrays:
     """All ways with a ``highway`` tag of an OSM file, with their node locations (pyosmium)."""
-    import osmium
-
     check_exists(path)
     b = WayBuilder("EPSG:4326")
     bar = progress(desc=path.name, unit=" ways", enabled=progress_bar)

@@ -21,8 +21,10 @@ from sqlalchemy import select, text, update
 
 from breitband import identity
 from breitband.models import Organisation, OrgKind, Role
+from geo import tiles
 from geo.crs import transformer
 from geo.models import Authority, LayerImport
+from permits.gis import tiles as applications_tiles
 
 PROBLEM = "application/problem+json"
 MVT = "application/vnd.mapbox-vector-tile"
@@ -148,8 +150,6 @@ def test_z10_tile_has_only_classified_roads(client, kreuz, engine):
 
 
 def test_feature_limit_keeps_the_most_important_roads_and_says_so(client, kreuz, monkeypatch):
-    from geo import tiles
-
     monkeypatch.setenv("BREITBAND_TILE_FEATURE_LIMIT", "40")
     monkeypatch.setattr(tiles, "_settings", None)        # read the settings again
     resp = tile(client, "roads", tile_of(*kreuz, 14))
@@ -319,6 +319,17 @@ def test_unknown_layer_is_404_problem_json(client, he_data, layer):
         body = resp.json()
         assert body["type"].endswith("/unknown-layer")
         assert "roads" in body["layers"] and "boundaries" in body["layers"]
+
+
+def test_layer_registry_keeps_one_entry_per_layer_in_the_order_of_registration(client):
+    """geo registers its public layers, the app factory permits' applications layer; the factory runs once per
+    app (several times in the tests), and registering a registered layer again changes nothing."""
+    before = list(tiles.LAYERS.items())
+    assert [name for name, _ in before] == ["roads", "boundaries", "applications"]
+    tiles.register_layer(applications_tiles.LAYER)
+    tiles.register_layer(tiles.ROADS)
+    assert list(tiles.LAYERS.items()) == before
+    assert tiles.caller_layers() == [applications_tiles.LAYER]
 
 
 # --- TileJSON and style ----------------------------------------------------------------------------------------
