@@ -7,7 +7,7 @@ import json
 import time
 
 from conftest import PROBLEM, collection, trench
-from notifications import delivery, outbox, webhooks
+from notifications import delivery, jobs, outbox, webhooks
 
 
 def subscribe(client, who, url, **body):
@@ -190,7 +190,7 @@ def test_a_try_connects_to_the_addresses_it_checked_so_dns_rebinding_leads_nowhe
     monkeypatch.setattr(socket, "getaddrinfo", resolver)
 
     def job(host):
-        return delivery.Job(delivery_id=uuid.uuid4(), channel="webhook", attempt=1, tenant_key="he", target="t",
+        return jobs.Job(delivery_id=uuid.uuid4(), channel="webhook", attempt=1, tenant_key="he", target="t",
                             event={"id": str(uuid.uuid4()), "type": "application.submitted", "data": {}},
                             context={}, url=f"http://{host}:{receiver.port}/hooks/breitband", secret="whsec_test")
 
