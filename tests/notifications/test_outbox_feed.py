@@ -3,6 +3,7 @@ organisations that may see them, and read back through GET /api/v1/events with a
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select
 
 from conftest import PROBLEM, collection, trench
@@ -112,3 +113,20 @@ def test_relay_creates_one_email_delivery_per_recipient_and_event(api, he, lines
     assert len(got) == len(set(got))
     assert not [a for t, a in got if t in ("application.created", "application.status_changed")]
 
+
+def test_without_an_audience_provider_the_relay_fails_and_publishes_nothing(api, he, lines, clock, client, db,
+                                                                            session, monkeypatch):
+    """A process whose entry point did not import the module that registers the audience: the relay says so and
+    leaves every event unpublished, rather than publishing it to nobody."""
+    app = submit_two_authorities(api, he, lines)
+    monkeypatch.setattr(outbox, "_providers", [])
+    with pytest.raises(outbox.NoAudienceProvider, match="no audience provider is registered.*register_audience"):
+        outbox.relay(db)
+    unpublished = session.scalar(select(func.count()).select_from(Event).where(
+        Event.application_id == app["id"], Event.published_at.is_(None)))
+    assert unpublished == 5
+    assert session.scalar(select(func.count()).select_from(FeedEntry).join(Event, Event.id == FeedEntry.event_id)
+                          .where(Event.application_id == app["id"])) == 0
+    monkeypatch.undo()                                          # registered again: published as usual
+    assert outbox.relay(db)["published"] >= 5
+    assert [e["type"] for e in feed(client, he.operator)["items"]] == SUBMIT_EVENTS
