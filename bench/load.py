@@ -587,11 +587,11 @@ def integrity(stats: Stats, setup: dict, received: dict) -> tuple[dict, list[str
     from sqlalchemy import select, text
 
     from breitband.db import get_database
+    import permits.pipeline.audience  # noqa: F401 - registers the audience provider that audience() asks
     from breitband.models import Organisation, OrgKind
-    from notifications.models import WebhookSubscription
-    from notifications.outbox import audience, load_providers, matches
+    from notifications.models import Event, WebhookSubscription
+    from notifications.outbox import audience, matches
     from permits.documents.service import file_path
-    from permits.models import PermitEvent
 
     problems: list[str] = []
     figures: dict = {}
@@ -679,7 +679,6 @@ def integrity(stats: Stats, setup: dict, received: dict) -> tuple[dict, list[str
         problem("pipeline steps not succeeded", [f"{r[0]} {r[1]}: {r[2]}" for r in failed_steps], 3)
 
         # 4. events -> deliveries
-        load_providers()
         office = set(session.scalars(select(Organisation.id).where(
             Organisation.tenant_key == TENANT, Organisation.kind == OrgKind.operating_office.value)))
         subs = list(session.scalars(select(WebhookSubscription).where(WebhookSubscription.active.is_(True),
@@ -690,7 +689,7 @@ def integrity(stats: Stats, setup: dict, received: dict) -> tuple[dict, list[str
         for r in delivery_rows:
             actual[(r[0], r[1], r[2])].append(r)
         expected: set[tuple] = set()
-        events = session.scalars(select(PermitEvent).order_by(PermitEvent.seq)).all()
+        events = session.scalars(select(Event).order_by(Event.seq)).all()
         unpublished = [str(e.id) for e in events if e.published_at is None]
         for ev in events:
             recipients = audience(session, ev)

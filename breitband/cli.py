@@ -13,6 +13,7 @@ import typer
 from breitband.db import session_scope
 from breitband.errors import ProblemError
 from breitband.logging import configure_logging, scrub
+import permits.pipeline.audience  # noqa: F401 - registers the outbox audience (`breitband outbox relay`, the worker)
 
 app = typer.Typer(help="Breitband: permit service for broadband lines in public roads.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)

@@ -9,38 +9,30 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from breitband import limits
+from breitband import clock, limits
 from breitband.auth import require
+from breitband.dates import iso
 from breitband.db import get_read_session, write_session
 from breitband.errors import NotFound, UnprocessableEntity
 from breitband.identity import Principal
 from breitband.models import Role
 from notifications import delivery as deliveries
 from notifications import outbox, webhooks
-from notifications.models import Delivery, DeliveryStatus, FeedEntry, WebhookSubscription
+from notifications.models import Delivery, DeliveryStatus, Event, FeedEntry, WebhookSubscription
 from notifications.schemas import (DeliveryOut, DeliveryPage, EventPage, WebhookCreate, WebhookCreated, WebhookOut,
                                    WebhookPatch)
-from permits.models import PermitEvent
 
 router = APIRouter(prefix="/api/v1", tags=["notifications"])
 
 ANYONE = require()
 ORG_ADMIN = require(Role.operator_member, Role.authority_admin, Role.tenant_admin)
-
-
-def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def iso(value: datetime | None) -> str | None:
-    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if value else None
 
 
 # --- feed ---------------------------------------------------------------------------------------------------------
@@ -59,14 +51,13 @@ def events(after: str | None = Query(None, description="next_cursor of the previ
     except ValueError:
         raise UnprocessableEntity("after: not a cursor of this feed (use next_cursor from a previous page)",
                                   type="invalid-cursor", field="after") from None
-    stmt = select(FeedEntry.position, FeedEntry.published_at, PermitEvent).join(
-        PermitEvent, PermitEvent.id == FeedEntry.event_id)
+    stmt = select(FeedEntry.position, FeedEntry.published_at, Event).join(Event, Event.id == FeedEntry.event_id)
     if principal.is_tenant_admin:
         stmt = stmt.where(FeedEntry.tenant_key == principal.tenant_key, FeedEntry.organisation_id.is_(None))
     else:
         stmt = stmt.where(FeedEntry.organisation_id == principal.organisation_id)
     if type:
-        stmt = stmt.where(PermitEvent.type.in_(type))
+        stmt = stmt.where(Event.type.in_(type))
     rows = session.execute(stmt.where(FeedEntry.position > cursor).order_by(FeedEntry.position)
                            .limit(limit + 1)).all()
     items = [{**outbox.event_dict(ev), "cursor": str(pos), "published_at": iso(published)}
@@ -93,8 +84,8 @@ def _stats(session: Session, sub_id: uuid.UUID) -> dict[str, int]:
 @router.post("/webhooks", status_code=201, response_model=WebhookCreated,
              summary="Subscribe the caller's organisation to events; the signing secret is shown once")
 def create_webhook(data: WebhookCreate, response: Response, principal: Principal = Depends(ORG_ADMIN),
-                   session: Session = write_session) -> dict[str, Any]:
-    sub = webhooks.create(session, principal, data.url, data.event_types, data.description, data.active, now_utc())
+                   session: Session = write_session, now: datetime = Depends(clock.now)) -> dict[str, Any]:
+    sub = webhooks.create(session, principal, data.url, data.event_types, data.description, data.active, now)
     response.headers["Location"] = f"/api/v1/webhooks/{sub.id}"
     return {**webhook_out(sub), "secret": sub.secret}
 
@@ -116,25 +107,25 @@ def get_webhook(webhook_id: uuid.UUID, principal: Principal = Depends(ORG_ADMIN)
 @router.patch("/webhooks/{webhook_id}", response_model=WebhookOut,
               summary="Change URL, event types, description or active (JSON merge patch)")
 def patch_webhook(webhook_id: uuid.UUID, data: WebhookPatch, principal: Principal = Depends(ORG_ADMIN),
-                  session: Session = write_session) -> dict[str, Any]:
+                  session: Session = write_session, now: datetime = Depends(clock.now)) -> dict[str, Any]:
     sub = webhooks.get(session, principal, webhook_id, for_update=True)
-    webhooks.update(session, sub, data.model_dump(exclude_unset=True), now_utc())
+    webhooks.update(session, sub, data.model_dump(exclude_unset=True), now)
     return webhook_out(sub, _stats(session, sub.id))
 
 
 @router.post("/webhooks/{webhook_id}/rotate-secret", response_model=WebhookCreated,
              summary="Issue a new signing secret (shown once); the old one stops working at once")
 def rotate_webhook_secret(webhook_id: uuid.UUID, principal: Principal = Depends(ORG_ADMIN),
-                          session: Session = write_session) -> dict[str, Any]:
+                          session: Session = write_session, now: datetime = Depends(clock.now)) -> dict[str, Any]:
     sub = webhooks.get(session, principal, webhook_id, for_update=True)
-    webhooks.rotate_secret(session, sub, now_utc())
+    webhooks.rotate_secret(session, sub, now)
     return {**webhook_out(sub), "secret": sub.secret}
 
 
 @router.delete("/webhooks/{webhook_id}", status_code=204, summary="Delete a subscription (nothing is sent any more)")
 def delete_webhook(webhook_id: uuid.UUID, principal: Principal = Depends(ORG_ADMIN),
-                   session: Session = write_session) -> Response:
-    webhooks.delete(session, webhooks.get(session, principal, webhook_id, for_update=True), now_utc())
+                   session: Session = write_session, now: datetime = Depends(clock.now)) -> Response:
+    webhooks.delete(session, webhooks.get(session, principal, webhook_id, for_update=True), now)
     return Response(status_code=204)
 
 
@@ -173,13 +164,14 @@ def webhook_deliveries(webhook_id: uuid.UUID, status: list[DeliveryStatus] | Non
 @router.post("/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver", status_code=202, response_model=DeliveryOut,
              summary="Send a delivery again now (whatever its status), e.g. after fixing the receiver")
 def redeliver(request: Request, webhook_id: uuid.UUID, delivery_id: uuid.UUID,
-              principal: Principal = Depends(ORG_ADMIN), session: Session = write_session) -> dict[str, Any]:
+              principal: Principal = Depends(ORG_ADMIN), session: Session = write_session,
+              now: datetime = Depends(clock.now)) -> dict[str, Any]:
     limits.check_token_rate(request, "redeliver", principal.token_id or principal.user_id)  # 429 over the limit
     sub = webhooks.get(session, principal, webhook_id)
     d = session.scalars(select(Delivery).where(Delivery.id == delivery_id, Delivery.subscription_id == sub.id)
                         .with_for_update()).first()
     if d is None:
         raise NotFound(f"No delivery {delivery_id}", type="delivery-not-found")
-    deliveries.redeliver(session, d, now_utc())
+    deliveries.redeliver(session, d, now)
     outbox.send_after_commit(session, outbox.DELIVER_TASK, [str(d.id)])
     return delivery_out(d, deliveries.attempts_of(session, [d.id])[d.id])

@@ -25,7 +25,7 @@ from __future__ import annotations
 import html
 import secrets
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -34,6 +34,8 @@ from sqlalchemy import DateTime, ForeignKey, Index, String, func, select
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from breitband import clock
+from breitband.dates import iso
 from breitband.db import Base, get_read_session, write_session
 from breitband.errors import PROBLEM_JSON, NotFound, ProblemError
 from breitband.identity import hash_token
@@ -147,10 +149,6 @@ PROBLEMS = {status: {"content": {PROBLEM_JSON: {}}, "description": text} for sta
     (404, "Unknown token"), (410, "The link was used already or expired"), (422, "No token"))}
 
 
-def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 def _wants_html(request: Request) -> bool:
     accept = request.headers.get("accept", "")
     return "text/html" in accept and "application/json" not in accept
@@ -159,7 +157,7 @@ def _wants_html(request: Request) -> bool:
 def _view(session: Session, row: ContactConfirmation) -> dict[str, Any]:
     org = session.get(Organisation, row.organisation_id)
     return {"email": row.email, "organisation": org.name if org else None,
-            "expires_at": row.expires_at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z"),
+            "expires_at": iso(row.expires_at),
             "confirmed": row.confirmed_at is not None}
 
 
@@ -171,8 +169,8 @@ def _page(title: str, body: str) -> HTMLResponse:
 
 @router.get(PATH, summary="What a confirmation link confirms (public; confirms nothing by itself)", responses=PROBLEMS)
 def show_confirmation(request: Request, token: str = Query(..., min_length=1, max_length=100, description=TOKEN_DOC),
-                      session: Session = Depends(get_read_session)):
-    view = _view(session, _find(session, token, now_utc()))
+                      session: Session = Depends(get_read_session), now: datetime = Depends(clock.now)):
+    view = _view(session, _find(session, token, now))
     if not _wants_html(request):
         return JSONResponse(view)
     e = {k: html.escape(str(v)) for k, v in view.items()}
@@ -189,8 +187,8 @@ ignore this page: without confirmation you receive nothing.</p>""")
 @router.post(PATH, summary="Confirm a contact address with the token of its link (public, single use)",
              responses=PROBLEMS)
 def confirm_contact(request: Request, token: str = Form(..., min_length=1, max_length=100, description=TOKEN_DOC),
-                    session: Session = write_session):
-    row = confirm(session, token, now_utc())
+                    session: Session = write_session, now: datetime = Depends(clock.now)):
+    row = confirm(session, token, now)
     view = _view(session, row)
     if not _wants_html(request):
         return JSONResponse(view)

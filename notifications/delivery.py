@@ -1,12 +1,15 @@
 """Delivering one notification (an e-mail or a webhook call) exactly once per event and target, through failures.
 
-Each try has three steps, and no database transaction is open during the network I/O:
+Each try has three steps, and no database transaction is open during the network I/O (``deliver`` runs them and owns
+the two transactions; ``claim`` and ``record`` only execute their statements):
 
 1. ``claim`` (short transaction): the delivery is taken if it is due (``pending``/``retrying`` and
    ``next_attempt_at`` passed) or if a worker that held it died (``sending`` with an expired lease). It becomes
    ``sending`` with a lease. A second message for the same delivery (a redelivered task under ``acks_late``, the
    beat backstop) finds it taken or delivered and does nothing.
-2. the e-mail is handed to the SMTP server or the webhook is POSTed (``notifications.email`` / ``.webhooks``);
+2. the e-mail is handed to the SMTP server or the webhook is POSTed by the channel's sender (``SENDERS``:
+   ``notifications.email`` / ``.webhooks``, which share ``Job`` and ``Outcome`` with this module through
+   ``notifications.jobs``);
 3. ``record`` (short transaction): the attempt goes into the delivery log (for a webhook only the HTTP status, the
    time the try took and an error class of ``ERROR_CLASSES``: never the receiver's answer or an exception's text,
    which would make the log a tool to read and map what answers at an address); the delivery becomes ``delivered``, or
@@ -15,24 +18,31 @@ Each try has three steps, and no database transaction is open during the network
 
 A worker killed between 2 and 3 leaves the delivery ``sending`` until the lease expires; it is then sent again with
 the same Message-ID / event id, so receivers can still dedupe (the only window for a repeat is that instant).
+
+Every "now" (due, lease, back-off, the retry window, the log's timing) is ``breitband.clock.now()``, so tests move
+time instead of waiting.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from breitband import clock
 from breitband.db import Database
 from breitband.errors import Conflict
 from breitband.settings import Settings, get_settings
-from notifications.models import Channel, Delivery, DeliveryAttempt, DeliveryStatus, WebhookSubscription
-from permits.models import PermitEvent
+from notifications.email import send_email
+from notifications.jobs import Job, Outcome
+from notifications.models import Channel, Delivery, DeliveryAttempt, DeliveryStatus, Event, WebhookSubscription
+from notifications.outbox import DELIVER_TASK, event_dict, send_task
+from notifications.webhooks import post_webhook
 
 log = logging.getLogger("notifications.delivery")
 
@@ -53,32 +63,11 @@ ERROR_CLASSES = {
 }
 
 
-@dataclass
-class Job:
-    """Everything a try needs, read in the claim transaction."""
-
-    delivery_id: uuid.UUID
-    channel: str
-    attempt: int
-    tenant_key: str
-    target: str
-    event: dict[str, Any]
-    context: dict[str, Any]
-    url: str | None = None
-    secret: str | None = None
-
-
-@dataclass
-class Outcome:
-    ok: bool
-    response_status: int | None = None
-    response_excerpt: str | None = None     # e-mail only (the SMTP server's reply); a webhook's answer is not kept
-    error: str | None = None                # for a webhook one of ERROR_CLASSES
-    permanent: bool = False         # retrying cannot help (e.g. the subscription was deleted)
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+# Who sends a try of each channel.
+SENDERS: dict[str, Callable[[Job, Settings], Outcome]] = {
+    Channel.email.value: send_email,
+    Channel.webhook.value: post_webhook,
+}
 
 
 def backoff(attempts: int, settings: Settings) -> float:
@@ -86,43 +75,34 @@ def backoff(attempts: int, settings: Settings) -> float:
     return min(settings.notify_retry_base_s * (2 ** max(attempts - 1, 0)), settings.notify_retry_max_delay_s)
 
 
-def claim(db: Database, delivery_id: uuid.UUID, now: datetime, settings: Settings) -> Job | None:
-    from notifications.outbox import event_dict
-
-    with db.sessionmaker() as session:
-        stmt = (update(Delivery).where(
-            Delivery.id == delivery_id,
-            or_((Delivery.status.in_(DUE_STATUSES)) & (Delivery.next_attempt_at <= now),
-                (Delivery.status == DeliveryStatus.sending.value) & (Delivery.lease_until < now)))
-            .values(status=DeliveryStatus.sending.value, attempts=Delivery.attempts + 1, updated_at=now,
-                    lease_until=now + timedelta(seconds=settings.notify_lease_s))
-            .returning(Delivery.id))
-        if session.execute(stmt).scalar() is None:
-            session.rollback()
-            return None
-        d = session.get(Delivery, delivery_id)
-        ev = session.get(PermitEvent, d.event_id)
-        job = Job(delivery_id=d.id, channel=d.channel, attempt=d.attempts, tenant_key=d.tenant_key, target=d.target,
-                  event=event_dict(ev), context=dict(d.context or {}))
-        if d.channel == Channel.webhook.value:
-            sub = session.get(WebhookSubscription, d.subscription_id) if d.subscription_id else None
-            if sub is not None and sub.deleted_at is None:
-                job.url, job.secret = sub.url, sub.secret
-        session.commit()
-        return job
+def claim(session: Session, delivery_id: uuid.UUID, now: datetime, settings: Settings) -> Job | None:
+    """Take the delivery for one try if it is due (or its holder's lease expired). → the job, or None when it is
+    not to be sent now. The caller commits (the lease must be visible before anything is sent)."""
+    stmt = (update(Delivery).where(
+        Delivery.id == delivery_id,
+        or_((Delivery.status.in_(DUE_STATUSES)) & (Delivery.next_attempt_at <= now),
+            (Delivery.status == DeliveryStatus.sending.value) & (Delivery.lease_until < now)))
+        .values(status=DeliveryStatus.sending.value, attempts=Delivery.attempts + 1, updated_at=now,
+                lease_until=now + timedelta(seconds=settings.notify_lease_s))
+        .returning(Delivery.id))
+    if session.execute(stmt).scalar() is None:
+        return None
+    d = session.get(Delivery, delivery_id)
+    ev = session.get(Event, d.event_id)
+    job = Job(delivery_id=d.id, channel=d.channel, attempt=d.attempts, tenant_key=d.tenant_key, target=d.target,
+              event=event_dict(ev), context=dict(d.context or {}))
+    if d.channel == Channel.webhook.value:
+        sub = session.get(WebhookSubscription, d.subscription_id) if d.subscription_id else None
+        if sub is not None and sub.deleted_at is None:
+            job.url, job.secret = sub.url, sub.secret
+    return job
 
 
 def perform(job: Job, settings: Settings) -> Outcome:
     try:
-        if job.channel == Channel.email.value:
-            from notifications.email import send_email
-
-            return send_email(job, settings)
-        if job.url is None:
+        if job.channel == Channel.webhook.value and job.url is None:
             return Outcome(ok=False, error="subscription-deleted", permanent=True)
-        from notifications.webhooks import post_webhook
-
-        return post_webhook(job, settings)
+        return SENDERS[job.channel](job, settings)
     except Exception as exc:  # noqa: BLE001 - a failed try is recorded and retried
         if job.channel == Channel.email.value:
             return Outcome(ok=False, error=f"{type(exc).__name__}: {exc}"[:2000])
@@ -154,42 +134,44 @@ def duration_ms(attempt: DeliveryAttempt) -> int:
     return max(0, round((attempt.finished_at - attempt.started_at).total_seconds() * 1000))
 
 
-def record(db: Database, job: Job, outcome: Outcome, started: datetime, now: datetime,
+def record(session: Session, job: Job, outcome: Outcome, started: datetime, now: datetime,
            settings: Settings) -> tuple[str, float | None]:
-    """Log the attempt and move the delivery on. → (new status, seconds until the next try or None)."""
-    with db.sessionmaker() as session:
-        d = session.scalars(select(Delivery).where(Delivery.id == job.delivery_id).with_for_update()).one()
-        session.add(DeliveryAttempt(delivery_id=d.id, number=job.attempt, started_at=started, finished_at=now,
-                                    ok=outcome.ok, response_status=outcome.response_status,
-                                    response_excerpt=outcome.response_excerpt, error=outcome.error))
-        delay = None
-        d.updated_at, d.lease_until = now, None
-        if outcome.ok:
-            d.status, d.delivered_at, d.last_error = DeliveryStatus.delivered.value, now, None
+    """Log the attempt and move the delivery on (the caller commits). → (new status, seconds until the next try or
+    None)."""
+    d = session.scalars(select(Delivery).where(Delivery.id == job.delivery_id).with_for_update()).one()
+    session.add(DeliveryAttempt(delivery_id=d.id, number=job.attempt, started_at=started, finished_at=now,
+                                ok=outcome.ok, response_status=outcome.response_status,
+                                response_excerpt=outcome.response_excerpt, error=outcome.error))
+    delay = None
+    d.updated_at, d.lease_until = now, None
+    if outcome.ok:
+        d.status, d.delivered_at, d.last_error = DeliveryStatus.delivered.value, now, None
+    else:
+        d.last_error = outcome.error or f"HTTP {outcome.response_status}"
+        delay = backoff(job.attempt, settings)
+        window_end = d.created_at + timedelta(hours=settings.notify_retry_window_h)
+        if outcome.permanent or now + timedelta(seconds=delay) > window_end:
+            d.status, delay = DeliveryStatus.failed.value, None
         else:
-            d.last_error = outcome.error or f"HTTP {outcome.response_status}"
-            delay = backoff(job.attempt, settings)
-            window_end = d.created_at + timedelta(hours=settings.notify_retry_window_h)
-            if outcome.permanent or now + timedelta(seconds=delay) > window_end:
-                d.status, delay = DeliveryStatus.failed.value, None
-            else:
-                d.status = DeliveryStatus.retrying.value
-                d.next_attempt_at = now + timedelta(seconds=delay)
-                d.enqueued_at = now
-        status = d.status
-        session.commit()
-    return status, delay
+            d.status = DeliveryStatus.retrying.value
+            d.next_attempt_at = now + timedelta(seconds=delay)
+            d.enqueued_at = now
+    session.flush()
+    return d.status, delay
 
 
 def deliver(db: Database, delivery_id: uuid.UUID, settings: Settings | None = None) -> dict[str, Any]:
-    """One try of one delivery (what the task ``notifications.deliver`` does)."""
+    """One try of one delivery (what the task ``notifications.deliver`` does). Owns its two short transactions, the
+    claim and the record, so that none is open while the e-mail or webhook is sent."""
     settings = settings or get_settings()
-    job = claim(db, delivery_id, utcnow(), settings)
+    with db.transaction() as session:
+        job = claim(session, delivery_id, clock.now(), settings)
     if job is None:
         return {"delivery_id": str(delivery_id), "status": "skipped"}
-    started = utcnow()                              # the log's timing is that of the try itself
+    started = clock.now()                           # the log's timing is that of the try itself
     outcome = perform(job, settings)
-    status, delay = record(db, job, outcome, started, utcnow(), settings)
+    with db.transaction() as session:
+        status, delay = record(session, job, outcome, started, clock.now(), settings)
     if not outcome.ok:
         log.warning("delivery failed", extra={"delivery_id": str(delivery_id), "channel": job.channel,
                                               "attempt": job.attempt, "error": outcome.error,
@@ -211,16 +193,13 @@ def due(session: Session, now: datetime, limit: int, requeue_after_s: float) -> 
     return ids
 
 
-def dispatch_due(db: Database, *, limit: int = 500, now: datetime | None = None) -> dict[str, Any]:
+def dispatch_due(db: Database, *, limit: int = 500) -> dict[str, Any]:
     """The beat backstop: enqueue every delivery that is due (a retry whose time has come, one the relay could not
-    enqueue, one a dead worker held)."""
-    from notifications.outbox import DELIVER_TASK, send_task
-
-    now = now or utcnow()
+    enqueue, one a dead worker held). Owns its transaction: the deliveries are marked enqueued and committed before
+    the messages go to the broker."""
     settings = get_settings()
-    with db.sessionmaker() as session:
-        ids = due(session, now, limit, requeue_after_s=max(60.0, settings.notify_lease_s))
-        session.commit()
+    with db.transaction() as session:
+        ids = due(session, clock.now(), limit, requeue_after_s=max(60.0, settings.notify_lease_s))
     sent = sum(send_task(DELIVER_TASK, [str(i)]) for i in ids)
     return {"due": len(ids), "enqueued": sent}
 

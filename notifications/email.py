@@ -10,13 +10,12 @@ from __future__ import annotations
 import smtplib
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from breitband import clock
 from breitband.settings import Settings
 from notifications import templates
-
-if TYPE_CHECKING:
-    from notifications.delivery import Job, Outcome
+from notifications.jobs import Job, Outcome
 
 
 def render(tenant_key: str, event: dict[str, Any], context: dict[str, Any]) -> tuple[str, str]:
@@ -36,13 +35,13 @@ def message_id(delivery_id: Any, sender: str) -> str:
     return f"<{delivery_id}@{domain}>"
 
 
-def build(job: "Job", settings: Settings) -> EmailMessage:
+def build(job: Job, settings: Settings) -> EmailMessage:
     subject, body = render(job.tenant_key, job.event, job.context)
     msg = EmailMessage()
     msg["From"] = settings.smtp_sender
     msg["To"] = job.target
     msg["Subject"] = subject
-    msg["Date"] = formatdate(usegmt=True)
+    msg["Date"] = formatdate(clock.now().timestamp(), usegmt=True)
     msg["Message-ID"] = message_id(job.delivery_id, settings.smtp_sender)
     msg["X-Breitband-Event-Id"] = job.event["id"]
     msg["X-Breitband-Event-Type"] = job.event["type"]
@@ -51,9 +50,7 @@ def build(job: "Job", settings: Settings) -> EmailMessage:
     return msg
 
 
-def send_email(job: "Job", settings: Settings) -> "Outcome":
-    from notifications.delivery import Outcome
-
+def send_email(job: Job, settings: Settings) -> Outcome:
     msg = build(job, settings)
     try:
         with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout_s) as smtp:

@@ -1,5 +1,5 @@
-"""Notification tables: webhook subscriptions, deliveries (one per event and target, e-mail or webhook) with their
-attempts, and the event feed (one row per event and organisation that may see it).
+"""Notification tables: the events (the outbox), webhook subscriptions, deliveries (one per event and target, e-mail
+or webhook) with their attempts, and the event feed (one row per event and organisation that may see it).
 
 Consumers dedupe on the event id: a delivery is unique per (event, channel, target) and a feed row per (event,
 organisation), so publishing an event twice never sends or lists it twice.
@@ -30,6 +30,25 @@ class DeliveryStatus(str, enum.Enum):
     delivered = "delivered"
     retrying = "retrying"        # failed, next try at next_attempt_at
     failed = "failed"            # given up after the retry window; can be redelivered by hand
+
+
+class Event(Base):
+    """An event per state change of a domain (today: the permit commands), written in the same transaction as the
+    change through ``notifications.outbox.record_event``. This table is the outbox: the relay publishes rows with
+    ``published_at IS NULL`` (SKIP LOCKED) and consumers dedupe on ``id``. The table keeps the name it was created
+    with (``permit_events``)."""
+
+    __tablename__ = "permit_events"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(), unique=True)
+    tenant_key: Mapped[str] = mapped_column(ForeignKey("tenants.key", ondelete="CASCADE"))
+    application_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    case_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class WebhookSubscription(Base):

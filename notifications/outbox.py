@@ -14,9 +14,14 @@ a relay.
   lock taken just before the batch commits, so positions become visible in increasing order and a client polling
   with ``after=CURSOR`` never skips an event.
 
+* **Writing.** A domain records an event with ``record_event`` in its own transaction (the row is the outbox:
+  ``notifications.models.Event``).
+
 This package knows events, not permit internals: who may see an event is answered by *audience providers* that the
 domain packages register (``register_audience``), and domain tasks that react to events subscribe by type
-(``subscribe``). The modules that register them are listed in ``PROVIDER_MODULES``.
+(``subscribe``). A provider registers itself when its module is imported; the entry points (``breitband.worker``,
+``breitband.app``, the command line) import those modules explicitly. With no provider registered the relay refuses
+to publish (``NoAudienceProvider``) rather than publish to nobody.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import event as sa_event
@@ -34,14 +39,15 @@ from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from breitband import clock, dates
+from breitband.celery import celery_app
 from breitband.db import Database
 from breitband.models import Organisation, OrgKind
-from notifications.models import Channel, Delivery, DeliveryStatus, FeedEntry, WebhookSubscription
-from permits.models import PermitEvent
+from breitband.settings import get_settings
+from notifications.models import Channel, Delivery, DeliveryStatus, Event, FeedEntry, WebhookSubscription
 
 log = logging.getLogger("notifications.outbox")
 
-PROVIDER_MODULES = ("permits.pipeline.audience",)
 RELAY_TASK = "notifications.relay"
 DELIVER_TASK = "notifications.deliver"
 RELAY_LOCK = 7_310_001        # pg advisory lock: feed positions in commit order
@@ -56,10 +62,14 @@ class Recipient:
     context: dict[str, Any] = field(default_factory=dict)     # for the e-mail templates
 
 
-AudienceProvider = Callable[[Session, PermitEvent], "list[Recipient] | None"]
+AudienceProvider = Callable[[Session, Event], "list[Recipient] | None"]
 _providers: list[AudienceProvider] = []
 _subscribers: dict[str, list[str]] = {}
-_loaded = False
+
+
+class NoAudienceProvider(RuntimeError):
+    """The relay was to publish events while no audience provider was registered: it would have published them to
+    nobody (no feed rows but the admins', no e-mails, no webhooks) and marked them published for good."""
 
 
 def register_audience(provider: AudienceProvider) -> AudienceProvider:
@@ -77,13 +87,27 @@ def subscribe(event_types: Iterable[str], task_name: str) -> None:
             names.append(task_name)
 
 
-def load_providers() -> None:
-    global _loaded
-    if not _loaded:
-        from breitband.db import import_optional
+def providers() -> list[AudienceProvider]:
+    """The registered audience providers; raises ``NoAudienceProvider`` when there is none."""
+    if not _providers:
+        raise NoAudienceProvider(
+            "no audience provider is registered (notifications.outbox.register_audience), so nobody can be told who "
+            "may see an event; nothing was published. The process's entry point must import the module that "
+            "registers it (permits.pipeline.audience: breitband.worker, breitband.app and breitband.cli do).")
+    return _providers
 
-        import_optional(PROVIDER_MODULES)
-        _loaded = True
+
+# --- writing events -----------------------------------------------------------------------------------------------
+
+def record_event(session: Session, *, tenant_key: str, type: str, payload: dict[str, Any], created_at: datetime,
+                 application_id: uuid.UUID | None = None, case_id: uuid.UUID | None = None) -> Event:
+    """Put an event into the outbox in the caller's transaction: it is committed with the change it describes (and
+    the relay kicked after that commit) or rolled back with it. Added to the session only; the caller flushes and
+    commits."""
+    event = Event(id=uuid.uuid4(), tenant_key=tenant_key, type=type, payload=payload, created_at=created_at,
+                  application_id=application_id, case_id=case_id)
+    session.add(event)
+    return event
 
 
 # --- publishing to the broker ---------------------------------------------------------------------------------
@@ -96,8 +120,6 @@ def send_task(name: str, args: list[Any] | None = None, *, countdown: float | No
     ``ignore_result``: nobody waits for these results, and without it Celery's Redis result backend subscribes to
     the result before sending, retrying its connection for about 20 s when Redis is down (every command that
     wrote an event then answered 19 s late; tests/faults/test_redis_restart.py)."""
-    from breitband.celery import celery_app
-
     try:
         with _connection(celery_app) as conn:
             celery_app.send_task(name, args=args or [], countdown=countdown, connection=conn, retry=False,
@@ -110,8 +132,6 @@ def send_task(name: str, args: list[Any] | None = None, *, countdown: float | No
 
 def send_signature(signature) -> bool:
     """Like ``send_task`` for a signature or chain."""
-    from breitband.celery import celery_app
-
     try:
         with _connection(celery_app) as conn:
             signature.apply_async(connection=conn, retry=False)
@@ -137,7 +157,7 @@ _PENDING = "notifications.outbox.pending"
 
 @sa_event.listens_for(Session, "after_flush")
 def _note_new_events(session: Session, _ctx) -> None:
-    if any(isinstance(obj, PermitEvent) for obj in session.new):
+    if any(isinstance(obj, Event) for obj in session.new):
         session.info[_PENDING] = True
 
 
@@ -172,23 +192,21 @@ def matches(patterns: list[str] | None, event_type: str) -> bool:
     return not patterns or any(fnmatch.fnmatchcase(event_type, p) for p in patterns)
 
 
-def audience(session: Session, ev: PermitEvent) -> list[Recipient]:
-    load_providers()
-    for provider in _providers:
+def audience(session: Session, ev: Event) -> list[Recipient]:
+    for provider in providers():
         found = provider(session, ev)
         if found is not None:
             return found
     return []
 
 
-def event_dict(ev: PermitEvent) -> dict[str, Any]:
+def event_dict(ev: Event) -> dict[str, Any]:
     """The public shape of an event (webhook body, feed item, subscriber argument)."""
     return {"id": str(ev.id), "seq": ev.seq, "type": ev.type, "tenant": ev.tenant_key,
-            "created_at": ev.created_at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z"),
-            "data": ev.payload}
+            "created_at": dates.iso(ev.created_at), "data": ev.payload}
 
 
-def _fan_out(session: Session, ev: PermitEvent, now: datetime) -> list[uuid.UUID]:
+def _fan_out(session: Session, ev: Event, now: datetime) -> list[uuid.UUID]:
     recipients = audience(session, ev)
     orgs = {r.organisation_id for r in recipients}
     rows = [{"event_id": ev.id, "tenant_key": ev.tenant_key, "organisation_id": None, "published_at": now}]
@@ -230,7 +248,7 @@ def _fan_out(session: Session, ev: PermitEvent, now: datetime) -> list[uuid.UUID
 def relay_batch(session: Session, batch_size: int, now: datetime) -> tuple[int, list[uuid.UUID], list[tuple]]:
     """Publish one batch (the caller commits). → (events published, new delivery ids, (task, event) triggers)."""
     events = list(session.scalars(
-        select(PermitEvent).where(PermitEvent.published_at.is_(None)).order_by(PermitEvent.seq)
+        select(Event).where(Event.published_at.is_(None)).order_by(Event.seq)
         .limit(batch_size).with_for_update(skip_locked=True)))
     if not events:
         return 0, [], []
@@ -242,30 +260,26 @@ def relay_batch(session: Session, batch_size: int, now: datetime) -> tuple[int, 
         delivery_ids += _fan_out(session, ev, now)
         for name in _subscribers.get(ev.type, []):
             triggers.append((name, event_dict(ev)))
-    session.execute(update(PermitEvent).where(PermitEvent.id.in_([e.id for e in events]))
+    session.execute(update(Event).where(Event.id.in_([e.id for e in events]))
                     .values(published_at=now))
     return len(events), delivery_ids, triggers
 
 
-def relay(db: Database, *, batch_size: int | None = None, max_batches: int = 50,
-          now: datetime | None = None) -> dict[str, Any]:
-    """Publish every unpublished event (up to ``max_batches`` batches), then enqueue what they caused."""
-    from breitband.settings import get_settings
+def relay(db: Database, *, batch_size: int | None = None, max_batches: int = 50) -> dict[str, Any]:
+    """Publish every unpublished event (up to ``max_batches`` batches), then enqueue what they caused.
 
-    load_providers()
+    The relay owns its transactions (the task and the command line hand it the database): one per batch, committed
+    before the next batch is taken, so that a batch's feed rows, deliveries and ``published_at`` become visible
+    together, the feed-position lock and the row locks are held for one batch only, and a failure rolls back its own
+    batch alone (published by the next run). The broker is told only after the commits."""
+    providers()                     # no audience registered: fail before taking any event
     batch_size = batch_size or get_settings().outbox_batch_size
     published, batches = 0, 0
     delivery_ids: list[uuid.UUID] = []
     triggers: list[tuple] = []
     for _ in range(max_batches):
-        when = now or datetime.now(timezone.utc)
-        with db.sessionmaker() as session:
-            try:
-                n, ids, trig = relay_batch(session, batch_size, when)
-                session.commit()
-            except BaseException:
-                session.rollback()
-                raise
+        with db.transaction() as session:
+            n, ids, trig = relay_batch(session, batch_size, clock.now())
         if not n:
             break
         batches += 1

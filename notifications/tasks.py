@@ -2,7 +2,9 @@
 
 All are idempotent under ``acks_late`` redelivery (the relay takes rows under SKIP LOCKED and marks them published
 in the same transaction; a delivery is claimed with a lease before anything is sent) and hold no database
-transaction across network I/O.
+transaction across network I/O. Each hands the process's database to a runner that owns its transactions: the relay
+one per batch, a delivery one for the claim and one for the record around the try, the backstop one for marking
+what it enqueues (see ``notifications.outbox.relay``, ``notifications.delivery.deliver`` and ``dispatch_due``).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def deliver(self, delivery_id: str) -> dict[str, Any]:
     result = delivery.deliver(get_database(), uuid.UUID(delivery_id))
     delay = result.get("retry_in_s")
     if result.get("status") == "retrying" and delay is not None and delay <= SELF_SCHEDULE_MAX_S:
-        outbox.send_task("notifications.deliver", [delivery_id], countdown=delay)
+        outbox.send_task(outbox.DELIVER_TASK, [delivery_id], countdown=delay)
     return result
 
 

@@ -8,13 +8,11 @@ from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import jinja2
 
+from breitband.dates import BERLIN
 from breitband.settings import get_settings
-
-BERLIN = ZoneInfo("Europe/Berlin")
 
 
 def de_date(value: Any) -> str:

@@ -34,24 +34,22 @@ import json
 import secrets
 import socket
 import ssl
-import time
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from breitband import clock
 from breitband.errors import NotFound, UnprocessableEntity
 from breitband.identity import Principal
 from breitband.settings import Settings, get_settings
 from notifications import addresses
+from notifications.jobs import Job, Outcome
 from notifications.models import WebhookSubscription
-
-if TYPE_CHECKING:
-    from notifications.delivery import Job, Outcome
 
 SIGNATURE_HEADER = "Breitband-Signature"
 TIMESTAMP_HEADER = "Breitband-Timestamp"
@@ -68,19 +66,18 @@ def signature(secret: str, timestamp: int | str, body: bytes) -> str:
 
 def verify_signature(secret: str, timestamp: str, body: bytes, header: str, *, tolerance_s: float = 300,
                      now: float | None = None) -> bool:
-    """What a receiver does: constant-time compare, and refuse stale timestamps."""
+    """What a receiver does: constant-time compare, and refuse stale timestamps. ``now`` (Unix seconds) is the time
+    of receipt; by default the service's clock, the one the signing side stamps with."""
     try:
-        age = abs((now or time.time()) - int(timestamp))
+        age = abs((now or clock.now().timestamp()) - int(timestamp))
     except (TypeError, ValueError):
         return False
     return age <= tolerance_s and hmac.compare_digest(signature(secret, timestamp, body), header or "")
 
 
-def post_webhook(job: "Job", settings: Settings) -> "Outcome":
-    from notifications.delivery import Outcome
-
+def post_webhook(job: Job, settings: Settings) -> Outcome:
     body = body_of(job.event)
-    ts = int(time.time())
+    ts = int(clock.now().timestamp())
     headers = {
         "Content-Type": "application/json; charset=utf-8",
         "User-Agent": "Breitband-Webhooks/1",

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from breitband.errors import Conflict, PreconditionFailed, UnprocessableEntity
 from breitband.identity import Principal
 from geo.service import check_route_limits
+from notifications import outbox
 from permits import deadlines, repository
 from permits.models import (DECIDED_CASE_STATUSES, GRANTED_CASE_STATUSES, OPEN_CASE_STATUSES, Application,
                             ApplicationStatus, AttachmentKind, AuditRecord, Case, CaseStatus)
@@ -83,8 +84,8 @@ def event(session: Session, type: str, app: Application, at: datetime, case: Cas
     if case is not None:
         body.update(case_id=str(case.id), authority_org_id=str(case.authority_org_id), status=case.status)
     body.update(payload)
-    repository.add_event(session, tenant_key=app.tenant_key, type=type, created_at=at, application_id=app.id,
-                         case_id=case.id if case else None, payload=json.loads(json.dumps(body, default=str)))
+    outbox.record_event(session, tenant_key=app.tenant_key, type=type, created_at=at, application_id=app.id,
+                        case_id=case.id if case else None, payload=json.loads(json.dumps(body, default=str)))
 
 
 def derive_status(app: Application, cases: list[Case]) -> str:

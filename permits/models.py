@@ -1,5 +1,6 @@
 """Permit applications, their versions and attachments, the cases per authority, the conditions catalogue, the
-outbox of events, the append-only audit trail, and stored idempotent responses.
+append-only audit trail, and stored idempotent responses. (The events that permit commands write are the outbox of
+``notifications``: ``notifications.models.Event``, written through ``notifications.outbox.record_event``.)
 
 Every row carries ``tenant_key``; reads go through ``permits.repository`` which applies the caller's scope.
 Optimistic locking: ``applications.row_version`` and ``cases.row_version`` are SQLAlchemy ``version_id_col``s; the
@@ -226,23 +227,6 @@ class CatalogueEntry(Base):
     position: Mapped[int] = mapped_column(Integer, default=0)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-
-
-class PermitEvent(Base):
-    """An event per state change, written in the same transaction. Designed as the outbox: a relay publishes rows
-    with ``published_at IS NULL`` (SKIP LOCKED) and consumers dedupe on ``id``."""
-
-    __tablename__ = "permit_events"
-
-    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
-    seq: Mapped[int] = mapped_column(BigInteger, Identity(), unique=True)
-    tenant_key: Mapped[str] = mapped_column(ForeignKey("tenants.key", ondelete="CASCADE"))
-    application_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
-    case_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
-    type: Mapped[str] = mapped_column(String(64))
-    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class AuditRecord(Base):

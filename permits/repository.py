@@ -28,7 +28,7 @@ from breitband.identity import Principal
 from breitband.models import Organisation, Role
 from permits import deadlines
 from permits.models import (OPEN_CASE_STATUSES, Application, ApplicationCounter, ApplicationVersion, Attachment,
-                            AuditRecord, Case, IdempotencyKey, PermitEvent)
+                            AuditRecord, Case, IdempotencyKey)
 
 OPEN = [s.value for s in OPEN_CASE_STATUSES]
 
@@ -434,15 +434,7 @@ def deem_due(session: Session, apps: list[tuple[uuid.UUID, str]], now: datetime,
             for r in issued]
 
 
-# --- events, audit, idempotency ----------------------------------------------------------------------------------
-
-def add_event(session: Session, *, tenant_key: str, type: str, payload: dict[str, Any], created_at: datetime,
-              application_id: uuid.UUID | None = None, case_id: uuid.UUID | None = None) -> PermitEvent:
-    event = PermitEvent(id=uuid.uuid4(), tenant_key=tenant_key, type=type, payload=payload, created_at=created_at,
-                        application_id=application_id, case_id=case_id)
-    session.add(event)
-    return event
-
+# --- audit, idempotency ----------------------------------------------------------------------------------------------
 
 def add_audit(session: Session, record: AuditRecord) -> None:
     session.add(record)
@@ -455,11 +447,6 @@ def audit_trail(session: Session, application_id: uuid.UUID, *, case_ids: list[u
     if case_ids is not None:
         stmt = stmt.where(or_(AuditRecord.case_id.is_(None), AuditRecord.case_id.in_(case_ids)))
     return list(session.scalars(stmt.order_by(AuditRecord.id)))
-
-
-def events_of(session: Session, application_id: uuid.UUID) -> list[PermitEvent]:
-    return list(session.scalars(select(PermitEvent).where(PermitEvent.application_id == application_id)
-                                .order_by(PermitEvent.seq)))
 
 
 def claim_idempotency_key(session: Session, user_id: uuid.UUID, key: str, fingerprint: str, method: str,

@@ -8,6 +8,7 @@ from breitband.celery import celery_app
 from breitband.db import get_database
 from permits import deadlines
 from permits.cases import deemed
+from permits.pipeline.audience import send_reminders
 
 
 @celery_app.task(name="permits.sweep_deadlines", acks_late=True, autoretry_for=(Exception,), retry_backoff=True,
@@ -146,6 +147,4 @@ def documents_sweep(now: str | None = None) -> dict[str, Any]:
                  max_retries=3, ignore_result=True)
 def deadline_reminders() -> dict[str, Any]:
     """Beat: reminders to authorities 14 and 3 days before a decision deadline (see permits.pipeline.audience)."""
-    from permits.pipeline.audience import send_reminders
-
     return send_reminders(get_database())

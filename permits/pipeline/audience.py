@@ -18,21 +18,22 @@ from __future__ import annotations
 
 import fnmatch
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Date, DateTime, ForeignKey, Integer, select
 from sqlalchemy.dialects.postgresql import UUID, insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from breitband import clock
 from breitband.db import Base, Database
-
 from breitband.models import Organisation, Role, User
 from breitband.settings import get_settings
 from notifications import contacts
+from notifications.models import Event
 from notifications.outbox import Recipient, register_audience, subscribe
 from permits import core, deadlines
-from permits.models import OPEN_CASE_STATUSES, Application, ApplicationVersion, Case, PermitEvent
+from permits.models import OPEN_CASE_STATUSES, Application, ApplicationVersion, Case
 
 APPLICANT_HIDDEN = ("statement.*", "case.deadline_reminder", "pipeline.*")
 APPLICANT_EMAIL = {"application.submitted", "case.information_requested", "case.completeness_confirmed",
@@ -82,7 +83,7 @@ def applicant_addresses(session: Session, app: Application, org: Organisation | 
     return fallback, (contact, *pending) if pending else None
 
 
-def audience(session: Session, ev: PermitEvent) -> list[Recipient] | None:
+def audience(session: Session, ev: Event) -> list[Recipient] | None:
     if ev.application_id is None:
         return None
     app = session.get(Application, ev.application_id)
@@ -106,7 +107,7 @@ def audience(session: Session, ev: PermitEvent) -> list[Recipient] | None:
     if not _hidden(ev.type, APPLICANT_HIDDEN):
         email = ev.type in APPLICANT_EMAIL and not (ev.type == "case.withdrawn" and payload.get("reason") == "applicant")
         emails, confirmation = (applicant_addresses(session, app, orgs.get(app.applicant_org_id),
-                                                    datetime.now(timezone.utc)) if email else ([], None))
+                                                    clock.now()) if email else ([], None))
         out.append(Recipient(app.applicant_org_id, tuple(emails), {
             **common, "role": "applicant", "link": f"{base}/#/application/{app.id}"}))
         if confirmation is not None:        # the request to confirm, instead of the notice (template of its own)
@@ -183,7 +184,7 @@ def send_reminders(db: Database, now: datetime | None = None) -> dict[str, Any]:
     is 14 or 3 days away, once per case, deadline and threshold. After downtime only the nearest threshold is sent
     (a case 2 days before its deadline gets the 3-day reminder, not also the 14-day one). A new deadline (restart,
     extension) gets its own reminders."""
-    now = now or datetime.now(timezone.utc)
+    now = now or clock.now()
     today = deadlines.local_date(now)
     sent = []
     with db.sessionmaker() as session:

@@ -12,8 +12,7 @@ from sqlalchemy import select
 from conftest import PROBLEM, collection, trench
 from notifications import contacts, delivery, outbox
 from notifications.contacts import ContactConfirmation
-from notifications.models import Delivery
-from permits.models import PermitEvent
+from notifications.models import Delivery, Event
 
 CONTACT = "olaf.planer@glasfaser-test.example"
 OPERATOR_MEMBERS = ["kollegin@glasfaser-test.example", "planer@glasfaser-test.example"]
@@ -22,8 +21,8 @@ TYPE = "https://breitband.dev/problems/"
 
 def _deliver_all(db, session, app_id) -> None:
     outbox.relay(db)
-    ids = session.scalars(select(Delivery.id).join(PermitEvent, PermitEvent.id == Delivery.event_id).where(
-        PermitEvent.application_id == app_id, Delivery.channel == "email", Delivery.status == "pending")).all()
+    ids = session.scalars(select(Delivery.id).join(Event, Event.id == Delivery.event_id).where(
+        Event.application_id == app_id, Delivery.channel == "email", Delivery.status == "pending")).all()
     for d in ids:
         assert delivery.deliver(db, d)["status"] == "delivered"
 

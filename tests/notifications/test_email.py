@@ -7,15 +7,15 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from breitband import clock as service_clock
 from conftest import collection, trench
 from notifications import contacts, delivery, outbox
-from notifications.models import Delivery, DeliveryAttempt
-from permits.models import PermitEvent
+from notifications.models import Delivery, DeliveryAttempt, Event
 
 
 def _deliveries(session, app_id, event_type=None):
-    stmt = select(Delivery).join(PermitEvent, PermitEvent.id == Delivery.event_id).where(
-        PermitEvent.application_id == app_id, Delivery.channel == "email")
+    stmt = select(Delivery).join(Event, Event.id == Delivery.event_id).where(
+        Event.application_id == app_id, Delivery.channel == "email")
     if event_type:
         stmt = stmt.where(Delivery.event_type == event_type)
     return list(session.scalars(stmt.order_by(Delivery.target)))
@@ -35,7 +35,7 @@ def test_new_case_mail_in_german_and_english_sent_once(api, he, lines, clock, db
     assert mail.subject == f"Neuer Antrag {app['reference']} – Entscheidung bis 15.04.2026 / New application"
     assert mail.message["From"] == settings.smtp_sender
     assert mail.message["Message-ID"] == f"<{to_authority.id}@breitband.localhost>"
-    event = session.get(PermitEvent, to_authority.event_id)
+    event = session.get(Event, to_authority.event_id)
     assert mail.message["X-Breitband-Event-Id"] == str(event.id)
     body = mail.body
     assert "für Stadt Neu-Isenburg ist ein neuer Antrag" in body
@@ -54,7 +54,7 @@ def test_new_case_mail_in_german_and_english_sent_once(api, he, lines, clock, db
 def test_applicant_mail_goes_to_the_contact_person(api, he, lines, clock, db, session, smtp):
     # once the contact confirmed the address (before that: test_contact_confirmation.py)
     contacts.mark_confirmed(session, tenant_key="he", org_id=he.orgs["operator"],
-                            email="olaf.planer@glasfaser-test.example", now=delivery.utcnow())
+                            email="olaf.planer@glasfaser-test.example", now=service_clock.now())
     session.commit()
     app = api.submitted(he.operator, collection(trench(lines["neu_isenburg"])))
     outbox.relay(db)
@@ -115,7 +115,7 @@ def test_retries_stop_after_the_window_and_manual_redelivery_works(api, he, line
     smtp.start()
     assert delivery.deliver(db, d.id)["status"] == "skipped"                # failed stays failed ...
     session.expire_all()
-    delivery.redeliver(session, session.get(Delivery, d.id), delivery.utcnow())   # ... until redelivered by hand
+    delivery.redeliver(session, session.get(Delivery, d.id), service_clock.now())   # ... until redelivered by hand
     session.commit()
     assert delivery.deliver(db, d.id)["status"] == "delivered"
     assert len(smtp.to("tiefbau@neu-isenburg.example")) == 1

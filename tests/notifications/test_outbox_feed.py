@@ -3,12 +3,12 @@ organisations that may see them, and read back through GET /api/v1/events with a
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select
 
 from conftest import PROBLEM, collection, trench
 from notifications import outbox
-from notifications.models import Delivery, FeedEntry
-from permits.models import PermitEvent
+from notifications.models import Delivery, Event, FeedEntry
 
 SUBMIT_EVENTS = ["application.created", "application.submitted", "case.received", "case.received",
                  "application.status_changed"]
@@ -28,8 +28,8 @@ def feed(client, who, **params):
 def test_events_are_published_once_to_the_organisations_that_may_see_them(api, he, lines, clock, client, db,
                                                                            session):
     app = submit_two_authorities(api, he, lines)
-    unpublished = session.scalar(select(func.count()).select_from(PermitEvent).where(
-        PermitEvent.application_id == app["id"], PermitEvent.published_at.is_(None)))
+    unpublished = session.scalar(select(func.count()).select_from(Event).where(
+        Event.application_id == app["id"], Event.published_at.is_(None)))
     assert unpublished == 5
     assert feed(client, he.operator)["items"] == []           # nothing before the relay published it
 
@@ -56,7 +56,7 @@ def test_events_are_published_once_to_the_organisations_that_may_see_them(api, h
 
     # each event has one feed row per organisation, however often the relay runs
     rows = session.execute(select(FeedEntry.event_id, func.count()).join(
-        PermitEvent, PermitEvent.id == FeedEntry.event_id).where(PermitEvent.application_id == app["id"])
+        Event, Event.id == FeedEntry.event_id).where(Event.application_id == app["id"])
         .group_by(FeedEntry.event_id)).all()
     counts = {str(e): n for e, n in rows}
     by_id = {e["id"]: e["type"] for e in mine["items"]}
@@ -104,7 +104,7 @@ def test_relay_creates_one_email_delivery_per_recipient_and_event(api, he, lines
     outbox.relay(db)
     outbox.relay(db)
     rows = session.execute(select(Delivery.event_type, Delivery.target).join(
-        PermitEvent, PermitEvent.id == Delivery.event_id).where(PermitEvent.application_id == app["id"],
+        Event, Event.id == Delivery.event_id).where(Event.application_id == app["id"],
                                                                 Delivery.channel == "email")).all()
     got = sorted((t, a) for t, a in rows)
     assert ("application.submitted", "olaf.planer@glasfaser-test.example") in got     # the contact person
@@ -112,3 +112,21 @@ def test_relay_creates_one_email_delivery_per_recipient_and_event(api, he, lines
     assert ("case.received", "pruefer@hessen-mobil.example") in got
     assert len(got) == len(set(got))
     assert not [a for t, a in got if t in ("application.created", "application.status_changed")]
+
+
+def test_without_an_audience_provider_the_relay_fails_and_publishes_nothing(api, he, lines, clock, client, db,
+                                                                            session, monkeypatch):
+    """A process whose entry point did not import the module that registers the audience: the relay says so and
+    leaves every event unpublished, rather than publishing it to nobody."""
+    app = submit_two_authorities(api, he, lines)
+    monkeypatch.setattr(outbox, "_providers", [])
+    with pytest.raises(outbox.NoAudienceProvider, match="no audience provider is registered.*register_audience"):
+        outbox.relay(db)
+    unpublished = session.scalar(select(func.count()).select_from(Event).where(
+        Event.application_id == app["id"], Event.published_at.is_(None)))
+    assert unpublished == 5
+    assert session.scalar(select(func.count()).select_from(FeedEntry).join(Event, Event.id == FeedEntry.event_id)
+                          .where(Event.application_id == app["id"])) == 0
+    monkeypatch.undo()                                          # registered again: published as usual
+    assert outbox.relay(db)["published"] >= 5
+    assert [e["type"] for e in feed(client, he.operator)["items"]] == SUBMIT_EVENTS

@@ -1,25 +1,65 @@
 """Reliability against the real services: a real Celery worker on the real Redis broker, PostgreSQL, a real SMTP
 server (aiosmtpd) and a real HTTP receiver in the test process. Data is committed (the worker has its own
-connections) and deleted afterwards."""
+connections) and deleted afterwards.
+
+The worker runs in the test process (a thread), so it tells the time by the test's clock (``breitband.clock``): the
+tests that go through back-off move that clock and run what beat runs, instead of waiting."""
 
 from __future__ import annotations
 
 import json
 import uuid
 from collections import Counter
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select, text
 
+from breitband import clock as service_clock
+from breitband.db import get_database
 from conftest import collection, trench
 from notify_helpers import wait_for
-from notifications import webhooks
+from notifications import delivery, webhooks
 from notifications.outbox import send_task
+from notifications.tasks import SELF_SCHEDULE_MAX_S
 
 
 @pytest.fixture(autouse=True)
 def fast_retries(settings, monkeypatch):
     monkeypatch.setattr(settings, "notify_retry_base_s", 0.5)
+
+
+class SteppedClock:
+    """The service's clock, standing still until the test moves it."""
+
+    def __init__(self, at: datetime) -> None:
+        self.now = at
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+BASE_S = 600.0          # the back-off's base: longer than a task schedules itself (SELF_SCHEDULE_MAX_S)
+
+
+@pytest.fixture
+def beat_clock(settings, monkeypatch):
+    """Back-off of 600, 1200, 2400 s on a clock that only the test moves. So long a wait is not scheduled by the
+    failed task itself (a message with a countdown, in real seconds) but left to beat's ``notifications.dispatch_due``:
+    the test moves the clock and runs that (``beat``), and no test waits through a back-off."""
+    assert BASE_S > SELF_SCHEDULE_MAX_S
+    monkeypatch.setattr(settings, "notify_retry_base_s", BASE_S)
+    c = SteppedClock(datetime.now(timezone.utc))
+    with service_clock.frozen(c):
+        yield c
+
+
+def beat() -> dict:
+    """What beat's ``notifications.dispatch_due`` does, here in the test: enqueue the deliveries due by the clock."""
+    return delivery.dispatch_due(get_database())
 
 
 def run_of(engine, app_id: str) -> dict | None:
@@ -39,6 +79,26 @@ def delivery_status(engine, app_id: str, event_type: str, target: str) -> tuple[
             "SELECT d.status, d.attempts FROM notification_deliveries d JOIN permit_events e ON e.id = d.event_id "
             "WHERE e.application_id = :a AND d.event_type = :t AND d.target = :g"),
             {"a": app_id, "t": event_type, "g": target}).first()
+
+
+def enqueued_at(engine, app_id: str, event_type: str, target: str) -> datetime:
+    with engine.connect() as conn:
+        return conn.execute(text(
+            "SELECT d.enqueued_at FROM notification_deliveries d JOIN permit_events e ON e.id = d.event_id "
+            "WHERE e.application_id = :a AND d.event_type = :t AND d.target = :g"),
+            {"a": app_id, "t": event_type, "g": target}).scalar()
+
+
+def retry_when_due(clock: SteppedClock, engine, app_id: str, event_type: str, target: str, wait_s: float) -> None:
+    """Not a second early: one second before the back-off has passed beat leaves the delivery alone; then it is due
+    and beat enqueues it for the worker."""
+    before = enqueued_at(engine, app_id, event_type, target)
+    clock.advance(wait_s - 1)
+    beat()
+    assert enqueued_at(engine, app_id, event_type, target) == before
+    clock.advance(1)
+    beat()
+    assert enqueued_at(engine, app_id, event_type, target) == clock.now
 
 
 def mails(smtp, app: dict) -> Counter:
@@ -67,14 +127,17 @@ def test_submission_flows_through_pipeline_and_notifications_without_a_manual_st
     assert all(n == 1 for n in mails(smtp, app).values())
 
 
-def test_smtp_down_the_mail_is_delivered_once_when_it_is_back(committed, worker, smtp, lines, engine):
+def test_smtp_down_the_mail_is_delivered_once_when_it_is_back(committed, worker, smtp, lines, engine, beat_clock):
     smtp.stop()
     app = committed.submit(collection(trench(lines["neu_isenburg"])), traffic_restrictions=[])
     target = committed.authority_email
-    wait_for(lambda: (d := delivery_status(engine, app["id"], "case.received", target)) and d[1] >= 2, 30,
+    wait_for(lambda: delivery_status(engine, app["id"], "case.received", target) == ("retrying", 1), 30,
+             what="the first failed try")
+    retry_when_due(beat_clock, engine, app["id"], "case.received", target, BASE_S)
+    wait_for(lambda: delivery_status(engine, app["id"], "case.received", target) == ("retrying", 2), 30,
              what="two failed tries")
-    assert delivery_status(engine, app["id"], "case.received", target)[0] in ("retrying", "sending")
     smtp.start()
+    retry_when_due(beat_clock, engine, app["id"], "case.received", target, 2 * BASE_S)
     wait_for(lambda: delivery_status(engine, app["id"], "case.received", target)[0] == "delivered", 30,
              what="the delivery after the server came back")
     assert mails(smtp, app)[("case.received", target)] == 1
@@ -87,27 +150,34 @@ def test_smtp_down_the_mail_is_delivered_once_when_it_is_back(committed, worker,
 
 
 def test_webhook_answering_500_three_times_gets_it_on_the_fourth_try(committed, worker, smtp, receiver, lines,
-                                                                    engine):
+                                                                    engine, beat_clock):
     receiver.failures = 3
     r = committed.client.post("/api/v1/webhooks", headers=committed.operator.headers,
                               json={"url": receiver.url, "event_types": ["application.submitted"]})
     assert r.status_code == 201, r.text
     secret, hook = r.json()["secret"], r.json()["id"]
     app = committed.submit(collection(trench(lines["neu_isenburg"])), traffic_restrictions=[])
-    wait_for(lambda: len([x for x in receiver.requests if x.status == 204]) == 1, 30, what="the fourth try")
+    wait_for(lambda: delivery_status(engine, app["id"], "application.submitted", hook) == ("retrying", 1), 30,
+             what="the first try")
+    for n, wait_s in ((2, BASE_S), (3, 2 * BASE_S), (4, 4 * BASE_S)):       # exponential backoff
+        retry_when_due(beat_clock, engine, app["id"], "application.submitted", hook, wait_s)
+        after = ("delivered" if n == 4 else "retrying", n)
+        wait_for(lambda after=after: delivery_status(engine, app["id"], "application.submitted", hook) == after, 30,
+                 what=f"try {n}")
     assert [x.status for x in receiver.requests] == [500, 500, 500, 204]
-    event = json.loads(receiver.requests[0].body)
-    assert (event["type"], event["data"]["application_id"]) == ("application.submitted", app["id"])
-    for n, x in enumerate(receiver.requests, start=1):
-        assert x.headers["Breitband-Event-Id"] == event["id"] and x.body == receiver.requests[0].body
-        assert x.headers["Breitband-Delivery-Attempt"] == str(n)
-        assert webhooks.verify_signature(secret, x.headers["Breitband-Timestamp"], x.body,
-                                         x.headers["Breitband-Signature"])
-    gaps = [b.at - a.at for a, b in zip(receiver.requests, receiver.requests[1:])]
-    assert gaps[0] >= 0.5 and gaps[1] >= 1.0 and gaps[2] >= 2.0           # exponential backoff
     log = committed.client.get(f"/api/v1/webhooks/{hook}/deliveries", headers=committed.operator.headers).json()
     [d] = log["items"]
     assert (d["status"], [a["response_status"] for a in d["log"]]) == ("delivered", [500, 500, 500, 204])
+    tried_at = [datetime.fromisoformat(a["started_at"].replace("Z", "+00:00")) for a in d["log"]]
+    gaps = [(b - a).total_seconds() for a, b in zip(tried_at, tried_at[1:])]
+    assert gaps[0] >= BASE_S and gaps[1] >= 2 * BASE_S and gaps[2] >= 4 * BASE_S   # exponential backoff
+    event = json.loads(receiver.requests[0].body)
+    assert (event["type"], event["data"]["application_id"]) == ("application.submitted", app["id"])
+    for n, (x, at) in enumerate(zip(receiver.requests, tried_at), start=1):
+        assert x.headers["Breitband-Event-Id"] == event["id"] and x.body == receiver.requests[0].body
+        assert x.headers["Breitband-Delivery-Attempt"] == str(n)
+        assert webhooks.verify_signature(secret, x.headers["Breitband-Timestamp"], x.body,      # when it came
+                                         x.headers["Breitband-Signature"], now=at.timestamp())
 
 
 def test_broker_down_at_submit_the_pipeline_starts_later(committed, worker, smtp, lines, engine):

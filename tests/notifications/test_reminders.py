@@ -6,16 +6,15 @@ from sqlalchemy import select
 
 from conftest import collection, trench
 from notifications import delivery, outbox
-from notifications.models import Delivery
+from notifications.models import Delivery, Event
 from permits import deadlines
-from permits.models import PermitEvent
 from permits.pipeline.audience import send_reminders
 
 
 def reminders(session, app_id):
     return [(e.payload["days_before"], e.payload["days_left"], e.payload["decision_due"]) for e in session.scalars(
-        select(PermitEvent).where(PermitEvent.application_id == app_id, PermitEvent.type == "case.deadline_reminder")
-        .order_by(PermitEvent.seq))]
+        select(Event).where(Event.application_id == app_id, Event.type == "case.deadline_reminder")
+        .order_by(Event.seq))]
 
 
 def test_reminders_14_and_3_days_before_once_each(api, he, lines, clock, db, session, smtp):
@@ -28,8 +27,8 @@ def test_reminders_14_and_3_days_before_once_each(api, he, lines, clock, db, ses
     assert reminders(session, app["id"]) == [(14, 14, "2026-04-15"), (3, 2, "2026-04-15")]
 
     outbox.relay(db)
-    rows = session.scalars(select(Delivery).join(PermitEvent, PermitEvent.id == Delivery.event_id).where(
-        PermitEvent.application_id == app["id"], Delivery.event_type == "case.deadline_reminder")).all()
+    rows = session.scalars(select(Delivery).join(Event, Event.id == Delivery.event_id).where(
+        Event.application_id == app["id"], Delivery.event_type == "case.deadline_reminder")).all()
     assert sorted(d.target for d in rows) == ["tiefbau@neu-isenburg.example"] * 2     # the authority, not applicant
     for d in rows:
         assert delivery.deliver(db, d.id)["status"] == "delivered"

@@ -13,14 +13,44 @@ import json
 import shutil
 import socket
 import subprocess
-import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 
+import pytest
 from sqlalchemy import select, update
 
+from breitband import clock as service_clock
 from conftest import PROBLEM, WebhookReceiver, collection, trench
 from notifications import addresses, delivery, outbox
 from notifications.models import Delivery, DeliveryAttempt, WebhookSubscription
 from notifications.schemas import ERROR_CLASS_DOC
+
+
+@pytest.fixture
+def moving_clock(clock):
+    """The service's clock (``breitband.clock``: delivery, back-off, the log) tells the test's time, so a test moves
+    ``clock.now`` past a back-off instead of sleeping through it."""
+    with service_clock.frozen(clock):
+        yield clock
+
+
+@dataclass
+class RunningClock:
+    """Real time, shifted by ``offset``: a try takes the time it really takes (the log's durations), and a test
+    moves past a back-off by adding to the offset."""
+
+    offset: timedelta = field(default_factory=timedelta)
+
+    def __call__(self) -> datetime:
+        return datetime.now(timezone.utc) + self.offset
+
+
+@pytest.fixture
+def running_clock(clock):
+    """Set after ``clock`` (which may set the service's clock as well), so that this one is in force."""
+    c = RunningClock()
+    with service_clock.frozen(c):
+        yield c
 
 
 def default_blocking(settings, monkeypatch) -> None:
@@ -166,7 +196,7 @@ def own_receiver() -> tuple[WebhookReceiver, str]:
     return receiver, "own-host" if own else "loopback"
 
 
-def test_a_try_to_the_hosts_own_address_is_not_sent(api, he, lines, clock, client, db, settings, monkeypatch):
+def test_a_try_to_the_hosts_own_address_is_not_sent(api, he, lines, moving_clock, client, db, settings, monkeypatch):
     """The subscription's host now points at this machine (as after a DNS change; the URL is written straight into
     the table): the check before the try refuses it and nothing reaches the receiver listening there; once the
     class is allowed, the same try goes out, so the receiver was reachable all along."""
@@ -195,7 +225,7 @@ def test_a_try_to_the_hosts_own_address_is_not_sent(api, he, lines, clock, clien
             monkeypatch.setattr(settings, "webhook_block_own_addresses", False)
         else:
             monkeypatch.setattr(settings, "webhook_blocked_networks", ["169.254.0.0/16"])
-        time.sleep(result["retry_in_s"])
+        moving_clock.now += timedelta(seconds=result["retry_in_s"])
         assert delivery.deliver(db, d["id"])["status"] == "delivered"
         assert len(receiver.requests) == 1
     finally:
@@ -208,7 +238,7 @@ def delivery_log(client, who, hook_id: str):
     return r
 
 
-def test_the_delivery_log_keeps_status_timing_and_error_class_only(api, he, lines, clock, client, db, session,
+def test_the_delivery_log_keeps_status_timing_and_error_class_only(api, he, lines, running_clock, client, db, session,
                                                                  receiver, settings, monkeypatch):
     monkeypatch.setattr(settings, "notify_retry_base_s", 0.05)
     receiver.failures, receiver.fail_with, receiver.fail_body = 10, 500, b"secret-internal-page: db=10.0.0.5"
@@ -263,7 +293,7 @@ def test_the_delivery_log_keeps_status_timing_and_error_class_only(api, he, line
     # a receiver that answers too slowly: "timeout"
     monkeypatch.setattr(settings, "webhook_timeout_s", 0.2)
     receiver.delay_s = 1.0
-    time.sleep(0.1)
+    running_clock.offset += timedelta(seconds=0.1)              # the retry is due
     assert delivery.deliver(db, ids[answering["id"]])["status"] == "retrying"
     [d] = delivery_log(client, he.operator, answering["id"]).json()["items"]
     assert [(a["response_status"], a["error"]) for a in d["log"]] == [(500, "http-error"), (None, "timeout")]

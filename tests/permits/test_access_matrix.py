@@ -76,11 +76,10 @@ from breitband import identity
 from breitband.models import OrgKind, Role, User
 from conftest import NEU_ISENBURG, authority_org, collection, draft_body, person, trench
 from notifications import outbox
-from notifications.models import Delivery
+from notifications.models import Delivery, Event
 from permits.participation import service as participation
 from permits.pipeline import service as pipeline
 from permits.documents.service import DecisionDocument
-from permits.models import PermitEvent
 from permits.participation.service import StatementRequest
 from permits.tasks import document_generate, documents_for_event
 
@@ -515,8 +514,8 @@ def matrix(client, session, he, other_world, lines, clock, db, task_db) -> World
                     json={"outcome": "granted", "conditions": ["HE-N01"], "explanation": "Zustimmung"})
     assert r.status_code == 200, r.text
     outbox.relay(db)
-    event = session.scalars(select(PermitEvent).where(PermitEvent.case_id == uuid.UUID(case_id),
-                                                      PermitEvent.type == "case.decided")).one()
+    event = session.scalars(select(Event).where(Event.case_id == uuid.UUID(case_id),
+                                                Event.type == "case.decided")).one()
     document_id = documents_for_event.apply(args=[outbox.event_dict(event)]).get()
     assert document_generate.apply(args=[document_id]).get()["status"] == "ready"
     session.expire_all()

@@ -83,12 +83,12 @@ def _route_roles(app) -> dict[tuple[str, str], list[Role]]:
 def _issue_document(db, session, case_id: str) -> str:
     """The decision's document, as the relay and the two document tasks make it after a decision."""
     from notifications import outbox
-    from permits.models import PermitEvent
+    from notifications.models import Event
     from permits.tasks import document_generate, documents_for_event
 
     outbox.relay(db)
-    event = session.scalars(select(PermitEvent).where(PermitEvent.case_id == uuid.UUID(case_id),
-                                                      PermitEvent.type == "case.decided")).one()
+    event = session.scalars(select(Event).where(Event.case_id == uuid.UUID(case_id),
+                                                Event.type == "case.decided")).one()
     doc_id = documents_for_event.apply(args=[outbox.event_dict(event)]).get()
     assert document_generate.apply(args=[doc_id]).get()["status"] == "ready"
     return doc_id

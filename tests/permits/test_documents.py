@@ -38,12 +38,12 @@ def issue(db, task_db, session, case_id: str) -> DecisionDocument:
     the generation task renders and signs it."""
     from permits.tasks import document_generate, documents_for_event
 
-    from permits.models import PermitEvent
+    from notifications.models import Event
 
     outbox.relay(db)
 
-    event = session.scalars(select(PermitEvent).where(PermitEvent.case_id == uuid.UUID(case_id),
-                                                      PermitEvent.type.in_(["case.decided", "case.deemed_granted"]))
+    event = session.scalars(select(Event).where(Event.case_id == uuid.UUID(case_id),
+                                                Event.type.in_(["case.decided", "case.deemed_granted"]))
                             ).one()
     doc_id = documents_for_event.apply(args=[outbox.event_dict(event)]).get()
     assert documents_for_event.apply(args=[outbox.event_dict(event)]).get() == doc_id     # deduped

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from conftest import PROBLEM, collection, draft_body, trench
+from notifications.models import Event
 from permits.cases import deemed
-from permits.models import PermitEvent
 
 KREUZ_AUTHORITIES = ["Die Autobahn GmbH des Bundes", "Hessen Mobil", "Landkreis Offenbach", "Stadt Frankfurt am Main"]
 
@@ -150,8 +150,8 @@ def test_full_flow_four_authorities_information_supplement_decisions_and_deemed_
     assert [h["command"] for h in api.get(he.frankfurt, f"/applications/{app['id']}/history").json()] == [
         "create", "submit", "request-information", "supplement", "decision"]
 
-    events = session.scalars(select(PermitEvent).where(PermitEvent.application_id == app["id"])
-                             .order_by(PermitEvent.seq)).all()
+    events = session.scalars(select(Event).where(Event.application_id == app["id"])
+                             .order_by(Event.seq)).all()
     types = [e.type for e in events]
     assert types.count("case.received") == 4
     assert types.count("case.decided") == 3

@@ -22,11 +22,12 @@ from breitband import identity
 from breitband.db import Database
 from breitband.settings import PROJECT_ROOT
 from conftest import build_he, collection, draft_body, trench
+from notifications.models import Event
 from permits import deadlines, repository
 from permits.cases import deemed
 from permits.cases import review
 from permits.applications import service
-from permits.models import AuditRecord, Case, PermitEvent
+from permits.models import AuditRecord, Case
 from permits.schemas import ApplicationCreate, ExtendDeadlineIn, RequestInformationIn
 
 PREFIX = "sweep-"
@@ -103,8 +104,8 @@ def test_cli_issues_deemed_approvals_on_the_deadline_and_is_idempotent(committed
     with db.sessionmaker() as s:
         audits = s.scalars(select(AuditRecord).where(AuditRecord.case_id.in_([first, second]),
                                                      AuditRecord.command == "deemed-approval")).all()
-        events = s.scalars(select(PermitEvent).where(PermitEvent.case_id.in_([first, second]),
-                                                     PermitEvent.type == "case.deemed_granted")).all()
+        events = s.scalars(select(Event).where(Event.case_id.in_([first, second]),
+                                               Event.type == "case.deemed_granted")).all()
     assert sorted(a.detail["effective_on"] for a in audits) == ["2026-01-10", "2026-01-20"]
     assert sorted(e.payload["effective_on"] for e in events) == ["2026-01-10", "2026-01-20"]
 

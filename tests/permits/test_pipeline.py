@@ -13,9 +13,9 @@ from breitband import identity
 from breitband.models import OrgKind
 from conftest import PROBLEM, collection, trench
 from notifications import outbox
+from notifications.models import Event
 from permits.participation import service as participation
 from permits.pipeline import service as pipeline
-from permits.models import PermitEvent
 from permits.participation.service import StatementRequest
 
 STEPS = ["resolution", "checks", "participation", "notifications"]
@@ -91,8 +91,8 @@ def test_submit_writes_a_pending_run_and_the_relay_starts_it(api, he, lines, clo
     assert checks["conflicts"]["checked"] is False and "nicht Teil" in checks["conflicts"]["note"]
     assert checks["participation"]["requests"] == [] and checks["participation"]["unresolved"] == []
     assert s["notifications"]["result"]["events"] == ["pipeline.completed"]
-    completed = session.scalars(select(PermitEvent).where(PermitEvent.application_id == app["id"],
-                                                          PermitEvent.type == "pipeline.completed")).all()
+    completed = session.scalars(select(Event).where(Event.application_id == app["id"],
+                                                    Event.type == "pipeline.completed")).all()
     assert [(e.payload["version"], e.payload["statements_requested"]) for e in completed] == [(1, 0)]
     # the applicant sees progress and findings, not the internals
     mine = steps(client, he.operator, app["id"])
@@ -132,8 +132,8 @@ def test_failed_step_visible_to_admins_and_retried_after_the_cause_is_fixed(api,
     assert operator_view["participation"]["status"] == "failed" and operator_view["participation"]["error"] is None
     run = client.get(f"/api/v1/applications/{app['id']}/pipeline", headers=he.admin.headers).json()["runs"][0]
     assert run["status"] == "failed"
-    failed_events = session.scalars(select(PermitEvent).where(PermitEvent.application_id == app["id"],
-                                                              PermitEvent.type == "pipeline.failed")).all()
+    failed_events = session.scalars(select(Event).where(Event.application_id == app["id"],
+                                                        Event.type == "pipeline.failed")).all()
     assert [e.payload["step"] for e in failed_events] == ["participation"]
 
     retry = f"/api/v1/applications/{app['id']}/pipeline/participation/retry"
@@ -166,9 +166,8 @@ def test_steps_are_idempotent_and_in_order(api, he, lines, clock, session, task_
         assert pipeline.run_step(db, run_id, name)["status"] == "skipped"
     assert session.scalar(select(func.count()).select_from(StatementRequest).where(
         StatementRequest.application_id == app["id"])) == 1
-    assert session.scalar(select(func.count()).select_from(PermitEvent).where(
-        PermitEvent.application_id == app["id"], PermitEvent.type.in_(["statement.requested",
-                                                                       "pipeline.completed"]))) == 2
+    assert session.scalar(select(func.count()).select_from(Event).where(
+        Event.application_id == app["id"], Event.type.in_(["statement.requested", "pipeline.completed"]))) == 2
     assert pipeline.run_step(db, uuid.uuid4(), "checks")["status"] == "missing"
 
 
