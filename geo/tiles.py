@@ -424,7 +424,7 @@ def applications_statement(principal) -> Select:
     a = Application.__table__
     if principal.organisation_kind is OrgKind.participating_body and not principal.is_tenant_admin:
         # a body reads no application, only its statement requests: their applications are its own on the map
-        from permits.participation.service import StatementRequest
+        from permits.participation.models import StatementRequest
         from permits.participation.statements import readable_statements
 
         own_ids = (readable_statements(principal).with_only_columns(StatementRequest.application_id)

@@ -84,7 +84,7 @@ def _issue_document(db, session, case_id: str) -> str:
     """The decision's document, as the relay and the two document tasks make it after a decision."""
     from notifications import outbox
     from permits.models import PermitEvent
-    from permits.tasks import document_generate, documents_for_event
+    from permits.documents.tasks import document_generate, documents_for_event
 
     outbox.relay(db)
     event = session.scalars(select(PermitEvent).where(PermitEvent.case_id == uuid.UUID(case_id),
