@@ -637,7 +637,7 @@ def integrity(stats: Stats, setup: dict, received: dict) -> tuple[dict, list[str
         problem("decided cases without a document", [c for c, r in decided.items() if r[2] == 0])
         problem("decided cases with more than one document", [c for c, r in decided.items() if r[2] > 1])
         problem("documents not issued (status other than ready)", [c for c, r in decided.items() if r[2] != r[3]])
-        from permits.documents.service import DecisionDocument
+        from permits.documents.models import DecisionDocument
 
         bad_files = []
         docs = session.scalars(select(DecisionDocument).where(DecisionDocument.status == "ready")).all()

@@ -11,7 +11,7 @@ from celery.signals import setup_logging
 from breitband.logging import configure_logging
 from breitband.settings import get_settings
 
-TASK_PACKAGES = ["breitband", "geo", "permits", "notifications"]
+TASK_PACKAGES = ["breitband", "geo", "permits.cases", "permits.pipeline", "permits.documents", "notifications"]
 
 # Periodic tasks. Only real tasks belong here; each later capability adds its own entry.
 BEAT_SCHEDULE: dict[str, dict] = {
@@ -82,6 +82,7 @@ def make_celery() -> Celery:
         beat_schedule=BEAT_SCHEDULE,
     )
     app.autodiscover_tasks(TASK_PACKAGES, related_name="tasks")
+    app.autodiscover_tasks(["permits.pipeline"], related_name="audience")    # the deadline reminders task
     return app
 
 

@@ -80,11 +80,12 @@ def _register_pipeline(app: typer.Typer) -> None:
 
         from breitband.db import get_database
         from permits.pipeline import service as pipeline
+        from permits.pipeline.models import PipelineRun
 
         app_id = _uuid(application_id)
         with get_database().sessionmaker() as session:
-            runs = list(session.scalars(select(pipeline.PipelineRun).where(
-                pipeline.PipelineRun.application_id == app_id).order_by(pipeline.PipelineRun.version)))
+            runs = list(session.scalars(select(PipelineRun).where(
+                PipelineRun.application_id == app_id).order_by(PipelineRun.version)))
             if not runs:
                 typer.echo(f"error: application {application_id} has no pipeline run", err=True)
                 raise typer.Exit(1)
@@ -104,6 +105,7 @@ def _register_pipeline(app: typer.Typer) -> None:
         from datetime import datetime, timezone
 
         from breitband.db import get_database
+        from permits.pipeline import runner
         from permits.pipeline import service as pipeline
 
         db = get_database()
@@ -115,9 +117,9 @@ def _register_pipeline(app: typer.Typer) -> None:
             results = []
             for name in pipeline.STEPS:
                 try:
-                    results.append({"step": name, **pipeline.run_step(db, run_id, name)})
+                    results.append({"step": name, **runner.run_step(db, run_id, name)})
                 except Exception as exc:  # noqa: BLE001 - recorded on the step and shown
-                    pipeline.record_failure(db, run_id, name, exc, final=True)
+                    runner.record_failure(db, run_id, name, exc, final=True)
                     results.append({"step": name, "status": "failed", "error": str(exc)})
                     break
             typer.echo(json.dumps({"run": str(run_id), "steps": [{k: v for k, v in r.items() if k != "result"}
@@ -125,7 +127,7 @@ def _register_pipeline(app: typer.Typer) -> None:
             if results[-1]["status"] == "failed":
                 raise typer.Exit(1)
             return
-        sent = pipeline.kick(db, run_id)
+        sent = runner.kick(db, run_id)
         typer.echo(json.dumps({"run": str(run_id), "sent_to_worker": sent,
                                "note": None if sent else "broker not reachable; beat will send it"}, indent=2))
 
@@ -133,9 +135,9 @@ def _register_pipeline(app: typer.Typer) -> None:
     def pipeline_resume() -> None:
         """Send the runs that were never sent or are stuck (what beat does every minute)."""
         from breitband.db import get_database
-        from permits.pipeline import service as pipeline
+        from permits.pipeline import runner
 
-        typer.echo(json.dumps(pipeline.resume(get_database()), indent=2))
+        typer.echo(json.dumps(runner.resume(get_database()), indent=2))
 
 
 def _register_participation(app: typer.Typer) -> None:
@@ -201,7 +203,7 @@ def _register_participation(app: typer.Typer) -> None:
 
         from breitband.db import session_scope
         from breitband.models import Organisation
-        from permits.participation.service import ParticipationBody
+        from permits.participation.models import ParticipationBody
 
         with session_scope() as session:
             rows = session.execute(select(ParticipationBody, Organisation.name).join(
@@ -242,13 +244,13 @@ def _register_documents(app: typer.Typer) -> None:
         """Create and generate the documents that are due (decided cases without one, pending, failed), in this
         process (what the beat task does through the workers)."""
         from breitband.db import get_database
-        from permits.documents import service as documents
+        from permits.documents import generator
 
         db = get_database()
         results = []
-        for doc_id in documents.sweep(db, limit=limit):
+        for doc_id in generator.sweep(db, limit=limit):
             try:
-                results.append(documents.generate(db, doc_id))
+                results.append(generator.generate(db, doc_id))
             except Exception as exc:  # noqa: BLE001 - recorded on the document and shown
                 results.append({"document_id": str(doc_id), "status": "failed", "error": str(exc)})
         typer.echo(json.dumps(results, indent=2, ensure_ascii=False))

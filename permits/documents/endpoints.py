@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import html
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, File, Request, UploadFile
@@ -22,16 +22,19 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from breitband import clock
 from breitband.auth import require
+from breitband.dates import iso
 from breitband.db import get_read_session, write_session
 from breitband.errors import Conflict, Forbidden, NotFound, ProblemError, UnprocessableEntity
 from breitband.identity import Principal
 from breitband.limits import PayloadTooLarge
 from breitband.models import Role
+from notifications.outbox import send_after_commit
 from permits import repository
-from permits.documents import service as documents
 from permits.documents import keys as documents_keys
-from permits.documents.service import DecisionDocument, DocumentStatus
+from permits.documents import service as documents
+from permits.documents.models import DecisionDocument, DocumentStatus
 from permits.models import Application
 
 router = APIRouter(tags=["documents"])
@@ -41,14 +44,6 @@ public_router = APIRouter(tags=["verification"])
 class RevokeIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     reason: str = Field(min_length=1, max_length=5000)
-
-
-def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def iso(value: datetime | None) -> str | None:
-    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if value else None
 
 
 def document_out(doc: DecisionDocument, admin: bool = False) -> dict[str, Any]:
@@ -119,12 +114,10 @@ def download_document(document_id: uuid.UUID, principal: Principal = Depends(req
              summary="Produce the document again (new generation; the current one is superseded when it is ready)")
 def regenerate_document(document_id: uuid.UUID, principal: Principal = Depends(require(Role.authority_admin,
                                                                                       Role.tenant_admin)),
-                        session: Session = write_session) -> dict[str, Any]:
-    from notifications.outbox import send_after_commit
-
+                        session: Session = write_session, now: datetime = Depends(clock.now)) -> dict[str, Any]:
     doc = _readable(session, principal, document_id)
     _may_manage(session, principal, doc)
-    new = documents.regenerate(session, doc, now_utc())
+    new = documents.regenerate(session, doc, now)
     send_after_commit(session, "permits.document_generate", [str(new.id)])
     return document_out(new, principal.is_tenant_admin)
 
@@ -132,12 +125,12 @@ def regenerate_document(document_id: uuid.UUID, principal: Principal = Depends(r
 @router.post("/documents/{document_id}/revoke", summary="Revoke a document (it verifies as revoked from now on)")
 def revoke_document(document_id: uuid.UUID, data: RevokeIn,
                     principal: Principal = Depends(require(Role.authority_admin, Role.tenant_admin)),
-                    session: Session = write_session) -> dict[str, Any]:
+                    session: Session = write_session, now: datetime = Depends(clock.now)) -> dict[str, Any]:
     doc = _readable(session, principal, document_id)
     _may_manage(session, principal, doc)
     if doc.status != DocumentStatus.ready.value:
         raise Conflict("Only an issued document can be revoked", type="document-not-ready")
-    return document_out(documents.revoke(session, doc, data.reason, principal.user_id, now_utc()),
+    return document_out(documents.revoke(session, doc, data.reason, principal.user_id, now),
                         principal.is_tenant_admin)
 
 

@@ -25,7 +25,17 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from asn1crypto import pem
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
 from breitband.settings import Settings, get_settings
+
+# pyHanko is imported inside the functions that sign or validate. It takes 0.3-2 s to import, and the API
+# process and every command of the CLI load this module, while few requests sign (workers) or verify (/verify).
 
 
 class SigningUnavailable(Exception):
@@ -84,18 +94,13 @@ def ensure_key(tenant_key: str, tenant_name: str, settings: Settings | None = No
 
 
 def _create_self_signed(directory: Path, tenant_key: str, tenant_name: str) -> None:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
-
     key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
     name = x509.Name([
         x509.NameAttribute(NameOID.COUNTRY_NAME, "DE"),
         x509.NameAttribute(NameOID.ORGANIZATION_NAME, f"Breitband {tenant_name} (Entwicklung)"),
         x509.NameAttribute(NameOID.COMMON_NAME, f"Breitband {tenant_name} – Bescheide (selbstsigniert)"),
     ])
-    now = datetime.now(timezone.utc)
+    now = datetime.now(timezone.utc)     # the real time, not the service clock: others check the validity against it
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
             .not_valid_after(now + timedelta(days=3650))
@@ -121,13 +126,11 @@ def _write(path: Path, data: bytes, mode: int) -> None:
     os.replace(tmp, path)
 
 
-def _load_cert(path: Path):
-    from asn1crypto import pem, x509
-
+def _load_cert(path: Path) -> asn1_x509.Certificate:
     data = path.read_bytes()
     if pem.detect(data):
         _, _, data = pem.unarmor(data)
-    return x509.Certificate.load(data)
+    return asn1_x509.Certificate.load(data)
 
 
 def cert_sha256(tenant: TenantKey) -> str:
@@ -143,9 +146,9 @@ SIGNATURE_BYTES_RESERVED = 16 * 1024
 
 def sign_pdf(pdf: bytes, tenant: TenantKey, *, field_name: str, reason: str, location: str,
              settings: Settings | None = None) -> bytes:
-    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-    from pyhanko.sign import signers
-    from pyhanko.sign.fields import SigSeedSubFilter
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter  # deferred: slow import (see the top)
+    from pyhanko.sign import signers  # deferred: slow import (see the top)
+    from pyhanko.sign.fields import SigSeedSubFilter  # deferred: slow import (see the top)
 
     settings = settings or get_settings()
     passphrase = settings.signing_key_passphrase.encode() if settings.signing_key_passphrase else None
@@ -186,9 +189,10 @@ class SignatureCheck:
 
 def check_signature(data: bytes, trust_roots: list[Any]) -> SignatureCheck:
     """What the PDF's embedded signature says, against our tenants' certificates (never raises)."""
-    from pyhanko.pdf_utils.reader import PdfFileReader
-    from pyhanko.sign.validation import validate_pdf_signature
-    from pyhanko_certvalidator import ValidationContext
+    from pyhanko.pdf_utils.reader import PdfFileReader  # deferred: slow import (see the top)
+    from pyhanko.sign.validation import validate_pdf_signature  # deferred: slow import (see the top)
+    from pyhanko.sign.validation.status import SignatureCoverageLevel  # deferred: slow import (see the top)
+    from pyhanko_certvalidator import ValidationContext  # deferred: slow import (see the top)
 
     try:
         reader = PdfFileReader(io.BytesIO(data), strict=False)
@@ -205,8 +209,6 @@ def check_signature(data: bytes, trust_roots: list[Any]) -> SignatureCheck:
         status = validate_pdf_signature(sigs[-1], ValidationContext(trust_roots=trust_roots, allow_fetching=False))
     except Exception as exc:  # noqa: BLE001
         return SignatureCheck(signed=True, keywords=keywords, problem=f"signature cannot be validated: {exc}")
-    from pyhanko.sign.validation.status import SignatureCoverageLevel
-
     return SignatureCheck(signed=True, intact=bool(status.intact and status.valid), trusted=bool(status.trusted),
                           whole_file=status.coverage == SignatureCoverageLevel.ENTIRE_FILE,
                           signer=status.signing_cert.subject.human_friendly if status.signing_cert else None,
@@ -242,7 +244,7 @@ def is_self_signed(cert) -> bool:
 def trust_of_pdf(data: bytes) -> Trust | None:
     """How far the signer of the PDF's last signature can be trusted; None for a PDF without a readable signature.
     Looks at the certificate only; whether the signature matches the content is ``check_signature``'s question."""
-    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.pdf_utils.reader import PdfFileReader  # deferred: slow import (see the top)
 
     try:
         sigs = PdfFileReader(io.BytesIO(data), strict=False).embedded_signatures

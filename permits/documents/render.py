@@ -14,9 +14,14 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+import qrcode
+import qrcode.image.svg
 import shapely
 from sqlalchemy import text
 from sqlalchemy.orm import Session
+
+from geo.crs import parse_crs, transform_geometry
+from notifications import templates
 
 ATTRIBUTION = ("Kartengrundlage: Straßennetz © OpenStreetMap-Mitwirkende (ODbL 1.0); Verwaltungsgrenzen "
                "© GeoBasis-DE / BKG 2019 (Daten verändert, dl-de/by-2-0)")
@@ -44,8 +49,6 @@ ROADS_SQL = text("""
 
 
 def _to_metric(geoms: list[Any], src: int, srid: int) -> list[Any]:
-    from geo.crs import transform_geometry
-
     return [transform_geometry(g, src, srid) for g in geoms]
 
 
@@ -168,9 +171,6 @@ def map_svg(session: Session, tenant_key: str, srid: int, route: list[Any], high
 
 
 def qr_svg(url: str) -> str:
-    import qrcode
-    import qrcode.image.svg
-
     image = qrcode.make(url, image_factory=qrcode.image.svg.SvgPathImage, box_size=10, border=2)
     svg = image.to_string(encoding="unicode")
     return svg[svg.index("<svg"):]
@@ -182,8 +182,6 @@ def _geoms(features: list[dict[str, Any]]) -> list[Any]:
 
 def map_for(session: Session, tenant_key: str, srid: int, content: dict[str, Any], part: dict[str, Any],
             pieces_crs: int) -> str:
-    from geo.crs import parse_crs
-
     route = _to_metric(_geoms([f["geometry"] for f in (content.get("sections") or {}).get("features") or []]),
                        parse_crs(content.get("crs")), srid)
     highlight = _to_metric(_geoms([p.get("geometry") for p in part.get("pieces") or []]), pieces_crs, srid)
@@ -191,9 +189,7 @@ def map_for(session: Session, tenant_key: str, srid: int, content: dict[str, Any
 
 
 def render_pdf(tenant_key: str, context: dict[str, Any]) -> bytes:
-    import weasyprint
-
-    from notifications import templates
+    import weasyprint  # deferred: loads Pango/HarfBuzz and parses its stylesheets (~0.6-2.8 s); only workers render
 
     template = templates.select(tenant_key, ["documents/decision.html.j2"])
     page = template.render(**context)
@@ -207,9 +203,7 @@ def legal_basis(kind: str) -> str:
 
 
 def local(value: datetime | None) -> str | None:
-    from notifications.templates import de_datetime
-
-    return de_datetime(value) if value else None
+    return templates.de_datetime(value) if value else None
 
 
 def km(value: float | None) -> str:

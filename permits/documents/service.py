@@ -6,10 +6,11 @@ Lifecycle of a document row (``decision_documents``):
 * created ``pending`` (generation 1) for every decided case — by the task ``permits.documents_for_event``, which
   the outbox relay sends for ``case.decided`` / ``case.deemed_granted``, and by the beat task
   ``permits.documents_sweep``, which finds decided cases without a document (nothing is lost if a message is);
-* ``generate`` claims it (``generating`` with a lease; a second worker or a redelivered message backs off), reads
-  what the document needs in one short transaction, renders and signs outside any transaction, writes the file
-  atomically to ``<data_dir>/documents/<tenant>/<id>.pdf``, and in a last transaction marks it ``ready`` with its
-  SHA-256, signer and time, supersedes the earlier generation of the same case and writes ``document.issued``.
+* ``generator.generate`` claims it (``generating`` with a lease; a second worker or a redelivered message backs
+  off), reads what the document needs in one short transaction, renders and signs outside any transaction, writes
+  the file atomically to ``<data_dir>/documents/<tenant>/<id>.pdf``, and in a last transaction marks it ``ready``
+  with its SHA-256, signer and time, supersedes the earlier generation of the same case and writes
+  ``document.issued``.
   A failure marks it ``failed`` with the error; the task retries with backoff, the sweep picks up what is left.
 * ``validity``: ``valid``; ``superseded`` once a newer generation of the case is ready (``regenerate``);
   ``revoked`` with a reason (``revoke``).
@@ -17,81 +18,41 @@ Lifecycle of a document row (``decision_documents``):
 ``verify`` answers for an uploaded file: its SHA-256 is that of a document we issued (genuine and unchanged, with
 the document's status), or it is not — then the embedded signature says whether the content was changed after
 signing or the file was never signed by this service.
+
+Where the parts are: ``models.py`` the table; this module the rules on the rows, inside the caller's transaction
+and never committing; ``generator.py`` generates a document and finds what is to generate, and owns the
+transactions for it (the rendering and signing must not hold one); ``tasks.py`` the Celery tasks; ``render.py``
+the data and the PDF, ``keys.py`` the signing keys and signatures.
 """
 
 from __future__ import annotations
 
-import enum
 import hashlib
-import logging
-import os
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String, Text, func, select
-from sqlalchemy.dialects.postgresql import UUID, insert
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
 
-from breitband.db import Base, Database
+from breitband import clock
+from breitband.dates import iso
 from breitband.errors import Conflict, NotFound
+from breitband.models import Organisation, Tenant
 from breitband.settings import get_settings
+from geo.crs import parse_crs
 from permits import core, repository
+from permits.documents import keys, render
+from permits.documents.models import DecisionDocument, DocumentStatus, Validity
 from permits.models import DECIDED_CASE_STATUSES, Application, Case
-
-log = logging.getLogger("permits.documents")
+from permits.participation import statements
+from permits.participation.models import StatementRequest, StatementStatus
 
 LEASE = timedelta(minutes=10)
 MAX_ATTEMPTS = 5
 DECIDED = [s.value for s in DECIDED_CASE_STATUSES]
-
-
-class DocumentStatus(str, enum.Enum):
-    pending = "pending"
-    generating = "generating"
-    ready = "ready"
-    failed = "failed"
-
-
-class Validity(str, enum.Enum):
-    valid = "valid"
-    superseded = "superseded"
-    revoked = "revoked"
-
-
-class DecisionDocument(Base):
-    __tablename__ = "decision_documents"
-
-    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
-    tenant_key: Mapped[str] = mapped_column(ForeignKey("tenants.key", ondelete="CASCADE"))
-    application_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("applications.id", ondelete="CASCADE"))
-    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
-    generation: Mapped[int] = mapped_column(Integer)
-    kind: Mapped[str] = mapped_column(String(16))
-    outcome: Mapped[str] = mapped_column(String(32))
-    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    status: Mapped[str] = mapped_column(String(16))
-    validity: Mapped[str] = mapped_column(String(16))
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    error: Mapped[str | None] = mapped_column(Text)
-    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    file_name: Mapped[str | None] = mapped_column(String(300))
-    sha256: Mapped[str | None] = mapped_column(String(64))
-    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    signer: Mapped[str | None] = mapped_column(String(500))
-    signer_cert_sha256: Mapped[str | None] = mapped_column(String(64))
-    signed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    superseded_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    revoked_reason: Mapped[str | None] = mapped_column(Text)
-    revoked_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def verify_url(document_id: uuid.UUID | str) -> str:
@@ -121,48 +82,39 @@ def ensure_for_case(session: Session, case: Case, now: datetime) -> uuid.UUID | 
                                                             DecisionDocument.generation == 1))
 
 
-def sweep(db: Database, *, limit: int = 100, now: datetime | None = None) -> list[uuid.UUID]:
-    """Documents to generate now: creates the missing ones for decided cases and returns every pending one, and
-    every failed or stuck one that has attempts left."""
-    now = now or utcnow()
-    with db.sessionmaker() as session:
-        missing = session.scalars(select(Case).where(Case.status.in_(DECIDED), ~select(DecisionDocument.id).where(
-            DecisionDocument.case_id == Case.id).exists()).order_by(Case.decided_at).limit(limit)).all()
-        for case in missing:
-            ensure_for_case(session, case, now)
-        ids = list(session.scalars(select(DecisionDocument.id).where(
-            (DecisionDocument.status == DocumentStatus.pending.value)
-            | ((DecisionDocument.status == DocumentStatus.failed.value) & (DecisionDocument.attempts < MAX_ATTEMPTS))
-            | ((DecisionDocument.status == DocumentStatus.generating.value) & (DecisionDocument.lease_until < now)))
-            .order_by(DecisionDocument.created_at).limit(limit)))
-        session.commit()
-    return ids
+def documents_to_generate(session: Session, *, limit: int, now: datetime) -> list[uuid.UUID]:
+    """Creates the missing documents of decided cases and returns every pending one, and every failed or stuck one
+    that has attempts left."""
+    missing = session.scalars(select(Case).where(Case.status.in_(DECIDED), ~select(DecisionDocument.id).where(
+        DecisionDocument.case_id == Case.id).exists()).order_by(Case.decided_at).limit(limit)).all()
+    for case in missing:
+        ensure_for_case(session, case, now)
+    return list(session.scalars(select(DecisionDocument.id).where(
+        (DecisionDocument.status == DocumentStatus.pending.value)
+        | ((DecisionDocument.status == DocumentStatus.failed.value) & (DecisionDocument.attempts < MAX_ATTEMPTS))
+        | ((DecisionDocument.status == DocumentStatus.generating.value) & (DecisionDocument.lease_until < now)))
+        .order_by(DecisionDocument.created_at).limit(limit)))
 
 
 # --- generating ------------------------------------------------------------------------------------------------------
 
-def claim(db: Database, document_id: uuid.UUID, now: datetime) -> bool:
-    with db.sessionmaker() as session:
-        doc = session.scalars(select(DecisionDocument).where(DecisionDocument.id == document_id)
-                              .with_for_update()).first()
-        if doc is None or doc.status == DocumentStatus.ready.value:
-            return False
-        if doc.status == DocumentStatus.generating.value and doc.lease_until and doc.lease_until > now:
-            return False
-        doc.status, doc.attempts, doc.lease_until, doc.updated_at = (DocumentStatus.generating.value,
-                                                                     doc.attempts + 1, now + LEASE, now)
-        session.commit()
+def claim(session: Session, document_id: uuid.UUID, now: datetime) -> bool:
+    """Take the document for generating it (``generating`` with a lease). → False when it is missing, ready, or
+    another worker's lease has not run out."""
+    doc = session.scalars(select(DecisionDocument).where(DecisionDocument.id == document_id)
+                          .with_for_update()).first()
+    if doc is None or doc.status == DocumentStatus.ready.value:
+        return False
+    if doc.status == DocumentStatus.generating.value and doc.lease_until and doc.lease_until > now:
+        return False
+    doc.status, doc.attempts, doc.lease_until, doc.updated_at = (DocumentStatus.generating.value,
+                                                                 doc.attempts + 1, now + LEASE, now)
+    session.flush()
     return True
 
 
 def gather(session: Session, doc: DecisionDocument) -> dict[str, Any]:
     """Everything the template needs, as plain data (read in one transaction)."""
-    from breitband.models import Organisation, Tenant
-    from geo.crs import parse_crs
-    from permits.documents import render
-    from permits.participation import statements
-    from permits.participation.service import StatementRequest, StatementStatus
-
     case = session.get(Case, doc.case_id)
     app = session.get(Application, doc.application_id)
     tenant = session.get(Tenant, doc.tenant_key)
@@ -214,7 +166,7 @@ def gather(session: Session, doc: DecisionDocument) -> dict[str, Any]:
         "map_svg": render.map_for(session, tenant.key, tenant.srid, content, part, pieces_crs),
         "qr_svg": render.qr_svg(verify_url(doc.id)),
         "attribution": render.ATTRIBUTION,
-        "generated_at": render.local(utcnow()),
+        "generated_at": render.local(clock.now()),
     }
 
 
@@ -228,77 +180,39 @@ def _sections(content: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def generate(db: Database, document_id: uuid.UUID, now: datetime | None = None) -> dict[str, Any]:
-    """Render, sign, store and register one document. → {"status": ready | skipped}; raises on failure after
-    recording it (``failed``), so the task can retry."""
-    from breitband.models import Tenant
-    from permits.documents import keys
-    from permits.documents import render
-
-    now = now or utcnow()
-    if not claim(db, document_id, now):
-        return {"document_id": str(document_id), "status": "skipped"}
-    try:
-        with db.sessionmaker() as session:
-            doc = session.get(DecisionDocument, document_id)
-            context = gather(session, doc)
-            tenant = session.get(Tenant, doc.tenant_key)
-            tenant_key, tenant_name = tenant.key, tenant.name
-            session.rollback()
-        pdf = render.render_pdf(tenant_key, context)
-        key = keys.ensure_key(tenant_key, tenant_name)
-        signed = keys.sign_pdf(pdf, key, field_name="Bescheid", location=tenant_name,
-                               reason=f"Bescheid {context['application']['reference']} – {context['authority']['name']}")
-        digest = hashlib.sha256(signed).hexdigest()
-        target = Path(get_settings().data_dir) / "documents" / tenant_key / f"{document_id}.pdf"
-        _store(target, signed)
-        signer, cert_sha = keys.subject(key), keys.cert_sha256(key)
-    except Exception as exc:
-        _failed(db, document_id, exc)
-        raise
-    done = utcnow()
-    with db.sessionmaker() as session:
-        doc = session.scalars(select(DecisionDocument).where(DecisionDocument.id == document_id)
-                              .with_for_update()).one()
-        if doc.status == DocumentStatus.ready.value:          # another worker finished first (lease expired)
-            session.rollback()
-            return {"document_id": str(document_id), "status": "skipped"}
-        doc.status, doc.error, doc.lease_until, doc.updated_at = DocumentStatus.ready.value, None, None, done
-        doc.sha256, doc.size_bytes, doc.file_name = digest, len(signed), target.name
-        doc.signer, doc.signer_cert_sha256, doc.signed_at = signer, cert_sha, done
-        older = session.scalars(select(DecisionDocument).where(
-            DecisionDocument.case_id == doc.case_id, DecisionDocument.generation < doc.generation,
-            DecisionDocument.validity == Validity.valid.value).with_for_update()).all()
-        for o in older:
-            o.validity, o.superseded_by, o.updated_at = Validity.superseded.value, doc.id, done
-        case = session.get(Case, doc.case_id)
-        app = session.get(Application, doc.application_id)
-        core.event(session, "document.issued", app, done, case, document_id=str(doc.id), kind=doc.kind,
-                   generation=doc.generation, sha256=digest, verify_url=verify_url(doc.id),
-                   supersedes=[str(o.id) for o in older])
-        session.commit()
-    log.info("decision document issued", extra={"document_id": str(document_id), "sha256": digest})
-    return {"document_id": str(document_id), "status": "ready", "sha256": digest}
+def issue(session: Session, document_id: uuid.UUID, *, sha256: str, size_bytes: int, file_name: str, signer: str,
+          signer_cert_sha256: str, done: datetime) -> bool:
+    """Mark the generated document ``ready`` with what identifies its file, supersede the earlier generations of
+    its case and write ``document.issued``. → False when another worker finished it first (its lease had run
+    out)."""
+    doc = session.scalars(select(DecisionDocument).where(DecisionDocument.id == document_id)
+                          .with_for_update()).one()
+    if doc.status == DocumentStatus.ready.value:
+        return False
+    doc.status, doc.error, doc.lease_until, doc.updated_at = DocumentStatus.ready.value, None, None, done
+    doc.sha256, doc.size_bytes, doc.file_name = sha256, size_bytes, file_name
+    doc.signer, doc.signer_cert_sha256, doc.signed_at = signer, signer_cert_sha256, done
+    older = session.scalars(select(DecisionDocument).where(
+        DecisionDocument.case_id == doc.case_id, DecisionDocument.generation < doc.generation,
+        DecisionDocument.validity == Validity.valid.value).with_for_update()).all()
+    for o in older:
+        o.validity, o.superseded_by, o.updated_at = Validity.superseded.value, doc.id, done
+    case = session.get(Case, doc.case_id)
+    app = session.get(Application, doc.application_id)
+    core.event(session, "document.issued", app, done, case, document_id=str(doc.id), kind=doc.kind,
+               generation=doc.generation, sha256=sha256, verify_url=verify_url(doc.id),
+               supersedes=[str(o.id) for o in older])
+    session.flush()
+    return True
 
 
-def _store(target: Path, data: bytes) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(f".{uuid.uuid4().hex}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, target)
-
-
-def _failed(db: Database, document_id: uuid.UUID, exc: BaseException) -> None:
-    with db.sessionmaker() as session:
-        doc = session.get(DecisionDocument, document_id)
-        if doc is not None and doc.status == DocumentStatus.generating.value:
-            doc.status, doc.lease_until, doc.updated_at = DocumentStatus.failed.value, None, utcnow()
-            doc.error = f"{type(exc).__name__}: {exc}"[:4000]
-            session.commit()
-    log.warning("decision document failed", extra={"document_id": str(document_id), "error": str(exc)})
+def mark_failed(session: Session, document_id: uuid.UUID, error: str, now: datetime) -> None:
+    """A generation that failed: ``failed`` with the error (the task retries, the sweep picks up what is left)."""
+    doc = session.get(DecisionDocument, document_id)
+    if doc is not None and doc.status == DocumentStatus.generating.value:
+        doc.status, doc.lease_until, doc.updated_at = DocumentStatus.failed.value, None, now
+        doc.error = error[:4000]
+        session.flush()
 
 
 # --- commands ----------------------------------------------------------------------------------------------------------
@@ -343,22 +257,16 @@ def revoke(session: Session, doc: DecisionDocument, reason: str, user_id: uuid.U
 
 def public_view(session: Session, doc: DecisionDocument) -> dict[str, Any]:
     """What anyone may learn from a document id: nothing beyond what the document itself shows, and no person."""
-    from breitband.models import Organisation
-
     case = session.get(Case, doc.case_id)
     app = session.get(Application, doc.application_id)
     authority = session.get(Organisation, case.authority_org_id)
     return {"document_id": str(doc.id), "status": doc.validity, "sha256": doc.sha256, "signer": doc.signer,
-            "signed_at": _iso(doc.signed_at), "issuer": authority.name, "reference": app.reference,
+            "signed_at": iso(doc.signed_at), "issuer": authority.name, "reference": app.reference,
             "kind": doc.kind, "outcome": doc.outcome,
             "effective_on": case.effective_on.isoformat() if case.effective_on else None,
             "generation": doc.generation,
             "superseded_by": str(doc.superseded_by) if doc.superseded_by else None,
-            "revoked_at": _iso(doc.revoked_at), "verify_url": verify_url(doc.id)}
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if value else None
+            "revoked_at": iso(doc.revoked_at), "verify_url": verify_url(doc.id)}
 
 
 def get_public(session: Session, document_id: uuid.UUID) -> DecisionDocument:
@@ -369,9 +277,6 @@ def get_public(session: Session, document_id: uuid.UUID) -> DecisionDocument:
 
 
 def verify(session: Session, data: bytes) -> dict[str, Any]:
-    from breitband.models import Tenant
-    from permits.documents import keys
-
     digest = hashlib.sha256(data).hexdigest()
     doc = session.scalars(select(DecisionDocument).where(DecisionDocument.sha256 == digest,
                                                          DecisionDocument.status == DocumentStatus.ready.value)).first()

@@ -24,7 +24,7 @@ from breitband.models import OrgKind, Role
 from geo.tiles import (BUFFER, EXTENT, SIMPLIFY_UNITS, TILES_VERSION, WEB_MERCATOR_SIDE, Tile, TileKey,
                        envelope_3857, etag_of, mvt_and_count, tile_settings)
 from permits.models import Application
-from permits.participation.service import StatementRequest
+from permits.participation.models import StatementRequest
 from permits.participation.statements import readable_statements
 from permits.repository import is_authority, own_case, readable_applications
 

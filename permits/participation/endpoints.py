@@ -4,50 +4,48 @@ authority (with the proposed conditions ready to adopt into its decision)."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy.orm import Session
 
+from breitband import clock
 from breitband.auth import require
 from breitband.db import get_read_session, write_session
 from breitband.errors import UnprocessableEntity
 from breitband.identity import Principal
 from breitband.models import Role
 from permits import repository
+from permits.http import attachment_response, expected_versions
 from permits.participation import statements
-from permits.participation.service import StatementStatus
+from permits.participation.models import StatementStatus
 
 router = APIRouter(tags=["participation"])
-
-
-def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @router.get("/statements", summary="Statement requests the caller may see (bodies: their own), by due date")
 def list_statements(status: list[str] | None = Query(None), application_id: uuid.UUID | None = None,
                     limit: int = Query(50, ge=1, le=200), offset: int = Query(0, ge=0, le=1_000_000),
                     principal: Principal = Depends(require()),
-                    session: Session = Depends(get_read_session)) -> dict[str, Any]:
+                    session: Session = Depends(get_read_session), now: datetime = Depends(clock.now)
+                    ) -> dict[str, Any]:
     bad = [s for s in status or [] if s not in {v.value for v in StatementStatus}]
     if bad:
         raise UnprocessableEntity(f"status: unknown {', '.join(bad)}", field="status")
     rows, more = statements.list_statements(session, principal, statuses=status, application_id=application_id,
                                             limit=limit, offset=offset)
     orgs = repository.organisations(session, [s.body_org_id for s in rows])
-    now = now_utc()
     return {"items": [statements.statement_out(session, principal, s, now, orgs=orgs) for s in rows],
             "limit": limit, "offset": offset, "has_more": more}
 
 
 @router.get("/statements/{statement_id}", summary="One statement request (404 unless it is the caller's to see)")
 def get_statement(statement_id: uuid.UUID, principal: Principal = Depends(require()),
-                  session: Session = Depends(get_read_session)) -> JSONResponse:
+                  session: Session = Depends(get_read_session), now: datetime = Depends(clock.now)) -> JSONResponse:
     body = statements.statement_out(session, principal, statements.get_statement(session, principal, statement_id),
-                                    now_utc(), detail=True)
+                                    now, detail=True)
     return JSONResponse(body, headers={"ETag": body["etag"]})
 
 
@@ -56,8 +54,6 @@ def get_statement(statement_id: uuid.UUID, principal: Principal = Depends(requir
 def download_statement_attachment(request: Request, statement_id: uuid.UUID, attachment_id: uuid.UUID,
                                   principal: Principal = Depends(require()),
                                   session: Session = Depends(get_read_session)):
-    from permits.http import attachment_response
-
     return attachment_response(request, statements.get_subject_attachment(session, principal, statement_id,
                                                                           attachment_id))
 
@@ -66,12 +62,10 @@ def download_statement_attachment(request: Request, statement_id: uuid.UUID, att
              summary="Answer: agree | agree_with_conditions (proposed conditions) | object (reasons); If-Match")
 def answer_statement(request: Request, statement_id: uuid.UUID, data: statements.AnswerIn,
                      principal: Principal = Depends(require(Role.authority_reviewer, Role.authority_admin)),
-                     session: Session = write_session) -> JSONResponse:
-    from permits.http import expected_versions
-
+                     session: Session = write_session, now: datetime = Depends(clock.now)) -> JSONResponse:
     expected = expected_versions(request)
-    s = statements.answer(session, principal, statement_id, data, expected, now_utc())
-    body = statements.statement_out(session, principal, s, now_utc(), detail=True)
+    s = statements.answer(session, principal, statement_id, data, expected, now)
+    body = statements.statement_out(session, principal, s, now, detail=True)
     return JSONResponse(body, headers={"ETag": body["etag"]})
 
 
@@ -79,5 +73,6 @@ def answer_statement(request: Request, statement_id: uuid.UUID, data: statements
             summary="All statements on the case's application, and the proposed conditions ready to adopt into "
                     "POST /cases/{id}/decision (the case's authority, tenant admins)")
 def case_statements(case_id: uuid.UUID, principal: Principal = Depends(require()),
-                    session: Session = Depends(get_read_session)) -> dict[str, Any]:
-    return statements.for_case(session, principal, case_id, now_utc())
+                    session: Session = Depends(get_read_session), now: datetime = Depends(clock.now)
+                    ) -> dict[str, Any]:
+    return statements.for_case(session, principal, case_id, now)

@@ -12,7 +12,7 @@ An import replaces the tenant's areas of that kind in one transaction.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import json
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,13 @@ import shapely
 from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
+from breitband import clock
 from breitband.errors import UnprocessableEntity
 from breitband.models import Organisation, OrgKind
-from permits.participation.service import AREA_DE, ProtectedArea
+from geo.importers.common import (Summary, bad_file, file_info, load_tenant, lock_layer, progress, read_vector,
+                                  record_import, to_tenant_crs)
+from permits.participation.models import ProtectedArea
+from permits.participation.service import AREA_DE
 
 _INSERT = text("""
     INSERT INTO protected_areas (tenant_key, kind, name, designation, ref, body_org_id, properties, geom, imported_at)
@@ -49,11 +53,6 @@ def _body(session: Session, tenant_key: str, name: str) -> Organisation | None:
 def import_areas(session: Session, tenant_key: str, kind: str, path: Path | str, *, body: str | None = None,
                  progress_bar: bool = False) -> dict[str, Any]:
     """Replace the tenant's protected areas of ``kind`` with the polygons of one file. Does not commit."""
-    import json
-
-    from geo.importers.common import (Summary, file_info, load_tenant, lock_layer, progress, read_vector,
-                                      record_import, to_tenant_crs)
-
     if kind not in AREA_DE:
         raise UnprocessableEntity(f"--kind {kind!r}: one of {', '.join(AREA_DE)}", field="kind")
     tenant, _rules = load_tenant(session, tenant_key)
@@ -75,7 +74,7 @@ def import_areas(session: Session, tenant_key: str, kind: str, path: Path | str,
     ref = vector.column("ref", "kennung", "wsg_id", "osm_id")
     body_col = vector.column("body", "behoerde")
     ewkb = shapely.to_wkb(shapely.set_srid(geoms, tenant.srid), hex=True, include_srid=True)
-    now = datetime.now(timezone.utc)
+    now = clock.now()
     bodies: dict[str, Organisation | None] = {}
     rows = []
     for i in progress(range(len(vector)), desc=path.name, unit=" areas", enabled=progress_bar):
@@ -99,8 +98,6 @@ def import_areas(session: Session, tenant_key: str, kind: str, path: Path | str,
                                                                                        "feature": i}),
                      "geom": ewkb[i], "imported_at": now})
     if not rows:
-        from geo.importers.common import bad_file
-
         raise bad_file(path, "contains no polygons", "import-empty-file")
     lock_layer(session, tenant_key, layer)
     session.execute(delete(ProtectedArea).where(ProtectedArea.tenant_key == tenant_key, ProtectedArea.kind == kind))

@@ -36,106 +36,31 @@ of earlier versions are superseded and every body is asked about the new route.
 
 from __future__ import annotations
 
-import enum
 import tomllib
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 import shapely
-from geoalchemy2 import Geometry
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from sqlalchemy import Date, DateTime, ForeignKey, Identity, Integer, String, Text, select, text
-from sqlalchemy.dialects.postgresql import JSONB, UUID, insert
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
 
-from breitband.db import Base
 from breitband.errors import UnprocessableEntity
 from breitband.models import Organisation, OrgKind, Tenant
-from permits import core, deadlines
+from geo.crs import parse_crs, transform_geometry
+from permits import core, deadlines, repository
 from permits.models import Application
+from permits.participation.models import ParticipationBody, ParticipationRuleSet, StatementRequest, StatementStatus
+from permits.pipeline.models import PipelineRun
+from permits.pipeline.service import StepError
 from permits.schemas import TRAFFIC_RESTRICTION_DE
 
 ROLE_DE = {"traffic": "Straßenverkehrsbehörde", "water": "Wasserbehörde", "nature": "Naturschutzbehörde",
            "monument": "Denkmalschutzbehörde"}
 AREA_DE = {"water": "Wasserschutzgebiet", "nature": "Naturschutzgebiet", "monument": "Kulturdenkmal"}
-
-
-class StatementStatus(str, enum.Enum):
-    requested = "requested"
-    answered = "answered"
-    superseded = "superseded"     # the route changed; a new request about the new route replaced it
-    withdrawn = "withdrawn"
-
-
-class Answer(str, enum.Enum):
-    agree = "agree"
-    agree_with_conditions = "agree_with_conditions"
-    object = "object"
-
-
-class ParticipationBody(Base):
-    __tablename__ = "participation_bodies"
-
-    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
-    tenant_key: Mapped[str] = mapped_column(ForeignKey("tenants.key", ondelete="CASCADE"))
-    organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
-    role: Mapped[str] = mapped_column(String(16))
-    ags: Mapped[str | None] = mapped_column(String(8))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-
-class ParticipationRuleSet(Base):
-    __tablename__ = "participation_rules"
-
-    tenant_key: Mapped[str] = mapped_column(ForeignKey("tenants.key", ondelete="CASCADE"), primary_key=True)
-    rules: Mapped[dict[str, Any]] = mapped_column(JSONB)
-    source: Mapped[str | None] = mapped_column(String(500))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-
-class ProtectedArea(Base):
-    __tablename__ = "protected_areas"
-
-    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
-    tenant_key: Mapped[str] = mapped_column(ForeignKey("tenants.key", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(16))
-    name: Mapped[str] = mapped_column(String(300))
-    designation: Mapped[str | None] = mapped_column(String(200))
-    ref: Mapped[str | None] = mapped_column(String(100))
-    body_org_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("organisations.id", ondelete="SET NULL"))
-    properties: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
-    geom: Mapped[Any] = mapped_column(Geometry("MULTIPOLYGON", srid=-1, spatial_index=False))
-    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-
-class StatementRequest(Base):
-    __tablename__ = "statement_requests"
-
-    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
-    tenant_key: Mapped[str] = mapped_column(ForeignKey("tenants.key", ondelete="CASCADE"))
-    application_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("applications.id", ondelete="CASCADE"))
-    version: Mapped[int] = mapped_column(Integer)
-    run_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("pipeline_runs.id", ondelete="SET NULL"))
-    body_org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
-    role: Mapped[str] = mapped_column(String(16))
-    triggers: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
-    status: Mapped[str] = mapped_column(String(16))
-    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    due_on: Mapped[date] = mapped_column(Date)
-    answer: Mapped[str | None] = mapped_column(String(32))
-    conditions: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
-    reasons: Mapped[str | None] = mapped_column(Text)
-    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    answered_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
-    answered_by_name: Mapped[str | None] = mapped_column(String(200))
-    superseded_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    row_version: Mapped[int] = mapped_column(Integer, nullable=False)
-
-    __mapper_args__ = {"version_id_col": row_version}
 
 
 # --- rules -------------------------------------------------------------------------------------------------------------
@@ -277,8 +202,6 @@ ORDER BY a.name, a.id
 
 def route_in_tenant_crs(content: dict[str, Any], srid: int) -> tuple[Any, Any]:
     """→ (all features as a GeometryCollection, the lines as a MultiLineString) in the tenant's metric CRS."""
-    from geo.crs import parse_crs, transform_geometry
-
     src = parse_crs(content.get("crs"))
     geoms = [transform_geometry(shapely.geometry.shape(f["geometry"]), src, srid)
              for f in (content.get("sections") or {}).get("features") or []]
@@ -369,10 +292,7 @@ def evaluate(session: Session, tenant_key: str, content: dict[str, Any], resolut
 
 # --- the pipeline step -----------------------------------------------------------------------------------------------
 
-def step_participation(session: Session, run, app: Application, now: datetime) -> dict[str, Any]:
-    from permits import repository
-    from permits.pipeline.service import StepError
-
+def step_participation(session: Session, run: PipelineRun, app: Application, now: datetime) -> dict[str, Any]:
     version = repository.version_row(session, app.id, run.version)
     plan = evaluate(session, app.tenant_key, version.content, version.resolution or {})
     if plan["unresolved"]:

@@ -24,14 +24,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Select, false, func, select
 from sqlalchemy.orm import Session
 
+from breitband.dates import iso
 from breitband.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
 from breitband.identity import Principal
 from breitband.models import Organisation, OrgKind, Role
 from permits import core, deadlines, repository
 from permits.cases import catalogue
-from permits.deadlines import iso
 from permits.models import Application, ApplicationVersion, Attachment, AttachmentKind, Case, CatalogueKind
-from permits.participation.service import Answer, StatementRequest, StatementStatus
+from permits.participation.models import Answer, StatementRequest, StatementStatus
 
 
 class ProposedCondition(BaseModel):

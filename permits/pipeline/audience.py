@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import fnmatch
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, DateTime, ForeignKey, Integer, select
-from sqlalchemy.dialects.postgresql import UUID, insert
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
 
 from breitband import clock
-from breitband.db import Base, Database
+from breitband.celery import celery_app
+from breitband.db import Database, get_database
 from breitband.models import Organisation, Role, User
 from breitband.settings import get_settings
 from notifications import contacts
@@ -34,6 +35,7 @@ from notifications.models import Event
 from notifications.outbox import Recipient, register_audience, subscribe
 from permits import core, deadlines
 from permits.models import OPEN_CASE_STATUSES, Application, ApplicationVersion, Case
+from permits.pipeline.models import CaseReminder
 
 APPLICANT_HIDDEN = ("statement.*", "case.deadline_reminder", "pipeline.*")
 APPLICANT_EMAIL = {"application.submitted", "case.information_requested", "case.completeness_confirmed",
@@ -151,10 +153,10 @@ def audience(session: Session, ev: Event) -> list[Recipient] | None:
 
 register_audience(audience)
 
-# Permit tasks that react to published events (each also has a beat backstop, see permits/tasks.py).
+# Permit tasks that react to published events (each also has a beat backstop: permits.pipeline.tasks,
+# permits.documents.tasks).
 subscribe(("application.submitted", "application.supplemented"), "permits.pipeline_start")
 subscribe(("case.decided", "case.deemed_granted"), "permits.documents_for_event")
-
 
 
 def describe() -> dict[str, Any]:
@@ -167,18 +169,6 @@ def describe() -> dict[str, Any]:
 REMINDER_DAYS = (14, 3)
 
 
-class CaseReminder(Base):
-    """A reminder sent: once per case, decision deadline and threshold."""
-
-    __tablename__ = "case_reminders"
-
-    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True)
-    decision_due: Mapped[date] = mapped_column(Date, primary_key=True)
-    days_before: Mapped[int] = mapped_column(Integer, primary_key=True)
-    event_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-
 def send_reminders(db: Database, now: datetime | None = None) -> dict[str, Any]:
     """The event ``case.deadline_reminder`` (to the authority, by e-mail) for every open case whose decision deadline
     is 14 or 3 days away, once per case, deadline and threshold. After downtime only the nearest threshold is sent
@@ -187,7 +177,7 @@ def send_reminders(db: Database, now: datetime | None = None) -> dict[str, Any]:
     now = now or clock.now()
     today = deadlines.local_date(now)
     sent = []
-    with db.sessionmaker() as session:
+    with db.transaction() as session:
         rows = session.execute(select(Case, Application).join(Application, Application.id == Case.application_id)
                                .where(Case.status.in_([s.value for s in OPEN_CASE_STATUSES]),
                                       Case.decision_due.is_not(None), Case.decision_due >= today,
@@ -204,5 +194,11 @@ def send_reminders(db: Database, now: datetime | None = None) -> dict[str, Any]:
             core.event(session, "case.deadline_reminder", app, now, case, days_before=days, days_left=left,
                        decision_due=case.decision_due)
             sent.append({"case_id": str(case.id), "days_before": days, "decision_due": case.decision_due.isoformat()})
-        session.commit()
     return {"reminders": len(sent), "cases": sent}
+
+
+@celery_app.task(name="permits.deadline_reminders", acks_late=True, autoretry_for=(Exception,), retry_backoff=True,
+                 max_retries=3, ignore_result=True)
+def deadline_reminders() -> dict[str, Any]:
+    """Beat: reminders to authorities 14 and 3 days before a decision deadline (``send_reminders``)."""
+    return send_reminders(get_database())

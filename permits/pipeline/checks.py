@@ -15,8 +15,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from geo.service import resolve
 from permits import repository
 from permits.models import Application
+from permits.participation import service as participation
+from permits.pipeline.models import PipelineRun
 
 # (min depth, max depth, min width, max width) in cm that are usual per laying method; None: not checked.
 TYPICAL_CM: dict[str, tuple[int | None, int | None, int | None, int | None]] = {
@@ -107,10 +110,8 @@ def _summary(resolution: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def step_resolution(session: Session, run, app: Application, now: datetime) -> dict[str, Any]:
+def step_resolution(session: Session, run: PipelineRun, app: Application, now: datetime) -> dict[str, Any]:
     """Resolve the version's route again on the current network and record it next to what the cases came from."""
-    from geo.service import resolve
-
     version = repository.version_row(session, app.id, run.version)
     content = version.content
     fresh = resolve(session, app.tenant_key, content["sections"], content.get("crs") or "EPSG:4326")
@@ -123,9 +124,7 @@ def step_resolution(session: Session, run, app: Application, now: datetime) -> d
                                       "auf der Zuordnung bei Einreichung."}
 
 
-def step_checks(session: Session, run, app: Application, now: datetime) -> dict[str, Any]:
-    from permits.participation import service as participation
-
+def step_checks(session: Session, run: PipelineRun, app: Application, now: datetime) -> dict[str, Any]:
     version = repository.version_row(session, app.id, run.version)
     findings = plausibility(version.content, version.resolution)
     plan = participation.evaluate(session, app.tenant_key, version.content, version.resolution or {})

@@ -3,39 +3,38 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from breitband import clock
 from breitband.auth import require
+from breitband.dates import iso
 from breitband.db import get_read_session, write_session
 from breitband.identity import Principal
 from breitband.models import Role
+from notifications.outbox import send_after_commit
 from permits import repository
 from permits.pipeline import service as pipeline
-from permits.deadlines import iso
+from permits.pipeline.models import PipelineRun, PipelineStep, StepStatus
 
 router = APIRouter(tags=["pipeline"])
-
-
-def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def pipeline_out(session: Session, principal: Principal, application_id: uuid.UUID) -> dict[str, Any]:
     """Runs newest first, each step with its status. Errors (and the results' internals) are for tenant admins;
     the applicant sees the progress and the plausibility findings, authorities everything but errors."""
     app = repository.get_application(session, principal, application_id)
-    runs = list(session.scalars(select(pipeline.PipelineRun).where(pipeline.PipelineRun.application_id == app.id)
-                                .order_by(pipeline.PipelineRun.version.desc())))
+    runs = list(session.scalars(select(PipelineRun).where(PipelineRun.application_id == app.id)
+                                .order_by(PipelineRun.version.desc())))
     steps = pipeline.steps_of(session, [r.id for r in runs])
     admin = principal.is_tenant_admin
     authority = repository.is_authority(principal)
 
-    def result_for(step: pipeline.PipelineStep) -> dict[str, Any] | None:
+    def result_for(step: PipelineStep) -> dict[str, Any] | None:
         if step.result is None or admin or authority:
             return step.result
         if step.name == "checks":
@@ -50,7 +49,7 @@ def pipeline_out(session: Session, principal: Principal, application_id: uuid.UU
                    "started_at": iso(s.started_at) if s.started_at else None,
                    "finished_at": iso(s.finished_at) if s.finished_at else None,
                    "error": s.error if admin else None, "result": result_for(s),
-                   "allowed_commands": ["retry"] if admin and s.status == pipeline.StepStatus.failed.value else []}
+                   "allowed_commands": ["retry"] if admin and s.status == StepStatus.failed.value else []}
                   for s in steps[r.id]]} for r in runs]}
 
 
@@ -64,10 +63,8 @@ def get_pipeline(application_id: uuid.UUID, principal: Principal = Depends(requi
 @router.post("/applications/{application_id}/pipeline/{step}/retry", status_code=202,
              summary="Run a failed pipeline step again, and the steps after it (tenant admin)")
 def retry_step(application_id: uuid.UUID, step: str, principal: Principal = Depends(require(Role.tenant_admin)),
-               session: Session = write_session) -> dict[str, Any]:
-    from notifications.outbox import send_after_commit
-
+               session: Session = write_session, now: datetime = Depends(clock.now)) -> dict[str, Any]:
     app = repository.get_application(session, principal, application_id)
-    run = pipeline.retry(session, app.id, step, now_utc())
+    run = pipeline.retry(session, app.id, step, now)
     send_after_commit(session, pipeline.KICK_TASK, [str(run.id)])
     return pipeline_out(session, principal, app.id)

@@ -8,16 +8,16 @@ A *run* per submitted version (``pipeline_runs``) with four *steps* (``pipeline_
    pieces outside public roads, traffic restrictions against the planned period) and the evaluation of the
    tenant's participation rules (which bodies must be heard, and why). Conflict checks (overlapping works,
    Aufbruchsperren) are not part of the pipeline yet; the step says so in its result;
-3. ``participation`` — creates the statement requests (``permits.participation.service``); fails, with the reason, when a
-   rule needs a body that is not on file (a tenant admin adds it and retries the step);
+3. ``participation`` — creates the statement requests (``permits.participation.service``); fails, with the reason,
+   when a rule needs a body that is not on file (a tenant admin adds it and retries the step);
 4. ``notifications`` — records the pipeline's outcome as the event ``pipeline.completed``; its commit kicks the
    outbox relay, which delivers it and the statement requests at once.
 
-How it starts: ``service.submit`` / ``service.supplement`` only write rows — the run with its steps, next to the
-events of the command. The outbox relay publishes ``application.submitted`` / ``application.supplemented`` and
-sends ``permits.pipeline_start``, which sends the chain. The beat task ``permits.pipeline_resume`` sends the chain of
-every run that was not sent (broker down at the time) or made no progress for ``pipeline_stale_after_s`` (a worker
-died), so nothing is lost.
+How it starts: ``submit`` / ``supplement`` (``permits.applications.service``) only write rows — the run with its
+steps, next to the events of the command. The outbox relay publishes ``application.submitted`` /
+``application.supplemented`` and sends ``permits.pipeline_start``, which sends the chain. The beat task
+``permits.pipeline_resume`` sends the chain of every run that was not sent (broker down at the time) or made no
+progress for ``pipeline_stale_after_s`` (a worker died), so nothing is lost.
 
 Every step is idempotent under ``acks_late`` redelivery and duplicate chains: it first marks itself running in a
 short transaction (progress is visible), then does its work in a second transaction that holds the step row
@@ -26,84 +26,36 @@ succeeded. A worker killed in the middle rolls the work back. No step does netwo
 Transient errors are retried with backoff by the task; a permanent error (``StepError``) or the last retry marks the
 step ``failed`` with its error, visible to tenant admins, until ``POST …/pipeline/{step}/retry`` or
 ``breitband pipeline retry``.
+
+Where the parts are: this module is the engine's bookkeeping on the rows (``models.py``), inside the caller's
+transaction, never committing; it knows the steps by name and order (``STEPS``), not the functions that do them.
+``steps.py`` maps each name to its function (``checks.py``, ``permits.participation.service``, and the last step
+below), so the step modules may use this one (``StepError``) without a cycle. ``runner.py`` runs a step, records a
+failure and sends chains, and owns the transactions for it; ``tasks.py`` are the Celery tasks around the runner.
 """
 
 from __future__ import annotations
 
-import enum
-import logging
 import uuid
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, select, update
-from sqlalchemy.dialects.postgresql import JSONB, UUID
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
-from breitband.db import Base, Database
-from breitband.errors import Conflict, NotFound, UnprocessableEntity
+from breitband.errors import Conflict, NotFound
+from breitband.settings import get_settings
 from permits import core
 from permits.models import Application
-
-log = logging.getLogger("permits.pipeline")
+from permits.pipeline.models import PipelineRun, PipelineStep, RunStatus, StepStatus
 
 STEPS = ("resolution", "checks", "participation", "notifications")
 STEP_TASK = "permits.pipeline_step"
 KICK_TASK = "permits.pipeline_kick"
 
 
-class RunStatus(str, enum.Enum):
-    pending = "pending"
-    running = "running"
-    succeeded = "succeeded"
-    failed = "failed"
-
-
-class StepStatus(str, enum.Enum):
-    pending = "pending"
-    running = "running"
-    retrying = "retrying"        # failed, the task retries it with backoff
-    succeeded = "succeeded"
-    failed = "failed"            # needs a tenant admin: retry after fixing the cause
-
-
-class PipelineRun(Base):
-    __tablename__ = "pipeline_runs"
-
-    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
-    tenant_key: Mapped[str] = mapped_column(ForeignKey("tenants.key", ondelete="CASCADE"))
-    application_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("applications.id", ondelete="CASCADE"))
-    version: Mapped[int] = mapped_column(Integer)
-    trigger: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-
-
-class PipelineStep(Base):
-    __tablename__ = "pipeline_steps"
-
-    run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("pipeline_runs.id", ondelete="CASCADE"), primary_key=True)
-    name: Mapped[str] = mapped_column(String(32), primary_key=True)
-    position: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16))
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    error: Mapped[str | None] = mapped_column(Text)
-    result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-
-
 class StepError(Exception):
     """A failure that retrying cannot fix (e.g. configuration missing): the step fails at once with this text."""
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 # --- starting --------------------------------------------------------------------------------------------------------
@@ -130,130 +82,89 @@ def steps_of(session: Session, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, list
     return out
 
 
-def kick(db: Database, run_id: uuid.UUID, now: datetime | None = None) -> bool:
-    """Send the chain of the run's unfinished steps. → whether the broker took it (else beat will try again)."""
-    from celery import chain
-
-    from breitband.celery import celery_app
-    from notifications.outbox import send_signature
-
-    now = now or utcnow()
-    with db.sessionmaker() as session:
-        run = session.get(PipelineRun, run_id)
-        if run is None or run.status in (RunStatus.succeeded.value, RunStatus.failed.value):
-            return False
-        remaining = [s.name for s in steps_of(session, [run_id])[run_id] if s.status != StepStatus.succeeded.value]
-    if not remaining:
-        return False
-    sent = send_signature(chain(*(celery_app.signature(STEP_TASK, args=[str(run_id), name], immutable=True)
-                                  for name in remaining)))
-    if sent:
-        with db.sessionmaker() as session:
-            session.execute(update(PipelineRun).where(PipelineRun.id == run_id).values(enqueued_at=now))
-            session.commit()
-    return sent
-
-
 def run_for(session: Session, application_id: uuid.UUID, version: int) -> PipelineRun | None:
     return session.scalars(select(PipelineRun).where(PipelineRun.application_id == application_id,
                                                      PipelineRun.version == version)).first()
 
 
-def resume(db: Database, now: datetime | None = None, *, grace_s: float = 10.0, limit: int = 200) -> dict[str, Any]:
-    """Beat backstop: send the chain of runs never sent, or sent but stuck (no progress for the stale time)."""
-    from breitband.settings import get_settings
+def unfinished_steps(session: Session, run_id: uuid.UUID) -> list[str]:
+    """The names of the run's steps still to do, in order; none for a run that is missing or finished."""
+    run = session.get(PipelineRun, run_id)
+    if run is None or run.status in (RunStatus.succeeded.value, RunStatus.failed.value):
+        return []
+    return [s.name for s in steps_of(session, [run_id])[run_id] if s.status != StepStatus.succeeded.value]
 
-    now = now or utcnow()
+
+def mark_enqueued(session: Session, run_id: uuid.UUID, now: datetime) -> None:
+    session.execute(update(PipelineRun).where(PipelineRun.id == run_id).values(enqueued_at=now))
+
+
+def runs_to_resume(session: Session, now: datetime, *, grace_s: float, limit: int) -> list[uuid.UUID]:
+    """Unfinished runs never sent (for longer than ``grace_s``) or without progress for the stale time."""
     stale = now - timedelta(seconds=get_settings().pipeline_stale_after_s)
-    with db.sessionmaker() as session:
-        ids = list(session.scalars(select(PipelineRun.id).where(
-            PipelineRun.status.in_([RunStatus.pending.value, RunStatus.running.value]),
-            ((PipelineRun.enqueued_at.is_(None) & (PipelineRun.created_at < now - timedelta(seconds=grace_s)))
-             | (PipelineRun.updated_at < stale))).order_by(PipelineRun.created_at).limit(limit)))
-    kicked = sum(kick(db, run_id, now) for run_id in ids)
-    return {"found": len(ids), "kicked": kicked}
+    return list(session.scalars(select(PipelineRun.id).where(
+        PipelineRun.status.in_([RunStatus.pending.value, RunStatus.running.value]),
+        ((PipelineRun.enqueued_at.is_(None) & (PipelineRun.created_at < now - timedelta(seconds=grace_s)))
+         | (PipelineRun.updated_at < stale))).order_by(PipelineRun.created_at).limit(limit)))
 
 
-# --- running a step --------------------------------------------------------------------------------------------------
+# --- a step's bookkeeping (the runner calls these in its transactions) ---------------------------------------------
 
-Handler = Callable[[Session, PipelineRun, Application, datetime], dict[str, Any]]
-
-
-def handlers() -> dict[str, Handler]:
-    from permits.participation import service as participation
-    from permits.pipeline import checks as pipeline_checks
-
-    return {"resolution": pipeline_checks.step_resolution, "checks": pipeline_checks.step_checks,
-            "participation": participation.step_participation, "notifications": step_notifications}
-
-
-def run_step(db: Database, run_id: uuid.UUID, name: str, now: datetime | None = None) -> dict[str, Any]:
-    """Run one step once. → {"status": succeeded | skipped | blocked | missing}. Raises what the handler raised
-    (after rolling its work back); the caller records it with ``record_failure``."""
-    if name not in STEPS:
-        raise UnprocessableEntity(f"No pipeline step {name!r}; one of {', '.join(STEPS)}", type="unknown-step")
-    now = now or utcnow()
-    with db.sessionmaker() as session:                     # 1: visible progress
-        step = session.scalars(select(PipelineStep).where(PipelineStep.run_id == run_id, PipelineStep.name == name)
-                               .with_for_update()).first()
-        if step is None:
-            return {"status": "missing"}
-        if step.status == StepStatus.succeeded.value:
-            return {"status": "skipped"}
-        run = session.scalars(select(PipelineRun).where(PipelineRun.id == run_id).with_for_update()).one()
-        before = [s for s in steps_of(session, [run_id])[run_id] if s.position < step.position]
-        if run.status == RunStatus.failed.value or any(s.status != StepStatus.succeeded.value for s in before):
-            return {"status": "blocked"}
-        step.status, step.attempts, step.started_at, step.updated_at = StepStatus.running.value, \
-            step.attempts + 1, now, now
-        run.status, run.updated_at = RunStatus.running.value, now
-        run.started_at = run.started_at or now
-        session.commit()
-
-    with db.sessionmaker() as session:                     # 2: the work, committed with the step's success
-        try:
-            step = session.scalars(select(PipelineStep).where(PipelineStep.run_id == run_id,
-                                                              PipelineStep.name == name).with_for_update()).one()
-            if step.status == StepStatus.succeeded.value:   # a duplicate finished while we waited for the lock
-                session.rollback()
-                return {"status": "skipped"}
-            run = session.get(PipelineRun, run_id)
-            app = session.get(Application, run.application_id)
-            result = handlers()[name](session, run, app, now)
-            done = utcnow()
-            step.status, step.result, step.error = StepStatus.succeeded.value, result, None
-            step.finished_at = step.updated_at = done
-            run.updated_at = done
-            if name == STEPS[-1]:
-                run.status, run.finished_at = RunStatus.succeeded.value, done
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-    return {"status": "succeeded", "result": result}
+def begin_step(session: Session, run_id: uuid.UUID, name: str, now: datetime) -> str | None:
+    """Mark the step running (and the run). → None, or why it is not to run now: missing | skipped (succeeded
+    already) | blocked (the run failed, or an earlier step has not succeeded)."""
+    step = session.scalars(select(PipelineStep).where(PipelineStep.run_id == run_id, PipelineStep.name == name)
+                           .with_for_update()).first()
+    if step is None:
+        return "missing"
+    if step.status == StepStatus.succeeded.value:
+        return "skipped"
+    run = session.scalars(select(PipelineRun).where(PipelineRun.id == run_id).with_for_update()).one()
+    before = [s for s in steps_of(session, [run_id])[run_id] if s.position < step.position]
+    if run.status == RunStatus.failed.value or any(s.status != StepStatus.succeeded.value for s in before):
+        return "blocked"
+    step.status, step.attempts, step.started_at, step.updated_at = StepStatus.running.value, \
+        step.attempts + 1, now, now
+    run.status, run.updated_at = RunStatus.running.value, now
+    run.started_at = run.started_at or now
+    session.flush()
+    return None
 
 
-def record_failure(db: Database, run_id: uuid.UUID, name: str, exc: BaseException, *, final: bool,
-                   now: datetime | None = None) -> None:
-    """Note a failed try: ``retrying`` (the task tries again) or ``failed`` (event ``pipeline.failed``)."""
-    now = now or utcnow()
-    text = str(exc) if isinstance(exc, StepError) else f"{type(exc).__name__}: {exc}"
-    with db.sessionmaker() as session:
-        step = session.scalars(select(PipelineStep).where(PipelineStep.run_id == run_id, PipelineStep.name == name)
-                               .with_for_update()).first()
-        if step is None or step.status == StepStatus.succeeded.value:
-            return
-        run = session.scalars(select(PipelineRun).where(PipelineRun.id == run_id).with_for_update()).one()
-        step.status = StepStatus.failed.value if final else StepStatus.retrying.value
-        step.error, step.updated_at = text[:4000], now
-        run.updated_at = now
-        if final:
-            run.status = RunStatus.failed.value
-            app = session.get(Application, run.application_id)
-            core.event(session, "pipeline.failed", app, now, run_id=str(run.id), version=run.version, step=name,
-                       error=text[:1000])
-        session.commit()
-    log.warning("pipeline step failed", extra={"run_id": str(run_id), "step": name, "final": final, "error": text})
+def lock_step(session: Session, run_id: uuid.UUID, name: str) -> PipelineStep:
+    """The step row, held ``FOR UPDATE`` until the caller's transaction ends (a duplicate waits for it)."""
+    return session.scalars(select(PipelineStep).where(PipelineStep.run_id == run_id, PipelineStep.name == name)
+                           .with_for_update()).one()
+
+
+def succeed_step(session: Session, run: PipelineRun, step: PipelineStep, result: dict[str, Any],
+                 done: datetime) -> None:
+    step.status, step.result, step.error = StepStatus.succeeded.value, result, None
+    step.finished_at = step.updated_at = done
+    run.updated_at = done
+    if step.name == STEPS[-1]:
+        run.status, run.finished_at = RunStatus.succeeded.value, done
+    session.flush()
+
+
+def fail_step(session: Session, run_id: uuid.UUID, name: str, error: str, *, final: bool, now: datetime) -> bool:
+    """Note a failed try: ``retrying`` (the task tries again) or ``failed`` (event ``pipeline.failed``). → whether
+    it was noted (not for a missing step or one that succeeded meanwhile)."""
+    step = session.scalars(select(PipelineStep).where(PipelineStep.run_id == run_id, PipelineStep.name == name)
+                           .with_for_update()).first()
+    if step is None or step.status == StepStatus.succeeded.value:
+        return False
+    run = session.scalars(select(PipelineRun).where(PipelineRun.id == run_id).with_for_update()).one()
+    step.status = StepStatus.failed.value if final else StepStatus.retrying.value
+    step.error, step.updated_at = error[:4000], now
+    run.updated_at = now
+    if final:
+        run.status = RunStatus.failed.value
+        app = session.get(Application, run.application_id)
+        core.event(session, "pipeline.failed", app, now, run_id=str(run.id), version=run.version, step=name,
+                   error=error[:1000])
+    session.flush()
+    return True
 
 
 def retry(session: Session, application_id: uuid.UUID, name: str | None, now: datetime) -> PipelineRun:

@@ -273,7 +273,10 @@ def worker(engine, settings):
     from celery.contrib.testing.worker import start_worker
 
     import notifications.tasks  # noqa: F401
-    import permits.tasks  # noqa: F401
+    import permits.cases.tasks  # noqa: F401
+    import permits.documents.tasks  # noqa: F401
+    import permits.pipeline.audience  # noqa: F401
+    import permits.pipeline.tasks  # noqa: F401
     from breitband.celery import celery_app
 
     celery_app.control.purge()

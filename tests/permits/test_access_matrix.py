@@ -72,16 +72,16 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, select
 
+import breitband.clock
 from breitband import identity
 from breitband.models import OrgKind, Role, User
 from conftest import NEU_ISENBURG, authority_org, collection, draft_body, person, trench
 from notifications import outbox
 from notifications.models import Delivery, Event
+from permits.documents.models import DecisionDocument
+from permits.documents.tasks import document_generate, documents_for_event
 from permits.participation import service as participation
-from permits.pipeline import service as pipeline
-from permits.documents.service import DecisionDocument
-from permits.participation.service import StatementRequest
-from permits.tasks import document_generate, documents_for_event
+from permits.participation.models import StatementRequest
 
 CALLERS = ("anon", "op", "op2", "rev", "adm", "rev2", "adm2", "body", "body2", "tadm", "x_op", "x_adm", "x_tadm")
 STALE = '"999999"'
@@ -457,7 +457,7 @@ def matrix(client, session, he, other_world, lines, clock, db, task_db) -> World
     for name, role, email in (("Straßenverkehrsbehörde Neu-Isenburg", "traffic", "svb@neu-isenburg.example"),
                               ("Untere Wasserbehörde Kreis Offenbach", "water", "uwb@kreis-offenbach.example")):
         org = identity.create_organisation(session, "he", OrgKind.participating_body, name)
-        participation.add_body(session, "he", org, role, None, pipeline.utcnow())
+        participation.add_body(session, "he", org, role, None, breitband.clock.now())
         bodies.append(person(session, org, email, Role.authority_reviewer))
     # tenant xb of the other world gets valid rules (Hessen's), so that its people's requests reach its own data
     identity.update_tenant(session, "xb", rules=session.get(identity.Tenant, "he").rules)

@@ -84,7 +84,7 @@ def _issue_document(db, session, case_id: str) -> str:
     """The decision's document, as the relay and the two document tasks make it after a decision."""
     from notifications import outbox
     from notifications.models import Event
-    from permits.tasks import document_generate, documents_for_event
+    from permits.documents.tasks import document_generate, documents_for_event
 
     outbox.relay(db)
     event = session.scalars(select(Event).where(Event.case_id == uuid.UUID(case_id),

@@ -14,11 +14,13 @@ import pypdf
 import pytest
 from sqlalchemy import select
 
+import breitband.clock
 from conftest import PROBLEM, collection, trench
 from notifications import outbox
 from permits.cases import deemed
+from permits.documents import generator
 from permits.documents import service as documents
-from permits.documents.service import DecisionDocument
+from permits.documents.models import DecisionDocument
 
 
 @pytest.fixture
@@ -36,7 +38,7 @@ def pdf_text(data: bytes) -> str:
 def issue(db, task_db, session, case_id: str) -> DecisionDocument:
     """What happens after the decision: the relay publishes it, the subscribed task creates the document row and
     the generation task renders and signs it."""
-    from permits.tasks import document_generate, documents_for_event
+    from permits.documents.tasks import document_generate, documents_for_event
 
     from notifications.models import Event
 
@@ -161,7 +163,7 @@ def test_cli_verifies_files(granted, client, he, tmp_path, task_db):
 
 
 def test_regenerate_supersedes_and_revoke(granted, client, he, session, db, task_db):
-    from permits.tasks import document_generate
+    from permits.documents.tasks import document_generate
 
     app, case, doc = granted
     assert client.post(f"/api/v1/documents/{doc.id}/regenerate", headers=he.operator.headers).status_code == 403
@@ -183,7 +185,7 @@ def test_regenerate_supersedes_and_revoke(granted, client, he, session, db, task
 def test_deemed_approval_gets_a_certificate_too(api, he, lines, clock, client, session, db, task_db):
     app = api.submitted(he.operator, collection(trench(lines["neu_isenburg"])))
     case = api.case_of(app, "Stadt Neu-Isenburg")
-    swept = deemed.sweep(db, documents.utcnow().replace(year=2026, month=4, day=16))
+    swept = deemed.sweep(db, breitband.clock.now().replace(year=2026, month=4, day=16))
     assert case in [c["case_id"] for c in swept["cases"]]
     doc = issue(db, task_db, session, case)
     assert (doc.kind, doc.outcome) == ("deemed_approval", "deemed_granted")
@@ -200,7 +202,7 @@ def test_the_sweep_finds_decided_cases_without_a_document(granted, session, db, 
     r = api.command(he.neu_isenburg, f"/cases/{case}/decision", {"outcome": "refused", "reasons": ["HE-V01"],
                                                                   "explanation": "Brücke ohne Leerrohr."})
     assert r.status_code == 200, r.text
-    ids = documents.sweep(db)                      # the relay's message was lost: the beat backstop creates it
+    ids = generator.sweep(db)                      # the relay's message was lost: the beat backstop creates it
     doc = session.scalars(select(DecisionDocument).where(DecisionDocument.case_id == uuid.UUID(case))).one()
     assert doc.id in ids and doc.status == "pending" and doc.outcome == "refused"
-    assert documents.sweep(db).count(doc.id) == 1
+    assert generator.sweep(db).count(doc.id) == 1

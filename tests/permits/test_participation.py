@@ -14,13 +14,14 @@ import shapely
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+import breitband.clock
 from breitband import identity
 from breitband.models import OrgKind, Role
 from conftest import PROBLEM, Person, collection, draft_body, person, trench
 from geo.crs import transformer
 from permits.participation import service as participation
+from permits.participation.models import ProtectedArea
 from permits.pipeline import service as pipeline
-from permits.participation.service import ProtectedArea, StatementRequest
 
 STEPS = ["resolution", "checks", "participation", "notifications"]
 
@@ -55,7 +56,7 @@ class Bodies:
     def __init__(self, session):
         def body(name: str, role: str, ags: str | None, email: str) -> Person:
             org = identity.create_organisation(session, "he", OrgKind.participating_body, name)
-            participation.add_body(session, "he", org, role, ags, pipeline.utcnow())
+            participation.add_body(session, "he", org, role, ags, breitband.clock.now())
             return person(session, org, email, Role.authority_reviewer)
 
         self.water = body("Untere Wasserbehörde Kreis Offenbach", "water", "06438", "uwb@kreis-offenbach.example")
@@ -85,7 +86,7 @@ def water_area(lines, tmp_path, task_db, bodies) -> str:
 
 
 def run_pipeline(task_db, session, app_id: str, version: int = 1) -> list[str]:
-    from permits.tasks import pipeline_step
+    from permits.pipeline.tasks import pipeline_step
 
     run_id = pipeline.run_for(session, uuid.UUID(app_id), version).id
     return [pipeline_step.apply(args=[str(run_id), n]).state for n in STEPS]
@@ -186,12 +187,13 @@ def test_rules_route_water_and_traffic_bodies_and_bodies_answer(api, he, lines, 
 
     # the decision document names where each adopted condition came from
     from permits.documents import service as documents
+    from permits.documents.models import DecisionDocument
     from permits.models import Case
 
     session.expire_all()
-    doc_id = documents.ensure_for_case(session, session.get(Case, uuid.UUID(case)), pipeline.utcnow())
+    doc_id = documents.ensure_for_case(session, session.get(Case, uuid.UUID(case)), breitband.clock.now())
     session.commit()
-    context = documents.gather(session, session.get(documents.DecisionDocument, doc_id))
+    context = documents.gather(session, session.get(DecisionDocument, doc_id))
     assert [(c["code"], c["source"]) for c in context["decision"]["conditions"]] == [
         ("HE-N01", "Untere Wasserbehörde Kreis Offenbach"), ("HE-N02", None)]
     assert [c["source"] for c in context["decision"]["additional_conditions"]] == [

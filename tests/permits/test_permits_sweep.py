@@ -117,7 +117,7 @@ def test_the_beat_task_runs_on_a_real_worker(committed, lines):
     from celery.contrib.testing.worker import start_worker
 
     from breitband.celery import BEAT_SCHEDULE, celery_app
-    from permits.tasks import sweep_deadlines
+    from permits.cases.tasks import sweep_deadlines
 
     assert BEAT_SCHEDULE["permits-sweep-deadlines"] == {"task": "permits.sweep_deadlines", "schedule": 300.0}
     db, people, submit = committed

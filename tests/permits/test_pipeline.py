@@ -9,14 +9,17 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+import breitband.clock
 from breitband import identity
 from breitband.models import OrgKind
 from conftest import PROBLEM, collection, trench
 from notifications import outbox
 from notifications.models import Event
 from permits.participation import service as participation
+from permits.participation.models import StatementRequest
+from permits.pipeline import runner
 from permits.pipeline import service as pipeline
-from permits.participation.service import StatementRequest
+from permits.pipeline.models import PipelineRun
 
 STEPS = ["resolution", "checks", "participation", "notifications"]
 
@@ -31,7 +34,7 @@ def task_db(db, monkeypatch):
 
 def traffic_body(session, ags: str = "06438009", name: str = "Straßenverkehrsbehörde Neu-Isenburg"):
     org = identity.create_organisation(session, "he", OrgKind.participating_body, name)
-    participation.add_body(session, "he", org, "traffic", ags, pipeline.utcnow())
+    participation.add_body(session, "he", org, "traffic", ags, breitband.clock.now())
     session.commit()
     return org
 
@@ -42,7 +45,7 @@ def run_id_of(session, app_id: str, version: int = 1) -> uuid.UUID:
 
 def run_all(task_db, run_id) -> list[str]:
     """What the chain does: each step task in order, on a worker's terms (task.apply)."""
-    from permits.tasks import pipeline_step
+    from permits.pipeline.tasks import pipeline_step
 
     states = []
     for name in STEPS:
@@ -69,7 +72,7 @@ def test_submit_writes_a_pending_run_and_the_relay_starts_it(api, he, lines, clo
                       ).status_code == 404
 
     # the relay publishes application.submitted and sends permits.pipeline_start, which sends the chain
-    from permits.tasks import pipeline_start
+    from permits.pipeline.tasks import pipeline_start
 
     assert outbox.relay(db)["triggered"] >= 1
     assert "permits.pipeline_start" in outbox._subscribers["application.submitted"]
@@ -77,7 +80,7 @@ def test_submit_writes_a_pending_run_and_the_relay_starts_it(api, he, lines, clo
                  if e["type"] == "application.submitted")
     assert pipeline_start.apply(args=[event]).get() is True          # the chain went to the broker
     session.expire_all()
-    assert session.get(pipeline.PipelineRun, run_id_of(session, app["id"])).enqueued_at is not None
+    assert session.get(PipelineRun, run_id_of(session, app["id"])).enqueued_at is not None
     assert pipeline_start.apply(args=[event]).get() is False         # a second publication starts nothing
 
     assert run_all(task_db, run_id_of(session, app["id"])) == ["SUCCESS"] * 4
@@ -160,15 +163,15 @@ def test_steps_are_idempotent_and_in_order(api, he, lines, clock, session, task_
     traffic_body(session)
     app = api.submitted(he.operator, collection(trench(lines["neu_isenburg"])))
     run_id = run_id_of(session, app["id"])
-    assert pipeline.run_step(db, run_id, "participation")["status"] == "blocked"     # checks has not run
+    assert runner.run_step(db, run_id, "participation")["status"] == "blocked"     # checks has not run
     assert run_all(task_db, run_id) == ["SUCCESS"] * 4
     for name in STEPS:                                   # a redelivered message for every step: nothing happens
-        assert pipeline.run_step(db, run_id, name)["status"] == "skipped"
+        assert runner.run_step(db, run_id, name)["status"] == "skipped"
     assert session.scalar(select(func.count()).select_from(StatementRequest).where(
         StatementRequest.application_id == app["id"])) == 1
     assert session.scalar(select(func.count()).select_from(Event).where(
         Event.application_id == app["id"], Event.type.in_(["statement.requested", "pipeline.completed"]))) == 2
-    assert pipeline.run_step(db, uuid.uuid4(), "checks")["status"] == "missing"
+    assert runner.run_step(db, uuid.uuid4(), "checks")["status"] == "missing"
 
 
 def test_supplement_starts_a_new_run_and_the_cli_retries(api, he, lines, clock, client, session, task_db):
@@ -190,7 +193,7 @@ def test_supplement_starts_a_new_run_and_the_cli_retries(api, he, lines, clock, 
     assert result.exit_code == 0, result.output
     assert '"step": "notifications"' in result.output and '"status": "succeeded"' in result.output
     session.expire_all()
-    assert session.get(pipeline.PipelineRun, run2).status == "succeeded"
+    assert session.get(PipelineRun, run2).status == "succeeded"
     result = CliRunner().invoke(cli, ["pipeline", "retry", app["id"]])
     assert result.exit_code != 0 and "Only a failed step can be retried" in str(result.exception)
     shown = CliRunner().invoke(cli, ["pipeline", "show", app["id"]])

@@ -12,9 +12,9 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from breitband.settings import Settings
-from permits.documents import service as documents
+from permits.documents import generator
 from permits.documents import keys as documents_keys
-from permits.documents.service import DecisionDocument
+from permits.documents.models import DecisionDocument
 from test_documents import granted, issue, task_db  # noqa: F401  (fixtures)
 
 NOT_TRUSTED = ("Nicht vertrauenswürdig: Die Signatur ist gültig, wurde aber mit einem Entwicklungsschlüssel "
@@ -46,7 +46,7 @@ def test_without_the_fallback_signing_fails_clearly_and_never_uses_a_development
     r = client.post(f"/api/v1/documents/{doc.id}/regenerate", headers=he.hessen_mobil.headers)
     new_id = uuid.UUID(r.json()["id"])
     with pytest.raises(documents_keys.SigningUnavailable):
-        documents.generate(task_db, new_id)
+        generator.generate(task_db, new_id)
     session.expire_all()
     failed = session.get(DecisionDocument, new_id)
     assert failed.status == "failed" and "self-signed development keys are refused" in failed.error
@@ -108,7 +108,7 @@ def test_a_ca_issued_certificate_is_trusted(granted, client, he, db, task_db, se
     monkeypatch.setattr(settings, "signing_dir", tmp_path)
     monkeypatch.setattr(settings, "signing_self_signed", False)
     new_id = client.post(f"/api/v1/documents/{doc.id}/regenerate", headers=he.hessen_mobil.headers).json()["id"]
-    assert documents.generate(task_db, uuid.UUID(new_id))["status"] == "ready"
+    assert generator.generate(task_db, uuid.UUID(new_id))["status"] == "ready"
     by_id = client.get(f"/verify/{new_id}").json()
     assert by_id["trust"] == {"trusted": True, "development_key": False,
                               "statement": "Signiert mit dem Zertifikat, das für diesen Dienst hinterlegt ist. / "

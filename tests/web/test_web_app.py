@@ -545,11 +545,11 @@ def test_tenant_admin_sees_a_failed_pipeline_step_and_retries_it(server, people,
     participation step fails with the reason. The operator sees only that it failed; the tenant admin sees the error
     and a retry button; once the body is registered again, the retry runs the step and the ones after it."""
     from permits.participation import service as participation
+    from permits.participation.models import ParticipationBody
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with Session(bind=engine) as session:
-        session.execute(delete(participation.ParticipationBody).where(
-            participation.ParticipationBody.organisation_id == people.body_org_id))
+        session.execute(delete(ParticipationBody).where(ParticipationBody.organisation_id == people.body_org_id))
         session.commit()
     errors: list[str] = []
     op_ctx = browser.new_context(viewport=VIEWPORT, locale="de-DE")
