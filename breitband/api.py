@@ -8,16 +8,15 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
-from breitband import identity
+from breitband import idempotency, identity
 from breitband.auth import current_principal, require
 from breitband.db import get_read_session, write_session
 from breitband.errors import PROBLEM_JSON, Conflict
 from breitband.health import public_readiness, readiness
 from breitband.identity import Principal
 from breitband.models import ApiToken, Organisation, Role
+from breitband.openapi import honours_idempotency_key
 from breitband.schemas import MeOut, OrganisationOut, ReadinessOut, TenantOut, TokenCreate, TokenCreated, TokenOut
-from permits.http import claim_request_key
-from permits.repository import store_idempotent_response
 
 health_router = APIRouter(tags=["health"])
 router = APIRouter(prefix="/api/v1", tags=["identity"])
@@ -86,9 +85,10 @@ def my_tokens(response: Response, principal: Principal = Depends(require()),
              description="Honours `Idempotency-Key`: the same key with the same body does not create a second "
                          "token but answers 409 `token-already-created` with its id, because the secret is never "
                          "stored and cannot be shown again; the same key with another body is 422.")
+@honours_idempotency_key
 def create_my_token(request: Request, data: TokenCreate, principal: Principal = Depends(require()),
                     session: Session = write_session) -> JSONResponse:
-    key, stored = claim_request_key(request, session, principal, data)
+    key, stored = idempotency.claim(request, session, principal.user_id, data)
     if stored is not None:
         token_id = (stored.response_body or {}).get("id")
         raise Conflict(f"A token was already created with Idempotency-Key {key!r} (id {token_id}). Its secret "
@@ -98,7 +98,7 @@ def create_my_token(request: Request, data: TokenCreate, principal: Principal = 
     token, secret = identity.create_own_token(session, principal, data.name, data.expires_in_days)
     out = token_out(token, principal)
     if key is not None:   # what is kept for a repeated key: the token without its secret
-        store_idempotent_response(session, principal.user_id, key, 201, out.model_dump(mode="json"), {})
+        idempotency.store_response(session, principal.user_id, key, 201, out.model_dump(mode="json"), {})
     body = TokenCreated(**out.model_dump(), token=secret).model_dump(mode="json")
     return JSONResponse(body, status_code=201, headers={"Location": f"/api/v1/me/tokens/{token.id}", **NO_STORE})
 

@@ -1,4 +1,5 @@
-"""FastAPI app factory."""
+"""FastAPI app factory: the middleware and every router, each imported by name (a misspelled module fails at
+start-up, not silently)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,19 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from breitband import __version__
+import geo.api
+import geo.tiles_api
+import notifications.api
+import notifications.contacts
+import permits.applications.endpoints
+import permits.cases.endpoints
+import permits.documents.endpoints
+import permits.gis.endpoints
+import permits.participation.endpoints
+import permits.pipeline.audience  # registers the outbox's audience provider and its subscriptions
+import permits.pipeline.endpoints
+from breitband import __version__, web
+from breitband import api as shell_api
 from breitband.db import Database
 from breitband.errors import install_error_handlers
 from breitband.headers import install as install_security_headers
@@ -44,21 +57,18 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.add_middleware(RequestContextMiddleware)
     install_security_headers(app, settings)   # outermost: CSP, no-store, ... also on 413/429/500 (/docs: web.py)
 
-    from breitband.api import health_router, router
-
-    app.include_router(health_router)
-    app.include_router(router)
-    for module in _domain_routers():
-        app.include_router(module)
-    from breitband.web import router as web_router   # last: the web app at / and /assets, after every API route
-
-    app.include_router(web_router)
+    app.include_router(shell_api.health_router)
+    app.include_router(shell_api.router)
+    app.include_router(geo.api.router)
+    app.include_router(geo.tiles_api.router)
+    app.include_router(permits.applications.endpoints.router)
+    app.include_router(permits.cases.endpoints.router)
+    app.include_router(permits.pipeline.endpoints.router, prefix="/api/v1", tags=["permits"])
+    app.include_router(permits.participation.endpoints.router, prefix="/api/v1", tags=["permits"])
+    app.include_router(permits.documents.endpoints.router, prefix="/api/v1", tags=["permits"])
+    app.include_router(permits.documents.endpoints.public_router)      # /verify: public, outside /api/v1
+    app.include_router(permits.gis.endpoints.router)
+    app.include_router(notifications.api.router)
+    app.include_router(notifications.contacts.router)
+    app.include_router(web.router)   # last: the web app at / and /assets, after every API route
     return app
-
-
-def _domain_routers() -> list:
-    """Routers of the domain packages; each package that has an api.py contributes its router."""
-    from breitband.db import import_optional
-
-    return [m.router for m in import_optional(("geo.api", "geo.tiles_api", "permits.api", "permits.gis.endpoints",
-                                                "notifications.api", "notifications.contacts"))]

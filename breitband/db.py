@@ -32,7 +32,8 @@ PING_AFTER_IDLE_S = 5.0
 
 
 def make_engine(url: str, settings: Settings, *, readonly: bool = False) -> Engine:
-    # Short spatial queries: PostgreSQL's JIT costs more than it saves (see ENGINEERING.md).
+    # JIT off: PostGIS functions declare high costs, so even short spatial queries pass jit_above_cost, and
+    # compiling them can take longer than running them.
     options = "-c jit=off -c statement_timeout=60000"
     if readonly:
         options += " -c default_transaction_read_only=on"

@@ -1,4 +1,5 @@
-"""Identity and tenancy: tenants (federal states), organisations, users and API tokens."""
+"""Identity and tenancy: tenants (federal states), organisations, users and API tokens; the responses kept per
+user and Idempotency-Key (breitband/idempotency.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint, func
+from sqlalchemy import (BigInteger, CheckConstraint, DateTime, ForeignKey, Identity, Index, Integer, String,
+                        UniqueConstraint, func)
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -115,3 +117,21 @@ class ApiToken(Base):
     user: Mapped[User] = relationship(lazy="raise")
 
     __table_args__ = (Index("ix_api_tokens_prefix", "prefix"),)
+
+
+class IdempotencyKey(Base):
+    """A stored response per (user, Idempotency-Key). Inserted in the transaction of the command itself, so a
+    failed command leaves no key behind and a concurrent retry waits on the unique index until the first commits."""
+
+    __tablename__ = "idempotency_keys"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(255))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(String(500))
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    response_body: Mapped[Any] = mapped_column(JSONB, nullable=True)
+    response_headers: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -2,7 +2,8 @@
 
 FastAPI documents only a route's own answer and a 422 in its default validation shape (``application/json``), but
 every error of this service is RFC 9457 ``application/problem+json`` (breitband/errors.py). This adds to each
-operation the problem answers it can give, decided from what the route depends on rather than from a hand list:
+operation the problem answers it can give, decided from what the route depends on and from what its endpoint
+declares (the markers ``requires_if_match`` and ``honours_idempotency_key``) rather than from a hand list:
 
 - 401 when it authenticates (``require``/``current_principal``; the tiles when a token is sent);
 - 403 when its ``require`` names fewer than all roles, and on commands (non-GET), whose services refuse callers of
@@ -11,9 +12,10 @@ operation the problem answers it can give, decided from what the route depends o
 - 404 when it has path parameters (an id that does not exist or is not the caller's is 404, never 403) or names a
   tenant;
 - 409 on commands (illegal transition, a token cap, a document being generated);
-- 412 and 428 and a required ``If-Match`` header when the endpoint reads ``If-Match`` (``expected_versions``);
-- an optional ``Idempotency-Key`` header when the endpoint keeps idempotent responses (422 for a key used for
-  another request);
+- 412 and 428 and a required ``If-Match`` header when the endpoint declares ``@requires_if_match`` (it reads
+  If-Match with ``permits.http.expected_versions``);
+- an optional ``Idempotency-Key`` header when the endpoint declares ``@honours_idempotency_key`` (it keeps its
+  responses per key with ``breitband.idempotency``; 422 for a key used for another request);
 - 422 on every operation: parameters and bodies, domain rules, and the input guard (a NUL or too deep JSON in any
   request, breitband/input_guard.py);
 - 503 with ``Retry-After`` on every operation that uses the database (all but ``/healthz``).
@@ -23,8 +25,8 @@ operation the problem answers it can give, decided from what the route depends o
 
 from __future__ import annotations
 
-import types
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from fastapi import FastAPI
 
@@ -46,6 +48,23 @@ IDEMPOTENCY_KEY = {"name": "Idempotency-Key", "in": "header", "required": False,
                    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"^[!-~]([ -~]*[!-~])?$"}}
 
 
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+
+
+def requires_if_match(endpoint: Endpoint) -> Endpoint:
+    """Declare that the endpoint requires If-Match (it calls ``permits.http.expected_versions``): documented as a
+    required header with the answers 412 and 428. Put it under the route decorator."""
+    endpoint._requires_if_match = True  # type: ignore[attr-defined]
+    return endpoint
+
+
+def honours_idempotency_key(endpoint: Endpoint) -> Endpoint:
+    """Declare that the endpoint keeps its responses per Idempotency-Key (``breitband.idempotency``, e.g. through
+    ``permits.http.run``): documented as an optional header. Put it under the route decorator."""
+    endpoint._honours_idempotency_key = True  # type: ignore[attr-defined]
+    return endpoint
+
+
 def install(app: FastAPI) -> None:
     original = app.openapi
 
@@ -55,26 +74,6 @@ def install(app: FastAPI) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-
-
-def _names(fn: Any) -> tuple[set[str], set[str]]:
-    """Global and local names an endpoint's code uses, its nested functions and lambdas included."""
-    code = getattr(fn, "__code__", None)
-    globals_, locals_ = set(), set()
-    stack = [code] if code is not None else []
-    while stack:
-        c = stack.pop()
-        globals_ |= set(c.co_names)
-        locals_ |= set(c.co_varnames) | set(c.co_freevars)
-        stack.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
-    return globals_, locals_
-
-
-def _keeps_idempotent_responses(fn: Any, global_names: set[str]) -> bool:
-    """Calls permits.http.run (which keeps the response per Idempotency-Key) or claims the key itself."""
-    run = getattr(fn, "__globals__", {}).get("run")
-    return bool({"claim_idempotency_key", "claim_request_key"} & global_names) or (
-        "run" in global_names and getattr(run, "__module__", "") == "permits.http")
 
 
 def _dependency_names(route: Any) -> set[str]:
@@ -110,7 +109,6 @@ def add_problem_responses(app: FastAPI, schema: dict[str, Any]) -> None:
             route = routes.get(key)
             responses = op["responses"]
             endpoint = getattr(route, "endpoint", None)
-            global_names, local_names = _names(endpoint)
             deps = _dependency_names(route) if route is not None else set()
             command = key[0] != "GET"
             if key in authenticated:
@@ -126,11 +124,11 @@ def add_problem_responses(app: FastAPI, schema: dict[str, Any]) -> None:
                 responses.setdefault("400", _response("The body cannot be parsed (not JSON, or broken multipart)"))
             if command and key in authenticated:
                 responses.setdefault("409", _response("Not possible in the object's current state"))
-            if "expected_versions" in global_names | local_names:
+            if getattr(endpoint, "_requires_if_match", False):
                 responses.setdefault("412", _response("If-Match names another version than the current one"))
                 responses.setdefault("428", _response("If-Match is missing"))
                 _add_parameter(op, IF_MATCH)
-            if _keeps_idempotent_responses(endpoint, global_names):
+            if getattr(endpoint, "_honours_idempotency_key", False):
                 _add_parameter(op, IDEMPOTENCY_KEY)
             # FastAPI's 422 says application/json with its own shape; ours is a problem (type validation-error with
             # `errors`, or a domain rule's type). Replaced, not added to.

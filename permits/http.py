@@ -1,43 +1,36 @@
-"""What the permit endpoints share: the roles they require, If-Match, Idempotency-Key and the command runner, the
-clock dependency, and the answer with an attachment's stored file.
+"""What the permit endpoints share: the roles they require, If-Match, the command runner (Idempotency-Key through
+``breitband.idempotency``, a lost optimistic-lock race as 412), the answer with an ETag, and the answer with an
+attachment's stored file.
 
 Commands are POSTs (state changes are never PATCHes of a status). Each command on an existing resource needs
 ``If-Match`` with the ETag last read (428 without, 412 when stale). Every POST honours ``Idempotency-Key``: the
 same key with the same request returns the stored response (header ``Idempotent-Replayed: true``); the same key
-with another request is 422. Keys are scoped per user.
+with another request is 422. Keys are scoped per user. Endpoints declare both for the OpenAPI
+(``breitband.openapi.requires_if_match`` / ``honours_idempotency_key``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from collections.abc import Callable
-from datetime import datetime, timezone
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import FileResponse, JSONResponse
-from pydantic import BaseModel
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from breitband import idempotency
 from breitband.auth import require
-from breitband.errors import PreconditionFailed, ProblemError, UnprocessableEntity
+from breitband.errors import PreconditionFailed, ProblemError
 from breitband.identity import Principal
 from breitband.models import Role
-from permits import repository
 from permits.applications import attachments as files
 
 OPERATOR = require(Role.operator_member)
 AUTHORITY = require(Role.authority_reviewer, Role.authority_admin)
 ANYONE = require()
 ETAG_RE = re.compile(r'^\s*"(\d{1,10})"\s*$')
-
-
-def clock() -> datetime:
-    """The current time. Tests override this dependency to control the clock; nothing else does."""
-    return datetime.now(timezone.utc)
 
 
 class PreconditionRequired(ProblemError):
@@ -59,49 +52,12 @@ def expected_versions(request: Request) -> set[int]:
     return versions
 
 
-def fingerprint(request: Request, payload: Any) -> str:
-    if isinstance(payload, BaseModel):
-        payload = payload.model_dump(mode="json", exclude_unset=True)
-    text = json.dumps([request.method, request.url.path, payload], sort_keys=True, separators=(",", ":"),
-                      default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def idempotency_key(request: Request) -> str | None:
-    """The request's Idempotency-Key (trimmed), None without one; 422 for a key no client would send."""
-    key = request.headers.get("idempotency-key")
-    if key is None:
-        return None
-    key = key.strip()
-    if not 1 <= len(key) <= 255 or not key.isascii() or not key.isprintable():
-        raise UnprocessableEntity("Idempotency-Key must be 1-255 printable ASCII characters (e.g. a UUID)",
-                                  type="invalid-idempotency-key", field="Idempotency-Key")
-    return key
-
-
-def claim_request_key(request: Request, session: Session, principal: Principal, payload: Any):
-    """Claim the request's Idempotency-Key for this request → (key, None) when this request owns it, (key, stored
-    row) when the same request came before, (None, None) without a key; 422 when the key served another request."""
-    key = idempotency_key(request)
-    if key is None:
-        return None, None
-    fp = fingerprint(request, payload)
-    stored = repository.claim_idempotency_key(session, principal.user_id, key, fp, request.method, request.url.path)
-    if stored is not None and stored.fingerprint != fp:
-        raise UnprocessableEntity(
-            f"Idempotency-Key {key!r} was used for another request ({stored.method} {stored.path} with "
-            "another body); use a new key for a new request", type="idempotency-key-reused",
-            original={"method": stored.method, "path": stored.path})
-    return key, stored
-
-
 def run(request: Request, session: Session, principal: Principal, payload: Any,
         action: Callable[[], tuple[int, dict[str, Any], dict[str, str]]]) -> JSONResponse:
     """Execute a command once per Idempotency-Key; convert a lost optimistic-lock race into 412."""
-    key, stored = claim_request_key(request, session, principal, payload)
+    key, stored = idempotency.claim(request, session, principal.user_id, payload)
     if stored is not None:
-        return JSONResponse(stored.response_body, status_code=stored.response_status,
-                            headers={**stored.response_headers, "Idempotent-Replayed": "true"})
+        return idempotency.replay(stored)
     try:
         status, body, headers = action()
         session.flush()
@@ -109,8 +65,13 @@ def run(request: Request, session: Session, principal: Principal, payload: Any,
         raise PreconditionFailed("The resource was changed by someone else at the same time; read it again",
                                  type="stale-version") from None
     if key is not None:
-        repository.store_idempotent_response(session, principal.user_id, key, status, body, headers)
+        idempotency.store_response(session, principal.user_id, key, status, body, headers)
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def etag_json(body: dict[str, Any]) -> JSONResponse:
+    """A read of an application or case: the body, with its ETag (what a command's If-Match sends back)."""
+    return JSONResponse(body, headers={"ETag": body["etag"]})
 
 
 def attachment_response(request: Request, att) -> FileResponse:

@@ -1,6 +1,7 @@
 """Permit applications, their versions and attachments, the cases per authority, the conditions catalogue, the
-append-only audit trail, and stored idempotent responses. (The events that permit commands write are the outbox of
-``notifications``: ``notifications.models.Event``, written through ``notifications.outbox.record_event``.)
+append-only audit trail. (The events that permit commands write are the outbox of ``notifications``:
+``notifications.models.Event``, written through ``notifications.outbox.record_event``; stored idempotent responses
+belong to the shell, ``breitband.idempotency``.)
 
 Every row carries ``tenant_key``; reads go through ``permits.repository`` which applies the caller's scope.
 Optimistic locking: ``applications.row_version`` and ``cases.row_version`` are SQLAlchemy ``version_id_col``s; the
@@ -251,21 +252,3 @@ class AuditRecord(Base):
     status_before: Mapped[str | None] = mapped_column(String(32))
     status_after: Mapped[str | None] = mapped_column(String(32))
     detail: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
-
-
-class IdempotencyKey(Base):
-    """A stored response per (user, Idempotency-Key). Inserted in the transaction of the command itself, so a
-    failed command leaves no key behind and a concurrent retry waits on the unique index until the first commits."""
-
-    __tablename__ = "idempotency_keys"
-
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    key: Mapped[str] = mapped_column(String(255))
-    fingerprint: Mapped[str] = mapped_column(String(64))
-    method: Mapped[str] = mapped_column(String(8))
-    path: Mapped[str] = mapped_column(String(500))
-    response_status: Mapped[int | None] = mapped_column(Integer)
-    response_body: Mapped[Any] = mapped_column(JSONB, nullable=True)
-    response_headers: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

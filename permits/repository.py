@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import (Select, and_, bindparam, exists, func, literal, literal_column, or_, select, text, tuple_,
+from sqlalchemy import (Select, bindparam, exists, func, literal, literal_column, or_, select, text, tuple_,
                         union_all)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
@@ -28,7 +28,7 @@ from breitband.identity import Principal
 from breitband.models import Organisation, Role
 from permits import deadlines
 from permits.models import (OPEN_CASE_STATUSES, Application, ApplicationCounter, ApplicationVersion, Attachment,
-                            AuditRecord, Case, IdempotencyKey)
+                            AuditRecord, Case)
 
 OPEN = [s.value for s in OPEN_CASE_STATUSES]
 
@@ -434,7 +434,7 @@ def deem_due(session: Session, apps: list[tuple[uuid.UUID, str]], now: datetime,
             for r in issued]
 
 
-# --- audit, idempotency ----------------------------------------------------------------------------------------------
+# --- audit ---------------------------------------------------------------------------------------------------------
 
 def add_audit(session: Session, record: AuditRecord) -> None:
     session.add(record)
@@ -449,22 +449,3 @@ def audit_trail(session: Session, application_id: uuid.UUID, *, case_ids: list[u
     return list(session.scalars(stmt.order_by(AuditRecord.id)))
 
 
-def claim_idempotency_key(session: Session, user_id: uuid.UUID, key: str, fingerprint: str, method: str,
-                          path: str) -> IdempotencyKey | None:
-    """Insert the key in the current transaction. → None when this request owns it now, else the stored row.
-    A concurrent request with the same key blocks on the unique index until the owner commits or rolls back."""
-    stmt = (insert(IdempotencyKey).values(user_id=user_id, key=key, fingerprint=fingerprint, method=method,
-                                          path=path, response_headers={})
-            .on_conflict_do_nothing(constraint="idempotency_key_per_user").returning(IdempotencyKey.id))
-    if session.execute(stmt).scalar() is not None:
-        return None
-    return session.scalars(select(IdempotencyKey).where(and_(IdempotencyKey.user_id == user_id,
-                                                             IdempotencyKey.key == key))).one()
-
-
-def store_idempotent_response(session: Session, user_id: uuid.UUID, key: str, status: int, body: Any,
-                              headers: dict[str, str]) -> None:
-    row = session.scalars(select(IdempotencyKey).where(IdempotencyKey.user_id == user_id,
-                                                       IdempotencyKey.key == key)).one()
-    row.response_status, row.response_body, row.response_headers = status, body, headers
-    session.flush()

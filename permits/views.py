@@ -8,11 +8,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from breitband.dates import iso
 from breitband.identity import Principal
 from breitband.models import Organisation, Role
 from permits import core, deadlines, repository
 from permits.cases import review
-from permits.deadlines import iso
 from permits.models import Application, ApplicationVersion, Attachment, AuditRecord, Case, CatalogueEntry
 
 API = "/api/v1"

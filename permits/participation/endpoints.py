@@ -17,6 +17,7 @@ from breitband.db import get_read_session, write_session
 from breitband.errors import UnprocessableEntity
 from breitband.identity import Principal
 from breitband.models import Role
+from breitband.openapi import requires_if_match
 from permits import repository
 from permits.http import attachment_response, expected_versions
 from permits.participation import statements
@@ -60,6 +61,7 @@ def download_statement_attachment(request: Request, statement_id: uuid.UUID, att
 
 @router.post("/statements/{statement_id}/answer",
              summary="Answer: agree | agree_with_conditions (proposed conditions) | object (reasons); If-Match")
+@requires_if_match
 def answer_statement(request: Request, statement_id: uuid.UUID, data: statements.AnswerIn,
                      principal: Principal = Depends(require(Role.authority_reviewer, Role.authority_admin)),
                      session: Session = write_session, now: datetime = Depends(clock.now)) -> JSONResponse:

@@ -19,6 +19,7 @@ import shapely
 import shapely.ops
 from sqlalchemy import select, text
 
+import breitband.clock
 from breitband import identity
 from breitband.models import Organisation, OrgKind, Role
 from geo.crs import transformer
@@ -180,14 +181,12 @@ class Clock:
 
 
 @pytest.fixture
-def clock(app) -> Clock:
-    """The API's clock (dependency ``permits.http.clock``), set by the test."""
-    from permits.http import clock as clock_dependency
-
+def clock() -> Clock:
+    """The one clock (``breitband.clock.now``: the endpoints' ``Depends(clock.now)`` and whatever else asks for the
+    time), set by the test and restored afterwards."""
     c = Clock()
-    app.dependency_overrides[clock_dependency] = c
-    yield c
-    app.dependency_overrides.pop(clock_dependency, None)
+    with breitband.clock.frozen(c):
+        yield c
 
 
 class Api:
