@@ -1,17 +1,16 @@
 """The Celery app: JSON only, late acks, reject on worker loss, time limits, a beat schedule of real tasks.
 
-Start with ``breitband worker`` and ``breitband beat``. Tasks live in each package's ``tasks.py``.
+Processes that only send tasks (the API, the command line) use this app and send by name. Workers start from
+``breitband.worker`` (``breitband worker``, ``breitband beat``), which imports every package's ``tasks.py``.
 """
 
 from __future__ import annotations
 
 from celery import Celery
-from celery.signals import setup_logging
+from celery.signals import setup_logging, worker_init
 
 from breitband.logging import configure_logging
 from breitband.settings import get_settings
-
-TASK_PACKAGES = ["breitband", "geo", "permits.cases", "permits.pipeline", "permits.documents", "notifications"]
 
 # Periodic tasks. Only real tasks belong here; each later capability adds its own entry.
 BEAT_SCHEDULE: dict[str, dict] = {
@@ -31,7 +30,8 @@ BEAT_SCHEDULE: dict[str, dict] = {
 }
 
 
-def _survive_lost_redis_connection() -> None:
+@worker_init.connect
+def _survive_lost_redis_connection(**_) -> None:
     """Keep the worker alive when its Redis connection breaks while it holds unacknowledged messages.
 
     Celery/kombu 5.7 first detaches the broken connection from its transport, then closes the channel, whose QoS
@@ -41,8 +41,11 @@ def _survive_lost_redis_connection() -> None:
     retry), so a Redis restart stopped the service. Skipping the restore is safe: the messages stay in Redis's
     unacked hash and come back after the visibility timeout, and the beat sweeps (relay, dispatch_due,
     pipeline_resume, documents_sweep) redo from the database whatever is due before that.
-    tests/faults/test_redis_restart.py (the worker holding a scheduled message) proves it."""
-    from kombu.transport import redis as kombu_redis
+    tests/faults/test_redis_restart.py (the worker holding a scheduled message) proves it.
+
+    Applied as a worker starts (before its consumer connects): only a consumer holds unacknowledged messages, and
+    processes that only send tasks (the API, the command line) need not load the Redis transport for it."""
+    from kombu.transport import redis as kombu_redis  # deferred: workers only; it loads redis-py (~0.2 s)
 
     original = kombu_redis.QoS.restore_unacked
     if getattr(original, "_breitband", False):
@@ -56,9 +59,6 @@ def _survive_lost_redis_connection() -> None:
 
     restore_unacked._breitband = True  # type: ignore[attr-defined]
     kombu_redis.QoS.restore_unacked = restore_unacked
-
-
-_survive_lost_redis_connection()
 
 
 def make_celery() -> Celery:
@@ -81,8 +81,6 @@ def make_celery() -> Celery:
         worker_hijack_root_logger=False,
         beat_schedule=BEAT_SCHEDULE,
     )
-    app.autodiscover_tasks(TASK_PACKAGES, related_name="tasks")
-    app.autodiscover_tasks(["permits.pipeline"], related_name="audience")    # the deadline reminders task
     return app
 
 
@@ -94,4 +92,3 @@ def _configure_worker_logging(loglevel=None, **_) -> None:
 
 
 celery_app = make_celery()
-app = celery_app  # `celery -A breitband.celery` finds it

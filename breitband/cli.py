@@ -10,10 +10,22 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from breitband.db import session_scope
+from sqlalchemy import or_, select
+
+import geo.cli
+import notifications.cli
+import permits.cli
+from breitband import clock, identity
+from breitband.db import get_database
+from breitband.demo import load_demo
 from breitband.errors import ProblemError
 from breitband.logging import configure_logging, scrub
-import permits.pipeline.audience  # noqa: F401 - registers the outbox audience (`breitband outbox relay`, the worker)
+from breitband.migrate import create_database, upgrade
+from breitband.models import ApiToken, Organisation, User
+from breitband.settings import get_settings
+from breitband.worker import app as worker_app
+from geo.rules import validate_rules
+from geo.service import resolve as resolve_route
 
 app = typer.Typer(help="Breitband: permit service for broadband lines in public roads.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -61,9 +73,7 @@ def serve(host: Optional[str] = typer.Option(None, help="Bind address (default B
           port: Optional[int] = typer.Option(None, help="Port (default BREITBAND_PORT, 8000)"),
           workers: int = typer.Option(1, help="Uvicorn worker processes")) -> None:
     """Run the HTTP API (and the map UI)."""
-    import uvicorn
-
-    from breitband.settings import get_settings
+    import uvicorn  # deferred: only `serve` runs a server; every other command would load it for nothing
 
     s = get_settings()
     uvicorn.run("breitband.main:app", host=host or s.host, port=port or s.port, workers=workers,
@@ -74,11 +84,8 @@ def serve(host: Optional[str] = typer.Option(None, help="Bind address (default B
 def worker(ctx: typer.Context, concurrency: int = typer.Option(2, help="Worker processes"),
            loglevel: str = typer.Option("INFO")) -> None:
     """Run a Celery worker (extra arguments go to celery)."""
-    from breitband.celery import celery_app
-    from breitband.logging import configure_logging
-
     configure_logging(loglevel)
-    celery_app.worker_main(["worker", f"--concurrency={concurrency}", f"--loglevel={loglevel}",
+    worker_app.worker_main(["worker", f"--concurrency={concurrency}", f"--loglevel={loglevel}",
                             "--without-gossip", "--without-mingle", "--hostname=breitband@%h", *ctx.args])
 
 
@@ -86,12 +93,9 @@ def worker(ctx: typer.Context, concurrency: int = typer.Option(2, help="Worker p
 def beat(ctx: typer.Context, loglevel: str = typer.Option("INFO"),
          schedule: Path = typer.Option(Path("var/celerybeat-schedule"), help="Beat's state file")) -> None:
     """Run the Celery beat scheduler (periodic tasks)."""
-    from breitband.celery import celery_app
-    from breitband.logging import configure_logging
-
     configure_logging(loglevel)
     schedule.parent.mkdir(parents=True, exist_ok=True)
-    celery_app.start(["beat", f"--loglevel={loglevel}", f"--schedule={schedule}", *ctx.args])
+    worker_app.start(["beat", f"--loglevel={loglevel}", f"--schedule={schedule}", *ctx.args])
 
 
 # --- db ------------------------------------------------------------------------------------------------------
@@ -99,8 +103,6 @@ def beat(ctx: typer.Context, loglevel: str = typer.Option("INFO"),
 @db_app.command("create")
 def db_create() -> None:
     """Create the database named in BREITBAND_DATABASE_URL if missing."""
-    from breitband.migrate import create_database
-
     try:
         created = create_database()
     except Exception as exc:
@@ -111,8 +113,6 @@ def db_create() -> None:
 @db_app.command("upgrade")
 def db_upgrade(revision: str = typer.Argument("head")) -> None:
     """Run the migrations (enables PostGIS on the first run)."""
-    from breitband.migrate import upgrade
-
     try:
         upgrade(revision=revision)
     except Exception as exc:
@@ -132,16 +132,12 @@ def tenant_create(key: str, name: Optional[str] = typer.Option(None, help="Displ
                   rules: Optional[Path] = typer.Option(None, help="Rules TOML file"),
                   update: bool = typer.Option(False, "--update", help="Update the tenant if it exists")) -> None:
     """Create (or with --update, update) a tenant."""
-    from breitband import identity
-
     data = load_rules(rules)
     name = name or (data or {}).get("name")
     crs = crs or (data or {}).get("crs")
     if data is not None:
-        from geo.rules import validate_rules
-
         data = validate_rules(data, key)
-    with session_scope() as session:
+    with get_database().transaction() as session:
         exists = session.get(identity.Tenant, key) is not None
         if exists and update:
             t = identity.update_tenant(session, key, name=name, crs=crs, rules=data)
@@ -156,18 +152,14 @@ def tenant_create(key: str, name: Optional[str] = typer.Option(None, help="Displ
 @tenant_app.command("list")
 def tenant_list() -> None:
     """List tenants."""
-    from breitband import identity
-
-    with session_scope() as session:
+    with get_database().transaction() as session:
         echo_json([{k: v for k, v in tenant_dict(t).items() if k != "rules"} for t in identity.list_tenants(session)])
 
 
 @tenant_app.command("show")
 def tenant_show(key: str) -> None:
     """Show a tenant with its rules."""
-    from breitband import identity
-
-    with session_scope() as session:
+    with get_database().transaction() as session:
         echo_json(tenant_dict(identity.get_tenant(session, key)))
 
 
@@ -183,9 +175,7 @@ def org_create(tenant: str = typer.Option(..., help="Tenant key"),
                name: str = typer.Option(...), email: Optional[str] = typer.Option(None),
                phone: Optional[str] = typer.Option(None), address: Optional[str] = typer.Option(None)) -> None:
     """Create an organisation."""
-    from breitband import identity
-
-    with session_scope() as session:
+    with get_database().transaction() as session:
         org = identity.create_organisation(session, tenant, kind, name, email=email, phone=phone, address=address)
         out = org_dict(org)
     echo_json(out)
@@ -194,12 +184,7 @@ def org_create(tenant: str = typer.Option(..., help="Tenant key"),
 @org_app.command("list")
 def org_list(tenant: str = typer.Option(..., help="Tenant key"), kind: Optional[str] = typer.Option(None)) -> None:
     """List organisations of a tenant."""
-    from sqlalchemy import select
-
-    from breitband import identity
-    from breitband.models import Organisation
-
-    with session_scope() as session:
+    with get_database().transaction() as session:
         identity.get_tenant(session, tenant)
         stmt = select(Organisation).where(Organisation.tenant_key == tenant).order_by(Organisation.kind,
                                                                                         Organisation.name)
@@ -214,9 +199,7 @@ def user_create(tenant: str = typer.Option(...), org: str = typer.Option(..., he
                 role: str = typer.Option(..., help="operator_member | authority_reviewer | authority_admin | "
                                                    "tenant_admin")) -> None:
     """Create a user in an organisation."""
-    from breitband import identity
-
-    with session_scope() as session:
+    with get_database().transaction() as session:
         organisation = identity.find_organisation(session, tenant, org)
         user = identity.create_user(session, organisation, email, name, role)
         out = {"id": str(user.id), "email": user.email, "role": user.role, "organisation": organisation.name}
@@ -238,9 +221,7 @@ def token_create(tenant: str = typer.Option(...), email: str = typer.Option(...,
                           "BREITBAND_TOKEN_MAX_EXPIRY_DAYS, 365). Every token expires; rotate service accounts' "
                           "tokens before they do.")) -> None:
     """Create an API token; prints the secret once, with its expiry."""
-    from breitband import identity
-
-    with session_scope() as session:
+    with get_database().transaction() as session:
         lifetime = identity.token_lifetime(expires_in_days, field="--expires-in-days")
         user = identity.find_user(session, tenant, email)
         token, secret = identity.create_token(session, user, name, expires_in=lifetime)
@@ -254,14 +235,7 @@ def token_list(tenant: str = typer.Option(..., help="Tenant key"),
                email: Optional[str] = typer.Option(None, help="Only this user's tokens"),
                active: bool = typer.Option(False, "--active", help="Only tokens neither revoked nor expired")) -> None:
     """List the API tokens of a tenant's users (never their secrets), newest first."""
-    from datetime import datetime, timezone
-
-    from sqlalchemy import or_, select
-
-    from breitband import identity
-    from breitband.models import ApiToken, User
-
-    with session_scope() as session:
+    with get_database().transaction() as session:
         identity.get_tenant(session, tenant)
         stmt = (select(ApiToken, User.email).join(User, User.id == ApiToken.user_id)
                 .where(User.tenant_key == tenant).order_by(ApiToken.created_at.desc(), ApiToken.id))
@@ -269,7 +243,7 @@ def token_list(tenant: str = typer.Option(..., help="Tenant key"),
             stmt = stmt.where(User.id == identity.find_user(session, tenant, email).id)
         if active:
             stmt = stmt.where(ApiToken.revoked_at.is_(None), or_(ApiToken.expires_at.is_(None),
-                                                                 ApiToken.expires_at > datetime.now(timezone.utc)))
+                                                                 ApiToken.expires_at > clock.now()))
         echo_json([token_dict(t, e) for t, e in session.execute(stmt)])
 
 
@@ -279,9 +253,7 @@ def token_cap_expiry(days: int = typer.Option(..., help="Days from now; at most 
                      ) -> None:
     """Give every active token that never expires (made before expiry was the default), or that expires later
     than DAYS from now, the expiry now + DAYS."""
-    from breitband import identity
-
-    with session_scope() as session:
+    with get_database().transaction() as session:
         changed = identity.cap_token_expiry(session, days, tenant_key=tenant)
     echo_json({"changed": changed, "days": days, "tenant": tenant})
 
@@ -289,13 +261,11 @@ def token_cap_expiry(days: int = typer.Option(..., help="Days from now; at most 
 @token_app.command("revoke")
 def token_revoke(token_id: str) -> None:
     """Revoke an API token by its id."""
-    from breitband import identity
-
     try:
         tid = uuid.UUID(token_id)
     except ValueError:
         fail(f"{token_id!r} is not a token id (a UUID)")
-    with session_scope() as session:
+    with get_database().transaction() as session:
         token = identity.revoke_token(session, tid)
         out = {"id": str(token.id), "revoked_at": token.revoked_at}
     echo_json(out)
@@ -306,8 +276,6 @@ def resolve(file: Path = typer.Argument(..., help="GeoJSON file with the route (
             tenant: str = typer.Option(..., help="Tenant key"),
             crs: Optional[str] = typer.Option(None, help="CRS of the coordinates (default EPSG:4326)")) -> None:
     """Resolve the affected road authorities of a route; prints the same JSON as POST /api/v1/resolve."""
-    from geo.service import resolve as resolve_route
-
     if str(file) == "-":
         data = sys.stdin.buffer.read()
     else:
@@ -315,7 +283,7 @@ def resolve(file: Path = typer.Argument(..., help="GeoJSON file with the route (
             data = file.read_bytes()
         except OSError as exc:
             fail(f"cannot read {file}: {exc.strerror}")
-    with session_scope() as session:
+    with get_database().transaction() as session:
         result = resolve_route(session, tenant, data, crs)
     echo_json(result)
 
@@ -323,20 +291,13 @@ def resolve(file: Path = typer.Argument(..., help="GeoJSON file with the route (
 @demo_app.command("load")
 def demo_load(tokens: bool = typer.Option(True, help="Issue fresh demo tokens and print them")) -> None:
     """Load (idempotently) the Hessen demo: tenant, organisations, users, and print a token per role."""
-    from breitband.demo import load_demo
-
     load_demo(issue_tokens=tokens)
 
 
-def _register_domain_commands() -> None:
-    """Each domain package with a cli.py adds its commands through ``register(app)``."""
-    from breitband.db import import_optional
-
-    for module in import_optional(("geo.cli", "permits.cli", "notifications.cli")):
-        module.register(app)
-
-
-_register_domain_commands()
+# Each domain package's cli.py adds its commands through ``register(app)``; geo's first, whose `import` group
+# permits.cli adds `import areas` to.
+for domain_cli in (geo.cli, permits.cli, notifications.cli):
+    domain_cli.register(app)
 
 
 def main() -> None:

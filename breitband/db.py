@@ -2,11 +2,13 @@
 
 One transaction per request: ``get_session`` yields a session and commits it when the endpoint returned without an
 error (services only ``flush()``). ``get_read_session`` is a read-only session on the replica URL (falls back to the
-main database) for list and tile endpoints.
+main database) for list and tile endpoints. Outside a request (tasks, command-line commands) the unit of work is
+``get_database().transaction()``.
 """
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -143,8 +145,6 @@ def session_scope() -> Iterator[Session]:
 
 def import_optional(names: tuple[str, ...]) -> list:
     """Import the modules that exist among ``names`` (a domain package may not have an api.py or cli.py)."""
-    import importlib
-
     modules = []
     for name in names:
         try:

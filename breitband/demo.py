@@ -9,14 +9,22 @@ layer is imported again only when its files changed (compared with the LayerImpo
 from __future__ import annotations
 
 import json
+import tempfile
 import tomllib
-from datetime import datetime, timezone
+from pathlib import Path
 
 from sqlalchemy import select, update
 
-from breitband import identity
+from breitband import clock, identity
+from breitband.db import get_database
 from breitband.models import ApiToken, Organisation, OrgKind, Role, User
 from breitband.settings import PROJECT_ROOT, get_settings
+from geo.importers import import_boundaries, import_roads, same_sources
+from geo.rules import validate_rules
+from permits.cases.catalogue import load_catalogue_file
+from permits.documents.keys import ensure_key
+from permits.participation import service as participation
+from permits.participation.importer import import_areas
 
 DATA = PROJECT_ROOT / "data"
 DEMO_TOKEN_NAME = "demo"
@@ -52,9 +60,7 @@ MONUMENT_BODY = "Landesamt für Denkmalpflege Hessen"
 
 
 def ensure_bodies(session, tenant_key: str) -> dict[str, Organisation]:
-    from permits.participation import service as participation
-
-    now = datetime.now(timezone.utc)
+    now = clock.now()
     orgs = {}
     for name, email, role, ags in DEMO_BODIES:
         org = ensure_org(session, tenant_key, OrgKind.participating_body, name, email)
@@ -68,12 +74,7 @@ def ensure_bodies(session, tenant_key: str) -> dict[str, Organisation]:
 def ensure_monuments(session, tenant_key: str, echo=print) -> None:
     """Listed buildings and ensembles (OSM ``heritage``, Kulturdenkmäler) from the demo's OSM extracts as the
     monument layer: real data, read from the same files as the roads."""
-    import tempfile
-    from pathlib import Path
-
-    import osmium
-
-    from permits.participation.importer import import_areas
+    import osmium  # deferred: only the demo's monument layer reads OSM here; not on every command line start
 
     features = []
     seen = set()
@@ -100,8 +101,6 @@ def ensure_monuments(session, tenant_key: str, echo=print) -> None:
 
 
 def ensure_tenant(session, rules_path=DATA / "tenants" / "he.toml"):
-    from geo.rules import validate_rules
-
     with open(rules_path, "rb") as fh:
         raw = tomllib.load(fh)
     rules = validate_rules(raw, raw["key"])
@@ -132,8 +131,6 @@ def demo_roads() -> list:
 def ensure_geodata(session, tenant_key: str, echo=print) -> None:
     """Import the demo boundaries (which also makes the existing "Hessen Mobil" the state agency's authority) and
     roads, unless the layer was already imported from the same files."""
-    from geo.importers import import_boundaries, import_roads, same_sources
-
     if same_sources(session, tenant_key, "boundaries", DEMO_BOUNDARIES):
         echo("Boundaries already imported from the same files.")
     else:
@@ -151,20 +148,14 @@ def ensure_geodata(session, tenant_key: str, echo=print) -> None:
 
 
 def load_demo(issue_tokens: bool = True, echo=print) -> dict[str, str]:
-    from breitband.db import get_database
-
     tokens: dict[str, str] = {}
-    with get_database().sessionmaker() as session:
+    with get_database().transaction() as session:
         tenant = ensure_tenant(session)
         orgs = {name: ensure_org(session, tenant.key, kind, name, email) for kind, name, email in DEMO_ORGS}
         ensure_geodata(session, tenant.key, echo)
-        from permits.cases.catalogue import load_catalogue_file
-
         load_catalogue_file(session, tenant.key, DATA / "tenants" / "he_conditions.toml")
         bodies = ensure_bodies(session, tenant.key)
         ensure_monuments(session, tenant.key, echo)
-        from permits.documents.keys import ensure_key
-
         ensure_key(tenant.key, tenant.name)       # development: the tenant's self-signed signing key
         for email, name, role, org_name in DEMO_USERS:
             user = session.scalar(select(User).where(User.tenant_key == tenant.key, User.email == email))
@@ -173,7 +164,7 @@ def load_demo(issue_tokens: bool = True, echo=print) -> dict[str, str]:
             if issue_tokens:
                 session.execute(update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.name == DEMO_TOKEN_NAME,
                                                        ApiToken.revoked_at.is_(None))
-                                .values(revoked_at=datetime.now(timezone.utc)))
+                                .values(revoked_at=clock.now()))
                 _, secret = identity.create_token(session, user, DEMO_TOKEN_NAME)
                 tokens[role.value] = secret
         email, name, org_name = DEMO_BODY_USER
@@ -183,10 +174,9 @@ def load_demo(issue_tokens: bool = True, echo=print) -> dict[str, str]:
         if issue_tokens:
             session.execute(update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.name == DEMO_TOKEN_NAME,
                                                    ApiToken.revoked_at.is_(None))
-                            .values(revoked_at=datetime.now(timezone.utc)))
+                            .values(revoked_at=clock.now()))
             _, secret = identity.create_token(session, user, DEMO_TOKEN_NAME)
             tokens["participating_body"] = secret
-        session.commit()
     if issue_tokens:
         base = get_settings().public_base_url
         echo(f"Demo tenant 'he' (Hessen) loaded. API: {base}  docs: {base}/docs")

@@ -7,7 +7,7 @@ import re
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from pyproj import CRS
@@ -15,6 +15,8 @@ from pyproj.exceptions import CRSError
 from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from breitband import clock
+from breitband.dates import iso_seconds
 from breitband.errors import Conflict, NotFound, UnprocessableEntity
 from breitband.models import ROLE_ORG_KINDS, ApiToken, Organisation, OrgKind, Role, Tenant, User
 from breitband.settings import get_settings
@@ -210,7 +212,7 @@ def create_token(session: Session, user: User, name: str, *, expires_in: timedel
                  now: datetime | None = None) -> tuple[ApiToken, str]:
     """Returns the token row and the secret. The secret is not stored and cannot be shown again. Every token
     expires: after ``expires_in``, by default after the setting token_default_expiry_days."""
-    now = now or datetime.now(timezone.utc)
+    now = now or clock.now()
     if expires_in is None:
         expires_in = token_lifetime(None)
     if expires_in <= timedelta(0):
@@ -232,7 +234,7 @@ def active_tokens(user_id: uuid.UUID, now: datetime) -> Select[tuple[ApiToken]]:
 def create_own_token(session: Session, principal: Principal, name: str, expires_in_days: int | None, *,
                      now: datetime | None = None) -> tuple[ApiToken, str]:
     """A new token for the caller (self-service), within token_max_expiry_days and token_max_active_per_user."""
-    now = now or datetime.now(timezone.utc)
+    now = now or clock.now()
     lifetime = token_lifetime(expires_in_days)
     name = _token_name(name)
     limit = get_settings().token_max_active_per_user
@@ -254,7 +256,7 @@ def _revoke(session: Session, token: ApiToken | None, token_id: uuid.UUID, now: 
     if token is None:
         raise NotFound(f"No token {token_id}", type="token-not-found")
     if token.revoked_at is None:
-        token.revoked_at = now or datetime.now(timezone.utc)
+        token.revoked_at = now or clock.now()
         session.flush()
     return token
 
@@ -291,7 +293,7 @@ def cap_token_expiry(session: Session, days: int, *, tenant_key: str | None = No
                      now: datetime | None = None) -> int:
     """Give every active token that never expires, or expires later than ``days`` from now, the expiry now + days
     (for tokens issued before expiry was the default). → the number of tokens changed."""
-    now = now or datetime.now(timezone.utc)
+    now = now or clock.now()
     cap = now + token_lifetime(days, field="days")
     stmt = (update(ApiToken).where(ApiToken.revoked_at.is_(None),
                                    or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > cap))
@@ -312,10 +314,6 @@ class AuthError(Exception):
         self.reason = reason
 
 
-def _utc(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 _AUTH_SQL = (
     select(ApiToken.id.label("token_id"), ApiToken.revoked_at, ApiToken.expires_at, ApiToken.last_used_at,
            User.id.label("user_id"), User.email, User.name, User.role, User.active, User.tenant_key,
@@ -332,15 +330,15 @@ LAST_USED_EVERY = timedelta(minutes=1)
 def authenticate(session: Session, secret: str, *, now: datetime | None = None) -> Principal:
     """Resolve a Bearer secret to a principal, or raise AuthError with the reason. One query on columns (no ORM
     objects: it runs on every request), plus an update of last_used_at at most once a minute."""
-    now = now or datetime.now(timezone.utc)
+    now = now or clock.now()
     row = session.execute(_AUTH_SQL.where(ApiToken.token_hash == hash_token(secret))).first()
     if row is None:
         raise AuthError("The token is not valid", "token-unknown")
     if row.revoked_at is not None:
-        raise AuthError(f"The token was revoked at {_utc(row.revoked_at)} (signed out or withdrawn); "
+        raise AuthError(f"The token was revoked at {iso_seconds(row.revoked_at)} (signed out or withdrawn); "
                         "sign in with another token", "token-revoked")
     if row.expires_at is not None and row.expires_at <= now:
-        raise AuthError(f"The token expired at {_utc(row.expires_at)}; get a new one from your operating office "
+        raise AuthError(f"The token expired at {iso_seconds(row.expires_at)}; get a new one from your operating office "
                         "(or create one with POST /api/v1/me/tokens while another token is valid)", "token-expired")
     if not row.active:
         raise AuthError("The user is deactivated", "user-deactivated")

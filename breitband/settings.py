@@ -39,8 +39,8 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=PROJECT_ROOT / "var" / "data")
     # Largest accepted attachment (PDF, images) of a permit application, in MiB.
     max_attachment_mb: float = Field(default=25.0, gt=0)
-    # Attachment quota per application (permits/applications/attachments.py): at most this many files (422 beyond) and this many
-    # MiB together (413 beyond); every stored attachment counts, submitted or not.
+    # Attachment quota per application (permits/applications/attachments.py): at most this many files (422 beyond)
+    # and this many MiB together (413 beyond); every stored attachment counts, submitted or not.
     max_attachments_per_application: int = Field(default=50, gt=0)
     max_attachments_total_mb: float = Field(default=200.0, gt=0)
     log_level: str = "INFO"

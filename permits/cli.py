@@ -3,10 +3,28 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Optional
 
 import typer
+from sqlalchemy import select
+
+from breitband import clock, dates, identity
+from breitband.db import get_database
+from breitband.models import Organisation
+from geo.importers import format_summary
+from permits.cases import deemed
+from permits.cases.catalogue import entries, load_catalogue, read_catalogue_file
+from permits.documents import generator, keys
+from permits.documents import service as documents
+from permits.models import CatalogueKind
+from permits.participation import service as participation
+from permits.participation.importer import import_areas
+from permits.participation.models import ParticipationBody
+from permits.pipeline import runner
+from permits.pipeline import service as pipeline
+from permits.pipeline.models import PipelineRun
 
 
 def register(app: typer.Typer) -> None:
@@ -26,14 +44,10 @@ def register(app: typer.Typer) -> None:
                        "time without offset is Europe/Berlin). Default: now."),
             tenant: Optional[str] = typer.Option(None, help="Only this tenant")) -> None:
         """Issue every deemed approval due now (what the beat task does every few minutes). Safe to repeat."""
-        from breitband.db import get_database
-        from permits import deadlines
-        from permits.cases import deemed
-
         when = None
         if now is not None:
             try:
-                when = deadlines.parse_instant(now)
+                when = dates.parse_instant(now)
             except ValueError:
                 typer.echo(f"error: --now {now!r} is not an ISO 8601 date or datetime", err=True)
                 raise typer.Exit(2) from None
@@ -43,25 +57,16 @@ def register(app: typer.Typer) -> None:
     def conditions_load(file: Path = typer.Argument(..., help="TOML file with [[conditions]] and [[refusal_reasons]]"),
                         tenant: str = typer.Option(..., help="Tenant key")) -> None:
         """Create or update the tenant's catalogue from FILE; entries missing from FILE are deactivated."""
-        from breitband.db import get_database
-        from permits.cases.catalogue import load_catalogue, read_catalogue_file
-
         rows = read_catalogue_file(file)
-        with get_database().sessionmaker() as session:
+        with get_database().transaction() as session:
             summary = load_catalogue(session, tenant, rows)
-            session.commit()
         typer.echo(json.dumps({"tenant": tenant, **summary}, indent=2))
 
     @conditions_app.command("list")
     def conditions_list(tenant: str = typer.Option(..., help="Tenant key"),
                         inactive: bool = typer.Option(False, "--inactive", help="Include deactivated entries")) -> None:
         """Print the tenant's conditions and refusal reasons."""
-        from breitband import identity
-        from breitband.db import get_database
-        from permits.cases.catalogue import entries
-        from permits.models import CatalogueKind
-
-        with get_database().sessionmaker() as session:
+        with get_database().transaction() as session:
             identity.get_tenant(session, tenant)
             out = {kind.value: [{"code": e.code, "title": e.title, "active": e.active}
                                 for e in entries(session, tenant, kind, include_inactive=inactive)]
@@ -76,14 +81,8 @@ def _register_pipeline(app: typer.Typer) -> None:
     @pipeline_app.command("show")
     def pipeline_show(application_id: str = typer.Argument(..., help="Application id")) -> None:
         """Print the runs of an application with each step's status, result and error."""
-        from sqlalchemy import select
-
-        from breitband.db import get_database
-        from permits.pipeline import service as pipeline
-        from permits.pipeline.models import PipelineRun
-
         app_id = _uuid(application_id)
-        with get_database().sessionmaker() as session:
+        with get_database().transaction() as session:
             runs = list(session.scalars(select(PipelineRun).where(
                 PipelineRun.application_id == app_id).order_by(PipelineRun.version)))
             if not runs:
@@ -102,17 +101,10 @@ def _register_pipeline(app: typer.Typer) -> None:
                        wait: bool = typer.Option(False, "--here", help="Run the steps in this process instead of "
                                                                        "sending them to a worker")) -> None:
         """Run a failed step of the application's latest run again (and the steps after it)."""
-        from datetime import datetime, timezone
-
-        from breitband.db import get_database
-        from permits.pipeline import runner
-        from permits.pipeline import service as pipeline
-
         db = get_database()
-        with db.sessionmaker() as session:
-            run = pipeline.retry(session, _uuid(application_id), step, datetime.now(timezone.utc))
+        with db.transaction() as session:
+            run = pipeline.retry(session, _uuid(application_id), step, clock.now())
             run_id = run.id
-            session.commit()
         if wait:
             results = []
             for name in pipeline.STEPS:
@@ -134,9 +126,6 @@ def _register_pipeline(app: typer.Typer) -> None:
     @pipeline_app.command("resume")
     def pipeline_resume() -> None:
         """Send the runs that were never sent or are stuck (what beat does every minute)."""
-        from breitband.db import get_database
-        from permits.pipeline import runner
-
         typer.echo(json.dumps(runner.resume(get_database()), indent=2))
 
 
@@ -150,29 +139,20 @@ def _register_participation(app: typer.Typer) -> None:
     app.add_typer(part_app, name="participation")
 
     @rules_app.command("load")
-    def rules_load(file: Path = typer.Argument(..., help="TOML with [[rules]] (see data/tenants/he_participation.toml)"),
+    def rules_load(file: Path = typer.Argument(
+                       ..., help="TOML with [[rules]] (see data/tenants/he_participation.toml)"),
                    tenant: str = typer.Option(..., help="Tenant key")) -> None:
         """Validate and store the tenant's participation rules (replacing the previous ones)."""
-        from datetime import datetime, timezone
-
-        from breitband import identity
-        from breitband.db import session_scope
-        from permits.participation import service as participation
-
         rules = participation.read_rules_file(file)
-        with session_scope() as session:
+        with get_database().transaction() as session:
             identity.get_tenant(session, tenant)
-            participation.store_rules(session, tenant, rules, str(file), datetime.now(timezone.utc))
+            participation.store_rules(session, tenant, rules, str(file), clock.now())
         typer.echo(json.dumps({"tenant": tenant, "rules": [r.id for r in rules.rules]}, indent=2))
 
     @rules_app.command("show")
     def rules_show(tenant: str = typer.Option(..., help="Tenant key")) -> None:
         """Print the rules in force (the tenant's, or the defaults)."""
-        from breitband import identity
-        from breitband.db import session_scope
-        from permits.participation import service as participation
-
-        with session_scope() as session:
+        with get_database().transaction() as session:
             identity.get_tenant(session, tenant)
             rules, source = participation.tenant_rules(session, tenant)
         typer.echo(json.dumps({"source": source, **rules.model_dump(mode="json")}, indent=2, ensure_ascii=False))
@@ -184,28 +164,16 @@ def _register_participation(app: typer.Typer) -> None:
                    ags: Optional[str] = typer.Option(None, help="Place: Gemeinde (8 digits), Kreis (5), Land (2); "
                                                                 "none: the whole tenant")) -> None:
         """Make an organisation the body with ROLE for a place (replaces the one registered there)."""
-        from datetime import datetime, timezone
-
-        from breitband import identity
-        from breitband.db import session_scope
-        from permits.participation import service as participation
-
-        with session_scope() as session:
+        with get_database().transaction() as session:
             organisation = identity.find_organisation(session, tenant, org)
-            body = participation.add_body(session, tenant, organisation, role, ags, datetime.now(timezone.utc))
+            body = participation.add_body(session, tenant, organisation, role, ags, clock.now())
             out = {"organisation": organisation.name, "role": body.role, "ags": body.ags}
         typer.echo(json.dumps(out, indent=2, ensure_ascii=False))
 
     @bodies_app.command("list")
     def bodies_list(tenant: str = typer.Option(..., help="Tenant key")) -> None:
         """List the registered bodies."""
-        from sqlalchemy import select
-
-        from breitband.db import session_scope
-        from breitband.models import Organisation
-        from permits.participation.models import ParticipationBody
-
-        with session_scope() as session:
+        with get_database().transaction() as session:
             rows = session.execute(select(ParticipationBody, Organisation.name).join(
                 Organisation, Organisation.id == ParticipationBody.organisation_id).where(
                 ParticipationBody.tenant_key == tenant).order_by(ParticipationBody.role, ParticipationBody.ags))
@@ -226,11 +194,7 @@ def _register_participation(app: typer.Typer) -> None:
                                                                                  "for areas without a body attribute"),
                          quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar")) -> None:
         """Import protected areas (water, nature, monument protection); replaces the tenant's areas of KIND."""
-        from breitband.db import session_scope
-        from geo.importers import format_summary
-        from permits.participation.importer import import_areas
-
-        with session_scope() as session:
+        with get_database().transaction() as session:
             summary = import_areas(session, tenant, kind, file, body=body, progress_bar=not quiet)
         typer.echo(format_summary(summary))
 
@@ -243,9 +207,6 @@ def _register_documents(app: typer.Typer) -> None:
     def documents_generate(limit: int = typer.Option(100, help="At most this many documents")) -> None:
         """Create and generate the documents that are due (decided cases without one, pending, failed), in this
         process (what the beat task does through the workers)."""
-        from breitband.db import get_database
-        from permits.documents import generator
-
         db = get_database()
         results = []
         for doc_id in generator.sweep(db, limit=limit):
@@ -258,11 +219,7 @@ def _register_documents(app: typer.Typer) -> None:
     @docs_app.command("keys")
     def documents_keys(tenant: str = typer.Option(..., help="Tenant key")) -> None:
         """Show the tenant's signing certificate (development: create the self-signed key pair if missing)."""
-        from breitband import identity
-        from breitband.db import session_scope
-        from permits.documents import keys
-
-        with session_scope() as session:
+        with get_database().transaction() as session:
             name = identity.get_tenant(session, tenant).name
         key = keys.ensure_key(tenant, name)
         typer.echo(json.dumps({"tenant": tenant, "certificate": str(key.cert_file), "subject": keys.subject(key),
@@ -272,19 +229,14 @@ def _register_documents(app: typer.Typer) -> None:
     @docs_app.command("verify")
     def documents_verify(file: Path = typer.Argument(..., help="A PDF")) -> None:
         """Check a PDF like POST /verify does; exit code 0 only for a genuine, unchanged document."""
-        from breitband.db import session_scope
-        from permits.documents import service as documents
-
-        with session_scope() as session:
+        with get_database().transaction() as session:
             result = documents.verify(session, file.read_bytes())
         typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
         if not result["genuine"]:
             raise typer.Exit(1)
 
 
-def _uuid(text: str):
-    import uuid
-
+def _uuid(text: str) -> uuid.UUID:
     try:
         return uuid.UUID(text)
     except ValueError:

@@ -18,13 +18,14 @@ from sqlalchemy.orm import Session
 
 from breitband.errors import Conflict, PreconditionFailed, UnprocessableEntity
 from breitband.identity import Principal
-from geo.service import check_route_limits
+from geo.crs import parse_crs, transform_geometry
+from geo.service import check_route_limits, resolve
 from notifications import outbox
 from permits import deadlines, repository
+from permits.applications.sections import normalise_sections
 from permits.models import (DECIDED_CASE_STATUSES, GRANTED_CASE_STATUSES, OPEN_CASE_STATUSES, Application,
                             ApplicationStatus, AttachmentKind, AuditRecord, Case, CaseStatus)
 from permits.schemas import ApplicationFields, SupplementIn
-from permits.applications.sections import normalise_sections
 
 OPEN = {s.value for s in OPEN_CASE_STATUSES}
 DECIDED = {s.value for s in DECIDED_CASE_STATUSES}
@@ -165,8 +166,6 @@ def merge_content(session: Session, app: Application, base: dict[str, Any], fiel
         if name == "sections" and value is not None:
             value = normalise_sections(value)
         elif name == "crs" and value is not None:
-            from geo.crs import parse_crs
-
             value = f"EPSG:{parse_crs(value)}"
         content[name] = _dump(value)
     if content.get("crs") is None:
@@ -229,8 +228,6 @@ def completeness_errors(content: dict[str, Any], now: datetime) -> list[dict[str
 # --- resolution --------------------------------------------------------------------------------------------------
 
 def resolve_route(session: Session, tenant_key: str, content: dict[str, Any]) -> dict[str, Any]:
-    from geo.service import resolve
-
     result = resolve(session, tenant_key, content["sections"], content.get("crs") or "EPSG:4326")
     if not result.get("authorities"):
         outside = result.get("outside_public_roads", {}).get("length_m", 0)
@@ -254,8 +251,6 @@ def resolve_route(session: Session, tenant_key: str, content: dict[str, Any]) ->
 
 
 def _route_4326(content: dict[str, Any]) -> Any:
-    from geo.crs import parse_crs, transform_geometry
-
     geoms = [shapely.geometry.shape(f["geometry"]) for f in content["sections"]["features"]]
     return transform_geometry(shapely.GeometryCollection(geoms), parse_crs(content.get("crs")), 4326)
 
@@ -266,8 +261,6 @@ def sections_4326(content: dict[str, Any]) -> dict[str, Any] | None:
     fc = content.get("sections")
     if not fc or not fc.get("features"):
         return None
-    from geo.crs import parse_crs, transform_geometry
-
     src = parse_crs(content.get("crs"))
     features = []
     for f in fc["features"]:

@@ -322,14 +322,9 @@ def due_applications(session: Session, now: datetime, limit: int, tenant_key: st
     return sorted((r.id, r.reference) for r in session.execute(stmt))
 
 
-def due_application_ids(session: Session, now: datetime, limit: int, tenant_key: str | None = None
-                        ) -> list[uuid.UUID]:
-    return [i for i, _ in due_applications(session, now, limit, tenant_key)]
-
-
 # The deemed approvals of a sweep batch, set-based: the same rows permits.cases.deemed.issue and core.touch write for
 # one case at a time (decision, audit record, events, derived status), in three statements per batch.
-# Formats: deadlines.iso (UTC, "Z") inside the decision; str() of dates and datetimes (the session's offset) where
+# Formats: breitband.dates.iso (UTC, "Z") inside the decision; str() of dates and datetimes (the session's offset) where
 # the ORM path serialises with json.dumps(default=str), i.e. in audit details and event payloads.
 _ISO = ("(to_char({t} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN extract(microseconds FROM {t})"
         "::bigint % 1000000 <> 0 THEN '.' || to_char({t} AT TIME ZONE 'UTC', 'US') ELSE '' END || 'Z')")

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 from celery.contrib.testing.worker import start_worker
 
-from breitband.celery import celery_app
+from breitband.celery import BEAT_SCHEDULE
+from breitband.settings import PROJECT_ROOT
+from breitband.worker import celery_app
 
 
 @pytest.fixture(scope="module")
 def worker(engine):
-    import breitband.tasks  # noqa: F401  (registers the tasks)
-
     with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10,
                       loglevel="WARNING") as w:
         yield w
@@ -43,3 +47,20 @@ def test_celery_configuration():
     assert conf.task_acks_late is True
     assert conf.task_reject_on_worker_lost is True
     assert conf.task_time_limit > conf.task_soft_time_limit > 0
+
+
+def test_the_worker_imports_every_task_module():
+    """A fresh process that imports breitband.worker (what `breitband worker` and `celery -A breitband.worker` load)
+    knows every task a message can name: the beat schedule's and those sent after commits and by the relay."""
+    code = "from breitband.worker import app; print(' '.join(sorted(t for t in app.tasks if '.' in t and " \
+           "not t.startswith('celery.'))))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ.copy(),
+                          cwd=PROJECT_ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    registered = set(proc.stdout.split())
+    assert {entry["task"] for entry in BEAT_SCHEDULE.values()} <= registered
+    assert registered == {
+        "breitband.worker_health", "notifications.deliver", "notifications.dispatch_due", "notifications.relay",
+        "permits.deadline_reminders", "permits.document_generate", "permits.documents_for_event",
+        "permits.documents_sweep", "permits.pipeline_kick", "permits.pipeline_resume", "permits.pipeline_start",
+        "permits.pipeline_step", "permits.sweep_deadlines"}

@@ -15,15 +15,17 @@ from typing import Any, BinaryIO
 
 from sqlalchemy.orm import Session
 
+from breitband.dates import iso
 from breitband.errors import Conflict, UnprocessableEntity
 from breitband.identity import Principal
-from permits.applications import attachments as files
+from geo.service import prepare
 from permits import core, deadlines, repository
+from permits.applications import attachments as files
+from permits.applications.sections import normalise_sections
 from permits.cases import deemed
-from permits.pipeline import service as pipeline
-from permits.deadlines import iso
 from permits.models import (Application, ApplicationStatus, ApplicationVersion, Attachment, AttachmentKind, Case,
                             CaseStatus)
+from permits.pipeline import service as pipeline
 from permits.schemas import (ApplicationCreate, ApplicationPatch, SupplementIn, WithdrawIn, WorksCompletionIn,
                              WorksStartIn)
 
@@ -283,10 +285,6 @@ def works_completion(session: Session, principal: Principal, application_id: uui
     before = (app.row_version, app.status)
     as_built = None
     if data.as_built is not None:
-        from geo.service import prepare
-
-        from permits.applications.sections import normalise_sections
-
         as_built = normalise_sections(data.as_built, "as_built")
         crs = data.crs or "EPSG:4326"
         prepare(session, app.tenant_key, as_built, crs)          # geometry, CRS and territory checks

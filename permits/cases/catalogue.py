@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from breitband import identity
+from breitband import clock, identity
 from breitband.errors import UnprocessableEntity
 from permits.models import CatalogueEntry, CatalogueKind
 
@@ -85,7 +85,7 @@ def load_catalogue(session: Session, tenant_key: str, rows: list[dict[str, Any]]
                    now: datetime | None = None) -> dict[str, int]:
     """Upsert the rows for a tenant; deactivate the tenant's entries that are not in ``rows``."""
     identity.get_tenant(session, tenant_key)
-    now = now or datetime.now(timezone.utc)
+    now = now or clock.now()
     for row in rows:
         stmt = insert(CatalogueEntry).values(tenant_key=tenant_key, active=True, updated_at=now, **row)
         session.execute(stmt.on_conflict_do_update(

@@ -24,9 +24,10 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from breitband import clock
+from breitband.dates import as_aware, iso
 from breitband.db import Database
-from permits import core, deadlines, repository
-from permits.deadlines import iso
+from permits import core, repository
 from permits.models import Application, Case, CaseStatus
 
 log = logging.getLogger("permits.deadlines")
@@ -55,8 +56,9 @@ def issue(session: Session, app: Application, case: Case, now: datetime) -> dict
     session.flush()
     core.audit(session, app=app, case=case, actor=core.SYSTEM, command="deemed-approval", at=now,
                version_before=before_version, version_after=case.row_version, status_before=before_status,
-               status_after=case.status, detail={"effective_on": case.effective_on, "decision_due": case.decision_due,
-                                                 "complete_at": case.complete_at, "extended": case.extension is not None})
+               status_after=case.status,
+               detail={"effective_on": case.effective_on, "decision_due": case.decision_due,
+                       "complete_at": case.complete_at, "extended": case.extension is not None})
     core.event(session, "case.deemed_granted", app, now, case, effective_on=case.effective_on,
                effective_at=case.deadline_at)
     return {"case_id": str(case.id), "application_id": str(app.id), "reference": app.reference,
@@ -91,13 +93,12 @@ def _batches(db: Database, now: datetime, batch_size: int, tenant_key: str | Non
     issued: list[dict[str, Any]] = []
     batches = 0
     while True:
-        with db.sessionmaker() as session:
-            try:
-                locked, got = sweep_batch(session, now, batch_size, tenant_key, window)
-                session.commit()
-            except BaseException:
-                session.rollback()
-                raise
+        # The sweep commits, once per batch, on purpose: a batch's locks are held only while it is written, and a
+        # failure loses one batch, not the approvals issued before it. So the sweep is not a service that a caller
+        # wraps in its transaction but a runner like a task (its callers, the beat task and `breitband deadlines
+        # run`, pass the Database): it owns the loop and each batch's unit of work.
+        with db.transaction() as session:
+            locked, got = sweep_batch(session, now, batch_size, tenant_key, window)
         if not locked:
             break
         batches += 1
@@ -113,7 +114,7 @@ def sweep(db: Database, now: datetime | None = None, *, batch_size: int = 500, t
 
     ``workers`` batch loops run side by side, each on its own connection (SKIP LOCKED keeps their batches apart).
     A Database whose sessions share one connection (the tests' rolled-back transaction) gets one."""
-    now = deadlines.as_aware(now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    now = as_aware(now or clock.now()).astimezone(timezone.utc)
     if not isinstance(db.sessionmaker.kw.get("bind"), Engine):
         workers = 1
     if workers <= 1:

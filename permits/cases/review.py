@@ -23,14 +23,13 @@ from typing import Any, Callable
 
 from sqlalchemy.orm import Session
 
+from breitband.dates import iso
 from breitband.errors import Forbidden, UnprocessableEntity
 from breitband.identity import Principal
 from breitband.models import Organisation, OrgKind
 from geo.models import Authority
 from permits import core, deadlines, repository
-from permits.cases import catalogue
-from permits.cases import deemed
-from permits.deadlines import iso
+from permits.cases import catalogue, deemed
 from permits.models import Application, Case, CaseStatus, CatalogueKind
 from permits.schemas import (ConfirmCompleteIn, DecisionIn, DecisionOutcome, ExtendDeadlineIn, ForwardIn,
                              RequestInformationIn)

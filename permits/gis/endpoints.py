@@ -38,7 +38,7 @@ from breitband.errors import NotFound, ProblemError
 from breitband.identity import Principal
 from breitband.models import Organisation
 from geo.tiles import tenant_bounds
-from permits import repository
+from permits import deadlines, repository
 from permits.models import Application, ApplicationVersion
 
 router = APIRouter(prefix="/api/v1/ogc", tags=["OGC API - Features"])
@@ -228,8 +228,6 @@ def parse_datetime(raw: str | None) -> tuple[date | None, date | None] | None:
 
 
 def _day(value: str, raw: str) -> date:
-    from permits import deadlines
-
     try:
         if len(value) == 10:
             return date.fromisoformat(value)

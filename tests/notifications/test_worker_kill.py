@@ -37,7 +37,7 @@ def start_worker_process(settings, smtp_port: int, name: str) -> subprocess.Pope
            "BREITBAND_SMTP_PORT": str(smtp_port), "BREITBAND_NOTIFY_RETRY_BASE_S": "0.5",
            "BREITBAND_PIPELINE_STALE_AFTER_S": "2", "BREITBAND_DATA_DIR": str(settings.data_dir),
            "BREITBAND_LOG_LEVEL": "WARNING"}
-    return subprocess.Popen([sys.executable, "-m", "celery", "-A", "breitband.celery", "worker", "--pool=solo",
+    return subprocess.Popen([sys.executable, "-m", "celery", "-A", "breitband.worker", "worker", "--pool=solo",
                              "--loglevel=WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat",
                              f"--hostname={name}@%h"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
@@ -57,7 +57,7 @@ def processes():
 
 
 def test_worker_killed_mid_pipeline_completes_once(committed, smtp, lines, engine, settings, processes):
-    from breitband.celery import celery_app
+    from breitband.worker import celery_app
 
     celery_app.control.purge()
     first = start_worker_process(settings, smtp.port, "victim")

@@ -116,7 +116,8 @@ def test_cli_issues_deemed_approvals_on_the_deadline_and_is_idempotent(committed
 def test_the_beat_task_runs_on_a_real_worker(committed, lines):
     from celery.contrib.testing.worker import start_worker
 
-    from breitband.celery import BEAT_SCHEDULE, celery_app
+    from breitband.celery import BEAT_SCHEDULE
+    from breitband.worker import celery_app
     from permits.cases.tasks import sweep_deadlines
 
     assert BEAT_SCHEDULE["permits-sweep-deadlines"] == {"task": "permits.sweep_deadlines", "schedule": 300.0}

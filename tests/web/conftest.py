@@ -118,12 +118,7 @@ def worker(engine, settings):
     earlier tests are purged first."""
     from celery.contrib.testing.worker import start_worker
 
-    import notifications.tasks  # noqa: F401
-    import permits.cases.tasks  # noqa: F401
-    import permits.documents.tasks  # noqa: F401
-    import permits.pipeline.audience  # noqa: F401
-    import permits.pipeline.tasks  # noqa: F401
-    from breitband.celery import celery_app
+    from breitband.worker import celery_app
 
     celery_app.control.purge()
     with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10,

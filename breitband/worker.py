@@ -1,0 +1,24 @@
+"""The Celery worker's entry point: ``celery -A breitband.worker worker``, and what ``breitband worker`` and
+``breitband beat`` run.
+
+The app and its configuration are ``breitband.celery``'s; this module imports every task module by name, so that a
+worker knows every task a message can name, and a misspelled or missing module fails at start-up (autodiscovery
+skipped a package without tasks silently). ``permits.pipeline.audience`` registers the outbox audience of the permit
+events and the tasks that subscribe to them, which the relay asks for. Processes that only send tasks (the API, the
+command line's other commands) send them by name and import none of this.
+
+The task modules: breitband.tasks, notifications.tasks, permits.cases.tasks, permits.pipeline.tasks,
+permits.documents.tasks.
+"""
+
+from __future__ import annotations
+
+import breitband.tasks  # noqa: F401 - registers its tasks
+import notifications.tasks  # noqa: F401 - registers its tasks
+import permits.cases.tasks  # noqa: F401 - registers its tasks
+import permits.documents.tasks  # noqa: F401 - registers its tasks
+import permits.pipeline.audience  # noqa: F401 - registers the outbox audience, its subscriptions, the reminders task
+import permits.pipeline.tasks  # noqa: F401 - registers its tasks
+from breitband.celery import celery_app
+
+app = celery_app  # what `celery -A breitband.worker` finds
