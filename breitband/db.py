@@ -8,7 +8,6 @@ main database) for list and tile endpoints. Outside a request (tasks, command-li
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -134,25 +133,6 @@ def get_database(settings: Settings | None = None) -> Database:
     if _default_db is None:
         _default_db = Database.from_settings(settings or get_settings())
     return _default_db
-
-
-@contextmanager
-def session_scope() -> Iterator[Session]:
-    """``get_database().transaction()``: one transaction of the process-wide database."""
-    with get_database().transaction() as session:
-        yield session
-
-
-def import_optional(names: tuple[str, ...]) -> list:
-    """Import the modules that exist among ``names`` (a domain package may not have an api.py or cli.py)."""
-    modules = []
-    for name in names:
-        try:
-            modules.append(importlib.import_module(name))
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-    return modules
 
 
 def get_session(request: Request) -> Iterator[Session]:
