@@ -7,6 +7,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+import breitband.api
+import breitband.web
 import geo.api
 import geo.tiles_api
 import notifications.api
@@ -18,8 +20,7 @@ import permits.gis.endpoints
 import permits.participation.endpoints
 import permits.pipeline.audience  # registers the outbox's audience provider and its subscriptions
 import permits.pipeline.endpoints
-from breitband import __version__, web
-from breitband import api as shell_api
+from breitband import __version__
 from breitband.db import Database
 from breitband.errors import install_error_handlers
 from breitband.headers import install as install_security_headers
@@ -57,12 +58,13 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.add_middleware(RequestContextMiddleware)
     install_security_headers(app, settings)   # outermost: CSP, no-store, ... also on 413/429/500 (/docs: web.py)
 
-    app.include_router(shell_api.health_router)
-    app.include_router(shell_api.router)
+    app.include_router(breitband.api.health_router)
+    app.include_router(breitband.api.router)
     app.include_router(geo.api.router)
     app.include_router(geo.tiles_api.router)
     app.include_router(permits.applications.endpoints.router)
     app.include_router(permits.cases.endpoints.router)
+    # these three routers have no prefix of their own: /api/v1 and the tag "permits" are given here
     app.include_router(permits.pipeline.endpoints.router, prefix="/api/v1", tags=["permits"])
     app.include_router(permits.participation.endpoints.router, prefix="/api/v1", tags=["permits"])
     app.include_router(permits.documents.endpoints.router, prefix="/api/v1", tags=["permits"])
@@ -70,5 +72,5 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(permits.gis.endpoints.router)
     app.include_router(notifications.api.router)
     app.include_router(notifications.contacts.router)
-    app.include_router(web.router)   # last: the web app at / and /assets, after every API route
+    app.include_router(breitband.web.router)   # last: the web app at / and /assets, after every API route
     return app
