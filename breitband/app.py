@@ -30,7 +30,6 @@ from breitband.logging import configure_logging
 from breitband.middleware import RequestContextMiddleware
 from breitband.openapi import install as install_openapi
 from breitband.settings import Settings, get_settings
-import permits.pipeline.audience  # noqa: F401 - registers the outbox audience provider and its subscriptions
 from geo.tiles import register_layer
 from permits.gis import tiles as applications_tiles
 
