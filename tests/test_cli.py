@@ -31,7 +31,8 @@ def cli_tenant(engine):
 
 def test_help_everywhere():
     for cmd in ([], ["tenant"], ["tenant", "create"], ["org", "create"], ["user", "create"], ["token", "create"],
-                ["token", "revoke"], ["token", "list"], ["token", "cap-expiry"], ["db", "upgrade"], ["serve"], ["worker"], ["beat"]):
+                ["token", "revoke"], ["token", "list"], ["token", "cap-expiry"], ["db", "upgrade"], ["serve"],
+                ["worker"], ["beat"]):
         proc = run(*cmd, "--help")
         assert "Usage:" in proc.stdout, cmd
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 from sqlalchemy.engine import make_url
 
 from breitband.logging import scrub
@@ -108,6 +109,7 @@ def test_api_a_failed_statement_logs_no_parameters_and_tokens_and_passwords_are_
     assert smtp["msg"] == "SMTP login failed with ***"
 
 
+@pytest.mark.worker
 def test_worker_task_failures_are_logged_through_the_scrubbing_handler():
     """A real worker (Celery's in-thread test worker, which sets up logging as `breitband worker` does, through the
     setup_logging signal) runs a task that fails with a token and a webhook secret in its arguments and message."""

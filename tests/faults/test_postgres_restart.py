@@ -8,8 +8,12 @@ import uuid
 from dataclasses import dataclass, field
 
 import httpx
+import pytest
 
-from fault_stack import collection, draft_body, trench, wait_for
+from tests.support.api import collection, draft_body, trench
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.worker
 
 REQUEST_TIMEOUT_S = 20.0
 STEPS = {"resolution": "succeeded", "checks": "succeeded", "participation": "succeeded",

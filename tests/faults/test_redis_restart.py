@@ -6,7 +6,12 @@ from __future__ import annotations
 import time
 import uuid
 
-from fault_stack import queue_drained, wait_for
+import pytest
+
+from tests.support.faults import queue_drained
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.worker
 
 # A generous bound on the create + submit of one application while the broker is down (about 0.5 s on this machine;
 # a wait for the broker costs ~19 s per command).

@@ -7,7 +7,12 @@ import time
 import uuid
 from datetime import timedelta
 
-from fault_stack import NOTIFY_RETRY_BASE_S, TIME_SCALE, wait_for
+import pytest
+
+from tests.support.faults import NOTIFY_RETRY_BASE_S, TIME_SCALE
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.worker
 
 OUTAGE_S = 3600.0                   # simulated
 SLACK_S = 5.0                       # real seconds a due retry may take to be picked up (task round trip)

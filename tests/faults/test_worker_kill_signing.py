@@ -11,7 +11,12 @@ import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
-from fault_stack import flock_waiters, flocked, queue_drained, wait_for
+import pytest
+
+from tests.support.faults import flock_waiters, flocked, queue_drained
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.worker
 
 LEASE = timedelta(minutes=10)        # permits.documents.service.LEASE: how long a generating worker owns a document
 

@@ -28,8 +28,18 @@ from breitband import identity
 from breitband.errors import UnprocessableEntity
 from breitband.models import Organisation, OrgKind, Role, User
 from breitband.settings import PROJECT_ROOT
-from geo.importers import (Classifier, Summary, WayArrays, import_boundaries, import_ortsdurchfahrten, import_roads,
-                           load_road_segments, parse_number, read_osm, split_ways)
+from geo.importers import (
+    Classifier,
+    Summary,
+    WayArrays,
+    import_boundaries,
+    import_ortsdurchfahrten,
+    import_roads,
+    load_road_segments,
+    parse_number,
+    read_osm,
+    split_ways,
+)
 from geo.models import AdminArea, Authority, LayerImport, Ortsdurchfahrt, RoadSegment
 from geo.rules import parse_rules, validate_rules
 

@@ -7,10 +7,10 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from conftest import collection, trench
 from notifications import contacts, delivery, outbox
 from notifications.models import Delivery, DeliveryAttempt
 from permits.models import PermitEvent
+from tests.support.api import collection, trench
 
 
 def _deliveries(session, app_id, event_type=None):

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from conftest import PROBLEM, collection, trench
 from notifications import outbox
 from notifications.models import Delivery, FeedEntry
 from permits.models import PermitEvent
+from tests.support.api import PROBLEM, collection, trench
 
 SUBMIT_EVENTS = ["application.created", "application.submitted", "case.received", "case.received",
                  "application.status_changed"]

@@ -5,16 +5,17 @@ connections) and deleted afterwards."""
 from __future__ import annotations
 
 import json
-import uuid
 from collections import Counter
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import text
 
-from conftest import collection, trench
-from notify_helpers import wait_for
 from notifications import webhooks
 from notifications.outbox import send_task
+from tests.support.api import collection, trench
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.worker
 
 
 @pytest.fixture(autouse=True)

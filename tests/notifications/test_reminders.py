@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from conftest import collection, trench
 from notifications import delivery, outbox
 from notifications.models import Delivery
 from permits import deadlines
 from permits.models import PermitEvent
 from permits.pipeline.audience import send_reminders
+from tests.support.api import collection, trench
 
 
 def reminders(session, app_id):

@@ -2,7 +2,7 @@
 the address, and the delivery log is no port scanner: it keeps the HTTP status, the timing and an error class,
 never the receiver's answer or an exception's text.
 
-Receivers are real HTTP servers (tests/notifications/conftest.py), on 127.0.0.1 or on an address of this machine's
+Receivers are real HTTP servers (tests/support/webhooks.py), on 127.0.0.1 or on an address of this machine's
 own interfaces.
 """
 
@@ -17,10 +17,11 @@ import time
 
 from sqlalchemy import select, update
 
-from conftest import PROBLEM, WebhookReceiver, collection, trench
 from notifications import addresses, delivery, outbox
 from notifications.models import Delivery, DeliveryAttempt, WebhookSubscription
 from notifications.schemas import ERROR_CLASS_DOC
+from tests.support.api import PROBLEM, collection, trench
+from tests.support.webhooks import WebhookReceiver
 
 
 def default_blocking(settings, monkeypatch) -> None:
@@ -94,7 +95,7 @@ def test_every_blocked_form_is_refused_at_subscription_naming_the_address_class(
     # metadata addresses and the unspecified address are refused whatever the settings say
     monkeypatch.setattr(settings, "webhook_blocked_networks", [])
     monkeypatch.setattr(settings, "webhook_block_own_addresses", False)
-    for url, address, cls, embedded in BLOCKED:
+    for url, _address, cls, _embedded in BLOCKED:
         r = client.post("/api/v1/webhooks", headers=he.operator.headers, json={"url": url})
         if cls in ("cloud-metadata", "unspecified"):
             assert (r.status_code, r.json()["address_class"]) == (422, cls), (url, r.text)

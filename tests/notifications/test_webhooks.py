@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import time
 
-from conftest import PROBLEM, collection, trench
 from notifications import delivery, outbox, webhooks
+from tests.support.api import PROBLEM, collection, trench
 
 
 def subscribe(client, who, url, **body):

@@ -13,9 +13,11 @@ from collections import Counter
 import pytest
 from sqlalchemy import text
 
-from conftest import collection, trench
-from notify_helpers import wait_for
 from notifications.outbox import send_task
+from tests.support.api import collection, trench
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.worker
 
 STEPS = ["resolution", "checks", "participation", "notifications"]
 

@@ -74,15 +74,17 @@ from sqlalchemy import delete, select
 
 from breitband import identity
 from breitband.models import OrgKind, Role, User
-from conftest import NEU_ISENBURG, authority_org, collection, draft_body, person, trench
 from notifications import outbox
 from notifications.models import Delivery
-from permits.participation import service as participation
-from permits.pipeline import service as pipeline
 from permits.documents.service import DecisionDocument
 from permits.models import PermitEvent
+from permits.participation import service as participation
 from permits.participation.service import StatementRequest
+from permits.pipeline import service as pipeline
 from permits.tasks import document_generate, documents_for_event
+from tests.support.api import collection, draft_body, trench
+from tests.support.hessen import NEU_ISENBURG, authority_org
+from tests.support.people import person
 
 CALLERS = ("anon", "op", "op2", "rev", "adm", "rev2", "adm2", "body", "body2", "tadm", "x_op", "x_adm", "x_tadm")
 STALE = '"999999"'
@@ -434,14 +436,6 @@ def no_pending_generation(w: World) -> dict[str, str]:
 
 
 # --- the world ------------------------------------------------------------------------------------------------------
-
-@pytest.fixture
-def task_db(db, monkeypatch):
-    import breitband.db
-
-    monkeypatch.setattr(breitband.db, "_default_db", db)
-    return db
-
 
 def tile_of(lon: float, lat: float, z: int = 15) -> tuple[int, int, int]:
     n = 2 ** z

@@ -19,8 +19,7 @@ from sqlalchemy import text
 
 from breitband import identity
 from breitband.models import User
-
-from tests.permits.conftest import collection, draft_body, trench
+from tests.support.api import collection, draft_body, trench
 
 PROBLEM = "application/problem+json"
 NUL = "a\x00b"
@@ -264,10 +263,10 @@ def test_json_depth_ignores_brackets_in_strings_and_escapes():
     exact = 0
     for _ in range(300):
         value = build(0)
-        for text in (json.dumps(value), json.dumps(value, ensure_ascii=False, indent=1)):
-            expected, measured = depth_of(value), json_depth(text.encode())
-            if text.count("[") + text.count("{") > 32:
-                assert measured == expected, (text[:200], expected, measured)
+        for dumped in (json.dumps(value), json.dumps(value, ensure_ascii=False, indent=1)):
+            expected, measured = depth_of(value), json_depth(dumped.encode())
+            if dumped.count("[") + dumped.count("{") > 32:
+                assert measured == expected, (dumped[:200], expected, measured)
                 exact += 1
             else:                       # few brackets: their count bounds the depth, no need to look closer
                 assert expected <= measured <= 32

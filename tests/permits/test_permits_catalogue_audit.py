@@ -12,8 +12,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from breitband.settings import PROJECT_ROOT
-from conftest import collection, draft_body, trench
 from permits.cases.catalogue import load_catalogue, read_catalogue_file
+from tests.support.api import collection, draft_body, trench
 
 HE_FILE = PROJECT_ROOT / "data" / "tenants" / "he_conditions.toml"
 

@@ -21,13 +21,13 @@ from sqlalchemy.orm import sessionmaker
 from breitband import identity
 from breitband.db import Database
 from breitband.settings import PROJECT_ROOT
-from conftest import build_he, collection, draft_body, trench
 from permits import deadlines, repository
-from permits.cases import deemed
-from permits.cases import review
 from permits.applications import service
+from permits.cases import deemed, review
 from permits.models import AuditRecord, Case, PermitEvent
 from permits.schemas import ApplicationCreate, ExtendDeadlineIn, RequestInformationIn
+from tests.support.api import collection, draft_body, trench
+from tests.support.people import build_he
 
 PREFIX = "sweep-"
 
@@ -112,6 +112,7 @@ def test_cli_issues_deemed_approvals_on_the_deadline_and_is_idempotent(committed
     assert (bad.returncode, bad.stderr.strip()) == (2, "error: --now 'gestern' is not an ISO 8601 date or datetime")
 
 
+@pytest.mark.worker
 def test_the_beat_task_runs_on_a_real_worker(committed, lines):
     from celery.contrib.testing.worker import start_worker
 

@@ -5,28 +5,19 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from breitband import identity
 from breitband.models import OrgKind
-from conftest import PROBLEM, collection, trench
 from notifications import outbox
-from permits.participation import service as participation
-from permits.pipeline import service as pipeline
 from permits.models import PermitEvent
+from permits.participation import service as participation
 from permits.participation.service import StatementRequest
+from permits.pipeline import service as pipeline
+from tests.support.api import PROBLEM, collection, trench
 
 STEPS = ["resolution", "checks", "participation", "notifications"]
-
-
-@pytest.fixture
-def task_db(db, monkeypatch):
-    import breitband.db
-
-    monkeypatch.setattr(breitband.db, "_default_db", db)
-    return db
 
 
 def traffic_body(session, ags: str = "06438009", name: str = "Straßenverkehrsbehörde Neu-Isenburg"):

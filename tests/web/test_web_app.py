@@ -17,10 +17,11 @@ import json
 import time
 from datetime import datetime, timezone
 
+import httpx
 import numpy as np
+import pytest
 import shapely
 import shapely.ops
-import httpx
 from playwright.sync_api import Page, expect
 from sqlalchemy import delete, text
 from sqlalchemy.orm import Session
@@ -28,6 +29,8 @@ from sqlalchemy.orm import Session
 from breitband.models import Organisation
 from breitband.settings import PROJECT_ROOT
 from geo.crs import transformer
+
+pytestmark = [pytest.mark.browser, pytest.mark.worker]
 
 ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "web"
 VIEWPORT = {"width": 1366, "height": 768}   # a laptop screen
@@ -48,7 +51,8 @@ def k163_route(engine) -> dict:
     t = transformer(25832, 4326)
     line = shapely.transform(line, lambda xy: np.column_stack(t.transform(xy[:, 0], xy[:, 1])))
     return {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {"name": "Trasse K 163 Nord"}, "geometry": json.loads(shapely.to_geojson(line))}]}
+        {"type": "Feature", "properties": {"name": "Trasse K 163 Nord"},
+         "geometry": json.loads(shapely.to_geojson(line))}]}
 
 
 def shot(page: Page, name: str) -> None:
@@ -318,8 +322,8 @@ def test_operator_draws_a_route_and_sees_the_authorities(server, people, browser
         page.wait_for_function("() => window.breitbandMap.loaded()")
         page.get_by_role("button", name="Linie zeichnen").click()
         box = page.locator("#map canvas").bounding_box()
-        pixels = page.evaluate("(pts) => pts.map(c => { const p = window.breitbandMap.project(c); return [p.x, p.y]; })",
-                               points)
+        pixels = page.evaluate(
+            "(pts) => pts.map(c => { const p = window.breitbandMap.project(c); return [p.x, p.y]; })", points)
         for x, y in pixels:
             page.mouse.click(box["x"] + x, box["y"] + y)
             page.wait_for_timeout(150)
@@ -345,8 +349,8 @@ def submitted_by_api(server: str, token: str, sections: dict, name: str, *,
     and listed in it before the submission."""
     headers = {"Authorization": f"Bearer {token}"}
     feature = sections["features"][0]
-    body = {"project_name": name, "contact": {"name": "Petra Planerin", "phone": "+49 69 123456"}, "planned_start": "2027-03-01",
-            "planned_end": "2027-04-30",
+    body = {"project_name": name, "contact": {"name": "Petra Planerin", "phone": "+49 69 123456"},
+            "planned_start": "2027-03-01", "planned_end": "2027-04-30",
             "sections": {"type": "FeatureCollection", "features": [{
                 "type": "Feature", "geometry": feature["geometry"],
                 "properties": {"laying_method": "directional_drilling", "depth_cm": 120, "width_cm": 20}}]},
