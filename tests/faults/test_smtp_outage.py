@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.support.faults import NOTIFY_RETRY_BASE_S, TIME_SCALE
+from tests.support.faults import NOTIFY_RETRY_BASE_S, TIME_SCALE, worker_idle
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.worker
@@ -76,7 +76,7 @@ def test_smtp_down_for_an_hour_then_each_mail_delivered_once(stack):
         stack.tick()
         for delivery_id in ids:
             stack.send("notifications.deliver", [delivery_id])
-    time.sleep(3.0)
+    wait_for(lambda: worker_idle(stack), 60, interval=0.2, what="the worker to work off the duplicates")
 
     assert {("case.received", people.authority.email), ("statement.requested", people.body.email)} <= set(deliveries)
     assert stack.mails_about(app["reference"]) == dict.fromkeys(deliveries, 1)
