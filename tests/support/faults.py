@@ -484,8 +484,9 @@ def queue_drained(stack: Stack) -> bool:
 def _idle_once(stack: Stack) -> bool:
     if not queue_drained(stack):
         return False
-    inspect = stack.celery.control.inspect(timeout=2.0, limit=1)       # one worker runs at a time
-    active, reserved = inspect.active(), inspect.reserved()
+    with stack.celery.connection_for_write() as conn:                  # fresh: Redis may have been restarted
+        inspect = stack.celery.control.inspect(timeout=2.0, limit=1, connection=conn)   # one worker at a time
+        active, reserved = inspect.active(), inspect.reserved()
     if not active or not reserved:                                     # no worker answered (yet)
         return False
     return not any(active.values()) and not any(reserved.values())

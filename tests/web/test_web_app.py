@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from breitband.models import Organisation
 from breitband.settings import PROJECT_ROOT
 from geo.crs import transformer
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 
@@ -454,13 +455,12 @@ def test_participating_body_answers_and_authority_adopts(server, people, browser
                               attachments=[("verkehrszeichenplan-k163.pdf", PLAN_PDF, "traffic_plan")])
     # the statement request is created by the pipeline's participation step, shortly after the submission
     body_headers = {"Authorization": f"Bearer {people.body.token}"}
-    deadline = time.monotonic() + 60
-    while True:
+
+    def requested() -> bool:
         items = httpx.get(f"{server}/api/v1/statements", headers=body_headers, timeout=10).json()["items"]
-        if any(i["application"]["reference"] == reference for i in items):
-            break
-        assert time.monotonic() < deadline, "no statement request from the pipeline within 60 s"
-        time.sleep(0.5)
+        return any(i["application"]["reference"] == reference for i in items)
+
+    wait_for(requested, 60, interval=0.5, what="the statement request from the pipeline")
     errors: list[str] = []
     body_ctx = browser.new_context(viewport=VIEWPORT, locale="de-DE")
     auth_ctx = browser.new_context(viewport=VIEWPORT, locale="de-DE")
