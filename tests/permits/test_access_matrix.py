@@ -629,6 +629,7 @@ def send(w: World, method: str, path: str, caller: str, req: Req, values: dict[s
     return w.client.request(method, fill(path, values), **kwargs)
 
 
+@pytest.mark.slow
 def test_access_matrix(app, matrix, settings, monkeypatch):
     w = matrix
     # /readyz waits this long for a worker's answer (there is none here: 503); 13 callers need not wait 1 s each

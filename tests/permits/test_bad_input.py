@@ -15,6 +15,7 @@ import re
 import uuid
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
 from breitband import identity
@@ -132,6 +133,7 @@ def check(response, what: str, failures: list[str]) -> None:
         failures.append(f"{what}: {response.status_code} without problem+json ({response.headers.get('content-type')})")
 
 
+@pytest.mark.slow
 def test_every_route_answers_bad_values_with_4xx_problem_json(app, client, api, he, lines, clock, session):
     clock.set("2026-02-02T09:00:00+01:00")
     submitted = api.submitted(he.operator, collection(trench(lines["neu_isenburg"])))

@@ -139,6 +139,7 @@ def _etag_path(path: str) -> str | None:
     return "/".join(parts[:5]) if len(parts) >= 5 and parts[3] in ("applications", "cases", "statements") else None
 
 
+@pytest.mark.slow
 def test_the_api_keeps_its_openapi_contract(app, client, world, session):
     config = SchemathesisConfig.from_dict({"checks": {"negative_data_rejection": {"expected-statuses": REJECTED}}})
     schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=config)

@@ -61,6 +61,7 @@ def cli_tenant(engine):
         conn.execute(text("DELETE FROM tenants WHERE key = 'cx'"))
 
 
+@pytest.mark.slow
 def test_conditions_load_cli(cli_tenant, tmp_path):
     run = cli("conditions", "load", "--tenant", cli_tenant, str(HE_FILE))
     assert run.returncode == 0, run.stderr

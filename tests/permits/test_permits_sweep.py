@@ -77,6 +77,7 @@ def case_row(db, case_id):
         return s.get(Case, case_id)
 
 
+@pytest.mark.slow
 def test_cli_issues_deemed_approvals_on_the_deadline_and_is_idempotent(committed, lines):
     db, people, submit = committed
     _, first = submit(lines["neu_isenburg"], "2025-10-10T09:00:00+02:00")          # due 2026-01-10
