@@ -1,4 +1,4 @@
-"""PostgreSQL restarted while clients submit applications (private cluster, see fault_stack.py)."""
+"""PostgreSQL restarted while clients submit applications (private cluster, see tests/support/faults.py)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Redis (broker, results and rate-limit counters) stopped and started again (private redis-server without
-persistence, see fault_stack.py)."""
+persistence, see tests/support/faults.py)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The SMTP server down for an hour of simulated time (the notification tests' aiosmtpd server in the test process,
-stopped and started; private stack, see fault_stack.py)."""
+stopped and started; private stack, see tests/support/faults.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A worker SIGKILLed while it signs a decision document (private stack, see fault_stack.py).
+"""A worker SIGKILLed while it signs a decision document (private stack, see tests/support/faults.py).
 
 The worker killed in the middle of the review pipeline is tests/notifications/test_worker_kill.py (statement request
 and e-mails exactly once); this is the other long task with an external effect, the signed document."""
