@@ -20,13 +20,15 @@ How the applications are generated (printed again by the run):
    that the decision period lapses, maybe an extension. Commands after the generation instant G (= the start of the
    run) have not happened yet.
 3. The first application of every template is carried through its plan by the REAL service functions
-   (permits.applications.service / permits.cases.review, and permits.cases.deemed.sweep at the beat tick after each deadline).
+   (permits.applications.service / permits.cases.review, and permits.cases.deemed.sweep at the beat tick after each
+   deadline).
 4. All other applications are written set-based (INSERT … SELECT from the plans, in this database), with the rows
    the API would have written: applications, application_versions (submission, supplement), cases (parts, clocks,
    information requests, extensions, decisions), permit_events (outbox, published_at NULL) and permit_audit, a
    pending pipeline run with its steps per submitted version (what submit/supplement write; the relay and the
-   pipeline workers, which would publish and run them, are not simulated), the reference counter; the deadlines with SQL equal to permits/deadlines.py (date + n months clamps like § 188 (3)
-   BGB, 24:00 Europe/Berlin), deemed approvals as the 5-minute beat would have issued them.
+   pipeline workers, which would publish and run them, are not simulated), the reference counter; the deadlines with
+   SQL equal to permits/deadlines.py (date + n months clamps like § 188 (3) BGB, 24:00 Europe/Berlin), deemed
+   approvals as the 5-minute beat would have issued them.
 5. Checks: the set-based SQL is run once more for the plans of step 3 (in a transaction that is rolled back) and
    every row is compared with the rows the real service wrote (ids, references and sequence numbers mapped); the
    deadline columns of a sample of generated cases are recomputed with permits/deadlines.py.
@@ -423,7 +425,8 @@ FROM (
            random() AS f_dec,
            CASE WHEN a.is_tmpl THEN (a.n + tc.idx) % 5 = 1 ELSE random() < p.p_ext END AS ext,
            2 + floor(random() * 12)::int AS k_ext, random() AS f_ext, random() AS u_out,
-           1 + floor(random() * p.n_cond_sets)::int AS cond_set, 1 + floor(random() * p.n_reason_sets)::int AS reason_set,
+           1 + floor(random() * p.n_cond_sets)::int AS cond_set,
+           1 + floor(random() * p.n_reason_sets)::int AS reason_set,
            random() < 0.3 AS extra_condition
     FROM gen.apps a JOIN gen.tmpl_case tc ON tc.t = a.tmpl CROSS JOIN gen.p p
     WHERE NOT a.draft
@@ -603,14 +606,14 @@ SYSTEM_ACTOR = "NULL::uuid, 'Breitband (Fristablauf)', 'system', NULL::uuid, NUL
 CMD_CASE = "FROM gen.cmdx m JOIN gen.apps a USING (n) JOIN gen.cf c ON c.n = m.n AND c.idx = m.idx"
 
 GENERATE_SQL = [
-    ("applications", f"""
+    ("applications", """
 INSERT INTO applications (id, tenant_key, reference, applicant_org_id, created_by, status, current_version,
     project_name, operator_reference, route_geom, submitted_at, withdrawn_at, works_started_on, works_completed_on,
     works, created_at, updated_at, row_version)
 SELECT a.app_id, 'he', a.reference, o.org_id, o.user_id, l.status_after,
        CASE WHEN EXISTS (SELECT 1 FROM gen.cf c WHERE c.n = a.n AND c.t_sup IS NOT NULL) THEN 2 ELSE 1 END,
        a.project_name, a.operator_reference, t.route_geom, a.t_sub, CASE WHEN aw.wd_f THEN aw.t_wd END, NULL, NULL,
-       '{{}}'::jsonb, a.t_create, l.t, l.app_rv
+       '{}'::jsonb, a.t_create, l.t, l.app_rv
 FROM gen.apps a JOIN gen.ops o ON o.k = a.op JOIN gen.tmpl t ON t.t = a.tmpl JOIN gen.alast l ON l.n = a.n
 LEFT JOIN gen.aw aw ON aw.n = a.n
 WHERE @sel@
@@ -628,7 +631,7 @@ SELECT gen_random_uuid(), a.app_id, 'he', 2, 'supplement', {CONTENT}, t.resoluti
        jsonb_build_array(c.case_id::text), o.user_id, c.t_sup, c.t_sup
 FROM gen.cf c JOIN gen.apps a USING (n) JOIN gen.ops o ON o.k = a.op JOIN gen.tmpl t ON t.t = a.tmpl
 WHERE c.t_sup IS NOT NULL AND @sel@"""),
-    ("cases", f"""
+    ("cases", """
 INSERT INTO cases (id, tenant_key, application_id, authority_org_id, applicant_org_id, status, application_version,
     part, received_at, completeness_due, complete_at, completeness_confirmed_at, decision_due, deadline_at, extension,
     information_requests, decision, decided_at, effective_on, forwarded_from_case_id, forwarded_to_case_id, forward,
@@ -939,15 +942,23 @@ def principal(user_id, email, name, role, org_id, org_kind, org_name):
 
 
 def replay_templates(db, conn, world, templates, reviewers) -> dict:
-    """Carry the plans of the template applications through permits.applications.service / permits.cases.review / permits.cases.deemed."""
-    from breitband.models import OrgKind, Role
-    from permits.cases import deemed
-    from permits.cases import review
-    from permits.applications import service
-    from permits.models import Case
-    from permits.schemas import (ApplicationCreate, ConfirmCompleteIn, DecisionIn, ExtendDeadlineIn,
-                                 RequestInformationIn, SupplementIn, WithdrawIn)
+    """Carry the plans of the template applications through permits.applications.service / permits.cases.review /
+    permits.cases.deemed."""
     from sqlalchemy import select
+
+    from breitband.models import OrgKind, Role
+    from permits.applications import service
+    from permits.cases import deemed, review
+    from permits.models import Case
+    from permits.schemas import (
+        ApplicationCreate,
+        ConfirmCompleteIn,
+        DecisionIn,
+        ExtendDeadlineIn,
+        RequestInformationIn,
+        SupplementIn,
+        WithdrawIn,
+    )
 
     cur = conn.cursor()
     cols = ["n", "tmpl", "op", "year", "ref_no", "t_create", "project_name", "operator_reference", "planned_start",
@@ -987,7 +998,8 @@ def replay_templates(db, conn, world, templates, reviewers) -> dict:
                 if kind == "create":
                     s.execute(text("INSERT INTO permit_reference_counters (tenant_key, year, last_value) "
                                    "VALUES ('he', :y, :v) ON CONFLICT (tenant_key, year) DO UPDATE "
-                                   "SET last_value = EXCLUDED.last_value"), {"y": plan["year"], "v": plan["ref_no"] - 1})
+                                   "SET last_value = EXCLUDED.last_value"),
+                              {"y": plan["year"], "v": plan["ref_no"] - 1})
                     body = ApplicationCreate.model_validate(create_body(plan, tmpl, op))
                     app_id = service.create(s, who, body, t).id
                 elif kind == "submit":
@@ -1085,7 +1097,8 @@ def twin_check(conn) -> tuple[int, int, list[str]]:
         "applications": ("SELECT to_jsonb(x) - 'id' - 'route_geom' || jsonb_build_object('geom', "
                          f"ST_AsEWKT(x.route_geom)) || {sqlnull('works', 'route_geom')} "
                          "FROM applications x WHERE id = %s"),
-        "application_versions": (f"SELECT to_jsonb(x) - 'id' || {sqlnull('content', 'resolution', 'addressed_case_ids')}"
+        "application_versions": ("SELECT to_jsonb(x) - 'id' || "
+                                 f"{sqlnull('content', 'resolution', 'addressed_case_ids')}"
                                  " FROM application_versions x WHERE application_id = %s ORDER BY number"),
         "cases": (f"SELECT to_jsonb(x) || {sqlnull('part', 'extension', 'information_requests', 'decision', 'forward')}"
                   " FROM cases x WHERE application_id = %s ORDER BY authority_org_id"),
@@ -1114,7 +1127,8 @@ def twin_check(conn) -> tuple[int, int, list[str]]:
                 continue
             for k, (a, b) in enumerate(zip(twin, real)):
                 if a != b:
-                    diff = {key: (a.get(key), b.get(key)) for key in sorted(set(a) | set(b)) if a.get(key) != b.get(key)}
+                    diff = {key: (a.get(key), b.get(key)) for key in sorted(set(a) | set(b))
+                            if a.get(key) != b.get(key)}
                     problems.append(f"plan {n}: {table} row {k}: " + json.dumps(diff, default=str)[:1500])
     conn.rollback()
     return len(pairs), rows_compared, problems
@@ -1157,7 +1171,7 @@ def as_written(definition: str) -> str:
 
 
 def rebuild_indexes(conn, dropped: list[tuple], before: list[tuple]) -> None:
-    for table, index, definition, constraint, condef, _ in dropped:
+    for table, _index, definition, constraint, condef, _ in dropped:
         conn.execute(f"ALTER TABLE {table} ADD CONSTRAINT {constraint} {condef}" if constraint
                      else as_written(definition))
         conn.commit()
@@ -1210,7 +1224,8 @@ def check_deadlines(conn, sample: int) -> tuple[int, int]:
         else:
             ok &= ddue is None and deadline is None and status in ("incomplete", "withdrawn")
         if status == "deemed_granted":
-            ok &= effective_on == ddue and decided_at == deadline and decision["effective_at"] == deadlines.iso(deadline)
+            ok &= (effective_on == ddue and decided_at == deadline
+                   and decision["effective_at"] == deadlines.iso(deadline))
         bad += not ok
     conn.rollback()
     return len(rows), bad
@@ -1315,7 +1330,7 @@ def main() -> None:
     conn = psycopg.connect(url, options="-c jit=off -c synchronous_commit=off -c work_mem=256MB "
                                         "-c max_parallel_workers_per_gather=0 -c default_toast_compression=lz4 "
                                         "-c maintenance_work_mem=512MB")
-    info = prepare_plans(conn, args, g, world, templates, reviewers)
+    prepare_plans(conn, args, g, world, templates, reviewers)
     timer.lap("plans")
     counts = replay_templates(db, conn, world, templates, reviewers)
     timer.lap("template applications through the service")

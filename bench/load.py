@@ -24,7 +24,7 @@ Bounded and loopback only. What it sets up, all of its own:
   the API: every operator organisation (all events), every staffed authority (case.*) and the operating office
   (all events of the tenant).
 * Routes along real roads of the demo network: named streets of the Hessen OSM extracts, 200-300 m of each,
-  offset 6 m beside the centre line (as tests/permits/conftest.py does), resolved by the product's resolution;
+  offset 6 m beside the centre line (as tests/support/hessen.py does), resolved by the product's resolution;
   a template is used only when every authority it reaches has bench users. An application has one or two of them.
 
 Virtual users (asyncio + httpx, one connection pool, every user its own token), each waiting an exponentially

@@ -1,7 +1,8 @@
 """Benchmark of the resolution at state scale.
 
 Builds a network of at least 1,000,000 road segments by REPLICATING the real OSM extract of the
-Frankfurter Kreuz (data/roads/hessen/frankfurter-kreuz.osm.pbf) on a grid of tiles across the Hessen extent (each copy shifted by whole tile sizes),
+Frankfurter Kreuz (data/roads/hessen/frankfurter-kreuz.osm.pbf) on a grid of tiles across the Hessen extent (each copy
+shifted by whole tile sizes),
 imports it with the product's road loader (COPY), then resolves routes of 1, 10 and 50 km that follow the
 replicated A 5 and prints p50/p95 for the whole HTTP call (uvicorn, one worker, loopback) and for the bare SQL of
 the same resolution (the same query and parameters over psycopg), and their ratio. Also prints the import time.

@@ -36,7 +36,6 @@ os.environ.setdefault("BREITBAND_LOG_LEVEL", "WARNING")
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
-import shapely  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 DATA = ROOT / "data"

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import resolve as bench  # noqa: E402  (sets BREITBAND_DATABASE_URL to the bench database)
+import resolve as bench  # sets BREITBAND_DATABASE_URL to the bench database
 
 EXTRA = {"grp_n": 5}
 

@@ -9,7 +9,8 @@ Issue 11, finding 1: the layer simplified the whole route before clipping it to 
 What runs (in this process, on its own database, measured in the same run and interleaved):
 
 - LONG: an operator's draft whose route is a trench of about 199 km (197 km plus the jitter) with exactly 100,000
-  vertices (the tenant's ``max_vertices``), created through ``permits.applications.service.create`` (so the limits of drafts accept it);
+  vertices (the tenant's ``max_vertices``), created through ``permits.applications.service.create`` (so the limits of
+  drafts accept it);
 - ZIGZAG: a draft at the vertex limit shaped like the route of the issue: a regular zigzag (±0.8 m, 0.5 m ahead
   per vertex along a straight line, 100,000 vertices, 168 km), the worst case of Douglas-Peucker;
 - SHORT: another operator's draft whose route is a 1 km trench with the same vertex spacing (~2 m, 503 vertices);
@@ -130,11 +131,11 @@ def tiles_off(line_4326: shapely.LineString, z: int) -> list[tuple[int, int, int
 
 def setup(rng: np.random.Generator, legacy: bool):
     from breitband import identity
+    from breitband.db import Database
     from breitband.demo import ensure_tenant
     from breitband.migrate import create_database, drop_database, upgrade
     from breitband.models import OrgKind, Role
     from breitband.settings import get_settings
-    from breitband.db import Database
     from permits.applications import service
     from permits.schemas import ApplicationCreate
 

@@ -55,6 +55,8 @@ sys.path.insert(0, str(BENCH_DIR))
 
 import resolve  # noqa: E402  (sets BREITBAND_DATABASE_URL to the bench database; puts the project on sys.path)
 
+# isort: split
+
 import numpy as np  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402

@@ -197,7 +197,7 @@ def report(modules: dict[str, Path]) -> None:
     for module, line, name, comment in nested_third_party:
         print(f"  {modules[module].relative_to(ROOT)}:{line}: {name}  # {comment}")
     functions = []
-    for module, path in modules.items():
+    for path in modules.values():
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 functions.append((node.end_lineno - node.lineno + 1, f"{path.relative_to(ROOT)}:{node.lineno} "

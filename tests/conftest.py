@@ -1,5 +1,6 @@
 """Test fixtures: a test database built once per run by `alembic upgrade head`, each test in a rolled-back
-transaction, an HTTP client, and users with tokens per role in two tenants.
+transaction, an HTTP client, and users with tokens per role in two tenants. The fixtures and helpers the test
+directories share are in tests/support/, loaded below with `pytest_plugins`.
 
 The test database and broker are separate from the ones `scripts/run` uses, so a running demo is not disturbed:
 BREITBAND_TEST_DATABASE_URL (default: the main URL with the database `breitband_test`) and
@@ -54,9 +55,22 @@ from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
 from breitband import identity  # noqa: E402
 from breitband.db import Database  # noqa: E402
 from breitband.models import OrgKind, Role  # noqa: E402
-from breitband.settings import PROJECT_ROOT, Settings, get_settings  # noqa: E402
+from breitband.settings import Settings, get_settings  # noqa: E402
 
-DATA = PROJECT_ROOT / "data"
+# Fixtures and helpers shared by the test directories (tests/support/__init__.py says how they are organised),
+# their asserts rewritten by pytest as in test modules (also of the helper modules that are no plugins).
+pytest.register_assert_rewrite("tests.support")
+pytest_plugins = [
+    "tests.support.markers",
+    "tests.support.hessen",
+    "tests.support.people",
+    "tests.support.api",
+    "tests.support.clock",
+    "tests.support.workers",
+    "tests.support.mail",
+    "tests.support.webhooks",
+    "tests.support.documents",
+]
 
 
 @pytest.fixture(scope="session")
@@ -172,36 +186,3 @@ def other_world(session) -> World:
     w = build_world(session, "xb", "Testland B")
     session.commit()
     return w
-
-
-# --- geo data: tenant Hessen with real boundaries and roads ---------------------------------------------------
-
-HE_BOUNDARY_FILES = [DATA / "boundaries" / name for name in (
-    "hessen_gemeinden_vg250_2018_sim200.geojson", "hessen_kreise_vg250_2018_sim200.geojson",
-    "hessen_land_vg250_2018_sim20.geojson")]
-HE_ROAD_FILES = [DATA / "roads" / "hessen" / name for name in (
-    "frankfurter-kreuz.osm.pbf", "darmstadt-frankfurt-corridor_motis-test-case.osm.pbf")]
-
-
-@pytest.fixture(scope="session")
-def he_data(engine) -> str:
-    """Tenant "he" (rules from data/tenants/he.toml) with the VG250 Gemeinden, Kreise and Land of Hessen and the
-    OSM roads of the Frankfurter Kreuz and the Darmstadt–Frankfurt corridor, COMMITTED on a connection of its own
-    (so every test's rolled-back transaction and any subprocess sees it). Idempotent: a layer already imported from
-    the same files is kept. Returns the tenant key."""
-    import tomllib
-
-    from geo.importers import import_boundaries, import_roads, same_sources
-    from geo.rules import validate_rules
-
-    with open(DATA / "tenants" / "he.toml", "rb") as fh:
-        raw = tomllib.load(fh)
-    with engine.connect() as conn, Session(bind=conn) as session:
-        if session.get(identity.Tenant, "he") is None:
-            identity.create_tenant(session, "he", raw["name"], raw["crs"], validate_rules(raw, "he"))
-        if not same_sources(session, "he", "boundaries", HE_BOUNDARY_FILES):
-            import_boundaries(session, "he", HE_BOUNDARY_FILES)
-        if not same_sources(session, "he", "roads", HE_ROAD_FILES):
-            import_roads(session, "he", HE_ROAD_FILES)
-        session.commit()
-    return "he"

@@ -21,6 +21,7 @@ def worker(engine):
         yield w
 
 
+@pytest.mark.worker
 def test_task_runs_on_real_worker(worker):
     from breitband.tasks import worker_health
 
@@ -33,6 +34,7 @@ def test_task_runs_on_real_worker(worker):
     assert result["postgis"].startswith("3.")
 
 
+@pytest.mark.worker
 def test_readyz_sees_worker(client, worker, world):
     body = client.get("/readyz", headers=world.admin.headers).json()     # details for a tenant admin only
     assert body["checks"]["worker"]["ok"] is True

@@ -29,13 +29,16 @@ def cli_tenant(engine):
         conn.execute(text("DELETE FROM tenants WHERE key = 'cl'"))
 
 
+@pytest.mark.slow
 def test_help_everywhere():
     for cmd in ([], ["tenant"], ["tenant", "create"], ["org", "create"], ["user", "create"], ["token", "create"],
-                ["token", "revoke"], ["token", "list"], ["token", "cap-expiry"], ["db", "upgrade"], ["serve"], ["worker"], ["beat"]):
+                ["token", "revoke"], ["token", "list"], ["token", "cap-expiry"], ["db", "upgrade"], ["serve"],
+                ["worker"], ["beat"]):
         proc = run(*cmd, "--help")
         assert "Usage:" in proc.stdout, cmd
 
 
+@pytest.mark.slow
 def test_tenant_org_user_token_roundtrip(cli_tenant, engine):
     t = json.loads(run("tenant", "create", cli_tenant, "--name", "CLI-Land", "--crs", "EPSG:25833").stdout)
     assert t == {"key": "cl", "name": "CLI-Land", "crs": "EPSG:25833", "rules": {}}
@@ -65,6 +68,7 @@ def test_tenant_org_user_token_roundtrip(cli_tenant, engine):
     assert rev["revoked_at"] is not None
 
 
+@pytest.mark.slow
 def test_cli_errors_are_clear(cli_tenant):
     proc = run("tenant", "create", cli_tenant, "--name", "X", "--crs", "EPSG:4326", check=False)
     assert proc.returncode == 2

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 from sqlalchemy.engine import make_url
 
 from breitband.logging import scrub
@@ -56,6 +57,7 @@ def test_scrub_masks_each_known_shape():
         "no user rita@zuverlaessig-netz.example")
 
 
+@pytest.mark.slow
 def test_api_a_failed_statement_logs_no_parameters_and_tokens_and_passwords_are_masked(engine, world):
     """The API's set-up (create_app) and engines (Database.from_settings); the failed INSERT is logged the way the
     middleware logs an unhandled exception. The replica URL carries a password (the test server trusts local
@@ -108,6 +110,7 @@ def test_api_a_failed_statement_logs_no_parameters_and_tokens_and_passwords_are_
     assert smtp["msg"] == "SMTP login failed with ***"
 
 
+@pytest.mark.worker
 def test_worker_task_failures_are_logged_through_the_scrubbing_handler():
     """A real worker (Celery's in-thread test worker, which sets up logging as `breitband worker` does, through the
     setup_logging signal) runs a task that fails with a token and a webhook secret in its arguments and message."""

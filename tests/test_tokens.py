@@ -253,6 +253,7 @@ def cli_user(engine):
         conn.execute(text("DELETE FROM tenants WHERE key = 'ct'"))
 
 
+@pytest.mark.slow
 def test_cli_token_create_list_and_cap(cli_user, engine):
     proc = cli("token", "create", "--tenant", "ct", "--email", cli_user, "--name", "GIS", "--expires-in-days", "30")
     assert proc.returncode == 0, proc.stderr

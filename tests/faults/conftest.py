@@ -1,5 +1,6 @@
-"""Fixtures of the fault tests: one private stack (PostgreSQL, Redis, SMTP, API, worker; see fault_stack.py) for the
-whole directory, brought back to health before each test and always stopped at the end, also when a test fails.
+"""Fixtures of the fault tests: one private stack (PostgreSQL, Redis, SMTP, API, worker; see tests/support/faults.py)
+for the whole directory, brought back to health before each test and always stopped at the end, also when a test
+fails.
 
 These tests use none of the shared servers: they restart and stop their own."""
 
@@ -10,18 +11,7 @@ import time
 
 import pytest
 
-from fault_stack import Stack, notification_fixtures
-
-
-def _is_fixture(value) -> bool:
-    return type(value).__name__ == "FixtureFunctionDefinition" or hasattr(value, "_pytestfixturefunction")
-
-
-# Every test directory has a module called conftest, and a test module's `from conftest import ...` meets whichever
-# was imported last (e.g. `pytest tests/notifications tests/faults`): this one offers the helpers of the permits and
-# notifications ones too (not their fixtures).
-globals().update({k: v for k, v in vars(notification_fixtures).items()
-                  if not k.startswith("_") and k not in globals() and not _is_fixture(v)})
+from tests.support.faults import Stack
 
 
 @pytest.fixture(scope="session")

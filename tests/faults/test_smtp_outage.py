@@ -1,5 +1,5 @@
 """The SMTP server down for an hour of simulated time (the notification tests' aiosmtpd server in the test process,
-stopped and started; private stack, see fault_stack.py)."""
+stopped and started; private stack, see tests/support/faults.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,12 @@ import time
 import uuid
 from datetime import timedelta
 
-from fault_stack import NOTIFY_RETRY_BASE_S, TIME_SCALE, wait_for
+import pytest
+
+from tests.support.faults import NOTIFY_RETRY_BASE_S, TIME_SCALE, worker_idle
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.worker
 
 OUTAGE_S = 3600.0                   # simulated
 SLACK_S = 5.0                       # real seconds a due retry may take to be picked up (task round trip)
@@ -71,7 +76,7 @@ def test_smtp_down_for_an_hour_then_each_mail_delivered_once(stack):
         stack.tick()
         for delivery_id in ids:
             stack.send("notifications.deliver", [delivery_id])
-    time.sleep(3.0)
+    wait_for(lambda: worker_idle(stack), 60, interval=0.2, what="the worker to work off the duplicates")
 
     assert {("case.received", people.authority.email), ("statement.requested", people.body.email)} <= set(deliveries)
     assert stack.mails_about(app["reference"]) == dict.fromkeys(deliveries, 1)

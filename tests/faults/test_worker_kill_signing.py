@@ -1,4 +1,4 @@
-"""A worker SIGKILLed while it signs a decision document (private stack, see fault_stack.py).
+"""A worker SIGKILLed while it signs a decision document (private stack, see tests/support/faults.py).
 
 The worker killed in the middle of the review pipeline is tests/notifications/test_worker_kill.py (statement request
 and e-mails exactly once); this is the other long task with an external effect, the signed document."""
@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
-from fault_stack import flock_waiters, flocked, queue_drained, wait_for
+import pytest
+
+from tests.support.faults import flock_waiters, flocked, worker_idle
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.worker
 
 LEASE = timedelta(minutes=10)        # permits.documents.service.LEASE: how long a generating worker owns a document
 
@@ -72,8 +76,7 @@ def test_worker_killed_while_signing_issues_the_document_once(stack):
     # the message comes again (acks_late after a lost worker) and beat sweeps at the real time: the lease holds
     stack.send("permits.document_generate", [str(doc_id)])
     stack.send("permits.documents_sweep")
-    wait_for(lambda: queue_drained(stack), 30, what="the worker to take the messages")
-    time.sleep(2.0)
+    wait_for(lambda: worker_idle(stack), 60, interval=0.2, what="the worker to work off the messages")
     assert document_rows(stack, case_id) == [(doc_id, 1, "generating", "valid", 1, None, None)]
 
     # 11 minutes later the lease has run out: beat's sweep finds the document and sends its generation
@@ -85,8 +88,7 @@ def test_worker_killed_while_signing_issues_the_document_once(stack):
         stack.send("permits.documents_sweep", [later])
         stack.send("permits.document_generate", [str(doc_id), later])
         stack.send("notifications.relay")
-    wait_for(lambda: queue_drained(stack), 30, what="the worker to take the messages")
-    time.sleep(2.0)
+    wait_for(lambda: worker_idle(stack), 60, interval=0.2, what="the worker to work off the messages")
 
     [(_, generation, status, validity, attempts, error, sha256)] = document_rows(stack, case_id)
     assert (generation, status, validity, attempts, error) == (1, "ready", "valid", 2, None)

@@ -28,8 +28,18 @@ from breitband import identity
 from breitband.errors import UnprocessableEntity
 from breitband.models import Organisation, OrgKind, Role, User
 from breitband.settings import PROJECT_ROOT
-from geo.importers import (Classifier, Summary, WayArrays, import_boundaries, import_ortsdurchfahrten, import_roads,
-                           load_road_segments, parse_number, read_osm, split_ways)
+from geo.importers import (
+    Classifier,
+    Summary,
+    WayArrays,
+    import_boundaries,
+    import_ortsdurchfahrten,
+    import_roads,
+    load_road_segments,
+    parse_number,
+    read_osm,
+    split_ways,
+)
 from geo.models import AdminArea, Authority, LayerImport, Ortsdurchfahrt, RoadSegment
 from geo.rules import parse_rules, validate_rules
 
@@ -417,6 +427,7 @@ def nw_cli(engine):
         conn.execute(text("DELETE FROM tenants WHERE key = 'nw'"))
 
 
+@pytest.mark.slow
 def test_second_state_boundaries_from_vg5000_and_destatis(nw_cli, session):
     for step in ("tenant", "boundaries", "roads"):
         assert nw_cli[step].returncode == 0, nw_cli[step].stderr
@@ -446,6 +457,7 @@ def test_second_state_boundaries_from_vg5000_and_destatis(nw_cli, session):
     assert "05111" not in auths  # Düsseldorf is kreisfrei
 
 
+@pytest.mark.slow
 def test_second_state_roads_of_neuss(nw_cli, session):
     summary = json.loads(nw_cli["roads"].stdout)
     assert summary["counts"]["ways"] == 1261
@@ -457,6 +469,7 @@ def test_second_state_roads_of_neuss(nw_cli, session):
         RoadSegment.tenant_key == "nw", RoadSegment.ref == "K 8").distinct()).all() == [("Grefrather Weg", "kreis")]
 
 
+@pytest.mark.slow
 def test_cli_bad_files_exit_non_zero_with_one_error_line(nw_cli, session, tmp_path):
     not_osm = tmp_path / "roads.osm.pbf"
     not_osm.write_bytes(b"definitely not protobuf")
@@ -490,6 +503,7 @@ def test_cli_bad_files_exit_non_zero_with_one_error_line(nw_cli, session, tmp_pa
     assert "Usage:" in cli("import", "roads", "--help").stdout
 
 
+@pytest.mark.slow
 def test_second_state_resolves_through_the_cli(nw_cli, engine, tmp_path):
     """Nordrhein-Westfalen, onboarded by CLI only, resolves a route along the K 8 in Neuss to the Rhein-Kreis
     Neuss, with its own threshold (Neuss has 153,796 inhabitants, more than NRW's 80,000)."""

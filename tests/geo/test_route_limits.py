@@ -202,6 +202,7 @@ def test_tile_over_a_route_at_the_vertex_limit_holds_its_clipped_geometry(client
             assert shapely.get_num_coordinates(got) < 2_000     # thinned, not 100,000 vertices in the tile
 
 
+@pytest.mark.slow
 def test_a_draft_stored_over_the_limits_before_them_stays_readable_and_on_the_map(client, session, operator,
                                                                                    a5_25832):
     headers, org_id = operator

@@ -82,7 +82,8 @@ def kreuz(engine, he_data) -> tuple[float, float]:
     return sql_point_4326(engine, """
         SELECT ST_GeometryN(ST_Multi(ST_Intersection(
             (SELECT ST_Union(geom) FROM road_segments WHERE tenant_key = 'he' AND ref = 'A 5' AND highway = 'motorway'),
-            (SELECT ST_Union(geom) FROM road_segments WHERE tenant_key = 'he' AND ref = 'A 3' AND highway = 'motorway'))),
+            (SELECT ST_Union(geom) FROM road_segments WHERE tenant_key = 'he' AND ref = 'A 3'
+                                                                               AND highway = 'motorway'))),
             1)
     """)
 

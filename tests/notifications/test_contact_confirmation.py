@@ -9,10 +9,10 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from conftest import PROBLEM, collection, trench
 from notifications import contacts, delivery, outbox
 from notifications.contacts import ContactConfirmation
 from notifications.models import Delivery, Event
+from tests.support.api import PROBLEM, collection, trench
 
 CONTACT = "olaf.planer@glasfaser-test.example"
 OPERATOR_MEMBERS = ["kollegin@glasfaser-test.example", "planer@glasfaser-test.example"]

@@ -8,9 +8,9 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from breitband import clock as service_clock
-from conftest import collection, trench
 from notifications import contacts, delivery, outbox
 from notifications.models import Delivery, DeliveryAttempt, Event
+from tests.support.api import collection, trench
 
 
 def _deliveries(session, app_id, event_type=None):

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from conftest import PROBLEM, collection, trench
 from notifications import outbox
 from notifications.models import Delivery, Event, FeedEntry
+from tests.support.api import PROBLEM, collection, trench
 
 SUBMIT_EVENTS = ["application.created", "application.submitted", "case.received", "case.received",
                  "application.status_changed"]

@@ -8,20 +8,21 @@ tests that go through back-off move that clock and run what beat runs, instead o
 from __future__ import annotations
 
 import json
-import uuid
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import text
 
 from breitband import clock as service_clock
 from breitband.db import get_database
-from conftest import collection, trench
-from notify_helpers import wait_for
 from notifications import delivery, webhooks
 from notifications.outbox import send_task
 from notifications.tasks import SELF_SCHEDULE_MAX_S
+from tests.support.api import collection, trench
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.worker
 
 
 @pytest.fixture(autouse=True)

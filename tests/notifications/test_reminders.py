@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from conftest import collection, trench
 from notifications import delivery, outbox
 from notifications.models import Delivery, Event
 from permits import deadlines
 from permits.pipeline.audience import send_reminders
+from tests.support.api import collection, trench
 
 
 def reminders(session, app_id):

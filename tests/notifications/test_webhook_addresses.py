@@ -20,10 +20,11 @@ import pytest
 from sqlalchemy import select, update
 
 from breitband import clock as service_clock
-from conftest import PROBLEM, WebhookReceiver, collection, trench
 from notifications import addresses, delivery, outbox
 from notifications.models import Delivery, DeliveryAttempt, WebhookSubscription
 from notifications.schemas import ERROR_CLASS_DOC
+from tests.support.api import PROBLEM, collection, trench
+from tests.support.webhooks import WebhookReceiver
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 import pytest
 
 from breitband import clock as service_clock
-from conftest import PROBLEM, collection, trench
 from notifications import delivery, jobs, outbox, webhooks
+from tests.support.api import PROBLEM, collection, trench
 
 
 @pytest.fixture

@@ -14,9 +14,11 @@ import pytest
 import redis
 from sqlalchemy import text
 
-from conftest import collection, trench
-from notify_helpers import wait_for
 from notifications.outbox import send_task
+from tests.support.api import collection, trench
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.worker
 
 STEPS = ["resolution", "checks", "participation", "notifications"]
 QUEUE, UNACKED = "celery", "unacked"          # the broker's task queue and kombu's hash of taken, unacknowledged ones

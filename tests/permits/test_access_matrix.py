@@ -75,10 +75,12 @@ from sqlalchemy import delete, select
 import breitband.clock
 from breitband import identity
 from breitband.models import OrgKind, Role, User
-from conftest import NEU_ISENBURG, authority_org, collection, draft_body, person, trench
 from notifications import outbox
 from notifications.models import Delivery, Event
 from permits.documents.models import DecisionDocument
+from tests.support.api import collection, draft_body, trench
+from tests.support.hessen import NEU_ISENBURG, authority_org
+from tests.support.people import person
 from permits.documents.tasks import document_generate, documents_for_event
 from permits.participation import service as participation
 from permits.participation.models import StatementRequest
@@ -434,14 +436,6 @@ def no_pending_generation(w: World) -> dict[str, str]:
 
 # --- the world ------------------------------------------------------------------------------------------------------
 
-@pytest.fixture
-def task_db(db, monkeypatch):
-    import breitband.db
-
-    monkeypatch.setattr(breitband.db, "_default_db", db)
-    return db
-
-
 def tile_of(lon: float, lat: float, z: int = 15) -> tuple[int, int, int]:
     n = 2 ** z
     rad = math.radians(lat)
@@ -634,6 +628,7 @@ def send(w: World, method: str, path: str, caller: str, req: Req, values: dict[s
     return w.client.request(method, fill(path, values), **kwargs)
 
 
+@pytest.mark.slow
 def test_access_matrix(app, matrix, settings, monkeypatch):
     w = matrix
     # /readyz waits this long for a worker's answer (there is none here: 503); 13 callers need not wait 1 s each

@@ -3,8 +3,9 @@ does not show authorities attachments that were never submitted."""
 
 from __future__ import annotations
 
-from conftest import PROBLEM, collection, draft_body, trench
 from test_permits_attachments import PDF, PNG, TYPE, upload
+
+from tests.support.api import PROBLEM, collection, draft_body, trench
 
 
 def test_quota_by_count_is_422_naming_the_quota_and_the_use(api, he, lines, clock, settings, monkeypatch):

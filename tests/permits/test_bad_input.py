@@ -15,12 +15,12 @@ import re
 import uuid
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
 from breitband import identity
 from breitband.models import User
-
-from tests.permits.conftest import collection, draft_body, trench
+from tests.support.api import collection, draft_body, trench
 
 PROBLEM = "application/problem+json"
 NUL = "a\x00b"
@@ -133,6 +133,7 @@ def check(response, what: str, failures: list[str]) -> None:
         failures.append(f"{what}: {response.status_code} without problem+json ({response.headers.get('content-type')})")
 
 
+@pytest.mark.slow
 def test_every_route_answers_bad_values_with_4xx_problem_json(app, client, api, he, lines, clock, session):
     clock.set("2026-02-02T09:00:00+01:00")
     submitted = api.submitted(he.operator, collection(trench(lines["neu_isenburg"])))
@@ -264,10 +265,10 @@ def test_json_depth_ignores_brackets_in_strings_and_escapes():
     exact = 0
     for _ in range(300):
         value = build(0)
-        for text in (json.dumps(value), json.dumps(value, ensure_ascii=False, indent=1)):
-            expected, measured = depth_of(value), json_depth(text.encode())
-            if text.count("[") + text.count("{") > 32:
-                assert measured == expected, (text[:200], expected, measured)
+        for dumped in (json.dumps(value), json.dumps(value, ensure_ascii=False, indent=1)):
+            expected, measured = depth_of(value), json_depth(dumped.encode())
+            if dumped.count("[") + dumped.count("{") > 32:
+                assert measured == expected, (dumped[:200], expected, measured)
                 exact += 1
             else:                       # few brackets: their count bounds the depth, no need to look closer
                 assert expected <= measured <= 32

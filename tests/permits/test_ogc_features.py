@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import shapely
 import shapely.geometry
-from conftest import PROBLEM, collection, trench
+
+from tests.support.api import PROBLEM, collection, trench
 
 BASE = "/api/v1/ogc"
 GEOJSON = "application/geo+json"

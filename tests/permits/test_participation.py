@@ -17,21 +17,14 @@ from typer.testing import CliRunner
 import breitband.clock
 from breitband import identity
 from breitband.models import OrgKind, Role
-from conftest import PROBLEM, Person, collection, draft_body, person, trench
 from geo.crs import transformer
 from permits.participation import service as participation
 from permits.participation.models import ProtectedArea
 from permits.pipeline import service as pipeline
+from tests.support.api import PROBLEM, collection, draft_body, trench
+from tests.support.people import Person, person
 
 STEPS = ["resolution", "checks", "participation", "notifications"]
-
-
-@pytest.fixture
-def task_db(db, monkeypatch):
-    import breitband.db
-
-    monkeypatch.setattr(breitband.db, "_default_db", db)
-    return db
 
 
 def cli(*args: str) -> str:

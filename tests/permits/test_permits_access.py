@@ -7,9 +7,10 @@ see their tenant. Anything else is 404 (existence does not leak); a role that ma
 from __future__ import annotations
 
 import pytest
-
-from conftest import Person, collection, draft_body, trench
 from test_permits_attachments import PDF, upload
+
+from tests.support.api import collection, draft_body, trench
+from tests.support.people import Person
 
 ACTORS = ["owner", "colleague", "other_operator", "admin", "case_authority", "other_authority", "xb_operator",
           "xb_admin", "xb_authority"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
-from conftest import PROBLEM, collection, draft_body, trench
 from permits.applications.attachments import blob_path
+from tests.support.api import PROBLEM, collection, draft_body, trench
 
 PDF = (b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n"
        b"trailer<</Root 1 0 R>>\n%%EOF\n")
@@ -57,7 +57,8 @@ def test_upload_sniffs_sanitises_and_stores_by_sha256(api, he, lines, clock, set
 def test_unknown_types_empty_files_and_oversized_files_are_refused(api, he, lines, clock, settings, monkeypatch):
     app = api.create(he.operator, draft_body(None)).json()
     r = upload(api, he.operator, app["id"], "plan.pdf", b"MZ\x90\x00 this is a windows program")
-    assert (r.status_code, r.headers["content-type"], r.json()["type"]) == (415, PROBLEM, TYPE + "unsupported-media-type")
+    assert (r.status_code, r.headers["content-type"], r.json()["type"]) == (
+        415, PROBLEM, TYPE + "unsupported-media-type")
     assert r.json()["detail"] == ("The file is not a PDF, PNG, JPEG, GIF, WebP or TIFF file (judged by its content, "
                                   "not its name)")
     r = upload(api, he.operator, app["id"], "leer.pdf", b"")
@@ -81,12 +82,14 @@ def test_power_of_attorney_and_what_authorities_see(api, he, lines, clock):
     plan = upload(api, he.operator, app_id, "Plan.pdf", PDF, kind="route_plan").json()
     draft_only = upload(api, he.operator, app_id, "Entwurf.png", PNG, kind="other").json()
 
-    r = api.c.patch(f"/api/v1/applications/{app_id}", headers={**he.operator.headers, "If-Match": created.headers["etag"]},
+    r = api.c.patch(f"/api/v1/applications/{app_id}",
+                    headers={**he.operator.headers, "If-Match": created.headers["etag"]},
                     json={"representative": {"name": "Planungsbüro Süd", "email": "info@pb-sued.example",
                                              "power_of_attorney_attachment_id": plan["id"]}})
     assert (r.status_code, r.json()["errors"][0]["message"]) == (
         422, f"attachment {plan['id']} is a route_plan, not a power_of_attorney")
-    r = api.c.patch(f"/api/v1/applications/{app_id}", headers={**he.operator.headers, "If-Match": created.headers["etag"]},
+    r = api.c.patch(f"/api/v1/applications/{app_id}",
+                    headers={**he.operator.headers, "If-Match": created.headers["etag"]},
                     json={"attachment_ids": [plan["id"]],
                           "representative": {"name": "Planungsbüro Süd", "email": "info@pb-sued.example",
                                              "power_of_attorney_attachment_id": poa["id"]}})

@@ -12,8 +12,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from breitband.settings import PROJECT_ROOT
-from conftest import collection, draft_body, trench
 from permits.cases.catalogue import load_catalogue, read_catalogue_file
+from tests.support.api import collection, draft_body, trench
 
 HE_FILE = PROJECT_ROOT / "data" / "tenants" / "he_conditions.toml"
 
@@ -61,6 +61,7 @@ def cli_tenant(engine):
         conn.execute(text("DELETE FROM tenants WHERE key = 'cx'"))
 
 
+@pytest.mark.slow
 def test_conditions_load_cli(cli_tenant, tmp_path):
     run = cli("conditions", "load", "--tenant", cli_tenant, str(HE_FILE))
     assert run.returncode == 0, run.stderr

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from conftest import PROBLEM, collection, draft_body, trench
 from breitband.models import Organisation
+from tests.support.api import PROBLEM, collection, draft_body, trench
 
 TYPE = "https://breitband.dev/problems/"
 

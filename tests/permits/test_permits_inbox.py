@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import collection, trench
+from tests.support.api import collection, trench
 
 
 def bbox_of(line, pad=0.0002) -> str:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from conftest import PROBLEM, collection, draft_body, trench
 from notifications.models import Event
 from permits.cases import deemed
+from tests.support.api import PROBLEM, collection, draft_body, trench
 
 KREUZ_AUTHORITIES = ["Die Autobahn GmbH des Bundes", "Hessen Mobil", "Landkreis Offenbach", "Stadt Frankfurt am Main"]
 

@@ -21,7 +21,6 @@ from sqlalchemy.orm import sessionmaker
 from breitband import identity
 from breitband.db import Database
 from breitband.settings import PROJECT_ROOT
-from conftest import build_he, collection, draft_body, trench
 from notifications.models import Event
 from permits import deadlines, repository
 from permits.cases import deemed
@@ -29,6 +28,8 @@ from permits.cases import review
 from permits.applications import service
 from permits.models import AuditRecord, Case
 from permits.schemas import ApplicationCreate, ExtendDeadlineIn, RequestInformationIn
+from tests.support.api import collection, draft_body, trench
+from tests.support.people import build_he
 
 PREFIX = "sweep-"
 
@@ -78,6 +79,7 @@ def case_row(db, case_id):
         return s.get(Case, case_id)
 
 
+@pytest.mark.slow
 def test_cli_issues_deemed_approvals_on_the_deadline_and_is_idempotent(committed, lines):
     db, people, submit = committed
     _, first = submit(lines["neu_isenburg"], "2025-10-10T09:00:00+02:00")          # due 2026-01-10
@@ -113,6 +115,7 @@ def test_cli_issues_deemed_approvals_on_the_deadline_and_is_idempotent(committed
     assert (bad.returncode, bad.stderr.strip()) == (2, "error: --now 'gestern' is not an ISO 8601 date or datetime")
 
 
+@pytest.mark.worker
 def test_the_beat_task_runs_on_a_real_worker(committed, lines):
     from celery.contrib.testing.worker import start_worker
 

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 import breitband.clock
 from breitband import identity
 from breitband.models import OrgKind
-from conftest import PROBLEM, collection, trench
 from notifications import outbox
 from notifications.models import Event
 from permits.participation import service as participation
@@ -20,16 +18,9 @@ from permits.participation.models import StatementRequest
 from permits.pipeline import runner
 from permits.pipeline import service as pipeline
 from permits.pipeline.models import PipelineRun
+from tests.support.api import PROBLEM, collection, trench
 
 STEPS = ["resolution", "checks", "participation", "notifications"]
-
-
-@pytest.fixture
-def task_db(db, monkeypatch):
-    import breitband.db
-
-    monkeypatch.setattr(breitband.db, "_default_db", db)
-    return db
 
 
 def traffic_body(session, ags: str = "06438009", name: str = "Straßenverkehrsbehörde Neu-Isenburg"):

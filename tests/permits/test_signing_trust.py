@@ -15,7 +15,6 @@ from breitband.settings import Settings
 from permits.documents import generator
 from permits.documents import keys as documents_keys
 from permits.documents.models import DecisionDocument
-from test_documents import granted, issue, task_db  # noqa: F401  (fixtures)
 
 NOT_TRUSTED = ("Nicht vertrauenswürdig: Die Signatur ist gültig, wurde aber mit einem Entwicklungsschlüssel "
                "(selbstsigniert) erstellt, für den keine Behörde bürgt. / Not trusted: the signature is valid, but it "

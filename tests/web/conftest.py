@@ -11,7 +11,6 @@ stays, as it must). Screenshots and the server log go to test-artifacts/web/ (gi
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,13 +21,16 @@ from datetime import datetime, timezone
 
 import httpx
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from breitband import identity
 from breitband.models import Organisation, OrgKind, Role, User
 from breitband.settings import PROJECT_ROOT
-from geo.models import Authority
+from permits.cases.catalogue import load_catalogue_file
+from permits.participation import service as participation
+from tests.support.hessen import KREIS_OFFENBACH, authority_org
+from tests.support.waiting import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -36,7 +38,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  # WebGL without a GPU: Chromium's software renderer (SwiftShader) must be allowed explicitly
                  "--enable-unsafe-swiftshader", "--use-angle=swiftshader"]
 ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "web"
-KREIS_OFFENBACH = "06438"
 
 
 @dataclass
@@ -62,12 +63,10 @@ class People:
 @pytest.fixture(scope="module")
 def people(engine, he_data) -> Iterator[People]:
     """A new operator organisation with one member, a reviewer of the Landkreis Offenbach, and a new traffic
-    authority registered as the body to hear about traffic restrictions in the Kreis Offenbach (the rule "verkehrsrechtliche-anordnung"
-    of the tenant's participation rules), COMMITTED (the server and the worker use their own connections).
-    Removed afterwards, with the operator's applications, cases, documents and statement requests."""
-    from permits.participation import service as participation
-    from permits.cases.catalogue import load_catalogue_file
-
+    authority registered as the body to hear about traffic restrictions in the Kreis Offenbach (the rule
+    "verkehrsrechtliche-anordnung" of the tenant's participation rules), COMMITTED (the server and the worker use
+    their own connections). Removed afterwards, with the operator's applications, cases, documents and statement
+    requests."""
     run = uuid.uuid4().hex[:8]
     with Session(bind=engine) as session:
         load_catalogue_file(session, "he", PROJECT_ROOT / "data" / "tenants" / "he_conditions.toml")
@@ -75,9 +74,9 @@ def people(engine, he_data) -> Iterator[People]:
         body_org = identity.create_organisation(session, "he", OrgKind.participating_body,
                                                 f"Straßenverkehrsbehörde Kreis Offenbach {run}")
         participation.add_body(session, "he", body_org, "traffic", KREIS_OFFENBACH, datetime.now(timezone.utc))
-        office = identity.create_organisation(session, "he", OrgKind.operating_office, f"Servicestelle Browsertest {run}")
-        kreis = session.scalars(select(Organisation).join(Authority, Authority.organisation_id == Organisation.id)
-                                .where(Authority.tenant_key == "he", Authority.key == KREIS_OFFENBACH)).one()
+        office = identity.create_organisation(session, "he", OrgKind.operating_office,
+                                              f"Servicestelle Browsertest {run}")
+        kreis = authority_org(session, key=KREIS_OFFENBACH)
         made = []
         for org, email, name, role in ((op_org, f"planerin-{run}@glasfaser.example", "Petra Planerin",
                                         Role.operator_member),
@@ -105,34 +104,15 @@ def people(engine, he_data) -> Iterator[People]:
         session.commit()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def worker(engine, settings):
-    """A real Celery worker (thread, solo pool) on the test broker, as in tests/notifications: it runs the outbox
-    relay the server kicks after each commit, the pipeline steps and the document generation. Stale messages of
-    earlier tests are purged first."""
-    from celery.contrib.testing.worker import start_worker
-
-    from breitband.worker import celery_app
-
-    celery_app.control.purge()
-    with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10,
-                      loglevel="WARNING") as w:
-        yield w
-
-
 @pytest.fixture(scope="module")
 def server(engine, people, settings, worker) -> Iterator[str]:
     """uvicorn serving the app (API + web app) on a free port, against the test database and broker (the
-    environment tests/conftest.py set), with the worker's data directory (documents, signing keys, attachments)."""
+    environment tests/conftest.py set), with the worker's data directory (documents, signing keys, attachments).
+    The worker (tests/support/workers.py) runs the outbox relay the server kicks after each commit, the pipeline
+    steps and the document generation."""
     if not (PROJECT_ROOT / "web" / "dist" / "index.html").is_file():
         pytest.fail("web/dist is missing: scripts/setup.sh builds the web app (npm ci && npm run build in web/)")
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "BREITBAND_PUBLIC_BASE_URL": base, "BREITBAND_LOG_LEVEL": "INFO",

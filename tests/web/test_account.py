@@ -7,9 +7,12 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 from playwright.sync_api import expect
 
 from breitband.settings import PROJECT_ROOT
+
+pytestmark = [pytest.mark.browser, pytest.mark.worker]
 
 ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "web"
 VIEWPORT = {"width": 1366, "height": 768}

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+import pytest
 from playwright.sync_api import expect
 
 from breitband.settings import PROJECT_ROOT
+
+pytestmark = [pytest.mark.browser, pytest.mark.worker]
 
 ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "web"
 

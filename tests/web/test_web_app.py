@@ -17,10 +17,11 @@ import json
 import time
 from datetime import datetime, timezone
 
+import httpx
 import numpy as np
+import pytest
 import shapely
 import shapely.ops
-import httpx
 from playwright.sync_api import Page, expect
 from sqlalchemy import delete, text
 from sqlalchemy.orm import Session
@@ -28,6 +29,9 @@ from sqlalchemy.orm import Session
 from breitband.models import Organisation
 from breitband.settings import PROJECT_ROOT
 from geo.crs import transformer
+from tests.support.waiting import wait_for
+
+pytestmark = [pytest.mark.browser, pytest.mark.worker]
 
 ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "web"
 VIEWPORT = {"width": 1366, "height": 768}   # a laptop screen
@@ -48,7 +52,8 @@ def k163_route(engine) -> dict:
     t = transformer(25832, 4326)
     line = shapely.transform(line, lambda xy: np.column_stack(t.transform(xy[:, 0], xy[:, 1])))
     return {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {"name": "Trasse K 163 Nord"}, "geometry": json.loads(shapely.to_geojson(line))}]}
+        {"type": "Feature", "properties": {"name": "Trasse K 163 Nord"},
+         "geometry": json.loads(shapely.to_geojson(line))}]}
 
 
 def shot(page: Page, name: str) -> None:
@@ -318,8 +323,8 @@ def test_operator_draws_a_route_and_sees_the_authorities(server, people, browser
         page.wait_for_function("() => window.breitbandMap.loaded()")
         page.get_by_role("button", name="Linie zeichnen").click()
         box = page.locator("#map canvas").bounding_box()
-        pixels = page.evaluate("(pts) => pts.map(c => { const p = window.breitbandMap.project(c); return [p.x, p.y]; })",
-                               points)
+        pixels = page.evaluate(
+            "(pts) => pts.map(c => { const p = window.breitbandMap.project(c); return [p.x, p.y]; })", points)
         for x, y in pixels:
             page.mouse.click(box["x"] + x, box["y"] + y)
             page.wait_for_timeout(150)
@@ -345,8 +350,8 @@ def submitted_by_api(server: str, token: str, sections: dict, name: str, *,
     and listed in it before the submission."""
     headers = {"Authorization": f"Bearer {token}"}
     feature = sections["features"][0]
-    body = {"project_name": name, "contact": {"name": "Petra Planerin", "phone": "+49 69 123456"}, "planned_start": "2027-03-01",
-            "planned_end": "2027-04-30",
+    body = {"project_name": name, "contact": {"name": "Petra Planerin", "phone": "+49 69 123456"},
+            "planned_start": "2027-03-01", "planned_end": "2027-04-30",
             "sections": {"type": "FeatureCollection", "features": [{
                 "type": "Feature", "geometry": feature["geometry"],
                 "properties": {"laying_method": "directional_drilling", "depth_cm": 120, "width_cm": 20}}]},
@@ -450,13 +455,12 @@ def test_participating_body_answers_and_authority_adopts(server, people, browser
                               attachments=[("verkehrszeichenplan-k163.pdf", PLAN_PDF, "traffic_plan")])
     # the statement request is created by the pipeline's participation step, shortly after the submission
     body_headers = {"Authorization": f"Bearer {people.body.token}"}
-    deadline = time.monotonic() + 60
-    while True:
+
+    def requested() -> bool:
         items = httpx.get(f"{server}/api/v1/statements", headers=body_headers, timeout=10).json()["items"]
-        if any(i["application"]["reference"] == reference for i in items):
-            break
-        assert time.monotonic() < deadline, "no statement request from the pipeline within 60 s"
-        time.sleep(0.5)
+        return any(i["application"]["reference"] == reference for i in items)
+
+    wait_for(requested, 60, interval=0.5, what="the statement request from the pipeline")
     errors: list[str] = []
     body_ctx = browser.new_context(viewport=VIEWPORT, locale="de-DE")
     auth_ctx = browser.new_context(viewport=VIEWPORT, locale="de-DE")

@@ -4,13 +4,13 @@ SMTP server in the test process, the API (``breitband serve``) and a Celery work
 subprocesses, as ``scripts/run`` starts them. Beat is not started: the tests send the beat tasks themselves
 (``Stack.tick``) when they want one beat cycle to have happened, so that no test waits a real schedule.
 
-Everything is started by ``Stack.start`` and stopped by ``Stack.close`` (the fixture in conftest.py calls it also
-when a test fails). Module name of its own: every test directory has a ``conftest``.
+Everything is started by ``Stack.start`` and stopped by ``Stack.close`` (the fixture in tests/faults/conftest.py
+calls it also when a test fails).
 """
 
 from __future__ import annotations
 
-import importlib.util
+import fcntl
 import os
 import shutil
 import signal
@@ -18,7 +18,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import tomllib
 import uuid
 from contextlib import contextmanager
@@ -28,12 +27,24 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import redis
+from celery import Celery
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
-TESTS = Path(__file__).resolve().parent.parent
-PROJECT = TESTS.parent
-DATA = PROJECT / "data"
+from breitband import identity
+from breitband.migrate import create_database, upgrade
+from breitband.models import OrgKind, Role
+from breitband.settings import PROJECT_ROOT
+from geo.importers import import_boundaries, import_roads
+from geo.rules import validate_rules
+from permits.cases.catalogue import load_catalogue_file
+from permits.participation import service as participation
+from tests.support.api import collection, draft_body, trench
+from tests.support.hessen import DATA, HE_BOUNDARY_FILES, HE_ROAD_FILES, NEU_ISENBURG, authority_org, stretch
+from tests.support.mail import SmtpServer
+from tests.support.waiting import free_port, wait_for
+
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 BIN = Path(sys.executable).parent                        # the venv's scripts: breitband, celery
 
@@ -43,48 +54,6 @@ NOTIFY_RETRY_BASE_S = 30.0             # the defaults of breitband/settings.py
 NOTIFY_RETRY_MAX_DELAY_S = 7200.0
 NOTIFY_RETRY_WINDOW_H = 24.0
 
-HE_BOUNDARY_FILES = [DATA / "boundaries" / name for name in (
-    "hessen_gemeinden_vg250_2018_sim200.geojson", "hessen_kreise_vg250_2018_sim200.geojson",
-    "hessen_land_vg250_2018_sim20.geojson")]
-HE_ROAD_FILES = [DATA / "roads" / "hessen" / name for name in (
-    "frankfurter-kreuz.osm.pbf", "darmstadt-frankfurt-corridor_motis-test-case.osm.pbf")]
-
-
-def _load(name: str, path: Path):
-    """A module of another test directory under a name of its own (each directory has a conftest)."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-# The permit helpers (real routes, request bodies, people) and the notification tests' SMTP server.
-permits_fixtures = _load("permits_test_fixtures", TESTS / "permits" / "conftest.py")
-if str(TESTS / "notifications") not in sys.path:
-    sys.path.append(str(TESTS / "notifications"))         # its conftest imports notify_helpers
-notification_fixtures = _load("notifications_test_fixtures", TESTS / "notifications" / "conftest.py")
-SmtpServer = notification_fixtures.SmtpServer
-collection, trench, draft_body = permits_fixtures.collection, permits_fixtures.trench, permits_fixtures.draft_body
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
 
 def _tail(path: Path, lines: int = 25, width: int = 400) -> str:
     try:
@@ -93,7 +62,7 @@ def _tail(path: Path, lines: int = 25, width: int = 400) -> str:
         return ""
 
 
-# --- PostgreSQL ------------------------------------------------------------------------------------------------------
+# --- PostgreSQL -------------------------------------------------------------------------------------------------------
 
 class PrivatePostgres:
     """A PostgreSQL 15 cluster of its own in a temporary directory, on a free port, trust authentication.
@@ -150,7 +119,7 @@ class PrivatePostgres:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
-# --- Redis -------------------------------------------------------------------------------------------------------
+# --- Redis ------------------------------------------------------------------------------------------------------------
 
 class PrivateRedis:
     """redis-server on a free port without persistence: stopped and started again, it is empty (like a broker
@@ -194,7 +163,7 @@ class PrivateRedis:
         return f"redis://127.0.0.1:{self.port}/{db}"
 
 
-# --- API and worker processes ----------------------------------------------------------------------------------------
+# --- API and worker processes -----------------------------------------------------------------------------------------
 
 class Service:
     """A subprocess in a session (process group) of its own, so that it and its children (prefork pool) can be
@@ -208,12 +177,22 @@ class Service:
         with open(self.log, "ab") as fh:
             fh.write(f"\n--- start {self.name} {datetime.now().isoformat()} ---\n".encode())
             fh.flush()
-            self.proc = subprocess.Popen(self.argv, env=self.env, cwd=PROJECT, stdout=fh, stderr=subprocess.STDOUT,
+            self.proc = subprocess.Popen(self.argv, env=self.env, cwd=PROJECT_ROOT, stdout=fh, stderr=subprocess.STDOUT,
                                          start_new_session=True)
 
     @property
     def pid(self) -> int:
         return self.proc.pid
+
+    def log_size(self) -> int:
+        """Where the log ends now: a mark for ``output``."""
+        return self.log.stat().st_size
+
+    def output(self, since: int = 0) -> str:
+        """What the process (and any later one with the same log) wrote to the log from byte ``since`` on."""
+        with open(self.log, "rb") as fh:
+            fh.seek(since)
+            return fh.read().decode(errors="replace")
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -254,7 +233,7 @@ class Service:
         self.proc = None
 
 
-# --- the people of the tests ---------------------------------------------------------------------------------------
+# --- the people of the tests ------------------------------------------------------------------------------------------
 
 @dataclass
 class Person:
@@ -275,16 +254,12 @@ class People:
 
 
 def build_people(engine, tag: str) -> People:
-    from breitband import identity
-    from breitband.models import OrgKind, Role
-    from permits.participation import service as participation
-
     with Session(bind=engine) as s:
         op = identity.create_organisation(s, "he", OrgKind.operator, f"Störfall Netz {tag} GmbH")
         body_org = identity.create_organisation(s, "he", OrgKind.participating_body,
                                                 f"Straßenverkehrsbehörde Neu-Isenburg {tag}")
-        participation.add_body(s, "he", body_org, "traffic", permits_fixtures.NEU_ISENBURG, datetime.now(timezone.utc))
-        ni = permits_fixtures.authority_org(s, key=permits_fixtures.NEU_ISENBURG)
+        participation.add_body(s, "he", body_org, "traffic", NEU_ISENBURG, datetime.now(timezone.utc))
+        ni = authority_org(s, key=NEU_ISENBURG)
 
         def person(org, email, role) -> Person:
             user = identity.create_user(s, org, email, email.split("@")[0], role)
@@ -299,7 +274,7 @@ def build_people(engine, tag: str) -> People:
     return people
 
 
-# --- the stack ----------------------------------------------------------------------------------------------------------
+# --- the stack --------------------------------------------------------------------------------------------------------
 
 class Stack:
     def __init__(self, root: Path) -> None:
@@ -346,8 +321,6 @@ class Stack:
 
     # --- set-up ---
     def start(self) -> None:
-        from breitband.migrate import create_database, upgrade
-
         self.pg.init()
         self.pg.start()
         self.redis.start()
@@ -367,13 +340,8 @@ class Stack:
         self.start_worker()
 
     def _import_hessen(self) -> None:
-        """Tenant "he" with the Hessen boundaries and the OSM roads around Frankfurt, as tests/conftest.py he_data
-        imports them into the shared test database; the conditions catalogue of Hessen."""
-        from breitband import identity
-        from geo.importers import import_boundaries, import_roads
-        from geo.rules import validate_rules
-        from permits.cases.catalogue import load_catalogue_file
-
+        """Tenant "he" with the Hessen boundaries and the OSM roads around Frankfurt, as he_data
+        (tests/support/hessen.py) imports them into the shared test database; the conditions catalogue of Hessen."""
         with open(DATA / "tenants" / "he.toml", "rb") as fh:
             raw = tomllib.load(fh)
         with Session(bind=self.engine) as session:
@@ -384,13 +352,8 @@ class Stack:
             session.commit()
 
     def _route(self) -> dict[str, Any]:
-        import shapely.ops
-
-        where, offset, start, length = permits_fixtures.STRETCHES["neu_isenburg"]
         with self.engine.connect() as conn:
-            line = permits_fixtures._road_line(conn, where)
-        piece = shapely.ops.substring(line, start, min(start + length, line.length))
-        return permits_fixtures._to_4326(piece.offset_curve(offset))
+            return stretch(conn, "neu_isenburg")
 
     def _api_up(self) -> bool:
         try:
@@ -427,8 +390,6 @@ class Stack:
     @property
     def celery(self):
         if self._celery is None:
-            from celery import Celery
-
             self._celery = Celery("faults", broker=self.redis.url(0), backend=None)
             self._celery.conf.broker_connection_retry_on_startup = False
         return self._celery
@@ -517,16 +478,34 @@ class Stack:
 
 def queue_drained(stack: Stack) -> bool:
     """The worker took every message from the broker (the default queue is a Redis list)."""
-    import redis
-
     return redis.Redis.from_url(stack.redis.url(0)).llen("celery") == 0
+
+
+def _idle_once(stack: Stack) -> bool:
+    if not queue_drained(stack):
+        return False
+    with stack.celery.connection_for_write() as conn:                  # fresh: Redis may have been restarted
+        inspect = stack.celery.control.inspect(timeout=2.0, limit=1, connection=conn)   # one worker at a time
+        active, reserved = inspect.active(), inspect.reserved()
+    if not active or not reserved:                                     # no worker answered (yet)
+        return False
+    return not any(active.values()) and not any(reserved.values())
+
+
+def worker_idle(stack: Stack) -> bool:
+    """Every message sent so far has been worked off: none is left in the queue, and the worker neither runs one
+    (active) nor holds one it took and has not started (reserved); messages scheduled for later (a countdown) do
+    not count. With ``wait_for`` it stands before an assertion that something did NOT happen (no second e-mail, no
+    second document): the messages that could have done it have been processed, however long that took.
+
+    Seen twice in a row: a message the worker has just taken from the queue may be registered as reserved only
+    after it answers the first inspection (the queue and the control messages arrive on different connections)."""
+    return _idle_once(stack) and _idle_once(stack)
 
 
 @contextmanager
 def flocked(path: Path):
     """Hold an exclusive flock on ``path`` (created if missing) until the block ends."""
-    import fcntl
-
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
