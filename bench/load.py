@@ -586,8 +586,8 @@ def integrity(stats: Stats, setup: dict, received: dict) -> tuple[dict, list[str
     """→ (figures, problems). Problems name what was lost or duplicated."""
     from sqlalchemy import select, text
 
-    from breitband.db import get_database
     import permits.pipeline.audience  # noqa: F401 - registers the audience provider that audience() asks
+    from breitband.db import get_database
     from breitband.models import Organisation, OrgKind
     from notifications.models import Event, WebhookSubscription
     from notifications.outbox import audience, matches

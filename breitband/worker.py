@@ -13,12 +13,14 @@ permits.documents.tasks.
 
 from __future__ import annotations
 
-import breitband.tasks  # noqa: F401 - registers its tasks
-import notifications.tasks  # noqa: F401 - registers its tasks
-import permits.cases.tasks  # noqa: F401 - registers its tasks
-import permits.documents.tasks  # noqa: F401 - registers its tasks
-import permits.pipeline.audience  # noqa: F401 - registers the outbox audience, its subscriptions, the reminders task
-import permits.pipeline.tasks  # noqa: F401 - registers its tasks
+# Imported for what importing them does: each registers its tasks with the Celery app (and
+# permits.pipeline.audience also the outbox audience, its subscriptions and the reminders task).
+import breitband.tasks  # noqa: F401
+import notifications.tasks  # noqa: F401
+import permits.cases.tasks
+import permits.documents.tasks
+import permits.pipeline.audience
+import permits.pipeline.tasks  # noqa: F401
 from breitband.celery import celery_app
 
 app = celery_app  # what `celery -A breitband.worker` finds

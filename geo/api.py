@@ -6,8 +6,8 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from breitband.auth import require
 from breitband import limits
+from breitband.auth import require
 from breitband.identity import Principal
 from geo import service
 

@@ -14,9 +14,16 @@ from breitband.errors import NotFound
 from geo import resolution
 from geo.rules import TenantRules, parse_rules
 from geo.territory import territory
-from geo.validation import (GeometryProblem, check_draft, check_length, output_precision, parse_route, problem,
-                            swapped, to_metric)
-
+from geo.validation import (
+    GeometryProblem,
+    check_draft,
+    check_length,
+    output_precision,
+    parse_route,
+    problem,
+    swapped,
+    to_metric,
+)
 
 _TENANT_SQL = text("SELECT srid, rules, updated_at, data_changed_at FROM tenants WHERE key = :t")
 # tenant key → ((updated_at, data_changed_at), parsed rules, srid)

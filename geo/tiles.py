@@ -37,8 +37,22 @@ from typing import Any, Protocol
 
 from geoalchemy2 import functions as gf
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy import (ColumnElement, Integer, Select, String, Table, bindparam, case, cast, func, literal_column,
-                        not_, select, text, true)
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    String,
+    Table,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal_column,
+    not_,
+    select,
+    text,
+    true,
+)
 from sqlalchemy.orm import Session
 
 from breitband.errors import NotFound, UnprocessableEntity

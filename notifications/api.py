@@ -26,8 +26,15 @@ from breitband.models import Role
 from notifications import delivery as deliveries
 from notifications import outbox, webhooks
 from notifications.models import Delivery, DeliveryStatus, Event, FeedEntry, WebhookSubscription
-from notifications.schemas import (DeliveryOut, DeliveryPage, EventPage, WebhookCreate, WebhookCreated, WebhookOut,
-                                   WebhookPatch)
+from notifications.schemas import (
+    DeliveryOut,
+    DeliveryPage,
+    EventPage,
+    WebhookCreate,
+    WebhookCreated,
+    WebhookOut,
+    WebhookPatch,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["notifications"])
 

@@ -176,7 +176,7 @@ def check_url(url: str) -> str:
     url = url.strip()
     parts = urlsplit(url)
     try:
-        parts.port
+        _ = parts.port   # parsing the port raises for one that is not a number from 0 to 65535
     except ValueError:
         raise UnprocessableEntity("url: the port is not a number from 0 to 65535", type="invalid-webhook-url",
                                   field="url") from None

@@ -23,8 +23,17 @@ from geo.service import check_route_limits, resolve
 from notifications import outbox
 from permits import deadlines, repository
 from permits.applications.sections import normalise_sections
-from permits.models import (DECIDED_CASE_STATUSES, GRANTED_CASE_STATUSES, OPEN_CASE_STATUSES, Application,
-                            ApplicationStatus, AttachmentKind, AuditRecord, Case, CaseStatus)
+from permits.models import (
+    DECIDED_CASE_STATUSES,
+    GRANTED_CASE_STATUSES,
+    OPEN_CASE_STATUSES,
+    Application,
+    ApplicationStatus,
+    AttachmentKind,
+    AuditRecord,
+    Case,
+    CaseStatus,
+)
 from permits.schemas import ApplicationFields, SupplementIn
 
 OPEN = {s.value for s in OPEN_CASE_STATUSES}

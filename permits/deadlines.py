@@ -30,7 +30,6 @@ from datetime import date, datetime, time, timedelta, timezone
 
 from breitband.dates import BERLIN, as_aware, iso, parse_instant  # noqa: F401 - callers still use deadlines.iso
 
-
 COMPLETENESS_MONTHS = 1   # § 127 (3) sentence 2: report incompleteness within one month
 DECISION_MONTHS = 3       # § 127 (3) sentence 1: deemed granted three months after the complete application
 EXTENSION_MONTHS = 1      # § 150: extendable once by one month

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import (Select, bindparam, exists, func, literal, literal_column, or_, select, text, tuple_,
-                        union_all)
+from sqlalchemy import Select, bindparam, exists, func, literal, literal_column, or_, select, text, tuple_, union_all
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -27,8 +26,15 @@ from breitband.errors import NotFound
 from breitband.identity import Principal
 from breitband.models import Organisation, Role
 from permits import deadlines
-from permits.models import (OPEN_CASE_STATUSES, Application, ApplicationCounter, ApplicationVersion, Attachment,
-                            AuditRecord, Case)
+from permits.models import (
+    OPEN_CASE_STATUSES,
+    Application,
+    ApplicationCounter,
+    ApplicationVersion,
+    Attachment,
+    AuditRecord,
+    Case,
+)
 
 OPEN = [s.value for s in OPEN_CASE_STATUSES]
 

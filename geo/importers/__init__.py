@@ -15,8 +15,14 @@ sources and the summary; a bad file raises breitband.errors.UnprocessableEntity 
 from geo.importers.boundaries import import_boundaries, load_population, parse_number
 from geo.importers.common import Summary, format_summary, same_sources
 from geo.importers.ortsdurchfahrten import import_ortsdurchfahrten
-from geo.importers.roads import (Classifier, finish_road_segments, import_roads, load_road_segments,
-                                 propagate_link_classes, split_ways)
+from geo.importers.roads import (
+                                 Classifier,
+                                 finish_road_segments,
+                                 import_roads,
+                                 load_road_segments,
+                                 propagate_link_classes,
+                                 split_ways,
+)
 from geo.importers.ways import Way, WayArrays, read_osm, read_road_files
 
 __all__ = [

@@ -47,8 +47,19 @@ from sqlalchemy import delete, text
 from sqlalchemy.orm import Session
 
 from geo.importers.authorities import sync_authorities
-from geo.importers.common import (Area, Summary, bad_file, check_exists, file_info, load_tenant, lock_layer,
-                                  progress, read_vector, record_import, to_tenant_crs)
+from geo.importers.common import (
+    Area,
+    Summary,
+    bad_file,
+    check_exists,
+    file_info,
+    load_tenant,
+    lock_layer,
+    progress,
+    read_vector,
+    record_import,
+    to_tenant_crs,
+)
 from geo.models import AdminArea
 from geo.rules import TenantRules
 

@@ -14,8 +14,16 @@ import shapely
 from sqlalchemy import delete, text
 from sqlalchemy.orm import Session
 
-from geo.importers.common import (Summary, file_info, load_tenant, lock_layer, progress, read_vector, record_import,
-                                  to_tenant_crs)
+from geo.importers.common import (
+    Summary,
+    file_info,
+    load_tenant,
+    lock_layer,
+    progress,
+    read_vector,
+    record_import,
+    to_tenant_crs,
+)
 from geo.models import Ortsdurchfahrt
 
 LAYER = "ortsdurchfahrten"

@@ -37,8 +37,17 @@ from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from geo.importers.common import (Summary, bad_file, file_info, load_tenant, lock_layer, progress,
-                                  psycopg_connection, record_import, transform_xy)
+from geo.importers.common import (
+    Summary,
+    bad_file,
+    file_info,
+    load_tenant,
+    lock_layer,
+    progress,
+    psycopg_connection,
+    record_import,
+    transform_xy,
+)
 from geo.importers.ways import Way, WayArrays, read_road_files
 from geo.models import PATH_HIGHWAYS
 from geo.rules import TenantRules

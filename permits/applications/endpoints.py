@@ -26,8 +26,18 @@ from permits.applications import attachments as files
 from permits.applications import service
 from permits.http import ANYONE, OPERATOR, attachment_response, etag_json, expected_versions, run
 from permits.models import Application, ApplicationStatus, AttachmentKind
-from permits.schemas import (ApplicationCreate, ApplicationOut, ApplicationPage, ApplicationPatch, AuditOut,
-                             SupplementIn, VersionOut, WithdrawIn, WorksCompletionIn, WorksStartIn)
+from permits.schemas import (
+    ApplicationCreate,
+    ApplicationOut,
+    ApplicationPage,
+    ApplicationPatch,
+    AuditOut,
+    SupplementIn,
+    VersionOut,
+    WithdrawIn,
+    WorksCompletionIn,
+    WorksStartIn,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["permits"])
 

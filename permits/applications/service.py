@@ -23,11 +23,24 @@ from permits import core, deadlines, repository
 from permits.applications import attachments as files
 from permits.applications.sections import normalise_sections
 from permits.cases import deemed
-from permits.models import (Application, ApplicationStatus, ApplicationVersion, Attachment, AttachmentKind, Case,
-                            CaseStatus)
+from permits.models import (
+    Application,
+    ApplicationStatus,
+    ApplicationVersion,
+    Attachment,
+    AttachmentKind,
+    Case,
+    CaseStatus,
+)
 from permits.pipeline import service as pipeline
-from permits.schemas import (ApplicationCreate, ApplicationPatch, SupplementIn, WithdrawIn, WorksCompletionIn,
-                             WorksStartIn)
+from permits.schemas import (
+    ApplicationCreate,
+    ApplicationPatch,
+    SupplementIn,
+    WithdrawIn,
+    WorksCompletionIn,
+    WorksStartIn,
+)
 
 
 def _locked(session: Session, principal: Principal, application_id: uuid.UUID, expected: set[int] | None,

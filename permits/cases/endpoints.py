@@ -25,8 +25,17 @@ from permits import repository, views
 from permits.cases import catalogue, review
 from permits.http import ANYONE, AUTHORITY, etag_json, expected_versions, run
 from permits.models import Case, CaseStatus, CatalogueKind
-from permits.schemas import (AuditOut, CaseOut, CasePage, CatalogueEntryOut, ConfirmCompleteIn, DecisionIn,
-                             ExtendDeadlineIn, ForwardIn, RequestInformationIn)
+from permits.schemas import (
+    AuditOut,
+    CaseOut,
+    CasePage,
+    CatalogueEntryOut,
+    ConfirmCompleteIn,
+    DecisionIn,
+    ExtendDeadlineIn,
+    ForwardIn,
+    RequestInformationIn,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["permits"])
 

@@ -31,8 +31,14 @@ from geo.models import Authority
 from permits import core, deadlines, repository
 from permits.cases import catalogue, deemed
 from permits.models import Application, Case, CaseStatus, CatalogueKind
-from permits.schemas import (ConfirmCompleteIn, DecisionIn, DecisionOutcome, ExtendDeadlineIn, ForwardIn,
-                             RequestInformationIn)
+from permits.schemas import (
+    ConfirmCompleteIn,
+    DecisionIn,
+    DecisionOutcome,
+    ExtendDeadlineIn,
+    ForwardIn,
+    RequestInformationIn,
+)
 
 
 def case_commands(case: Case, now: datetime) -> list[str]:

@@ -53,8 +53,8 @@ def generate(db: Database, document_id: uuid.UUID, now: datetime | None = None) 
             tenant_key, tenant_name = tenant.key, tenant.name
         pdf = render.render_pdf(tenant_key, context)
         key = keys.ensure_key(tenant_key, tenant_name)
-        signed = keys.sign_pdf(pdf, key, field_name="Bescheid", location=tenant_name,
-                               reason=f"Bescheid {context['application']['reference']} – {context['authority']['name']}")
+        reason = f"Bescheid {context['application']['reference']} – {context['authority']['name']}"
+        signed = keys.sign_pdf(pdf, key, field_name="Bescheid", location=tenant_name, reason=reason)
         digest = hashlib.sha256(signed).hexdigest()
         target = Path(get_settings().data_dir) / "documents" / tenant_key / f"{document_id}.pdf"
         _store(target, signed)

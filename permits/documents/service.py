@@ -215,7 +215,7 @@ def mark_failed(session: Session, document_id: uuid.UUID, error: str, now: datet
         session.flush()
 
 
-# --- commands ----------------------------------------------------------------------------------------------------------
+# --- commands ---------------------------------------------------------------------------------------------------------
 
 def regenerate(session: Session, doc: DecisionDocument, now: datetime) -> DecisionDocument:
     """A new generation of the case's document (e.g. after a template correction); the current one stays valid

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from urllib.parse import urlencode
 from datetime import date, datetime, timezone
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse

@@ -15,14 +15,38 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from geoalchemy2 import functions as gf
-from sqlalchemy import (Integer, Select, String, and_, bindparam, case, cast, func, literal_column, not_, or_, select,
-                        true)
+from sqlalchemy import (
+    Integer,
+    Select,
+    String,
+    and_,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal_column,
+    not_,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.orm import Session
 
 from breitband.identity import Principal
 from breitband.models import OrgKind, Role
-from geo.tiles import (BUFFER, EXTENT, SIMPLIFY_UNITS, TILES_VERSION, WEB_MERCATOR_SIDE, Tile, TileKey,
-                       envelope_3857, etag_of, mvt_and_count, tile_settings)
+from geo.tiles import (
+    BUFFER,
+    EXTENT,
+    SIMPLIFY_UNITS,
+    TILES_VERSION,
+    WEB_MERCATOR_SIDE,
+    Tile,
+    TileKey,
+    envelope_3857,
+    etag_of,
+    mvt_and_count,
+    tile_settings,
+)
 from permits.models import Application
 from permits.participation.models import StatementRequest
 from permits.participation.statements import readable_statements

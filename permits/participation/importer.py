@@ -24,8 +24,17 @@ from sqlalchemy.orm import Session
 from breitband import clock
 from breitband.errors import UnprocessableEntity
 from breitband.models import Organisation, OrgKind
-from geo.importers.common import (Summary, bad_file, file_info, load_tenant, lock_layer, progress, read_vector,
-                                  record_import, to_tenant_crs)
+from geo.importers.common import (
+    Summary,
+    bad_file,
+    file_info,
+    load_tenant,
+    lock_layer,
+    progress,
+    read_vector,
+    record_import,
+    to_tenant_crs,
+)
 from permits.participation.models import ProtectedArea
 from permits.participation.service import AREA_DE
 

@@ -63,7 +63,7 @@ ROLE_DE = {"traffic": "Straßenverkehrsbehörde", "water": "Wasserbehörde", "na
 AREA_DE = {"water": "Wasserschutzgebiet", "nature": "Naturschutzgebiet", "monument": "Kulturdenkmal"}
 
 
-# --- rules -------------------------------------------------------------------------------------------------------------
+# --- rules ------------------------------------------------------------------------------------------------------------
 
 class Rule(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -146,7 +146,7 @@ def tenant_rules(session: Session, tenant_key: str) -> tuple[RuleSet, str]:
     return parse_rules(row.rules), row.source or "tenant"
 
 
-# --- bodies ------------------------------------------------------------------------------------------------------------
+# --- bodies -----------------------------------------------------------------------------------------------------------
 
 def add_body(session: Session, tenant_key: str, org: Organisation, role: str, ags: str | None,
              now: datetime) -> ParticipationBody:
@@ -182,7 +182,7 @@ def find_body(session: Session, tenant_key: str, role: str, ags: str | None) -> 
     return rows[0][1] if rows else None
 
 
-# --- evaluation --------------------------------------------------------------------------------------------------------
+# --- evaluation -------------------------------------------------------------------------------------------------------
 
 AREAS_SQL = text("""
 WITH r AS (SELECT ST_GeomFromWKB(:all, :srid) AS g, ST_GeomFromWKB(:lines, :srid) AS l)

@@ -2,12 +2,16 @@
 permit tasks that react to published events, and the deadline reminders (``send_reminders``, beat task
 ``permits.deadline_reminders``).
 
-| audience | sees in the feed and webhooks | gets an e-mail on |
-|---|---|---|
-| applicant (operator organisation) | every event of its application except participation, reminders and pipeline internals | submission, every case change (information requested, completeness confirmed, decision, deemed approval, forwarded, deadline extended, case closed), decision document issued or revoked |
-| authority (road authority of a case) | the events of its cases, supplements, withdrawal, works, the pipeline's outcome, statements and documents of its application | a new case (also a forwarded one), a supplement that addresses its case, deadline reminders (14 and 3 days) |
-| participating body | its statement requests | a statement request |
-| tenant admins | everything of the tenant (feed row without organisation) | — |
+Who sees what in the feed and webhooks, and who gets an e-mail on what:
+
+- applicant (operator organisation): sees every event of its application except participation, reminders and
+  pipeline internals; e-mail on submission, every case change (information requested, completeness confirmed,
+  decision, deemed approval, forwarded, deadline extended, case closed), decision document issued or revoked.
+- authority (road authority of a case): sees the events of its cases, supplements, withdrawal, works, the
+  pipeline's outcome, statements and documents of its application; e-mail on a new case (also a forwarded one), a
+  supplement that addresses its case, deadline reminders (14 and 3 days).
+- participating body: sees its statement requests; e-mail on a statement request.
+- tenant admins: see everything of the tenant (feed row without organisation); no e-mail.
 
 E-mail goes to the application's contact person once that person confirmed the address (else, and until then, the
 operator's address, else its members; an unconfirmed contact gets only the request to confirm,
@@ -107,7 +111,8 @@ def audience(session: Session, ev: Event) -> list[Recipient] | None:
 
     # the applicant
     if not _hidden(ev.type, APPLICANT_HIDDEN):
-        email = ev.type in APPLICANT_EMAIL and not (ev.type == "case.withdrawn" and payload.get("reason") == "applicant")
+        withdrawn_by_applicant = ev.type == "case.withdrawn" and payload.get("reason") == "applicant"
+        email = ev.type in APPLICANT_EMAIL and not withdrawn_by_applicant
         emails, confirmation = (applicant_addresses(session, app, orgs.get(app.applicant_org_id),
                                                     clock.now()) if email else ([], None))
         out.append(Recipient(app.applicant_org_id, tuple(emails), {
@@ -164,7 +169,7 @@ def describe() -> dict[str, Any]:
             "body_email": sorted(BODY_EMAIL)}
 
 
-# --- deadline reminders ------------------------------------------------------------------------------------------------
+# --- deadline reminders -----------------------------------------------------------------------------------------------
 
 REMINDER_DAYS = (14, 3)
 

@@ -191,7 +191,7 @@ def retry(session: Session, application_id: uuid.UUID, name: str | None, now: da
     return run
 
 
-# --- the last step -----------------------------------------------------------------------------------------------------
+# --- the last step ----------------------------------------------------------------------------------------------------
 
 def step_notifications(session: Session, run: PipelineRun, app: Application, now: datetime) -> dict[str, Any]:
     """Record the outcome as an event; committing it kicks the outbox relay (after-commit hook), which delivers it

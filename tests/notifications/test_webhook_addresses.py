@@ -125,7 +125,7 @@ def test_every_blocked_form_is_refused_at_subscription_naming_the_address_class(
     # metadata addresses and the unspecified address are refused whatever the settings say
     monkeypatch.setattr(settings, "webhook_blocked_networks", [])
     monkeypatch.setattr(settings, "webhook_block_own_addresses", False)
-    for url, address, cls, embedded in BLOCKED:
+    for url, _address, cls, _embedded in BLOCKED:
         r = client.post("/api/v1/webhooks", headers=he.operator.headers, json={"url": url})
         if cls in ("cloud-metadata", "unspecified"):
             assert (r.status_code, r.json()["address_class"]) == (422, cls), (url, r.text)

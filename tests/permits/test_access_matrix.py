@@ -78,12 +78,12 @@ from breitband.models import OrgKind, Role, User
 from notifications import outbox
 from notifications.models import Delivery, Event
 from permits.documents.models import DecisionDocument
-from tests.support.api import collection, draft_body, trench
-from tests.support.hessen import NEU_ISENBURG, authority_org
-from tests.support.people import person
 from permits.documents.tasks import document_generate, documents_for_event
 from permits.participation import service as participation
 from permits.participation.models import StatementRequest
+from tests.support.api import collection, draft_body, trench
+from tests.support.hessen import NEU_ISENBURG, authority_org
+from tests.support.people import person
 
 CALLERS = ("anon", "op", "op2", "rev", "adm", "rev2", "adm2", "body", "body2", "tadm", "x_op", "x_adm", "x_tadm")
 STALE = '"999999"'

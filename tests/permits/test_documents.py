@@ -43,7 +43,8 @@ def test_decision_yields_a_signed_pdf_with_its_content(granted, client, he, sett
                      "HE-N01 – Wiederherstellung der Verkehrsfläche", "HE-N02 – Verkehrssicherung",
                      "außerhalb der Hauptverkehrszeiten", "Rechtsbehelfsbelehrung",
                      "innerhalb eines Monats nach Bekanntgabe Widerspruch erhoben werden",   # Hessen's template
-                     "© OpenStreetMap-Mitwirkende", "© GeoBasis-DE / BKG", "L 3262", "Wirksam am / effective: 02.02.2026",
+                     "© OpenStreetMap-Mitwirkende", "© GeoBasis-DE / BKG", "L 3262",
+                     "Wirksam am / effective: 02.02.2026",
                      "English summary"):
         assert expected in text, expected
     assert f"/verify/{doc.id}" in "".join(text.split())                   # the URL may wrap

@@ -23,9 +23,8 @@ from breitband.db import Database
 from breitband.settings import PROJECT_ROOT
 from notifications.models import Event
 from permits import deadlines, repository
-from permits.cases import deemed
-from permits.cases import review
 from permits.applications import service
+from permits.cases import deemed, review
 from permits.models import AuditRecord, Case
 from permits.schemas import ApplicationCreate, ExtendDeadlineIn, RequestInformationIn
 from tests.support.api import collection, draft_body, trench

@@ -24,13 +24,13 @@ NOT_TRUSTED = ("Nicht vertrauenswürdig: Die Signatur ist gültig, wurde aber mi
 def test_production_refuses_to_start_with_the_self_signed_fallback():
     with pytest.raises(ValidationError) as err:
         Settings(environment="production")
-    assert "BREITBAND_ENVIRONMENT=production refuses self-signed signing keys: set BREITBAND_SIGNING_SELF_SIGNED=false" \
-        in str(err.value)
+    assert ("BREITBAND_ENVIRONMENT=production refuses self-signed signing keys: "
+            "set BREITBAND_SIGNING_SELF_SIGNED=false") in str(err.value)
     assert Settings(environment="production", signing_self_signed=False).environment == "production"
 
 
 def test_without_the_fallback_signing_fails_clearly_and_never_uses_a_development_key(
-        granted, client, he, db, task_db, session, settings, monkeypatch):   # noqa: F811
+        granted, client, he, db, task_db, session, settings, monkeypatch):
     app, case, doc = granted                              # signed with the development key, created on first use
     assert (settings.data_dir / "keys" / "he" / "signing-key.pem").is_file()
     monkeypatch.setattr(settings, "signing_self_signed", False)
@@ -52,7 +52,7 @@ def test_without_the_fallback_signing_fails_clearly_and_never_uses_a_development
     assert failed.sha256 is None                            # nothing was signed
 
 
-def test_verify_says_not_trusted_for_a_development_key(granted, client, he):   # noqa: F811
+def test_verify_says_not_trusted_for_a_development_key(granted, client, he):
     app, case, doc = granted
     by_id = client.get(f"/verify/{doc.id}").json()
     assert by_id["status"] == "valid"
@@ -101,7 +101,7 @@ def _ca_issued(directory, tenant: str) -> None:
 
 
 def test_a_ca_issued_certificate_is_trusted(granted, client, he, db, task_db, session, settings, monkeypatch,
-                                            tmp_path):   # noqa: F811
+                                            tmp_path):
     app, case, doc = granted
     _ca_issued(tmp_path, "he")
     monkeypatch.setattr(settings, "signing_dir", tmp_path)
