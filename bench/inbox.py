@@ -327,7 +327,7 @@ CREATE FUNCTION gen.addm(d date, m int) RETURNS date IMMUTABLE LANGUAGE sql AS
   $$ SELECT (d + make_interval(months => m))::date $$;
 CREATE FUNCTION gen.pe(d date) RETURNS timestamptz IMMUTABLE LANGUAGE sql AS
   $$ SELECT (d + 1)::timestamp AT TIME ZONE 'Europe/Berlin' $$;
--- deadlines.iso for instants (UTC, microseconds only when not zero, Z) and dates; str() of an aware datetime
+-- dates.iso for instants (UTC, microseconds only when not zero, Z) and dates; str() of an aware datetime
 -- (what json.dumps(default=str) writes into audit details and event payloads)
 CREATE FUNCTION gen.iso(t timestamptz) RETURNS text IMMUTABLE LANGUAGE sql AS
   $$ SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
@@ -1206,6 +1206,7 @@ def generate(conn, timer: Timer) -> dict[str, float]:
 
 def check_deadlines(conn, sample: int) -> tuple[int, int]:
     """Recompute the clock columns of a sample of generated cases with permits/deadlines.py."""
+    from breitband import dates
     from permits import deadlines
 
     rows = conn.execute(f"""
@@ -1225,7 +1226,7 @@ def check_deadlines(conn, sample: int) -> tuple[int, int]:
             ok &= ddue is None and deadline is None and status in ("incomplete", "withdrawn")
         if status == "deemed_granted":
             ok &= (effective_on == ddue and decided_at == deadline
-                   and decision["effective_at"] == deadlines.iso(deadline))
+                   and decision["effective_at"] == dates.iso(deadline))
         bad += not ok
     conn.rollback()
     return len(rows), bad
@@ -1300,7 +1301,7 @@ def main() -> None:
     import httpx
     import psycopg
 
-    from breitband import identity
+    from breitband import dates, identity
     from breitband.db import get_database
     from permits import deadlines
 
@@ -1308,7 +1309,7 @@ def main() -> None:
     g = datetime.now(timezone.utc).replace(microsecond=0)
     rng = np.random.default_rng(args.seed)
     say(f"database: {make_url(BENCH_URL).render_as_string(hide_password=True)}; generation instant G = "
-        f"{deadlines.iso(g)} ({g.astimezone(deadlines.BERLIN):%Y-%m-%d %H:%M %Z})")
+        f"{dates.iso(g)} ({g.astimezone(dates.BERLIN):%Y-%m-%d %H:%M %Z})")
     setup_database()
     db = get_database()
     with db.sessionmaker() as session:
@@ -1472,12 +1473,12 @@ def main() -> None:
     start_s, _ = run_cli("deadlines", "run", "--help")
     sweeps = []
     for _ in range(2):
-        wall, out = run_cli("deadlines", "run", "--now", deadlines.iso(now))
+        wall, out = run_cli("deadlines", "run", "--now", dates.iso(now))
         if out.returncode != 0:
             raise SystemExit(out.stderr[-2000:])
         result = json.loads(out.stdout)
         sweeps.append((wall, result["deemed_granted"], result["batches"]))
-    say(f"\nsweep `breitband deadlines run --now {deadlines.iso(now)}` (G + {args.sweep_days} days) over "
+    say(f"\nsweep `breitband deadlines run --now {dates.iso(now)}` (G + {args.sweep_days} days) over "
         f"{stats['applications']:,} applications ({open_cases:,} open cases, {expect[0]:,} of them past their "
         f"deadline then, in {expect[1]:,} applications):")
     for k, (wall, issued, batches) in enumerate(sweeps, 1):

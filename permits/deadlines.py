@@ -28,7 +28,7 @@ from __future__ import annotations
 import calendar
 from datetime import date, datetime, time, timedelta, timezone
 
-from breitband.dates import BERLIN, as_aware, iso, parse_instant  # noqa: F401 - callers still use deadlines.iso
+from breitband.dates import BERLIN, as_aware, iso, parse_instant  # noqa: F401 - callers still use dates.iso
 
 COMPLETENESS_MONTHS = 1   # § 127 (3) sentence 2: report incompleteness within one month
 DECISION_MONTHS = 3       # § 127 (3) sentence 1: deemed granted three months after the complete application

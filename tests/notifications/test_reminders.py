@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from breitband import dates
 from notifications import delivery, outbox
 from notifications.models import Delivery, Event
-from permits import deadlines
 from permits.pipeline.audience import send_reminders
 from tests.support.api import collection, trench
 
@@ -19,11 +19,11 @@ def reminders(session, app_id):
 
 def test_reminders_14_and_3_days_before_once_each(api, he, lines, clock, db, session, smtp):
     app = api.submitted(he.operator, collection(trench(lines["neu_isenburg"])))     # decision due 2026-04-15
-    assert send_reminders(db, deadlines.parse_instant("2026-03-31T12:00:00+02:00"))["reminders"] == 0  # 15 days
-    assert send_reminders(db, deadlines.parse_instant("2026-04-01T08:00:00+02:00"))["reminders"] >= 1  # 14 days
-    assert send_reminders(db, deadlines.parse_instant("2026-04-05T08:00:00+02:00"))["reminders"] == 0  # sent already
-    send_reminders(db, deadlines.parse_instant("2026-04-13T08:00:00+02:00"))                           # 2 days left
-    send_reminders(db, deadlines.parse_instant("2026-04-14T08:00:00+02:00"))
+    assert send_reminders(db, dates.parse_instant("2026-03-31T12:00:00+02:00"))["reminders"] == 0  # 15 days
+    assert send_reminders(db, dates.parse_instant("2026-04-01T08:00:00+02:00"))["reminders"] >= 1  # 14 days
+    assert send_reminders(db, dates.parse_instant("2026-04-05T08:00:00+02:00"))["reminders"] == 0  # sent already
+    send_reminders(db, dates.parse_instant("2026-04-13T08:00:00+02:00"))                           # 2 days left
+    send_reminders(db, dates.parse_instant("2026-04-14T08:00:00+02:00"))
     assert reminders(session, app["id"]) == [(14, 14, "2026-04-15"), (3, 2, "2026-04-15")]
 
     outbox.relay(db)
@@ -39,10 +39,10 @@ def test_reminders_14_and_3_days_before_once_each(api, he, lines, clock, db, ses
 
 def test_after_downtime_only_the_nearest_reminder_and_none_after_a_decision(api, he, lines, clock, db, session):
     app = api.submitted(he.operator, collection(trench(lines["neu_isenburg"])))
-    send_reminders(db, deadlines.parse_instant("2026-04-14T08:00:00+02:00"))     # first run 1 day before
+    send_reminders(db, dates.parse_instant("2026-04-14T08:00:00+02:00"))     # first run 1 day before
     assert reminders(session, app["id"]) == [(3, 1, "2026-04-15")]
     other = api.submitted(he.operator, collection(trench(lines["neu_isenburg"])))
     case = api.case_of(other, "Stadt Neu-Isenburg")
     assert api.command(he.neu_isenburg, f"/cases/{case}/decision", {"outcome": "granted"}).status_code == 200
-    send_reminders(db, deadlines.parse_instant("2026-04-14T09:00:00+02:00"))
+    send_reminders(db, dates.parse_instant("2026-04-14T09:00:00+02:00"))
     assert reminders(session, other["id"]) == []

@@ -18,11 +18,11 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.orm import sessionmaker
 
-from breitband import identity
+from breitband import dates, identity
 from breitband.db import Database
 from breitband.settings import PROJECT_ROOT
 from notifications.models import Event
-from permits import deadlines, repository
+from permits import repository
 from permits.applications import service
 from permits.cases import deemed, review
 from permits.models import AuditRecord, Case
@@ -34,7 +34,7 @@ PREFIX = "sweep-"
 
 
 def at(text_: str) -> datetime:
-    return deadlines.parse_instant(text_)
+    return dates.parse_instant(text_)
 
 
 @pytest.fixture
