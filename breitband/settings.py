@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     token_max_expiry_days: int = Field(default=365, gt=0, le=36500)
     token_max_active_per_user: int = Field(default=50, gt=0)
 
-    # Request size and rate limits (breitband/limits.py; README "Limits"). Body limits in MiB per endpoint, enforced
+    # Request size and rate limits (breitband/limits.py; docs/limits.md). Body limits in MiB per endpoint, enforced
     # while the body streams in: 413 problem+json as soon as one is passed, at once for a larger Content-Length.
     # Route-taking endpoints (/resolve, drafts, supplements, as-built) get 16 MiB: a route at the 100,000-vertex
     # limit is 3.7 MiB as compact GeoJSON with full double precision, 8.2 MiB indented by 2, 12.4 MiB by 4.
