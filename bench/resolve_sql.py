@@ -8,7 +8,8 @@ LINES_SQL, plus ``:grp_n`` = 5 for grouped variants) over psycopg, interleaved a
 routes bench/resolve.py measures (12 m beside the replicated A 5), and prints p50/p95/min per variant. Then it
 compares each variant's rows with the product's, route by route: a variant that answers differently is reported,
 however fast. A variant is a .sql file or the name of one of VARIANTS below: rewrites of one part of the product's
-query that docs/resolution.md and docs/benchmarks.md mention as measured and not kept (built from the product's text, so they follow it).
+query that docs/resolution.md and docs/benchmarks.md mention as measured and not kept (built from the product's
+text, so they follow it).
 """
 
 from __future__ import annotations

@@ -42,6 +42,8 @@ def module_name(path: Path) -> str:
 def discover() -> dict[str, Path]:
     modules = {}
     for package in PACKAGES:
+        if not (ROOT / package).is_dir():
+            continue
         for path in sorted((ROOT / package).rglob("*.py")):
             modules[module_name(path)] = path
     return modules
@@ -206,9 +208,12 @@ def report(modules: dict[str, Path]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global ROOT
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--report", action="store_true", help="print the structure's figures as well")
+    parser.add_argument("--root", type=Path, default=ROOT, help="the checkout to check (default: this one)")
     args = parser.parse_args(argv)
+    ROOT = args.root.resolve()
     modules = discover()
     if args.report:
         report(modules)
