@@ -13,8 +13,9 @@ import json
 import shutil
 import socket
 import subprocess
+import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select, update
@@ -37,19 +38,21 @@ def moving_clock(clock):
 
 @dataclass
 class RunningClock:
-    """Real time, shifted by ``offset``: a try takes the time it really takes (the log's durations), and a test
-    moves past a back-off by adding to the offset."""
+    """The test's time, running on at the real pace from where the test's clock stood: a try takes the time it
+    really takes (the log's durations), and a test moves past a back-off by adding to ``offset``."""
 
+    start: datetime
     offset: timedelta = field(default_factory=timedelta)
+    started: float = field(default_factory=time.monotonic)
 
     def __call__(self) -> datetime:
-        return datetime.now(timezone.utc) + self.offset
+        return self.start + timedelta(seconds=time.monotonic() - self.started) + self.offset
 
 
 @pytest.fixture
 def running_clock(clock):
-    """Set after ``clock`` (which may set the service's clock as well), so that this one is in force."""
-    c = RunningClock()
+    """Set after ``clock`` (the one clock, which it starts from), so that this one is in force."""
+    c = RunningClock(start=clock.now)
     with service_clock.frozen(c):
         yield c
 
