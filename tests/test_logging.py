@@ -57,7 +57,6 @@ def test_scrub_masks_each_known_shape():
         "no user rita@zuverlaessig-netz.example")
 
 
-@pytest.mark.slow
 def test_api_a_failed_statement_logs_no_parameters_and_tokens_and_passwords_are_masked(engine, world):
     """The API's set-up (create_app) and engines (Database.from_settings); the failed INSERT is logged the way the
     middleware logs an unhandled exception. The replica URL carries a password (the test server trusts local
