@@ -109,13 +109,13 @@ def test_worker_holding_a_scheduled_message_survives_a_redis_restart(stack):
     itself (e-mail and webhook retries up to 300 s, pipeline steps, the relay's backoff): received, not acknowledged
     until its time — keeps running while Redis is down and takes work again when it is back, without a restart.
 
-    FAILS TODAY (Celery 5.7.0, kombu 5.7.0): on the lost connection Celery's consumer first ``collect()``s the
-    connection (which detaches its transport) and then closes it; closing the channel tries to put the unacknowledged
-    messages back through the detached transport and raises ``AttributeError: 'NoneType' object has no attribute
-    'hostname'`` (kombu/transport/redis.py ``_connparams``), which Celery reports as "Unrecoverable error" and the
-    worker process exits. ``scripts/run`` then stops the whole service (it ends when one of its processes ends). The
-    workaround belongs in breitband/celery.py (see the fault-tests report); the test without a held message is
-    test_redis_stopped_and_started."""
+    Without the workaround in breitband/celery.py (``_survive_lost_redis_connection``, installed when a worker
+    starts) this fails on Celery 5.7.0 / kombu 5.7.0: on the lost connection Celery's consumer first ``collect()``s
+    the connection (which detaches its transport) and then closes it; closing the channel tries to put the
+    unacknowledged messages back through the detached transport and raises ``AttributeError: 'NoneType' object has
+    no attribute 'hostname'`` (kombu/transport/redis.py ``_connparams``), which Celery reports as "Unrecoverable
+    error", and the worker process exits; ``scripts/run`` then stops the whole service. The test without a held
+    message is test_redis_stopped_and_started."""
     worker = stack.worker
     pid = worker.pid
     stack.send("notifications.dispatch_due", countdown=300)
