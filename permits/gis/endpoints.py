@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -32,6 +32,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Date, and_, cast, func, literal
 from sqlalchemy.orm import Session
 
+from breitband import clock, dates
 from breitband.auth import require
 from breitband.db import get_read_session
 from breitband.errors import NotFound, ProblemError
@@ -333,7 +334,7 @@ def items(collection_id: str, request: Request, principal: Principal = Depends(r
                                                           "limit": str(limit)}),
                       "rel": "prev", "type": GEOJSON, "title": "previous page"})
     return _json({"type": "FeatureCollection", "features": features, "numberReturned": len(features),
-                  "timeStamp": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+                  "timeStamp": dates.iso_seconds(clock.now()),
                   "links": links}, GEOJSON)
 
 
