@@ -136,14 +136,11 @@ def get_database(settings: Settings | None = None) -> Database:
 
 
 def get_session(request: Request) -> Iterator[Session]:
+    """A request's unit of work: the same as a task's (``Database.transaction``), committed when the endpoint returns
+    without an error."""
     db: Database = request.app.state.db
-    with db.sessionmaker() as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+    with db.transaction() as session:
+        yield session
 
 
 # What commands depend on. scope="function": the commit runs when the endpoint returns, BEFORE the response is sent.
