@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 
 import geo.cli
 import notifications.cli
@@ -204,6 +204,33 @@ def user_create(tenant: str = typer.Option(...), org: str = typer.Option(..., he
         user = identity.create_user(session, organisation, email, name, role)
         out = {"id": str(user.id), "email": user.email, "role": user.role, "organisation": organisation.name}
     echo_json(out)
+
+
+def _set_active(tenant: str, email: str, active: bool) -> None:
+    with get_database().transaction() as session:
+        user = identity.find_user(session, tenant, email)
+        changed = identity.set_user_active(session, user, active)
+        tokens = session.scalar(select(func.count()).select_from(identity.active_tokens(user.id, clock.now())
+                                                                  .subquery()))
+        out = {"id": str(user.id), "email": user.email, "role": user.role, "active": user.active,
+               "changed": changed, "valid_tokens": tokens}
+    echo_json(out)
+
+
+@user_app.command("deactivate")
+def user_deactivate(tenant: str = typer.Option(..., help="Tenant key"),
+                    email: str = typer.Option(..., help="The user's e-mail address")) -> None:
+    """Deactivate a user: from the next request on, every one of their tokens is refused (401 user-deactivated).
+    The tokens are kept (`valid_tokens` counts them) and work again after `user reactivate`; revoke them with
+    `token revoke` to end them for good. Deactivating a deactivated user changes nothing (`changed: false`)."""
+    _set_active(tenant, email, False)
+
+
+@user_app.command("reactivate")
+def user_reactivate(tenant: str = typer.Option(..., help="Tenant key"),
+                    email: str = typer.Option(..., help="The user's e-mail address")) -> None:
+    """Reactivate a deactivated user: their tokens that are neither revoked nor expired work again."""
+    _set_active(tenant, email, True)
 
 
 def token_dict(token, email: str | None = None) -> dict[str, Any]:

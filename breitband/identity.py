@@ -187,6 +187,17 @@ def find_user(session: Session, tenant_key: str, email: str) -> User:
     return user
 
 
+def set_user_active(session: Session, user: User, active: bool) -> bool:
+    """Deactivate or reactivate a user; → whether anything changed. Every request with one of a deactivated user's
+    tokens is refused from the next one on (401 ``user-deactivated``, checked with each token in ``authenticate``);
+    the tokens themselves are kept, so a reactivated user works with them again (revoke them to end them for good)."""
+    if user.active == active:
+        return False
+    user.active = active
+    session.flush()
+    return True
+
+
 def token_lifetime(expires_in_days: int | None, *, field: str = "expires_in_days") -> timedelta:
     """The lifetime of a new token: the setting token_default_expiry_days when none is asked for, else the days
     asked for, which must lie between 1 and token_max_expiry_days."""

@@ -32,7 +32,8 @@ def cli_tenant(engine):
 @pytest.mark.slow
 def test_help_everywhere():
     for cmd in ([], ["tenant"], ["tenant", "create"], ["org", "create"], ["user", "create"], ["token", "create"],
-                ["token", "revoke"], ["token", "list"], ["token", "cap-expiry"], ["db", "upgrade"], ["serve"],
+                ["token", "revoke"], ["token", "list"], ["token", "cap-expiry"], ["user", "deactivate"],
+                ["user", "reactivate"], ["db", "upgrade"], ["serve"],
                 ["worker"], ["beat"]):
         proc = run(*cmd, "--help")
         assert "Usage:" in proc.stdout, cmd
@@ -82,3 +83,30 @@ def test_cli_errors_are_clear(cli_tenant):
     proc = run("tenant", "show", "zz", check=False)
     assert proc.returncode == 1
     assert proc.stderr.strip() == "error: No tenant 'zz'"
+
+
+@pytest.mark.slow
+def test_user_deactivate_ends_every_token_at_the_next_request_and_reactivate_restores_them(cli_tenant, client):
+    run("tenant", "create", cli_tenant, "--name", "CLI-Land", "--crs", "EPSG:25833")
+    run("org", "create", "--tenant", "cl", "--kind", "operator", "--name", "Netz AG")
+    run("user", "create", "--tenant", "cl", "--org", "Netz AG", "--email", "a@netz.example", "--name", "A",
+        "--role", "operator_member")
+    secret = json.loads(run("token", "create", "--tenant", "cl", "--email", "a@netz.example").stdout)["token"]
+    headers = {"Authorization": f"Bearer {secret}"}
+    assert client.get("/api/v1/me", headers=headers).status_code == 200
+
+    out = json.loads(run("user", "deactivate", "--tenant", "cl", "--email", "A@Netz.example").stdout)
+    assert (out["email"], out["active"], out["changed"], out["valid_tokens"]) == ("a@netz.example", False, True, 1)
+    r = client.get("/api/v1/me", headers=headers)
+    assert r.status_code == 401
+    assert r.json()["type"] == "https://breitband.dev/problems/user-deactivated"
+    again = json.loads(run("user", "deactivate", "--tenant", "cl", "--email", "a@netz.example").stdout)
+    assert (again["active"], again["changed"]) == (False, False)
+
+    out = json.loads(run("user", "reactivate", "--tenant", "cl", "--email", "a@netz.example").stdout)
+    assert (out["active"], out["changed"], out["valid_tokens"]) == (True, True, 1)
+    assert client.get("/api/v1/me", headers=headers).status_code == 200
+
+    unknown = run("user", "deactivate", "--tenant", "cl", "--email", "nobody@netz.example", check=False)
+    assert unknown.returncode == 1
+    assert unknown.stderr.strip() == "error: No user 'nobody@netz.example' in tenant 'cl'"
