@@ -3,10 +3,18 @@
 Missing or invalid token → 401 (counted per client address; over ``rate_limit_auth_failures`` → 429 before the
 token is checked); wrong role → 403; objects of another tenant or organisation → 404 (done by the
 scoped queries in each repository, never by leaking that the object exists).
+
+The token comes as ``Authorization: Bearer <token>``. The read-only GIS endpoints (OGC API - Features, vector tiles,
+TileJSON, the style) also take HTTP Basic with any user name and the token as the password, because that is what GIS
+desktops offer (QGIS 3.22: Basic, EsriToken, certificates, PKI; GDAL: ``GDAL_HTTP_AUTH=BASIC``); they declare it with
+``require(basic=True)`` / ``current_principal(request, basic=True)``, for GET and HEAD only. Everywhere else Basic is
+refused with a 401 that says where it is accepted.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Callable
 
 from fastapi import Request
@@ -17,19 +25,43 @@ from breitband.identity import AuthError, Principal, authenticate
 from breitband.models import Role
 
 ANY_ROLE = tuple(Role)
+BEARER = 'Bearer realm="breitband"'
+BEARER_OR_BASIC = 'Bearer realm="breitband", Basic realm="breitband", charset="UTF-8"'
+BASIC_METHODS = ("GET", "HEAD")
+GIS_ENDPOINTS = "the read-only GIS endpoints (GET of /api/v1/ogc/…, /tiles/…, TileJSON and the style)"
 
 
-def _bearer(request: Request) -> str:
+def token_of(request: Request, *, basic: bool = False) -> str:
+    """The API token the request carries: ``Bearer <token>``, or where ``basic`` allows it (GET and HEAD) HTTP Basic
+    with the token as the password (the user name is ignored)."""
+    basic = basic and request.method in BASIC_METHODS
+    challenge = BEARER_OR_BASIC if basic else BEARER
     header = request.headers.get("authorization")
     if not header:
-        raise Unauthorized("Send an API token: 'Authorization: Bearer <token>'", type="token-missing")
-    scheme, _, secret = header.partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
-        raise Unauthorized("The Authorization header must be 'Bearer <token>'", type="token-malformed")
-    return secret.strip()
+        raise Unauthorized("Send an API token: 'Authorization: Bearer <token>'" + (
+            " (or HTTP Basic with any user name and the token as the password)" if basic else ""),
+            type="token-missing", challenge=challenge)
+    scheme, _, value = header.partition(" ")
+    scheme, value = scheme.lower(), value.strip()
+    if scheme == "bearer" and value:
+        return value
+    if scheme == "basic" and not basic:
+        raise Unauthorized(f"HTTP Basic is accepted only on {GIS_ENDPOINTS}, with the API token as the password; "
+                           "send 'Authorization: Bearer <token>' here", type="basic-not-accepted", challenge=BEARER)
+    if scheme == "basic":
+        try:
+            _, colon, password = base64.b64decode(value, validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            password, colon = "", ""
+        if not colon or not password.strip():
+            raise Unauthorized("HTTP Basic credentials must be base64 of 'user:token': any user name, an API token "
+                               "as the password", type="token-malformed", challenge=challenge)
+        return password.strip()
+    raise Unauthorized("The Authorization header must be 'Bearer <token>'" + (
+        " or HTTP Basic with the token as the password" if basic else ""), type="token-malformed", challenge=challenge)
 
 
-def current_principal(request: Request) -> Principal:
+def current_principal(request: Request, *, basic: bool = False) -> Principal:
     cached = getattr(request.state, "principal", None)
     if cached is not None:
         return cached
@@ -38,7 +70,7 @@ def current_principal(request: Request) -> Principal:
     limits.refuse_if_blocked(request)
     db: Database = request.app.state.db
     try:
-        secret = _bearer(request)
+        secret = token_of(request, basic=basic)
         # On the primary (a token made a moment ago must work at once), one statement, no transaction around it.
         with db.statement_session() as session:
             try:
@@ -48,7 +80,9 @@ def current_principal(request: Request) -> Principal:
                 # a secret that matches no token stays "token-invalid".
                 kind = exc.reason if exc.reason in ("token-expired", "token-revoked", "user-deactivated") \
                     else "token-invalid"
-                raise Unauthorized(exc.detail, type=kind) from None
+                raise Unauthorized(exc.detail, type=kind,
+                                   challenge=BEARER_OR_BASIC if basic and request.method in BASIC_METHODS
+                                   else BEARER) from None
     except Unauthorized:
         limits.count_auth_failure(request)
         raise
@@ -56,16 +90,17 @@ def current_principal(request: Request) -> Principal:
     return principal
 
 
-def require(*roles: Role) -> Callable[[Request], Principal]:
-    """Dependency factory: ``principal: Principal = Depends(require(Role.tenant_admin))``."""
+def require(*roles: Role, basic: bool = False) -> Callable[[Request], Principal]:
+    """Dependency factory: ``principal: Principal = Depends(require(Role.tenant_admin))``; ``basic=True`` for the
+    read-only GIS endpoints, which also take HTTP Basic with the token as the password."""
     allowed = frozenset(roles or ANY_ROLE)
 
     def dependency(request: Request) -> Principal:
-        principal = current_principal(request)
+        principal = current_principal(request, basic=basic)
         if principal.role not in allowed:
             raise Forbidden(f"This needs one of the roles {', '.join(sorted(r.value for r in allowed))}; "
                             f"you are {principal.role.value}", type="role-not-allowed")
         return principal
 
-    dependency.__name__ = "require_" + "_or_".join(sorted(r.value for r in allowed))
+    dependency.__name__ = "require_" + "_or_".join(sorted(r.value for r in allowed))   # read by breitband.openapi
     return dependency

@@ -58,8 +58,8 @@ class NotFound(ProblemError):
 class Unauthorized(ProblemError):
     status, type, title = 401, "unauthorized", "Authentication required"
 
-    def __init__(self, detail: str, **extra: Any) -> None:
-        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="breitband"'}, **extra)
+    def __init__(self, detail: str, *, challenge: str = 'Bearer realm="breitband"', **extra: Any) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": challenge}, **extra)
 
 
 class Forbidden(ProblemError):

@@ -21,7 +21,7 @@ import json
 from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy.orm import Session
 
-from breitband.auth import current_principal
+from breitband.auth import BEARER_OR_BASIC, current_principal
 from breitband.db import get_read_session
 from breitband.errors import ProblemError, Unauthorized
 from breitband.identity import Principal
@@ -37,7 +37,7 @@ def _principal_if_any(request: Request) -> Principal | None:
     """The caller when an Authorization header is sent (an invalid one is a 401, never silently public)."""
     if request.headers.get("authorization") is None:
         return None
-    return current_principal(request)
+    return current_principal(request, basic=True)
 
 
 def _public_tenant(request: Request, tenant: str | None) -> tuple[str, bool]:
@@ -53,9 +53,10 @@ def _public_tenant(request: Request, tenant: str | None) -> tuple[str, bool]:
 
 def _require_principal(request: Request, layer_name: str) -> Principal:
     if request.headers.get("authorization") is None:
-        raise Unauthorized(f"The layer {layer_name!r} depends on the caller: send 'Authorization: Bearer <token>'",
-                           type="token-missing")
-    return current_principal(request)
+        raise Unauthorized(f"The layer {layer_name!r} depends on the caller: send 'Authorization: Bearer <token>' "
+                           "(or HTTP Basic with any user name and the token as the password)", type="token-missing",
+                           challenge=BEARER_OR_BASIC)
+    return current_principal(request, basic=True)
 
 
 def _etag_matches(request: Request, etag: str) -> bool:

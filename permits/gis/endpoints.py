@@ -1,6 +1,6 @@
 """OGC API - Features (Part 1: Core, GeoJSON) for permit applications, so that authorities' and operators' GIS
-tools (QGIS: "Add WFS / OGC API - Features layer", with the Bearer token as an HTTP header) read the routes
-directly.
+tools (QGIS: "Add WFS / OGC API - Features layer", with the API token as the password of HTTP Basic, or as a
+Bearer header) read the routes directly.
 
     GET /api/v1/ogc                                          landing page
     GET /api/v1/ogc/conformance                              the conformance classes implemented
@@ -43,6 +43,8 @@ from permits import deadlines, repository
 from permits.models import Application, ApplicationVersion
 
 router = APIRouter(prefix="/api/v1/ogc", tags=["OGC API - Features"])
+# Any role; Bearer or, for GIS desktops, HTTP Basic with the token as the password (breitband.auth).
+GIS_READER = require(basic=True)
 
 GEOJSON = "application/geo+json"
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -111,7 +113,7 @@ def _only(request: Request, allowed: set[str]) -> None:
 
 
 @router.get("", summary="Landing page of the OGC API - Features", openapi_extra=_doc(_F))
-def landing(request: Request, principal: Principal = Depends(require())) -> JSONResponse:
+def landing(request: Request, principal: Principal = Depends(GIS_READER)) -> JSONResponse:
     _only(request, {"f"})
     base = _base(request)
     return _json({
@@ -131,7 +133,7 @@ def landing(request: Request, principal: Principal = Depends(require())) -> JSON
 
 
 @router.get("/conformance", summary="Conformance classes implemented", openapi_extra=_doc(_F))
-def conformance(request: Request, principal: Principal = Depends(require())) -> JSONResponse:
+def conformance(request: Request, principal: Principal = Depends(GIS_READER)) -> JSONResponse:
     _only(request, {"f"})
     return _json({"conformsTo": CONFORMANCE})
 
@@ -157,7 +159,7 @@ def _collection(request: Request, session: Session, principal: Principal) -> dic
 
 
 @router.get("/collections", summary="The collections: applications", openapi_extra=_doc(_F))
-def collections(request: Request, principal: Principal = Depends(require()),
+def collections(request: Request, principal: Principal = Depends(GIS_READER),
                 session: Session = Depends(get_read_session)) -> JSONResponse:
     _only(request, {"f"})
     base = _base(request)
@@ -166,7 +168,7 @@ def collections(request: Request, principal: Principal = Depends(require()),
 
 
 @router.get("/collections/{collection_id}", summary="One collection", openapi_extra=_doc(_F))
-def collection(collection_id: str, request: Request, principal: Principal = Depends(require()),
+def collection(collection_id: str, request: Request, principal: Principal = Depends(GIS_READER),
                session: Session = Depends(get_read_session)) -> JSONResponse:
     _only(request, {"f"})
     _known(collection_id)
@@ -302,7 +304,7 @@ def _iso(value) -> str | None:
 
 @router.get("/collections/{collection_id}/items", summary="Applications as GeoJSON (bbox, datetime, limit, offset)",
             response_class=GeoJSONResponse, openapi_extra=_doc(*_ITEM_QUERY))
-def items(collection_id: str, request: Request, principal: Principal = Depends(require()),
+def items(collection_id: str, request: Request, principal: Principal = Depends(GIS_READER),
           session: Session = Depends(get_read_session)) -> JSONResponse:
     _only(request, ITEM_PARAMS)
     _known(collection_id)
@@ -340,7 +342,7 @@ def items(collection_id: str, request: Request, principal: Principal = Depends(r
 
 @router.get("/collections/{collection_id}/items/{feature_id}", summary="One application as a GeoJSON feature",
             response_class=GeoJSONResponse, openapi_extra=_doc(_F))
-def item(collection_id: str, feature_id: str, request: Request, principal: Principal = Depends(require()),
+def item(collection_id: str, feature_id: str, request: Request, principal: Principal = Depends(GIS_READER),
          session: Session = Depends(get_read_session)) -> JSONResponse:
     _only(request, {"f"})
     _known(collection_id)
