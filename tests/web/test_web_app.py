@@ -109,6 +109,8 @@ def test_operator_submits_authority_reviews_and_grants(server, people, browser, 
         expect(op.locator("dl.me")).to_contain_text(people.operator.email)
         expect(op.locator("dl.me")).to_contain_text("(he)")
         expect(op.locator("#ogc-url")).to_have_text(f"{server}/api/v1/ogc")      # GIS access for QGIS & co.
+        expect(op.locator("#gis-steps li")).to_have_count(5)                       # step by step, Basic + token
+        expect(op.locator("#gis-steps")).to_contain_text("Basic-Authentifizierung")
         shot(op, "00-operator-account")
         op.get_by_role("link", name="Neuer Antrag").first.click()
         expect(op.get_by_role("heading", name="Neuer Antrag")).to_be_visible()

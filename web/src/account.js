@@ -15,7 +15,8 @@ function meCard() {
     h("dt", t("tenant")), h("dd", `${m.tenant.name} (${m.tenant.key})`),
     h("dt", t("sessionValidUntil")), h("dd", { id: "session-expires" }, m.token_expires_at ? fmtTime(m.token_expires_at) : t("noExpiry")),
     isBody() ? null : [h("dt", t("gisAccess")), h("dd",
-      h("code", { id: "ogc-url" }, `${location.origin}/api/v1/ogc`), h("p.muted", t("gisAccessHelp")))]);
+      h("code", { id: "ogc-url" }, `${location.origin}/api/v1/ogc`), h("p.muted", t("gisAccessHelp")),
+      h("ol.muted", { id: "gis-steps" }, t("gisSteps").map((step) => h("li", step))))]);
 }
 
 const tokenState = (tk, now) => (tk.revoked_at ? "revoked" : tk.expires_at && new Date(tk.expires_at) <= now ? "expired" : "active");

@@ -83,7 +83,12 @@ const de = {
   bodyRoles: { authority_reviewer: "Sachbearbeitung (beteiligte Stelle)", authority_admin: "Leitung (beteiligte Stelle)" },
   details: "Details",
   gisAccess: "GIS-Zugang (OGC API - Features)",
-  gisAccessHelp: "Ihre Anträge als Layer, z. B. in QGIS: „Layer → WFS / OGC API - Features-Layer hinzufügen“ mit dieser Adresse und der Authentifizierung „API-Header“: Authorization = Bearer <Ihr Token>.",
+  gisAccessHelp: "Ihre Anträge als Layer in QGIS (ab 3.22) oder einem anderen GIS:",
+  gisSteps: ["Unten unter „Neuen Token erstellen“ einen Token anlegen, z. B. „QGIS Büro“, und kopieren.",
+    "In QGIS: „Layer → Layer hinzufügen → WFS / OGC API - Features-Layer hinzufügen“ → „Neu“.",
+    "URL: die Adresse oben; Version: „OGC API - Features“.",
+    "Authentifizierung: „+“ → Typ „Basic-Authentifizierung“; Benutzername beliebig (z. B. Ihre E-Mail-Adresse), Passwort: der Token.",
+    "„Verbinden“, dann den Layer „applications“ hinzufügen. GDAL: GDAL_HTTP_AUTH=BASIC, GDAL_HTTP_USERPWD=name:Token."],
   // What an error means for the person in front of the screen, by the problem type the API answers; its detail
   // (in English, with feature, coordinate or field) follows as "Details".
   problem: {
@@ -220,7 +225,12 @@ const en = {
   bodyRoles: { authority_reviewer: "Reviewer (participating body)", authority_admin: "Head (participating body)" },
   details: "Details",
   gisAccess: "GIS access (OGC API - Features)",
-  gisAccessHelp: "Your applications as a layer, e.g. in QGIS: \u201cLayer → Add WFS / OGC API - Features layer\u201d with this address and an \u201cAPI header\u201d authentication: Authorization = Bearer <your token>.",
+  gisAccessHelp: "Your applications as a layer in QGIS (3.22 and later) or another GIS:",
+  gisSteps: ["Create a token below under \u201cCreate a new token\u201d, e.g. \u201cQGIS office\u201d, and copy it.",
+    "In QGIS: \u201cLayer → Add Layer → Add WFS / OGC API - Features Layer\u201d → \u201cNew\u201d.",
+    "URL: the address above; version: \u201cOGC API - Features\u201d.",
+    "Authentication: \u201c+\u201d → type \u201cBasic authentication\u201d; any user name (e.g. your e-mail address), password: the token.",
+    "\u201cConnect\u201d, then add the layer \u201capplications\u201d. GDAL: GDAL_HTTP_AUTH=BASIC, GDAL_HTTP_USERPWD=name:token."],
 };
 const dicts = { de, en };
 export let lang = localStorage.getItem("breitband.lang") === "en" ? "en" : "de";
