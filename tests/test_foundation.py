@@ -212,9 +212,16 @@ def test_missing_and_malformed_token(client):
     assert r.headers["content-type"] == PROBLEM
     assert r.headers["www-authenticate"] == 'Bearer realm="breitband"'
     assert r.json()["type"].endswith("/token-missing")
-    r = client.get("/api/v1/me", headers={"Authorization": "Basic abc"})
+    r = client.get("/api/v1/me", headers={"Authorization": "Bearer "})
     assert r.status_code == 401
     assert r.json()["type"].endswith("/token-malformed")
+    r = client.get("/api/v1/me", headers={"Authorization": "Token abc"})
+    assert r.status_code == 401
+    assert r.json()["type"].endswith("/token-malformed")
+    # HTTP Basic is taken only by the read-only GIS endpoints (tests/test_basic_auth.py); here it says so
+    r = client.get("/api/v1/me", headers={"Authorization": "Basic abc"})
+    assert r.status_code == 401
+    assert r.json()["type"].endswith("/basic-not-accepted")
 
 
 def test_invalid_token(client, world):
