@@ -95,6 +95,10 @@ def query(tenant_key: str, *, kinds: list[str] | None = None, user_id: uuid.UUID
         if kind not in KINDS:
             raise UnprocessableEntity(f"Unknown security event kind {kind!r}; one of {', '.join(sorted(KINDS))}",
                                       type="invalid-event-kind", field="kind")
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and value.tzinfo is None:
+            raise UnprocessableEntity(f"{name} needs a time zone offset, e.g. 2026-01-15T10:00:00+01:00 or …Z",
+                                      type="invalid-time", field=name)
     if since is not None and until is not None and since > until:
         raise UnprocessableEntity("since lies after until", type="invalid-time-range", field="since")
     stmt = select(SecurityEvent).where(SecurityEvent.tenant_key == tenant_key)
