@@ -262,3 +262,35 @@ def test_change_password_ends_the_other_sessions(client, with_passwords, session
     assert passwords.verify(user.password_hash, "harbour owl tundra 9") and user.failed_sign_ins == 0
     problem(login(client, "planer@xa.example"), 401, "sign-in-failed")
     assert login(client, "planer@xa.example", "harbour owl tundra 9").status_code == 200
+
+
+def test_openapi_documents_the_cookie_and_the_csrf_header(client):
+    schema = client.get("/openapi.json").json()
+    schemes = schema["components"]["securitySchemes"]
+    assert schemes["session"] == {**schemes["session"], "type": "apiKey", "in": "cookie", "name": "breitband_session"}
+    assert schemes["bearer"]["scheme"] == "bearer"
+    create = schema["paths"]["/api/v1/me/tokens"]["post"]
+    assert create["security"] == [{"bearer": []}, {"session": []}]
+    assert "X-CSRF-Token" in [p["name"] for p in create["parameters"]]
+    assert "X-CSRF-Token" not in [p["name"] for p in schema["paths"]["/api/v1/me/tokens"]["get"].get("parameters",
+                                                                                                          [])]
+    assert "security" not in schema["paths"]["/api/v1/auth/login"]["post"]
+    assert "429" in schema["paths"]["/api/v1/auth/login"]["post"]["responses"]
+
+
+def test_options_list_the_tenants(client, world, other_world):
+    r = client.get("/api/v1/auth/options")
+    assert r.status_code == 200
+    tenants = {t["key"]: t for t in r.json()["tenants"]}
+    assert tenants["xa"] == {"key": "xa", "name": "Testland A", "local": True, "oidc": None}
+    assert "xb" in tenants
+
+
+def test_a_read_only_token_cannot_sign_out_or_change_anything(client, with_passwords, session):
+    csrf = {"X-CSRF-Token": login(client, "planer@xa.example").json()["csrf_token"]}
+    secret = client.post("/api/v1/me/tokens", json={"name": "QGIS", "scope": "read"}, headers=csrf).json()["token"]
+    client.cookies.clear()
+    headers = {"Authorization": f"Bearer {secret}"}
+    assert client.get("/api/v1/me/sessions", headers=headers).status_code == 200
+    problem(client.post("/api/v1/me/tokens", json={"name": "x"}, headers=headers), 403, "token-read-only")
+    problem(client.post("/api/v1/auth/logout", headers=headers), 403, "token-read-only")
