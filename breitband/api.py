@@ -69,7 +69,7 @@ NO_STORE = {"Cache-Control": "no-store"}
 def token_out(token: ApiToken, principal: Principal) -> TokenOut:
     return TokenOut(id=token.id, name=token.name, prefix=token.prefix, created_at=token.created_at,
                     expires_at=token.expires_at, last_used_at=token.last_used_at, revoked_at=token.revoked_at,
-                    current=token.id == principal.token_id)
+                    scope=token.scope, current=token.id == principal.token_id)
 
 
 @router.get("/me/tokens", response_model=list[TokenOut], responses=PROBLEMS,
@@ -95,7 +95,8 @@ def create_my_token(request: Request, data: TokenCreate, principal: Principal = 
                        "is shown only once and is not stored; revoke that token (DELETE /api/v1/me/tokens/"
                        f"{token_id}) and create a new one with a new key", type="token-already-created",
                        token_id=token_id)
-    token, secret = identity.create_own_token(session, principal, data.name, data.expires_in_days)
+    token, secret = identity.create_own_token(session, principal, data.name, data.expires_in_days,
+                                                   scope=data.scope)
     out = token_out(token, principal)
     if key is not None:   # what is kept for a repeated key: the token without its secret
         idempotency.store_response(session, principal.user_id, key, 201, out.model_dump(mode="json"), {})

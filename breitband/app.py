@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+import accounts.events  # noqa: F401  (registers the outbox audience of security events)
 import breitband.api
 import breitband.web
 import geo.api

@@ -9,6 +9,11 @@ TileJSON, the style) also take HTTP Basic with any user name and the token as th
 desktops offer (QGIS 3.22: Basic, EsriToken, certificates, PKI; GDAL: ``GDAL_HTTP_AUTH=BASIC``); they declare it with
 ``require(basic=True)`` / ``current_principal(request, basic=True)``, for GET and HEAD only. Everywhere else Basic is
 refused with a 401 that says where it is accepted.
+
+Browsers sign in with a session cookie instead (breitband/sessions.py): without an Authorization header, the
+cookie authenticates; an unsafe request made with it needs the ``X-CSRF-Token`` header (403 otherwise). A session
+still restricted to setting up the second factor reaches only that set-up (403 ``totp-enrolment-required``). A
+token of scope "read" is refused on every unsafe method (403 ``token-read-only``).
 """
 
 from __future__ import annotations
@@ -19,16 +24,20 @@ from collections.abc import Callable
 
 from fastapi import Request
 
+from breitband import sessions
 from breitband.db import Database
 from breitband.errors import Forbidden, Unauthorized
 from breitband.identity import AuthError, Principal, authenticate
-from breitband.models import Role
+from breitband.models import Role, TokenScope
 
 ANY_ROLE = tuple(Role)
 BEARER = 'Bearer realm="breitband"'
 BEARER_OR_BASIC = 'Bearer realm="breitband", Basic realm="breitband", charset="UTF-8"'
 BASIC_METHODS = ("GET", "HEAD")
 GIS_ENDPOINTS = "the read-only GIS endpoints (GET of /api/v1/ogc/…, /tiles/…, TileJSON and the style)"
+# What a session restricted to setting up the second factor may reach (the rest answers 403).
+TOTP_ENROLMENT_PATHS = (("GET", "/api/v1/me"), ("GET", "/api/v1/auth/session"), ("POST", "/api/v1/auth/logout"),
+                        ("*", "/api/v1/me/totp"))
 
 
 def token_of(request: Request, *, basic: bool = False) -> str:
@@ -68,26 +77,74 @@ def current_principal(request: Request, *, basic: bool = False) -> Principal:
     limits = request.app.state.limits
     # After too many failures from this address: 429 before the token is looked at (breitband/limits.py).
     limits.refuse_if_blocked(request)
-    db: Database = request.app.state.db
+    cookie = sessions.cookie_of(request)
     try:
-        secret = token_of(request, basic=basic)
-        # On the primary (a token made a moment ago must work at once), one statement, no transaction around it.
-        with db.statement_session() as session:
-            try:
-                principal = authenticate(session, secret)
-            except AuthError as exc:
-                # Expired, revoked and deactivated say so in their type (a client can tell the user what to do);
-                # a secret that matches no token stays "token-invalid".
-                kind = exc.reason if exc.reason in ("token-expired", "token-revoked", "user-deactivated") \
-                    else "token-invalid"
-                raise Unauthorized(exc.detail, type=kind,
-                                   challenge=BEARER_OR_BASIC if basic and request.method in BASIC_METHODS
-                                   else BEARER) from None
+        if cookie is not None and "authorization" not in request.headers:
+            principal = _by_session(request, cookie)
+        else:
+            principal = _by_token(request, basic)
     except Unauthorized:
         limits.count_auth_failure(request)
         raise
     request.state.principal = principal
     return principal
+
+
+def _by_token(request: Request, basic: bool) -> Principal:
+    db: Database = request.app.state.db
+    secret = token_of(request, basic=basic)
+    # On the primary (a token made a moment ago must work at once), one statement, no transaction around it.
+    with db.statement_session() as session:
+        try:
+            principal = authenticate(session, secret)
+        except AuthError as exc:
+            # Expired, revoked and deactivated say so in their type (a client can tell the user what to do);
+            # a secret that matches no token stays "token-invalid".
+            kind = exc.reason if exc.reason in ("token-expired", "token-revoked", "user-deactivated") \
+                else "token-invalid"
+            raise Unauthorized(exc.detail, type=kind,
+                               challenge=BEARER_OR_BASIC if basic and request.method in BASIC_METHODS
+                               else BEARER) from None
+    if principal.token_scope == TokenScope.read.value and request.method not in sessions.SAFE_METHODS:
+        raise Forbidden("This token may only read (scope 'read'); use a token of scope 'write' to change anything",
+                        type="token-read-only")
+    return principal
+
+
+def _by_session(request: Request, secret: str) -> Principal:
+    db: Database = request.app.state.db
+    with db.statement_session() as session:
+        try:
+            found = sessions.lookup(session, secret)
+        except sessions.SessionRefused as exc:
+            raise Unauthorized(exc.detail, type=exc.reason if exc.reason != "session-unknown" else "session-ended",
+                               challenge=BEARER) from None
+    if found.stale:
+        with db.transaction() as session:
+            sessions.touch(session, found.session_id)
+    if request.method not in sessions.SAFE_METHODS:
+        given = request.headers.get(sessions.CSRF_HEADER)
+        if not given:
+            raise Forbidden(f"A request signed in by the browser's session that changes something needs the header "
+                            f"{sessions.CSRF_HEADER} with the session's CSRF token (GET /api/v1/auth/session)",
+                            type="csrf-token-missing")
+        if not sessions.csrf_ok(found.csrf_token, given):
+            raise Forbidden(f"The {sessions.CSRF_HEADER} header does not match this session's CSRF token; reload the "
+                            "page", type="csrf-token-invalid")
+    if found.restricted == sessions.RESTRICTED_TOTP and not _totp_enrolment_path(request):
+        raise Forbidden("Set up your second factor (TOTP) first: your tenant requires it for your role",
+                        type="totp-enrolment-required")
+    return Principal(user_id=found.user_id, email=found.email, name=found.name, role=found.role,
+                     tenant_key=found.tenant_key, organisation_id=found.organisation_id,
+                     organisation_kind=found.organisation_kind, organisation_name=found.organisation_name,
+                     tenant_stamp=found.tenant_stamp, auth_method="session", session_id=found.session_id)
+
+
+def _totp_enrolment_path(request: Request) -> bool:
+    path = request.url.path.rstrip("/")
+    # Exact paths for one method; "*" entries also cover what lies below them (/api/v1/me/totp/confirm).
+    return any(path == allowed or (method == "*" and path.startswith(allowed + "/"))
+               for method, allowed in TOTP_ENROLMENT_PATHS if method in ("*", request.method))
 
 
 def require(*roles: Role, basic: bool = False) -> Callable[[Request], Principal]:

@@ -196,8 +196,8 @@ def org_list(tenant: str = typer.Option(..., help="Tenant key"), kind: Optional[
 @user_app.command("create")
 def user_create(tenant: str = typer.Option(...), org: str = typer.Option(..., help="Organisation id or exact name"),
                 email: str = typer.Option(...), name: str = typer.Option(...),
-                role: str = typer.Option(..., help="operator_member | authority_reviewer | authority_admin | "
-                                                   "tenant_admin")) -> None:
+                role: str = typer.Option(..., help="operator_member | operator_admin | authority_reviewer | "
+                                                   "authority_admin | tenant_admin")) -> None:
     """Create a user in an organisation."""
     with get_database().transaction() as session:
         organisation = identity.find_organisation(session, tenant, org)

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from breitband import clock
 from breitband.dates import iso_seconds
 from breitband.errors import Conflict, NotFound, UnprocessableEntity
-from breitband.models import ROLE_ORG_KINDS, ApiToken, Organisation, OrgKind, Role, Tenant, User
+from breitband.models import ROLE_ORG_KINDS, ApiToken, Organisation, OrgKind, Role, Tenant, TokenScope, User
 from breitband.settings import get_settings
 
 TOKEN_PREFIX = "bb_"
@@ -39,6 +39,11 @@ class Principal:
     organisation_name: str
     token_id: uuid.UUID | None = None
     token_expires_at: datetime | None = None
+    # How the request was authenticated: "token" (Bearer, or Basic on the GIS endpoints) or "session" (the browser's
+    # cookie, breitband/sessions.py); the token's scope ("read" | "write"), or the session's id.
+    auth_method: str = "token"
+    token_scope: str | None = None
+    session_id: uuid.UUID | None = None
     # (tenants.updated_at, tenants.data_changed_at) as read with the token: per-tenant caches (the resolution's
     # rules, territory, directory) compare it and skip their own query while it is unchanged.
     tenant_stamp: tuple[datetime, datetime] | None = None
@@ -219,8 +224,17 @@ def _token_name(name: str) -> str:
     return name
 
 
+def token_scope(scope: TokenScope | str | None) -> TokenScope:
+    """"read" (GET and HEAD only) or "write" (everything the user's role may do; the default)."""
+    try:
+        return TokenScope(scope or TokenScope.write)
+    except ValueError:
+        raise UnprocessableEntity(f"A token's scope is 'read' or 'write', not {scope!r}", type="invalid-token-scope",
+                                  field="scope") from None
+
+
 def create_token(session: Session, user: User, name: str, *, expires_in: timedelta | None = None,
-                 now: datetime | None = None) -> tuple[ApiToken, str]:
+                 scope: TokenScope | str | None = None, now: datetime | None = None) -> tuple[ApiToken, str]:
     """Returns the token row and the secret. The secret is not stored and cannot be shown again. Every token
     expires: after ``expires_in``, by default after the setting token_default_expiry_days."""
     now = now or clock.now()
@@ -231,7 +245,7 @@ def create_token(session: Session, user: User, name: str, *, expires_in: timedel
                                   field="expires_in_days")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(user_id=user.id, name=_token_name(name), token_hash=hash_token(secret), prefix=secret[:10],
-                     created_at=now, expires_at=now + expires_in)
+                     created_at=now, expires_at=now + expires_in, scope=token_scope(scope).value)
     session.add(token)
     session.flush()
     return token, secret
@@ -243,7 +257,7 @@ def active_tokens(user_id: uuid.UUID, now: datetime) -> Select[tuple[ApiToken]]:
 
 
 def create_own_token(session: Session, principal: Principal, name: str, expires_in_days: int | None, *,
-                     now: datetime | None = None) -> tuple[ApiToken, str]:
+                     scope: TokenScope | str | None = None, now: datetime | None = None) -> tuple[ApiToken, str]:
     """A new token for the caller (self-service), within token_max_expiry_days and token_max_active_per_user."""
     now = now or clock.now()
     lifetime = token_lifetime(expires_in_days)
@@ -254,7 +268,7 @@ def create_own_token(session: Session, principal: Principal, name: str, expires_
     if active >= limit:
         raise Conflict(f"You hold {active} active tokens, the most allowed (token_max_active_per_user = {limit}); "
                        "revoke one you no longer use first", type="too-many-tokens")
-    return create_token(session, user, name, expires_in=lifetime, now=now)
+    return create_token(session, user, name, expires_in=lifetime, scope=token_scope(scope), now=now)
 
 
 def list_tokens(session: Session, user_id: uuid.UUID, limit: int = 200) -> list[ApiToken]:
@@ -327,6 +341,7 @@ class AuthError(Exception):
 
 _AUTH_SQL = (
     select(ApiToken.id.label("token_id"), ApiToken.revoked_at, ApiToken.expires_at, ApiToken.last_used_at,
+           ApiToken.scope,
            User.id.label("user_id"), User.email, User.name, User.role, User.active, User.tenant_key,
            Organisation.id.label("organisation_id"), Organisation.kind, Organisation.name.label("organisation_name"),
            Tenant.updated_at.label("tenant_updated_at"), Tenant.data_changed_at.label("tenant_data_changed_at"))
@@ -358,5 +373,5 @@ def authenticate(session: Session, secret: str, *, now: datetime | None = None) 
     return Principal(user_id=row.user_id, email=row.email, name=row.name, role=Role(row.role),
                      tenant_key=row.tenant_key, organisation_id=row.organisation_id,
                      organisation_kind=OrgKind(row.kind), organisation_name=row.organisation_name,
-                     token_id=row.token_id, token_expires_at=row.expires_at,
+                     token_id=row.token_id, token_expires_at=row.expires_at, token_scope=row.scope,
                      tenant_stamp=(row.tenant_updated_at, row.tenant_data_changed_at))

@@ -1,5 +1,5 @@
-"""Identity and tenancy: tenants (federal states), organisations, users and API tokens; the responses kept per
-user and Idempotency-Key (breitband/idempotency.py)."""
+"""Identity and tenancy: tenants (federal states), organisations, users, API tokens and browser sessions; the
+responses kept per user and Idempotency-Key (breitband/idempotency.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Text,
     UniqueConstraint,
     func,
 )
@@ -35,14 +37,21 @@ class OrgKind(str, enum.Enum):
 
 class Role(str, enum.Enum):
     operator_member = "operator_member"
+    operator_admin = "operator_admin"          # an operator member who also administers its organisation
     authority_reviewer = "authority_reviewer"
     authority_admin = "authority_admin"
     tenant_admin = "tenant_admin"
 
 
+# The roles of an operator's people: whatever an operator member may do, an operator admin may too.
+OPERATOR_ROLES = (Role.operator_member, Role.operator_admin)
+# Roles that administer their own organisation (invite, change roles, deactivate); tenant admins administer all.
+ORG_ADMIN_ROLES = (Role.operator_admin, Role.authority_admin)
+
 # Which organisation kinds a role may belong to.
 ROLE_ORG_KINDS: dict[Role, set[OrgKind]] = {
     Role.operator_member: {OrgKind.operator},
+    Role.operator_admin: {OrgKind.operator},
     Role.authority_reviewer: {OrgKind.road_authority, OrgKind.participating_body},
     Role.authority_admin: {OrgKind.road_authority, OrgKind.participating_body},
     Role.tenant_admin: {OrgKind.operating_office},
@@ -100,11 +109,26 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(32))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Local sign-in (accounts/): Argon2id hash (NULL: no password yet — invited, or signs in only by OIDC).
+    password_hash: Mapped[str | None] = mapped_column(Text)
+    password_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Second factor: the TOTP secret (pending until totp_enabled_at is set) and the last time step used (no replay).
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    # Lockout: consecutive failed sign-ins and until when the account refuses passwords (back-off).
+    failed_sign_ins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The identity at the tenant's OpenID Provider, once the user signed in there.
+    oidc_issuer: Mapped[str | None] = mapped_column(String(500))
+    oidc_subject: Mapped[str | None] = mapped_column(String(255))
 
     organisation: Mapped[Organisation] = relationship(lazy="raise")
 
     __table_args__ = (
         UniqueConstraint("tenant_key", "email", name="user_email_per_tenant"),
+        UniqueConstraint("tenant_key", "oidc_issuer", "oidc_subject", name="user_oidc_identity"),
         CheckConstraint(_enum_check("role", Role), name="user_role"),
     )
 
@@ -123,10 +147,43 @@ class ApiToken(Base):
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # "write" (any method) or "read" (refused on every unsafe method: 403 token-read-only).
+    scope: Mapped[str] = mapped_column(String(8), default="write", server_default="write")
 
     user: Mapped[User] = relationship(lazy="raise")
 
-    __table_args__ = (Index("ix_api_tokens_prefix", "prefix"),)
+    __table_args__ = (Index("ix_api_tokens_prefix", "prefix"),
+                      CheckConstraint("scope IN ('read', 'write')", name="api_token_scope"))
+
+
+class TokenScope(str, enum.Enum):
+    read = "read"
+    write = "write"
+
+
+class WebSession(Base):
+    """A browser session (breitband/sessions.py). The cookie holds a random secret; only its SHA-256 is stored. Ends
+    when revoked (sign-out, sign out everywhere, role change, deactivation), after session_idle_minutes without a
+    request, or at expires_at (session_absolute_hours after sign-in), whichever comes first."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(16))             # password | oidc | link
+    mfa: Mapped[bool] = mapped_column(Boolean, default=False)
+    restricted: Mapped[str | None] = mapped_column(String(32))  # "totp-enrolment": only the 2FA set-up is open
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    client_ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+    oidc_id_token: Mapped[str | None] = mapped_column(Text)      # id_token_hint for RP-initiated logout
+
+    __table_args__ = (CheckConstraint("method IN ('password', 'oidc', 'link')", name="web_session_method"),)
 
 
 class IdempotencyKey(Base):

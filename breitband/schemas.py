@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -51,6 +52,8 @@ class TokenOut(BaseModel):
     expires_at: datetime | None
     last_used_at: datetime | None = Field(description="Updated at most once a minute")
     revoked_at: datetime | None
+    scope: Literal["read", "write"] = Field(description="'read': GET and HEAD only (e.g. for QGIS); 'write': "
+                                        "everything the user's role may do")
     current: bool = Field(description="Whether this is the token the request was made with")
 
 
@@ -58,6 +61,8 @@ class TokenCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200, description="What the token is for, e.g. 'QGIS'")
     expires_in_days: int | None = Field(default=None, description="Days until it expires; default: the setting "
                                         "token_default_expiry_days (90), at most token_max_expiry_days (365)")
+    scope: Literal["read", "write"] = Field(default="write", description="'read' for tools that only read (GIS "
+                                            "desktops, dashboards): refused on every POST, PUT, PATCH and DELETE")
 
 
 class TokenCreated(TokenOut):

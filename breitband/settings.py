@@ -98,6 +98,10 @@ class Settings(BaseSettings):
     token_default_expiry_days: int = Field(default=90, gt=0, le=36500)
     token_max_expiry_days: int = Field(default=365, gt=0, le=36500)
     token_max_active_per_user: int = Field(default=50, gt=0)
+    # Browser sessions (breitband/sessions.py): end after this long without a request, and this long after sign-in
+    # whatever happens. The cookie is "__Host-breitband" (Secure) when public_base_url is https.
+    session_idle_minutes: float = Field(default=30.0, gt=0)
+    session_absolute_hours: float = Field(default=12.0, gt=0)
 
     # Request size and rate limits (breitband/limits.py; docs/limits.md). Body limits in MiB per endpoint, enforced
     # while the body streams in: 413 problem+json as soon as one is passed, at once for a larger Content-Length.

@@ -22,7 +22,7 @@ from breitband.dates import iso
 from breitband.db import get_read_session, write_session
 from breitband.errors import NotFound, UnprocessableEntity
 from breitband.identity import Principal
-from breitband.models import Role
+from breitband.models import OPERATOR_ROLES, Role
 from notifications import delivery as deliveries
 from notifications import outbox, webhooks
 from notifications.models import Delivery, DeliveryStatus, Event, FeedEntry, WebhookSubscription
@@ -39,7 +39,7 @@ from notifications.schemas import (
 router = APIRouter(prefix="/api/v1", tags=["notifications"])
 
 ANYONE = require()
-ORG_ADMIN = require(Role.operator_member, Role.authority_admin, Role.tenant_admin)
+ORG_ADMIN = require(*OPERATOR_ROLES, Role.authority_admin, Role.tenant_admin)
 
 
 # --- feed ---------------------------------------------------------------------------------------------------------

@@ -24,10 +24,10 @@ from breitband import idempotency
 from breitband.auth import require
 from breitband.errors import PreconditionFailed, ProblemError
 from breitband.identity import Principal
-from breitband.models import Role
+from breitband.models import OPERATOR_ROLES, Role
 from permits.applications import attachments as files
 
-OPERATOR = require(Role.operator_member)
+OPERATOR = require(*OPERATOR_ROLES)
 AUTHORITY = require(Role.authority_reviewer, Role.authority_admin)
 ANYONE = require()
 ETAG_RE = re.compile(r'^\s*"(\d{1,10})"\s*$')

@@ -1,6 +1,6 @@
 """All SQL of the permits domain. The caller's scope is applied here and only here:
 
-* operators (operator_member) read their own organisation's applications and those applications' cases;
+* operators (operator_member, operator_admin) read their own organisation's applications and those applications' cases;
 * authorities (authority_reviewer, authority_admin) read the cases addressed to their organisation and the
   applications that have such a case;
 * tenant admins read everything in their tenant;
@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from breitband.errors import NotFound
 from breitband.identity import Principal
-from breitband.models import Organisation, Role
+from breitband.models import OPERATOR_ROLES, Organisation, Role
 from permits import deadlines
 from permits.models import (
     OPEN_CASE_STATUSES,
@@ -57,7 +57,7 @@ def readable_applications(principal: Principal) -> Select[tuple[Application]]:
     stmt = select(Application).where(Application.tenant_key == principal.tenant_key)
     if principal.is_tenant_admin:
         return stmt
-    if principal.role is Role.operator_member:
+    if principal.role in OPERATOR_ROLES:
         return stmt.where(Application.applicant_org_id == principal.organisation_id)
     return stmt.where(exists().where(Case.application_id == Application.id,
                                      Case.authority_org_id == principal.organisation_id))
@@ -76,7 +76,7 @@ def readable_cases(principal: Principal) -> Select[tuple[Case]]:
     stmt = select(Case).where(Case.tenant_key == principal.tenant_key)
     if principal.is_tenant_admin:
         return stmt
-    if principal.role is Role.operator_member:
+    if principal.role in OPERATOR_ROLES:
         return stmt.where(Case.applicant_org_id == principal.organisation_id)
     return stmt.where(Case.authority_org_id == principal.organisation_id)
 

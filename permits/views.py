@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from breitband.dates import iso
 from breitband.identity import Principal
-from breitband.models import Organisation, Role
+from breitband.models import OPERATOR_ROLES, Organisation
 from permits import core, deadlines, repository
 from permits.cases import review
 from permits.models import Application, ApplicationVersion, Attachment, AuditRecord, Case, CatalogueEntry
@@ -74,7 +74,7 @@ def application_out(session: Session, principal: Principal, app: Application, no
                  "warnings": resolution.get("warnings", []),
                  "by_authority": [case_summary(principal, c, orgs) for c in cases
                                   if c.status != "forwarded"]}
-    own = principal.role is Role.operator_member and principal.organisation_id == app.applicant_org_id
+    own = principal.role in OPERATOR_ROLES and principal.organisation_id == app.applicant_org_id
     return {
         "id": str(app.id), "tenant_key": app.tenant_key, "reference": app.reference, "status": app.status,
         "applicant": _org(orgs, app.applicant_org_id), "version": app.current_version,

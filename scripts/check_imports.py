@@ -6,10 +6,11 @@ Rules (CONTRIBUTING.md, "Layers"):
 2. Dependencies point one way. The layers, from the bottom:
       shell        breitband (everything but the entry points below)
       domains      geo, notifications      (each uses the shell and itself only)
-      permits      permits                 (uses the shell, geo and notifications)
+      permits      permits, accounts       (each uses the shell, geo and notifications, not the other)
       entry points breitband.app, breitband.cli, breitband.demo, breitband.main, breitband.worker, migrations
                    (put the application together: may use everything)
-   An import that reaches a higher layer, or a sideways one (geo <-> notifications), is an error.
+   An import that reaches a higher layer, or a sideways one (geo <-> notifications, permits <->
+   accounts), is an error.
 3. No import of a project module inside a function or class body. A deferred import of a heavy or optional
    *third-party* library is allowed when its line carries a comment that says why (`# deferred: ...`).
 
@@ -26,9 +27,9 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("breitband", "geo", "notifications", "permits", "migrations")
+PACKAGES = ("breitband", "geo", "notifications", "permits", "accounts", "migrations")
 ENTRY_POINTS = {"breitband.app", "breitband.cli", "breitband.demo", "breitband.main", "breitband.worker"}
-LAYER = {"breitband": 0, "geo": 1, "notifications": 1, "permits": 2, "migrations": 3}
+LAYER = {"breitband": 0, "geo": 1, "notifications": 1, "permits": 2, "accounts": 2, "migrations": 3}
 ENTRY_LAYER = 3
 
 

@@ -18,7 +18,7 @@ from breitband.models import ApiToken, OrgKind, Role
 from breitband.settings import PROJECT_ROOT
 
 PROBLEM = "application/problem+json"
-TOKEN_FIELDS = {"id", "name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at", "current"}
+TOKEN_FIELDS = {"id", "name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at", "scope", "current"}
 
 
 def ts(value: str) -> datetime:

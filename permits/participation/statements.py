@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from breitband.dates import iso
 from breitband.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
 from breitband.identity import Principal
-from breitband.models import Organisation, OrgKind, Role
+from breitband.models import OPERATOR_ROLES, Organisation, OrgKind, Role
 from permits import core, deadlines, repository
 from permits.cases import catalogue
 from permits.models import Application, ApplicationVersion, Attachment, AttachmentKind, Case, CatalogueKind
@@ -60,7 +60,7 @@ def readable_statements(principal: Principal) -> Select[tuple[StatementRequest]]
     stmt = select(StatementRequest).where(StatementRequest.tenant_key == principal.tenant_key)
     if principal.is_tenant_admin:
         return stmt
-    if principal.role is Role.operator_member:
+    if principal.role in OPERATOR_ROLES:
         return stmt.where(false())
     if principal.organisation_kind is OrgKind.participating_body:
         return stmt.where(StatementRequest.body_org_id == principal.organisation_id)

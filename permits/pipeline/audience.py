@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from breitband import clock
 from breitband.celery import celery_app
 from breitband.db import Database, get_database
-from breitband.models import Organisation, Role, User
+from breitband.models import OPERATOR_ROLES, Organisation, Role, User
 from breitband.settings import get_settings
 from notifications import contacts
 from notifications.models import Event
@@ -81,7 +81,7 @@ def applicant_addresses(session: Session, app: Application, org: Organisation | 
     if contact and org is not None and (contacts.normalise(contact) in contacts.own_addresses(session, org)
                                         or contacts.is_confirmed(session, org.id, contact)):
         return [contact], None
-    fallback = _org_emails(session, org, (Role.operator_member,))
+    fallback = _org_emails(session, org, OPERATOR_ROLES)
     if not contact or org is None:
         return fallback, None
     pending = contacts.request_confirmation(session, tenant_key=app.tenant_key, org_id=org.id, email=contact,
