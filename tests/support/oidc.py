@@ -32,6 +32,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import tomllib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -180,7 +181,7 @@ def running_provider(base_urls: Sequence[str], tenants: Sequence[str] = TENANTS,
     args = ["node", "provider.mjs", "--port", str(port), "--client-secret", SECRET]
     args += [a for uri in redirect for a in ("--redirect-uri", uri)]
     args += [a for uri in post_logout for a in ("--post-logout-redirect-uri", uri)]
-    log = (log_dir or HERE) / f"provider-{port}.log"
+    log = Path(log_dir or tempfile.gettempdir()) / f"breitband-oidc-provider-{port}.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(args, cwd=HERE, stdout=out, stderr=subprocess.STDOUT)
     provider = OpenIdProvider(issuer=issuer, client_id="breitband", client_secret=SECRET,
