@@ -40,7 +40,7 @@ import httpx
 from authlib.common.errors import AuthlibBaseError
 from authlib.deprecate import AuthlibDeprecationWarning
 from joserfc import jwt
-from joserfc.errors import BadSignatureError, JoseError
+from joserfc.errors import BadSignatureError, InvalidKeyIdError, JoseError, UnsupportedAlgorithmError
 from joserfc.jwk import KeySet
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -204,13 +204,6 @@ def keys(meta: Metadata, *, refresh: bool = False) -> KeySet:
     return key_set
 
 
-def forget_metadata() -> None:
-    """Empty the caches (tests that start a provider of their own; an operator who changed the IdP)."""
-    with _lock:
-        _metadata.clear()
-        _keys.clear()
-
-
 # --- 1. begin -----------------------------------------------------------------------------------------------------
 
 def safe_return_to(value: str | None) -> str:
@@ -306,17 +299,15 @@ def exchange_code(config: OidcSignIn, meta: Metadata, tenant_key: str, login: Oi
 
 def _decode(raw: str, meta: Metadata) -> jwt.Token:
     """Check the signature with the IdP's keys (fetched again once for a key id we do not know)."""
-    for refresh in (False, True):
+    try:
         try:
-            return jwt.decode(raw, keys(meta, refresh=refresh), algorithms=list(meta.algorithms))
-        except BadSignatureError:
-            raise OidcFailure("signature", "the ID token's signature does not verify") from None
-        except ValueError as exc:           # joserfc: no key with this kid in the set
-            if refresh:
-                raise OidcFailure("signature", f"no key of the IdP verifies the ID token: {exc}") from None
-        except JoseError as exc:
-            raise OidcFailure("token-invalid", f"the ID token cannot be read: {exc.error}") from None
-    raise AssertionError("unreachable")
+            return jwt.decode(raw, keys(meta), algorithms=list(meta.algorithms))
+        except InvalidKeyIdError:           # a key we have not seen: the IdP may have rotated its keys
+            return jwt.decode(raw, keys(meta, refresh=True), algorithms=list(meta.algorithms))
+    except (BadSignatureError, InvalidKeyIdError, UnsupportedAlgorithmError) as exc:
+        raise OidcFailure("signature", f"the ID token's signature does not verify: {exc}") from None
+    except JoseError as exc:
+        raise OidcFailure("token-invalid", f"the ID token cannot be read: {exc}") from None
 
 
 def validate_id_token(raw: str, config: OidcSignIn, meta: Metadata, nonce: str, *,
@@ -508,5 +499,5 @@ def logout_url(session: Session, tenant_key: str, id_token: str | None) -> str |
 
 
 __all__ = ["OidcFailure", "Callback", "SignedIn", "begin", "finish", "logout_url", "public_options", "config_of",
-           "validate_id_token", "metadata", "keys", "forget_metadata", "safe_return_to", "STATE_COOKIE",
+           "validate_id_token", "metadata", "keys", "safe_return_to", "STATE_COOKIE",
            "redirect_uri", "post_logout_redirect_uri"]

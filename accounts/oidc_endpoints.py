@@ -9,6 +9,8 @@ answer with redirects and pages rather than JSON, and stay out of the OpenAPI do
   IdP (POST /api/v1/auth/logout answers the IdP's logout URL, accounts.oidc.logout_url).
 
 Every sign-in and every failure is a security event (oidc-sign-in, oidc-failed, user-provisioned, role-changed).
+A failed callback counts as a failed authentication of the client address (breitband/limits.py, the same counter as
+bad tokens and passwords); over the limit, start and callback answer 429 with a page and Retry-After.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from sqlalchemy.orm import Session
 
 from accounts import events, oidc
 from accounts.oidc_pages import SIGN_IN_PAGE, page
-from breitband import sessions
+from breitband import limits, sessions
 from breitband.db import write_session
+from breitband.limits import TooManyRequests
 
 router = APIRouter(prefix="/auth/oidc", include_in_schema=False)
 NO_STORE = {"Cache-Control": "no-store"}
@@ -33,6 +36,10 @@ def _state_cookie_path(tenant: str) -> str:
 @router.get("/{tenant}/start")
 def start(tenant: str, request: Request, return_to: str | None = None,
           session: Session = write_session) -> Response:
+    try:
+        limits.of(request).refuse_if_blocked(request)
+    except TooManyRequests as exc:
+        return page("too-many-attempts", headers=exc.headers)
     try:
         url, state = oidc.begin(session, tenant, return_to)
     except oidc.OidcFailure as failure:
@@ -47,6 +54,10 @@ def start(tenant: str, request: Request, return_to: str | None = None,
 
 @router.get("/{tenant}/callback")
 def callback(tenant: str, request: Request, session: Session = write_session) -> Response:
+    try:
+        limits.of(request).refuse_if_blocked(request)
+    except TooManyRequests as exc:
+        return page("too-many-attempts", headers=exc.headers)
     q = request.query_params
     received = oidc.Callback(state=q.get("state"), code=q.get("code"), iss=q.get("iss"), error=q.get("error"),
                              error_description=q.get("error_description"),
@@ -56,6 +67,8 @@ def callback(tenant: str, request: Request, session: Session = write_session) ->
         signed_in, matched, who = oidc.finish(session, tenant, received, client_ip=origin.client_ip,
                                               user_agent=origin.user_agent)
     except oidc.OidcFailure as failure:
+        if failure.reason not in ("not-configured", "idp-unavailable"):
+            limits.of(request).count_auth_failure(request)
         response = _failed(session, tenant, origin, failure, received)
     else:
         _record_sign_in(session, tenant, origin, matched, who)

@@ -116,14 +116,18 @@ REASONS: dict[str, Reason] = {
         "There is no account for your e-mail address, and accounts are not created automatically.",
         "Bitten Sie die Administration Ihrer Organisation um eine Einladung.",
         "Ask your organisation's administrator for an invitation."),
+    "too-many-attempts": Reason(
+        429, "Von Ihrer Adresse kamen in kurzer Zeit zu viele fehlgeschlagene Anmeldungen.",
+        "Too many failed sign-ins came from your address in a short time.",
+        "Warten Sie einige Minuten und versuchen Sie es dann erneut.", "Wait a few minutes, then try again."),
     "user-deactivated": Reason(
         403, "Ihr Konto ist deaktiviert.", "Your account is deactivated.", ADMIN_DE, ADMIN_EN),
 }
 
 
-def page(reason: str, *, detail: str | None = None) -> HTMLResponse:
+def page(reason: str, *, detail: str | None = None, headers: dict[str, str] | None = None) -> HTMLResponse:
     """The page for ``reason`` (a key of REASONS), with its status; ``detail`` (e.g. the IdP's error code) is
-    shown as it came, escaped."""
+    shown as it came, escaped; ``headers`` besides no-store (Retry-After)."""
     r = REASONS[reason]
     extra = f"\n<p><small>{escape(detail)}</small></p>" if detail else ""
     body = f"""<!DOCTYPE html>
@@ -151,7 +155,7 @@ def page(reason: str, *, detail: str | None = None) -> HTMLResponse:
 </body>
 </html>
 """
-    return HTMLResponse(body, status_code=r.status, headers={"Cache-Control": "no-store"})
+    return HTMLResponse(body, status_code=r.status, headers={**(headers or {}), "Cache-Control": "no-store"})
 
 
 __all__ = ["REASONS", "Reason", "page", "SIGN_IN_PAGE"]

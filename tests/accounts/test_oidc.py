@@ -12,15 +12,21 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+import redis
+from fastapi.testclient import TestClient
+from joserfc import jwt
+from joserfc.jwk import RSAKey
 from sqlalchemy import func, select, update
 
 from accounts import oidc
 from accounts.models import OidcLogin, SecurityEvent
 from breitband import clock, identity, sessions
+from breitband.app import create_app
 from breitband.headers import CSP
 from breitband.models import Role, User, WebSession
 from breitband.settings import PROJECT_ROOT
 from geo.rules import parse_rules
+from tests.conftest import TEST_LIMITS_REDIS_URL
 from tests.support.oidc import INTRUDER, callback_uri, use_oidc
 from tests.support.waiting import free_port
 
@@ -347,7 +353,18 @@ def test_a_tampered_id_token_is_refused(idp, config, settings):
     unsigned = base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT"}').rstrip(b"=").decode()
     with pytest.raises(oidc.OidcFailure) as failure:
         oidc.validate_id_token(f"{unsigned}.{payload}.", config, oidc.metadata(idp.issuer), "n-1")
-    assert failure.value.reason in ("signature", "token-invalid")
+    assert failure.value.reason == "signature"
+
+
+def test_an_id_token_signed_with_a_key_the_idp_does_not_publish_is_refused(idp, config, settings):
+    """Same claims, signed by a key of our own with a key id the IdP's JWKS lacks (fetched again, still lacking)."""
+    raw = tokens(idp, (idp.client_id, idp.client_secret), settings.public_base_url)["id_token"]
+    claims = jwt.decode(raw, oidc.keys(oidc.metadata(idp.issuer))).claims
+    forged = jwt.encode({"alg": "RS256", "kid": "not-the-idps"}, claims,
+                        RSAKey.generate_key(2048, parameters={"kid": "not-the-idps"}))
+    with pytest.raises(oidc.OidcFailure) as failure:
+        oidc.validate_id_token(forged, config, oidc.metadata(idp.issuer), "n-1")
+    assert failure.value.reason == "signature" and "not-the-idps" in failure.value.detail
 
 
 def test_an_expired_id_token_and_a_wrong_nonce_are_refused(idp, config, settings):
@@ -383,3 +400,24 @@ def test_rules_refuse_a_bad_oidc_section(change, message):
     assert message in refused.value.detail
     for local in ("http://localhost:8080/realms/he", "http://127.0.0.1:4711"):
         parse_rules({**_he_rules(), "sign_in": {"oidc": {**section, "issuer": local}}})
+
+
+def test_failed_callbacks_count_against_the_address(settings, db, session, world, oidc_provider):
+    """Guessing states or replaying callbacks counts as failed authentication of the client address
+    (rate_limit_auth_failures): over the limit, start and callback answer 429 with a page and Retry-After."""
+    use_oidc(session, "xa", oidc_provider, organisations={"hessen-mobil": ORG}, allowed_domains=DOMAINS)
+    session.commit()
+    counters = redis.Redis.from_url(TEST_LIMITS_REDIS_URL)
+    counters.flushdb()
+    app = create_app(settings.model_copy(update={"rate_limit_auth_failures": "2/60"}), db=db)
+    try:
+        with TestClient(app) as client:
+            for _ in range(2):
+                assert reason(client.get("/auth/oidc/xa/callback", params={"state": "guess"})) == "state-unknown"
+            for path in ("/auth/oidc/xa/callback", "/auth/oidc/xa/start"):
+                response = client.get(path, params={"state": "guess"}, follow_redirects=False)
+                assert response.status_code == 429 and reason(response) == "too-many-attempts"
+                assert int(response.headers["retry-after"]) > 0
+    finally:
+        counters.flushdb()
+        counters.close()
