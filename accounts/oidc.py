@@ -196,7 +196,7 @@ def keys(meta: Metadata, *, refresh: bool = False) -> KeySet:
     if cached and (now - cached[0] < (JWKS_REFRESH_S if refresh else METADATA_TTL_S)):
         return cached[1]
     try:
-        key_set = KeySet.import_key_set(_get_json(meta.jwks_uri))   # type: ignore[arg-type]
+        key_set = KeySet.import_key_set(_get_json(meta.jwks_uri))
     except (JoseError, ValueError, TypeError) as exc:
         raise OidcFailure("idp-unavailable", f"the JWKS at {meta.jwks_uri} is invalid: {exc}") from None
     with _lock:

@@ -17,8 +17,11 @@ foreign e-mail domain), ``unverified`` (email_verified false), ``chief`` (an unm
 The provider accepts the redirect URIs ``<base>/auth/oidc/<tenant>/callback`` and the post-logout redirect URIs
 ``<base>/auth/oidc/<tenant>/signed-out`` for the base URL and tenants it was started with: the session fixture uses
 the test settings' public_base_url and the tenants of TENANTS. A browser story whose server runs elsewhere starts
-one of its own: ``with running_provider(base_urls=[server.url], tenants=["he"]) as provider: ...``; a browser signs
-in on the provider's login page by typing the account id into "login" and anything into "password".
+one of its own: ``with running_provider(base_urls=[server.url], tenants=["he"]) as provider: ...``, gives the tenant
+``use_oidc(...)`` rules (committed) and starts the server with ``SECRET_ENV=provider.client_secret`` in its
+environment (the rules name that variable; the session fixture sets it in this process only). A browser signs in on
+the provider's login page by typing the account id into "login" and anything into "password"; there is no consent
+page. Mind that tests/support/oidc.py's ``oidc_provider`` runs without the ``worker`` marker: it is quick and local.
 
 ``npm ci`` runs once if tests/support/oidc/node_modules is missing or older than the lock file (scripts/setup.sh
 installs it too). Without Node the tests that use the provider are skipped.
