@@ -18,7 +18,7 @@ import typer
 from sqlalchemy import func, select
 
 from accounts import events, local
-from accounts.events import COMMAND_LINE
+from accounts.events import Origin
 from breitband import clock, identity, sessions
 from breitband.db import get_database
 from breitband.errors import UnprocessableEntity
@@ -63,8 +63,8 @@ def set_active(tenant: str, email: str, active: bool) -> dict[str, Any]:
         changed = identity.set_user_active(session, user, active)
         ended = 0 if active else sessions.end_all(session, user.id)
         if changed:
-            events.record(session, "user-reactivated" if active else "user-deactivated", user.tenant_key,
-                          user_id=user.id, email=user.email, client=COMMAND_LINE,
+            kind = "user-reactivated" if active else "user-deactivated"
+            events.record(session, kind, user.tenant_key, Origin.cli(), user_id=user.id, email=user.email,
                           detail={"before": {"active": not active}, "after": {"active": active},
                                   "sessions_ended": ended})
         return {"id": str(user.id), "email": user.email, "role": user.role, "active": user.active,
@@ -87,10 +87,10 @@ def register(app: typer.Typer) -> None:
         with get_database().transaction() as session:
             organisation = identity.find_organisation(session, tenant, org)
             user = identity.create_user(session, organisation, email, name, role)
-            events.record(session, "user-created", user.tenant_key, user_id=user.id, email=user.email,
-                          client=COMMAND_LINE, detail={"role": user.role, "organisation_id": str(organisation.id)})
+            events.record(session, "user-created", user.tenant_key, Origin.cli(), user_id=user.id,
+                          email=user.email, detail={"role": user.role, "organisation_id": str(organisation.id)})
             if password is not None:
-                local.set_password(session, user, password, actor_id=None, client=COMMAND_LINE, how="command line")
+                local.set_password(session, user, password, actor_id=None, client=Origin.cli(), how="command line")
             out = {"id": str(user.id), "email": user.email, "role": user.role, "organisation": organisation.name,
                    "password": password is not None}
         echo_json(out)
@@ -103,7 +103,7 @@ def register(app: typer.Typer) -> None:
         password = read_password()
         with get_database().transaction() as session:
             user = identity.find_user(session, tenant, email)
-            ended = local.set_password(session, user, password, actor_id=None, client=COMMAND_LINE,
+            ended = local.set_password(session, user, password, actor_id=None, client=Origin.cli(),
                                        how="command line")
             out = {"id": str(user.id), "email": user.email, "sessions_ended": ended}
         echo_json(out)

@@ -19,8 +19,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from accounts import events, local
-from accounts.events import Client
+from accounts import events, local, oidc
+from accounts.events import Origin
 from breitband import clock, idempotency, identity, sessions
 from breitband.api import org_out
 from breitband.auth import require
@@ -200,8 +200,9 @@ def session_out(row: WebSession, current: uuid.UUID | None) -> MySessionOut:
 # --- public: options and sign-in --------------------------------------------------------------------------------
 
 def oidc_option(tenant: Tenant) -> OidcOption | None:
-    """The tenant's OpenID Connect button, when accounts/oidc.py offers one (not part of this module)."""
-    return None
+    """The tenant's OpenID Connect button ([sign_in.oidc] of its rules), or None."""
+    found = oidc.public_options(tenant)
+    return OidcOption(**found) if found else None
 
 
 @router.get("/auth/options", response_model=OptionsOut, summary="How one can sign in, per tenant (public)")
@@ -220,7 +221,7 @@ def login(request: Request, data: LoginIn, session: Session = write_session) -> 
     refuse_blocked_address(request)
     try:
         signed = local.sign_in(session, throttle(request), tenant_key=data.tenant, email=data.email,
-                               password=data.password, totp_code=data.totp_code, client=Client.of(request))
+                               password=data.password, totp_code=data.totp_code, client=Origin.of(request))
     except ProblemError as exc:
         if exc.status == 401:
             request.app.state.limits.count_auth_failure(request)
@@ -252,27 +253,34 @@ def current_session(response: Response, principal: Principal = Depends(ANYONE),
                       restricted=row.restricted)
 
 
-def sign_out(request: Request, session: Session, principal: Principal, response: Response) -> None:
-    """End the session of this request (and clear its cookie), or revoke the token it was made with."""
-    client = Client.of(request)
+def sign_out(request: Request, session: Session, principal: Principal) -> str | None:
+    """End the session of this request, or revoke the token it was made with. → where to send the browser to sign
+    out at the identity provider too (a session that began there), or None."""
+    client = Origin.of(request)
+    logout_url = None
     if principal.session_id is not None:
+        row = session.get(WebSession, principal.session_id)
+        if row is not None and row.method == "oidc":
+            logout_url = oidc.logout_url(session, principal.tenant_key, row.oidc_id_token)
         sessions.end(session, principal.session_id)
-        sessions.clear_cookie(response)
-        events.record(session, "sign-out", principal.tenant_key, user_id=principal.user_id,
-                      actor_id=principal.user_id, email=principal.email, client=client,
+        events.record(session, "sign-out", principal.tenant_key, client, user_id=principal.user_id,
+                      actor_id=principal.user_id, email=principal.email,
                       detail={"session_id": str(principal.session_id)})
     else:
         identity.revoke_own_token(session, principal, principal.token_id)
-        events.record(session, "token-revoked", principal.tenant_key, user_id=principal.user_id,
-                      actor_id=principal.user_id, email=principal.email, client=client,
+        events.record(session, "token-revoked", principal.tenant_key, client, user_id=principal.user_id,
+                      actor_id=principal.user_id, email=principal.email,
                       detail={"token_id": str(principal.token_id), "how": "sign-out"})
+    return logout_url
 
 
 @router.post("/auth/logout", response_model=LogoutOut, responses=PROBLEMS,
              summary="Sign out: end this browser session (cookie cleared) or revoke the token of this request")
 def logout(request: Request, principal: Principal = Depends(ANYONE), session: Session = write_session) -> Response:
-    response = JSONResponse(LogoutOut(logout_url=None).model_dump(), headers=NO_STORE)
-    sign_out(request, session, principal, response)
+    logout_url = sign_out(request, session, principal)
+    response = JSONResponse(LogoutOut(logout_url=logout_url).model_dump(), headers=NO_STORE)
+    if principal.session_id is not None:
+        sessions.clear_cookie(response)
     return response
 
 
@@ -281,8 +289,10 @@ def logout(request: Request, principal: Principal = Depends(ANYONE), session: Se
                             "(any role; the same as POST /api/v1/auth/logout)")
 def me_logout(request: Request, principal: Principal = Depends(ANYONE), session: Session = write_session
               ) -> Response:
+    sign_out(request, session, principal)
     response = Response(status_code=204)
-    sign_out(request, session, principal, response)
+    if principal.session_id is not None:
+        sessions.clear_cookie(response)
     return response
 
 
@@ -308,8 +318,8 @@ def end_my_session(request: Request, session_id: uuid.UUID, principal: Principal
     response = Response(status_code=204)
     if row.id == principal.session_id:
         sessions.clear_cookie(response)
-    events.record(session, "session-ended", principal.tenant_key, user_id=principal.user_id,
-                  actor_id=principal.user_id, email=principal.email, request=request,
+    events.record(session, "session-ended", principal.tenant_key, Origin.of(request), user_id=principal.user_id,
+                  actor_id=principal.user_id, email=principal.email,
                   detail={"session_id": str(row.id), "current": row.id == principal.session_id})
     return response
 
@@ -319,8 +329,8 @@ def end_my_session(request: Request, session_id: uuid.UUID, principal: Principal
 def end_all_my_sessions(request: Request, principal: Principal = Depends(ANYONE),
                         session: Session = write_session) -> Response:
     ended = sessions.end_all(session, principal.user_id)
-    events.record(session, "session-ended", principal.tenant_key, user_id=principal.user_id,
-                  actor_id=principal.user_id, email=principal.email, request=request,
+    events.record(session, "session-ended", principal.tenant_key, Origin.of(request), user_id=principal.user_id,
+                  actor_id=principal.user_id, email=principal.email,
                   detail={"all": True, "ended": ended})
     response = JSONResponse({"ended": ended}, headers=NO_STORE)
     if principal.session_id is not None:
@@ -338,7 +348,7 @@ def change_my_password(request: Request, data: PasswordChange, principal: Princi
                        session: Session = write_session) -> Response:
     user = own_user(session, principal)
     try:
-        local.change_password(session, user, data.current_password, data.new_password, client=Client.of(request),
+        local.change_password(session, user, data.current_password, data.new_password, client=Origin.of(request),
                               current_session=principal.session_id)
     except ProblemError as exc:
         return answer(request, exc)
@@ -360,7 +370,7 @@ def start_totp(principal: Principal = Depends(ANYONE), session: Session = write_
 def confirm_totp(request: Request, data: TotpCode, principal: Principal = Depends(ANYONE),
                  session: Session = write_session) -> Response:
     user = own_user(session, principal)
-    local.confirm_totp(session, user, data.code, current_session=principal.session_id, client=Client.of(request))
+    local.confirm_totp(session, user, data.code, current_session=principal.session_id, client=Origin.of(request))
     return Response(status_code=204)
 
 
@@ -371,7 +381,7 @@ def remove_totp(request: Request, data: PasswordConfirm, principal: Principal = 
                 session: Session = write_session) -> Response:
     user = own_user(session, principal)
     local.disable_totp(session, user, identity.get_tenant(session, user.tenant_key), data.password,
-                       client=Client.of(request))
+                       client=Origin.of(request))
     return Response(status_code=204)
 
 
@@ -410,8 +420,8 @@ def create_my_token(request: Request, data: TokenCreate, principal: Principal = 
                        token_id=token_id)
     token, secret = identity.create_own_token(session, principal, data.name, data.expires_in_days,
                                               scope=data.scope)
-    events.record(session, "token-created", principal.tenant_key, user_id=principal.user_id,
-                  actor_id=principal.user_id, email=principal.email, request=request,
+    events.record(session, "token-created", principal.tenant_key, Origin.of(request), user_id=principal.user_id,
+                  actor_id=principal.user_id, email=principal.email,
                   detail={"token_id": str(token.id), "name": token.name, "scope": token.scope,
                           "expires_at": token.expires_at.isoformat() if token.expires_at else None})
     out = token_out(token, principal)
@@ -424,8 +434,8 @@ def create_my_token(request: Request, data: TokenCreate, principal: Principal = 
 def _record_revocation(session: Session, request: Request, principal: Principal, token: ApiToken,
                        was_open: bool, user_id: uuid.UUID) -> None:
     if was_open:
-        events.record(session, "token-revoked", principal.tenant_key, user_id=user_id, actor_id=principal.user_id,
-                      request=request, detail={"token_id": str(token.id), "name": token.name})
+        events.record(session, "token-revoked", principal.tenant_key, Origin.of(request), user_id=user_id,
+                      actor_id=principal.user_id, detail={"token_id": str(token.id), "name": token.name})
 
 
 @tokens_router.delete("/me/tokens/{token_id}", status_code=204, responses=PROBLEMS,
@@ -469,7 +479,7 @@ def security_events(principal: Principal = Depends(TENANT_ADMIN), session: Sessi
                     since: datetime | None = None, until: datetime | None = None,
                     limit: int = Query(default=100), before_id: int | None = Query(default=None, ge=1,
                                                                                     le=2**62)) -> dict[str, Any]:
-    return events.page(session, principal.tenant_key, limit=limit, kinds=kind, user_id=user_id, since=since,
+    return events.page(session, principal.tenant_key, limit=limit, kind=kind, user_id=user_id, since=since,
                        until=until, before_id=before_id)
 
 

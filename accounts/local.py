@@ -31,7 +31,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from accounts import events, passwords, totp
-from accounts.events import Client
+from accounts.events import Origin
 from breitband import clock, identity, sessions
 from breitband.errors import Conflict, ProblemError, Unauthorized, UnprocessableEntity
 from breitband.limits import TooManyRequests
@@ -121,7 +121,7 @@ class SignedIn:
 
 
 def sign_in(session: Session, throttle: AddressThrottle, *, tenant_key: str, email: str, password: str,
-            totp_code: str | None, client: Client, now: datetime | None = None) -> SignedIn:
+            totp_code: str | None, client: Origin, now: datetime | None = None) -> SignedIn:
     """Check the credentials and start a session, or raise the refusal (401/429 problem) with the failure counted
     and recorded in the session (commit it anyway)."""
     now = now or clock.now()
@@ -145,7 +145,7 @@ def sign_in(session: Session, throttle: AddressThrottle, *, tenant_key: str, ema
 
 
 def _refuse_unknown(session: Session, throttle: AddressThrottle, tenant_key: str, address: str, typed: str,
-                    password: str, user: User | None, client: Client, now: datetime) -> None:
+                    password: str, user: User | None, client: Origin, now: datetime) -> None:
     """An address without an account, or an account without a password (invited, or OIDC only): the same time, the
     same answers, the same lockout as a wrong password."""
     until = throttle.locked_until(tenant_key, address)
@@ -154,25 +154,25 @@ def _refuse_unknown(session: Session, throttle: AddressThrottle, tenant_key: str
     passwords.verify_dummy(password)
     failures, until = throttle.fail(tenant_key, address, now)
     reason = "unknown-address" if user is None else "no-password"
-    events.record(session, "sign-in-failed", tenant_key, user_id=user.id if user else None, email=typed,
-                  client=client, detail={"reason": reason}, at=now)
+    events.record(session, "sign-in-failed", tenant_key, client, user_id=user.id if user else None, email=typed,
+                  detail={"reason": reason}, now=now)
     if until is not None:
-        events.record(session, "lockout", tenant_key, user_id=user.id if user else None, email=typed, client=client,
-                      detail={"failures": failures, "until": until.isoformat(), "reason": reason}, at=now)
+        events.record(session, "lockout", tenant_key, client, user_id=user.id if user else None, email=typed,
+                      detail={"failures": failures, "until": until.isoformat(), "reason": reason}, now=now)
     raise Unauthorized(SIGN_IN_FAILED, type="sign-in-failed")
 
 
-def _failed(session: Session, user: User, typed: str, client: Client, now: datetime, reason: str) -> ProblemError:
+def _failed(session: Session, user: User, typed: str, client: Origin, now: datetime, reason: str) -> ProblemError:
     """Count a failure of a known account (locking it from LOCK_AFTER on) and record it; → the 401 to answer."""
     user.failed_sign_ins = (user.failed_sign_ins or 0) + 1
     lock = lock_for(user.failed_sign_ins)
-    events.record(session, "sign-in-failed", user.tenant_key, user_id=user.id, email=typed, client=client,
-                  detail={"reason": reason}, at=now)
+    events.record(session, "sign-in-failed", user.tenant_key, client, user_id=user.id, email=typed,
+                  detail={"reason": reason}, now=now)
     if lock is not None:
         user.locked_until = now + lock
-        events.record(session, "lockout", user.tenant_key, user_id=user.id, email=typed, client=client,
+        events.record(session, "lockout", user.tenant_key, client, user_id=user.id, email=typed,
                       detail={"failures": user.failed_sign_ins, "until": user.locked_until.isoformat(),
-                              "minutes": lock.total_seconds() / 60}, at=now)
+                              "minutes": lock.total_seconds() / 60}, now=now)
     session.flush()
     if reason == "totp":
         return Unauthorized("The code from the authenticator app is wrong or was used already; wait for the next "
@@ -180,7 +180,7 @@ def _failed(session: Session, user: User, typed: str, client: Client, now: datet
     return Unauthorized(SIGN_IN_FAILED, type="sign-in-failed")
 
 
-def _second_factor(session: Session, user: User, typed: str, code: str | None, client: Client,
+def _second_factor(session: Session, user: User, typed: str, code: str | None, client: Origin,
                    now: datetime) -> bool:
     """When the user has a second factor: the code must be right and unused. → whether one was used."""
     if user.totp_enabled_at is None or not user.totp_secret:
@@ -198,18 +198,20 @@ def _second_factor(session: Session, user: User, typed: str, code: str | None, c
     return True
 
 
-def _start(session: Session, tenant: Tenant, user: User, client: Client, now: datetime, *, mfa: bool,
+def _start(session: Session, tenant: Tenant, user: User, client: Origin, now: datetime, *, mfa: bool,
            method: str = "password") -> SignedIn:
     user.failed_sign_ins = 0
     user.locked_until = None
     user.last_sign_in_at = now
     enrol = not mfa and totp_required(tenant, user.role)
-    started = sessions.start(session, user.id, method=method, mfa=mfa, client_ip=client.ip,
+    started = sessions.start(session, user.id, method=method, mfa=mfa, client_ip=client.client_ip,
                              user_agent=client.user_agent, restricted=sessions.RESTRICTED_TOTP if enrol else None,
                              now=now)
-    events.record(session, "sign-in", user.tenant_key, user_id=user.id, actor_id=user.id, email=user.email,
-                  client=client, detail={"method": method, "mfa": mfa, "session_id": str(started.id),
-                                         **({"restricted": sessions.RESTRICTED_TOTP} if enrol else {})}, at=now)
+    detail = {"method": method, "mfa": mfa, "session_id": str(started.id)}
+    if enrol:
+        detail["restricted"] = sessions.RESTRICTED_TOTP
+    events.record(session, "sign-in", user.tenant_key, client, user_id=user.id, actor_id=user.id, email=user.email,
+                  detail=detail, now=now)
     return SignedIn(user=user, started=started, totp_enrolment_required=enrol)
 
 
@@ -221,7 +223,7 @@ def rehash_if_needed(user: User, password: str) -> None:
 
 # --- passwords ---------------------------------------------------------------------------------------------------
 
-def set_password(session: Session, user: User, password: str, *, actor_id: uuid.UUID | None, client: Client,
+def set_password(session: Session, user: User, password: str, *, actor_id: uuid.UUID | None, client: Origin,
                  keep_session: uuid.UUID | None = None, field: str = "password", how: str = "set",
                  now: datetime | None = None) -> int:
     """Give ``user`` a new password (policy applied), unlock the account and end their sessions but
@@ -233,12 +235,12 @@ def set_password(session: Session, user: User, password: str, *, actor_id: uuid.
     user.failed_sign_ins = 0
     user.locked_until = None
     ended = sessions.end_all(session, user.id, except_id=keep_session, now=now)
-    events.record(session, "password-set", user.tenant_key, user_id=user.id, actor_id=actor_id, email=user.email,
-                  client=client, detail={"how": how, "sessions_ended": ended}, at=now)
+    events.record(session, "password-set", user.tenant_key, client, user_id=user.id, actor_id=actor_id,
+                  email=user.email, detail={"how": how, "sessions_ended": ended}, now=now)
     return ended
 
 
-def change_password(session: Session, user: User, current: str, new: str, *, client: Client,
+def change_password(session: Session, user: User, current: str, new: str, *, client: Origin,
                     current_session: uuid.UUID | None, now: datetime | None = None) -> int:
     """The user's own change: the current password first (a wrong one counts as a failed sign-in: a stolen session
     cannot guess it at leisure), then the policy; the other sessions end."""
@@ -278,7 +280,7 @@ def begin_totp(session: Session, user: User, tenant: Tenant) -> Enrolment:
     return Enrolment(secret=user.totp_secret, otpauth_uri=uri, qr_svg=totp.qr_svg(uri))
 
 
-def confirm_totp(session: Session, user: User, code: str, *, current_session: uuid.UUID | None, client: Client,
+def confirm_totp(session: Session, user: User, code: str, *, current_session: uuid.UUID | None, client: Origin,
                  now: datetime | None = None) -> None:
     """Turn the pending secret on with a code from the app; a session restricted to this set-up becomes a full one
     (with a second factor)."""
@@ -297,11 +299,11 @@ def confirm_totp(session: Session, user: User, code: str, *, current_session: uu
     if current_session is not None:
         session.execute(update(WebSession).where(WebSession.id == current_session)
                         .values(restricted=None, mfa=True).execution_options(synchronize_session=False))
-    events.record(session, "totp-enabled", user.tenant_key, user_id=user.id, actor_id=user.id, email=user.email,
-                  client=client, at=now)
+    events.record(session, "totp-enabled", user.tenant_key, client, user_id=user.id, actor_id=user.id,
+                  email=user.email, now=now)
 
 
-def disable_totp(session: Session, user: User, tenant: Tenant, password: str, *, client: Client,
+def disable_totp(session: Session, user: User, tenant: Tenant, password: str, *, client: Origin,
                  now: datetime | None = None) -> None:
     """Remove the second factor (the password confirms it is the user); 409 when the tenant requires one for the
     user's role."""
@@ -319,8 +321,8 @@ def disable_totp(session: Session, user: User, tenant: Tenant, password: str, *,
     user.totp_last_step = None
     session.flush()
     if was_on:
-        events.record(session, "totp-disabled", user.tenant_key, user_id=user.id, actor_id=user.id,
-                      email=user.email, client=client, at=now)
+        events.record(session, "totp-disabled", user.tenant_key, client, user_id=user.id, actor_id=user.id,
+                      email=user.email, now=now)
 
 
 def throttle_from_settings() -> AddressThrottle:

@@ -7,8 +7,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-import accounts.audience  # registers the outbox's audience of the security events
 import accounts.endpoints
+import accounts.events  # registers the outbox audience of security events
+import accounts.oidc_endpoints
 import breitband.api
 import breitband.web
 import geo.api
@@ -75,5 +76,6 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(permits.gis.endpoints.router)
     app.include_router(notifications.api.router)
     app.include_router(notifications.contacts.router)
+    app.include_router(accounts.oidc_endpoints.router)   # /auth/oidc/…: the browser's OpenID Connect sign-in
     app.include_router(breitband.web.router)   # last: the web app at / and /assets, after every API route
     return app
