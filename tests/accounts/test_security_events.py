@@ -42,7 +42,7 @@ def test_sign_ins_failures_and_tokens_are_recorded_and_listed(client, with_passw
     assert signed_in["user_id"] == str(w.operator_member.user_id) == signed_in["actor_id"]
     assert signed_in["detail"]["method"] == "password" and signed_in["detail"]["mfa"] is False
     assert signed_in["client_ip"] == "testclient"
-    assert ghost == {**ghost, "user_id": None, "email": "Ghost@xa.example", "user_agent": "curl/8",
+    assert ghost == {**ghost, "user_id": None, "email": "ghost@xa.example", "user_agent": "curl/8",
                      "detail": {"reason": "unknown-address"}}
     assert wrong["user_id"] == str(w.operator_member.user_id) and wrong["detail"] == {"reason": "password"}
     assert page["next_before_id"] is None
@@ -85,7 +85,7 @@ def test_security_events_reach_the_operating_office_feed_only(client, with_passw
     assert login(client, "planer@xa.example").status_code == 200
     row = session.scalars(select(SecurityEvent).where(SecurityEvent.tenant_key == "xa")).one()
     event = session.scalars(select(Event).where(Event.type == "security.sign-in")).one()
-    assert event.payload["id"] == row.id and event.payload["user_id"] == str(w.operator_member.user_id)
+    assert event.payload["security_event_id"] == row.id and event.payload["user_id"] == str(w.operator_member.user_id)
     outbox.relay(db)
 
     def feed(who):
