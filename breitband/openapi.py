@@ -155,7 +155,7 @@ CSRF_TOKEN = {"name": sessions.CSRF_HEADER, "in": "header", "required": False,
               "description": "Required when the request is signed in by the session cookie (not with a Bearer "
                              "token): the session's CSRF token from POST /api/v1/auth/login or GET "
                              "/api/v1/auth/session (403 csrf-token-missing / csrf-token-invalid otherwise)",
-              "schema": {"type": "string", "maxLength": 64}}
+              "schema": {"type": "string"}}
 
 
 def security_schemes() -> dict[str, Any]:

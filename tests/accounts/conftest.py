@@ -3,6 +3,9 @@ cleared (they live in the rate limits' Redis, outside the test's transaction).""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 import redis
 
@@ -13,13 +16,22 @@ from tests.conftest import TEST_LIMITS_REDIS_URL
 PASSWORD = "lantern ferry moss 42"
 
 
+@contextmanager
+def limits_redis() -> Iterator[redis.Redis]:
+    """The Redis of the rate limits and of the sign-in counters of unknown addresses."""
+    r = redis.Redis.from_url(TEST_LIMITS_REDIS_URL)
+    try:
+        yield r
+    finally:
+        r.close()
+
+
 @pytest.fixture(autouse=True)
 def fresh_sign_in_counters():
-    r = redis.Redis.from_url(TEST_LIMITS_REDIS_URL)
-    for key in r.scan_iter("breitband:signin:unknown:*"):
-        r.delete(key)
+    with limits_redis() as r:
+        for key in r.scan_iter("breitband:signin:unknown:*"):
+            r.delete(key)
     yield
-    r.close()
 
 
 @pytest.fixture

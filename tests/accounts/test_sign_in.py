@@ -294,3 +294,22 @@ def test_a_read_only_token_cannot_sign_out_or_change_anything(client, with_passw
     assert client.get("/api/v1/me/sessions", headers=headers).status_code == 200
     problem(client.post("/api/v1/me/tokens", json={"name": "x"}, headers=headers), 403, "token-read-only")
     problem(client.post("/api/v1/auth/logout", headers=headers), 403, "token-read-only")
+
+
+def test_too_many_failures_from_one_client_address(settings, db, with_passwords):
+    from fastapi.testclient import TestClient
+
+    from breitband.app import create_app
+    from tests.accounts.conftest import limits_redis
+
+    key = "breitband:rl:auth-failures:client:testclient"
+    with limits_redis() as r:
+        r.delete(key)
+        app = create_app(settings.model_copy(update={"rate_limit_auth_failures": "3/60"}), db=db)
+        with TestClient(app, raise_server_exceptions=False) as c:
+            for n in range(3):            # different addresses: no account is locked, the client address is
+                problem(login(c, f"guess{n}@xa.example", "wrong password 123"), 401, "sign-in-failed")
+            r429 = login(c, "planer@xa.example")
+            body = problem(r429, 429, "too-many-sign-in-attempts")
+            assert 1 <= int(r429.headers["retry-after"]) <= 60 and "from your address" in body["detail"]
+        r.delete(key)

@@ -73,7 +73,7 @@ import pytest
 from sqlalchemy import delete, select
 
 import breitband.clock
-from breitband import identity
+from breitband import identity, sessions
 from breitband.models import OrgKind, Role, User
 from notifications import outbox
 from notifications.models import Delivery, Event
@@ -115,6 +115,32 @@ MATRIX: dict[tuple[str, str, str], str] = {
         "401   403   403   403   403   403   403   403   403   200   403   403   404",
     ("DELETE", "/api/v1/users/{user_id}/tokens/{token_id}", ""):
         "401   403   403   403   403   403   403   403   403   204   403   403   404",
+    # --- signing in, one's sessions, password and second factor (accounts/endpoints.py) ---
+       # anon  op    op2   rev   adm   rev2  adm2  body  body2 tadm  x_op  x_adm x_tadm
+    ("GET", "/api/v1/auth/options", ""):
+        "200   200   200   200   200   200   200   200   200   200   200   200   200",
+    ("POST", "/api/v1/auth/login", "no password"):          # public; the body is checked first
+        "422   422   422   422   422   422   422   422   422   422   422   422   422",
+    ("GET", "/api/v1/auth/session", ""):                    # a browser session's only: tokens get 401
+        "401   401   401   401   401   401   401   401   401   401   401   401   401",
+    ("POST", "/api/v1/auth/logout", ""):
+        "401   200   200   200   200   200   200   200   200   200   200   200   200",
+    ("GET", "/api/v1/me/sessions", ""):
+        "401   200   200   200   200   200   200   200   200   200   200   200   200",
+    ("DELETE", "/api/v1/me/sessions/{session_id}", ""):     # a session of op's
+        "401   204   404   404   404   404   404   404   404   404   404   404   404",
+    ("POST", "/api/v1/me/sessions/end-all", ""):
+        "401   200   200   200   200   200   200   200   200   200   200   200   200",
+    ("POST", "/api/v1/me/password", "wrong current"):       # the callers have no password: 422 for everyone
+        "401   422   422   422   422   422   422   422   422   422   422   422   422",
+    ("POST", "/api/v1/me/totp", ""):
+        "401   200   200   200   200   200   200   200   200   200   200   200   200",
+    ("POST", "/api/v1/me/totp/confirm", "wrong code"):
+        "401   422   422   422   422   422   422   422   422   422   422   422   422",
+    ("DELETE", "/api/v1/me/totp", "wrong password"):
+        "401   422   422   422   422   422   422   422   422   422   422   422   422",
+    ("GET", "/api/v1/admin/security-events", ""):
+        "401   403   403   403   403   403   403   403   403   200   403   403   200",
     # --- tenant and organisations ---
        # anon  op    op2   rev   adm   rev2  adm2  body  body2 tadm  x_op  x_adm x_tadm
     ("GET", "/api/v1/organisations", ""):
@@ -306,12 +332,26 @@ class World:
     case_id: uuid.UUID | None = None
 
 
+def session_of_op(w: World) -> dict[str, str]:
+    """A fresh browser session of the operator member (only it may end it)."""
+    started = sessions.start(w.session, w.users["op"], method="password")
+    w.session.commit()
+    return {"session_id": str(started.id)}
+
+
 def requests_for(w: World) -> dict[tuple[str, str, str], Req]:
     route = collection(trench(w.lines["neu_isenburg"]))
     ids = w.ids
     return {
         ("POST", "/api/v1/me/tokens", ""): Req(json={"name": "Matrix", "expires_in_days": 30}),
         ("POST", "/api/v1/me/logout", ""): Req(fresh_token=True),
+        ("POST", "/api/v1/auth/login", "no password"): Req(json={"tenant": "he", "email": "planer@he.example"}),
+        ("POST", "/api/v1/auth/logout", ""): Req(fresh_token=True),
+        ("DELETE", "/api/v1/me/sessions/{session_id}", ""): Req(prepare=session_of_op),
+        ("POST", "/api/v1/me/password", "wrong current"): Req(json={"current_password": "not the password",
+                                                                   "new_password": "harbour owl tundra 9"}),
+        ("POST", "/api/v1/me/totp/confirm", "wrong code"): Req(json={"code": "12345"}),
+        ("DELETE", "/api/v1/me/totp", "wrong password"): Req(json={"password": "not the password"}),
         ("GET", "/api/v1/organisations", ""): Req(marker="operator_org"),
         ("GET", "/api/v1/organisations/{org_id}", "operator"): Req(ids={"org_id": ids["operator_org"]}),
         ("GET", "/api/v1/organisations/{org_id}", "authority"): Req(ids={"org_id": ids["authority_org"]}),
@@ -570,6 +610,7 @@ def coverage_problems(app) -> list[str]:
 # Rows in which no caller gets through. Every other row has at least one caller with a normal answer, which proves
 # that its request (path values, body) is right and the refusals in it are the authorisation's, not a wrong URL's.
 NOBODY_GETS_THROUGH = {("GET", "/contact-confirmations", "unknown token"),
+                       ("GET", "/api/v1/auth/session", ""),
                        ("POST", "/contact-confirmations", "used token"),
                        ("POST", "/api/v1/cases/{case_id}/decision", "no If-Match")}
 

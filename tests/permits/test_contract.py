@@ -227,7 +227,8 @@ def test_the_openapi_documents_problems_and_headers(app):
     assert sorted(decide["responses"]) == ["200", "400", "401", "403", "404", "409", "412", "413", "422", "428",
                                            "429", "503"]
     assert {(p["in"], p["name"], p["required"]) for p in decide["parameters"]} == {
-        ("path", "case_id", True), ("header", "If-Match", True), ("header", "Idempotency-Key", False)}
+        ("path", "case_id", True), ("header", "If-Match", True), ("header", "Idempotency-Key", False),
+        ("header", "X-CSRF-Token", False)}
     assert list(decide["responses"]["422"]["content"]) == ["application/problem+json"]
     inbox = spec["paths"]["/api/v1/cases"]["get"]
     due = next(p for p in inbox["parameters"] if p["name"] == "due_before")
