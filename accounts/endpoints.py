@@ -21,14 +21,14 @@ from sqlalchemy.orm import Session
 
 from accounts import events, local, oidc
 from accounts.events import Origin
-from breitband import clock, idempotency, identity, sessions
+from breitband import idempotency, identity, sessions
 from breitband.api import org_out
 from breitband.auth import require
 from breitband.db import get_read_session, write_session
 from breitband.errors import PROBLEM_JSON, Conflict, NotFound, ProblemError, Unauthorized, problem_response
 from breitband.identity import Principal
 from breitband.limits import TooManyRequests
-from breitband.models import ApiToken, Role, Tenant, User, WebSession
+from breitband.models import ApiToken, Organisation, Role, Tenant, User, WebSession
 from breitband.openapi import honours_idempotency_key
 from breitband.schemas import MeOut, TenantOut, TokenCreate, TokenCreated, TokenOut
 
@@ -152,7 +152,7 @@ class SecurityEventPage(BaseModel):
 def user_out(session: Session, user: User) -> MeOut:
     """The same shape as GET /api/v1/me, for a user signed in by a session (no token)."""
     tenant = identity.get_tenant(session, user.tenant_key)
-    org = session.get(identity.Organisation, user.organisation_id)
+    org = session.get(Organisation, user.organisation_id)
     return MeOut(id=user.id, email=user.email, name=user.name, role=user.role,
                  tenant=TenantOut(key=tenant.key, name=tenant.name, crs=f"EPSG:{tenant.srid}"),
                  organisation=org_out(org), token_id=None, token_expires_at=None)
@@ -248,8 +248,7 @@ def current_session(response: Response, principal: Principal = Depends(ANYONE),
     response.headers.update(NO_STORE)
     user = session.get(User, principal.user_id)
     return SessionOut(user=user_out(session, user), csrf_token=row.csrf_token, expires_at=row.expires_at,
-                      idle_expires_at=min(row.expires_at, max(row.last_seen_at, clock.now())
-                                          + sessions.idle_timeout()),
+                      idle_expires_at=min(row.expires_at, row.last_seen_at + sessions.idle_timeout()),
                       restricted=row.restricted)
 
 

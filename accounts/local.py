@@ -36,7 +36,6 @@ from breitband import clock, identity, sessions
 from breitband.errors import Conflict, ProblemError, Unauthorized, UnprocessableEntity
 from breitband.limits import TooManyRequests
 from breitband.models import Role, Tenant, User, WebSession
-from breitband.settings import get_settings
 
 log = logging.getLogger("accounts.local")
 
@@ -323,7 +322,3 @@ def disable_totp(session: Session, user: User, tenant: Tenant, password: str, *,
     if was_on:
         events.record(session, "totp-disabled", user.tenant_key, client, user_id=user.id, actor_id=user.id,
                       email=user.email, now=now)
-
-
-def throttle_from_settings() -> AddressThrottle:
-    return AddressThrottle(get_settings().limits_redis_url)

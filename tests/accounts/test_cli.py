@@ -84,4 +84,4 @@ def test_create_with_a_password_set_password_and_deactivate(cli_tenant, committi
                                "sign-in", "user-deactivated"]
         agent = conn.execute(text("SELECT DISTINCT user_agent FROM security_events WHERE tenant_key = 'cp' "
                                   "AND kind IN ('user-created', 'user-deactivated')")).scalars().all()
-        assert agent == ["breitband command line"]
+        assert agent == ["breitband CLI"]
