@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import select
+
 from accounts import passwords, totp
+from accounts.models import SecurityEvent
 from breitband import identity, sessions
 from breitband.models import Tenant, User, WebSession
 from tests.accounts.conftest import PASSWORD, login
@@ -94,6 +97,11 @@ def test_lockout_and_back_off_are_the_same_for_known_and_unknown_addresses(clien
             problem(login(client, email, "wrong password 123"), 401, "sign-in-failed")
             r = problem(login(client, email, "wrong password 123"), 429, "too-many-sign-in-attempts")
             assert minutes * 60 - 1 <= r["retry_after_s"] <= minutes * 60
+    lockouts = session.scalars(select(SecurityEvent).where(SecurityEvent.kind == "lockout")
+                               .order_by(SecurityEvent.id)).all()
+    assert [(e.email, e.detail["failures"]) for e in lockouts] == [
+        ("planer@xa.example", 5), ("nobody@xa.example", 5), ("planer@xa.example", 6), ("nobody@xa.example", 6),
+        ("planer@xa.example", 7), ("nobody@xa.example", 7)]
     clock.now += timedelta(minutes=5)
     assert login(client, "planer@xa.example").status_code == 200      # success resets the counter
     session.expire_all()
@@ -171,6 +179,8 @@ def test_enrolment_required_by_the_tenant(client, with_passwords, session, clock
     assert ok.status_code == 204, ok.text
     assert client.get("/api/v1/auth/session").json()["restricted"] is None
     assert client.get("/api/v1/organisations").status_code == 200
+    enabled = session.scalars(select(SecurityEvent).where(SecurityEvent.kind == "totp-enabled")).one()
+    assert enabled.user_id == enabled.actor_id == with_passwords.admin.user_id
     problem(client.post("/api/v1/me/totp", headers=csrf), 409, "totp-already-enabled")
     r = client.request("DELETE", "/api/v1/me/totp", json={"password": PASSWORD}, headers=csrf)
     problem(r, 409, "totp-required-by-tenant")
@@ -185,6 +195,7 @@ def test_removing_the_second_factor_needs_the_password(client, with_passwords, s
     problem(client.request("DELETE", "/api/v1/me/totp", json={"password": "wrong password 1"}, headers=csrf), 422,
             "password-wrong")
     assert client.request("DELETE", "/api/v1/me/totp", json={"password": PASSWORD}, headers=csrf).status_code == 204
+    assert session.scalars(select(SecurityEvent).where(SecurityEvent.kind == "totp-disabled")).one()
     assert login(client, "planer@xa.example").status_code == 200
 
 
