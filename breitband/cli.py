@@ -12,6 +12,7 @@ from typing import Any, Optional
 import typer
 from sqlalchemy import func, or_, select
 
+import accounts.cli_admin
 import geo.cli
 import notifications.cli
 import permits.cli
@@ -322,8 +323,8 @@ def demo_load(tokens: bool = typer.Option(True, help="Issue fresh demo tokens an
 
 
 # Each domain package's cli.py adds its commands through ``register(app)``; geo's first, whose `import` group
-# permits.cli adds `import areas` to.
-for domain_cli in (geo.cli, permits.cli, notifications.cli):
+# permits.cli adds `import areas` to; accounts.cli_admin adds `user invite` and `user reset-password`.
+for domain_cli in (geo.cli, permits.cli, notifications.cli, accounts.cli_admin):
     domain_cli.register(app)
 
 
