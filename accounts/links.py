@@ -138,13 +138,18 @@ def invite(session: Session, user: User, actor: User | None, origin: Origin, *, 
 
 def request_reset(session: Session, tenant_key: str, email: str, origin: Origin, *,
                   now: datetime | None = None) -> Issued | None:
-    """Send a reset link to an active user's address. Nothing happens (and nothing tells so) for an unknown or
-    deactivated address, or when the address got one within RESET_EVERY. → the link when one was sent (tests)."""
+    """Send a reset link to an active user's address. Nothing is sent (and nothing tells so: the caller answers 202
+    either way) for an unknown or deactivated address, or when the address got one within RESET_EVERY; every
+    request is recorded as ``password-reset-requested`` with ``sent`` and why not. → the link when one was sent."""
     now = now or clock.now()
     identity.get_tenant(session, tenant_key)
     user = session.scalar(select(User).where(User.tenant_key == tenant_key, User.email == email.strip().lower())
                           .with_for_update())
     if user is None or not user.active:
+        # recorded for the tenant admins (someone probing addresses shows up), answered like any other request
+        record(session, "password-reset-requested", tenant_key, origin, user_id=user.id if user else None,
+               email=email, now=now,
+               detail={"sent": False, "reason": "unknown-address" if user is None else "user-deactivated"})
         return None
     last = session.scalar(select(func.max(AccountLink.created_at)).where(
         AccountLink.user_id == user.id, AccountLink.purpose == LinkPurpose.reset.value))

@@ -158,6 +158,9 @@ def test_reset_same_answer_for_unknown_addresses_one_mail_per_five_minutes(world
     assert ask("niemand@xa.example") == known                          # the same answer either way
     assert len(deliveries(session, reviewer.id, "account.reset")) == 1
     assert session.scalar(select(Delivery).where(Delivery.target == "niemand@xa.example")) is None
+    probe = session.scalars(select(SecurityEvent).where(SecurityEvent.email == "niemand@xa.example")).one()
+    assert (probe.kind, probe.user_id, probe.detail) == ("password-reset-requested", None,
+                                                         {"sent": False, "reason": "unknown-address"})
 
     ask("pruefer@xa.example")                                          # within 5 minutes: nothing more is sent
     assert len(deliveries(session, reviewer.id, "account.reset")) == 1
