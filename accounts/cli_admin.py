@@ -8,17 +8,10 @@ import json
 import typer
 
 from accounts import links
+from accounts.cli import user_group
 from accounts.events import Origin
 from breitband import identity
 from breitband.db import get_database
-
-
-def user_group(app: typer.Typer) -> typer.Typer:
-    """The existing `user` group of the command line."""
-    for group in app.registered_groups:
-        if group.name == "user":
-            return group.typer_instance
-    raise RuntimeError("breitband.cli has no `user` group to add the invitation commands to")
 
 
 def _echo(data: dict) -> None:

@@ -84,18 +84,28 @@ def event_payload(row: SecurityEvent) -> dict[str, Any]:
             "client_ip": row.client_ip, "user_agent": row.user_agent, "detail": row.detail}
 
 
-def listing(session: Session, tenant_key: str, *, kind: str | None = None, user_id: uuid.UUID | None = None,
-            since: datetime | None = None, until: datetime | None = None, before_id: int | None = None,
-            limit: int = 100) -> list[SecurityEvent]:
-    """A tenant's security events, newest first; ``before_id`` pages on (keyset)."""
-    if kind is not None and kind not in KINDS:
-        raise UnprocessableEntity(f"Unknown kind {kind!r}; one of " + ", ".join(KINDS), type="invalid-parameter",
-                                  field="kind")
+def listing(session: Session, tenant_key: str, *, kind: str | list[str] | None = None,
+            user_id: uuid.UUID | None = None, since: datetime | None = None, until: datetime | None = None,
+            before_id: int | None = None, limit: int = 100) -> list[SecurityEvent]:
+    """A tenant's security events, newest first (by id: the order they were recorded); ``kind``: one or several;
+    ``user_id``: events about or done by that user; ``since`` inclusive, ``until`` exclusive; ``before_id`` pages on
+    (keyset)."""
+    kinds = [kind] if isinstance(kind, str) else list(kind or [])
+    for k in kinds:
+        if k not in KINDS:
+            raise UnprocessableEntity(f"Unknown kind {k!r}; one of " + ", ".join(KINDS), type="invalid-parameter",
+                                      field="kind")
     if not 1 <= limit <= 500:
         raise UnprocessableEntity("limit must lie between 1 and 500", type="invalid-parameter", field="limit")
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and value.tzinfo is None:
+            raise UnprocessableEntity(f"{name} needs a time zone offset, e.g. 2026-01-15T10:00:00+01:00 or …Z",
+                                      type="invalid-parameter", field=name)
+    if since is not None and until is not None and since > until:
+        raise UnprocessableEntity("since lies after until", type="invalid-parameter", field="since")
     stmt = select(SecurityEvent).where(SecurityEvent.tenant_key == tenant_key)
-    if kind is not None:
-        stmt = stmt.where(SecurityEvent.kind == kind)
+    if kinds:
+        stmt = stmt.where(SecurityEvent.kind.in_(kinds))
     if user_id is not None:
         stmt = stmt.where((SecurityEvent.user_id == user_id) | (SecurityEvent.actor_id == user_id))
     if since is not None:
@@ -105,6 +115,26 @@ def listing(session: Session, tenant_key: str, *, kind: str | None = None, user_
     if before_id is not None:
         stmt = stmt.where(SecurityEvent.id < before_id)
     return list(session.scalars(stmt.order_by(SecurityEvent.id.desc()).limit(limit)))
+
+
+def event_out(row: SecurityEvent) -> dict[str, Any]:
+    """An event as the tenant admins' list shows it."""
+    return {"id": row.id, "at": iso(row.at), "kind": row.kind,
+            "user_id": str(row.user_id) if row.user_id else None,
+            "actor_id": str(row.actor_id) if row.actor_id else None, "email": row.email,
+            "client_ip": row.client_ip, "user_agent": row.user_agent, "detail": row.detail or {}}
+
+
+def page(session: Session, tenant_key: str, *, limit: int = 100, **filters: Any) -> dict[str, Any]:
+    """One page of ``listing``: ``{"items", "next_before_id"}`` — pass ``next_before_id`` as ``before_id`` for the
+    next (older) page; None when this page is the last."""
+    if not 1 <= limit <= 500:
+        raise UnprocessableEntity("limit must lie between 1 and 500", type="invalid-parameter", field="limit")
+    rows = listing(session, tenant_key, limit=min(limit + 1, 500), **filters)
+    more = len(rows) > limit or (limit == 500 and len(rows) == 500 and bool(
+        listing(session, tenant_key, limit=1, **{**filters, "before_id": rows[-1].id})))
+    rows = rows[:limit]
+    return {"items": [event_out(r) for r in rows], "next_before_id": rows[-1].id if more and rows else None}
 
 
 def audience(_session: Session, ev: Event) -> list[Recipient] | None:

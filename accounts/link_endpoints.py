@@ -13,19 +13,16 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
-from accounts import links
-from accounts.events import Origin, record
-from accounts.schemas import AcceptedOut, LinkOut, LinkRedeem, PasswordResetIn, SignedInOut
+from accounts import links, local
+from accounts.endpoints import NO_STORE, LoginOut, user_out
+from accounts.events import Origin
+from accounts.schemas import AcceptedOut, LinkOut, LinkRedeem, PasswordResetIn
 from breitband import clock, identity, sessions
-from breitband.api import org_out
 from breitband.db import get_read_session, write_session
 from breitband.errors import PROBLEM_JSON, NotFound, Unauthorized
-from breitband.models import Organisation, Tenant, User
-from breitband.schemas import MeOut, TenantOut
 
 router = APIRouter(prefix="/api/v1/auth", tags=["sign-in"])
 
-NO_STORE = {"Cache-Control": "no-store"}
 TOKEN = Path(..., min_length=1, max_length=100, description="The secret from the e-mailed link (after /#/link/)")
 PROBLEMS = {status: {"content": {PROBLEM_JSON: {}}, "description": text} for status, text in (
     (401, "The account has a second factor: totp-required / totp-invalid"),
@@ -49,14 +46,6 @@ def counted_failures(request: Request) -> Iterator[None]:
         raise
 
 
-def me_of(session: Session, user: User) -> MeOut:
-    tenant = session.get(Tenant, user.tenant_key)
-    return MeOut(id=user.id, email=user.email, name=user.name, role=user.role,
-                 tenant=TenantOut(key=tenant.key, name=tenant.name, crs=f"EPSG:{tenant.srid}"),
-                 organisation=org_out(session.get(Organisation, user.organisation_id)), token_id=None,
-                 token_expires_at=None)
-
-
 @router.post("/password-reset", status_code=202, response_model=AcceptedOut, responses=PROBLEMS,
              summary="Ask for a link to set a new password (public; 202 whether or not the address has an account)")
 def password_reset(request: Request, data: PasswordResetIn, session: Session = write_session) -> JSONResponse:
@@ -74,7 +63,7 @@ def inspect_link(request: Request, token: str = TOKEN, session: Session = Depend
     return JSONResponse(body.model_dump(mode="json"), headers=NO_STORE)
 
 
-@router.post("/links/{token}", response_model=SignedInOut, responses=PROBLEMS,
+@router.post("/links/{token}", response_model=LoginOut, responses=PROBLEMS,
              summary="Set the password with an invitation or reset link and sign in (public; the link is used up)",
              description="Sets the password (policy: at least 12 characters, not a common one, not the e-mail "
                          "address or name), ends the user's other sessions and open links, and starts a session "
@@ -86,17 +75,13 @@ def redeem_link(request: Request, data: LinkRedeem, token: str = TOKEN,
     now = clock.now()
     with counted_failures(request):
         user = links.redeem(session, token, data.password, origin, totp_code=data.totp_code, now=now)
-    mfa = user.totp_enabled_at is not None
-    enrol = not mfa and links.totp_required(identity.get_tenant(session, user.tenant_key), user.role)
-    started = sessions.start(session, user.id, method="link", mfa=mfa, client_ip=origin.client_ip,
-                             user_agent=origin.user_agent,
-                             restricted=sessions.RESTRICTED_TOTP if enrol else None, now=now)
-    user.last_sign_in_at = now
-    record(session, "sign-in", user.tenant_key, origin, user_id=user.id, actor_id=user.id, email=user.email, now=now,
-           detail={"method": "link", "mfa": mfa, "session_id": str(started.id),
-                   **({"restricted": sessions.RESTRICTED_TOTP} if enrol else {})})
-    body = SignedInOut(user=me_of(session, user), csrf_token=started.csrf_token, expires_at=started.expires_at,
-                       idle_timeout_s=int(sessions.idle_timeout().total_seconds()), totp_enrolment_required=enrol)
+    tenant = identity.get_tenant(session, user.tenant_key)
+    signed = local._start(session, tenant, user, origin, now, mfa=user.totp_enabled_at is not None,
+                          method="link")
+    body = LoginOut(user=user_out(session, user), csrf_token=signed.started.csrf_token,
+                    expires_at=signed.started.expires_at,
+                    idle_timeout_s=int(sessions.idle_timeout().total_seconds()),
+                    totp_enrolment_required=signed.totp_enrolment_required)
     response = JSONResponse(body.model_dump(mode="json"), headers=NO_STORE)
-    sessions.set_cookie(response, started)
+    sessions.set_cookie(response, signed.started)
     return response

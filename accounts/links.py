@@ -29,10 +29,10 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from accounts import passwords, totp
+from accounts import local, totp
 from accounts.events import Origin, record
 from accounts.models import AccountLink, LinkPurpose
-from breitband import clock, identity, sessions
+from breitband import clock, identity
 from breitband.errors import Forbidden, NotFound, ProblemError, Unauthorized
 from breitband.models import Organisation, Role, Tenant, User
 from breitband.settings import get_settings
@@ -66,12 +66,6 @@ def lifetime() -> timedelta:
 
 def url(secret: str) -> str:
     return f"{get_settings().public_base_url.rstrip('/')}/#/link/{secret}"
-
-
-def totp_required(tenant: Tenant, role: Role | str) -> bool:
-    """Whether the tenant's rules ([sign_in] totp_required_roles) require a second factor for the role."""
-    sign_in = (tenant.rules or {}).get("sign_in") or {}
-    return Role(role).value in (sign_in.get("totp_required_roles") or [])
 
 
 # --- issuing ------------------------------------------------------------------------------------------------------
@@ -224,17 +218,10 @@ def redeem(session: Session, secret: str, password: str, origin: Origin, *, totp
     now = now or clock.now()
     link, user = _find(session, secret, now, lock=True)
     _second_factor(user, totp_code, now)
-    passwords.check(password, email=user.email, name=user.name)
-    user.password_hash = passwords.hash_password(password)
-    user.password_changed_at = now
-    user.failed_sign_ins = 0
-    user.locked_until = None
     link.used_at = now
     session.execute(update(AccountLink).where(
         AccountLink.user_id == user.id, AccountLink.id != link.id, AccountLink.used_at.is_(None),
         AccountLink.expires_at > now).values(expires_at=now).execution_options(synchronize_session=False))
-    ended = sessions.end_all(session, user.id, now=now)
-    record(session, "password-set", user.tenant_key, origin, user_id=user.id, actor_id=user.id, email=user.email,
-           now=now, detail={"how": link.purpose, "link_id": str(link.id), "sessions_ended": ended})
+    local.set_password(session, user, password, actor_id=user.id, client=origin, how=link.purpose, now=now)
     session.flush()
     return user

@@ -8,8 +8,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from breitband.schemas import MeOut
-
 RoleName = Literal["operator_member", "operator_admin", "authority_reviewer", "authority_admin", "tenant_admin"]
 KindName = Literal["operator", "road_authority", "participating_body", "operating_office"]
 
@@ -121,14 +119,3 @@ class LinkRedeem(Strict):
     password: str = Field(min_length=1, max_length=1024)
     totp_code: str | None = Field(default=None, max_length=32, description="Needed when the account has a second "
                                   "factor")
-
-
-class SignedInOut(BaseModel):
-    """The answer of a sign-in (the same as POST /api/v1/auth/login)."""
-
-    user: MeOut
-    csrf_token: str = Field(description="Send it as X-CSRF-Token with every POST, PUT, PATCH and DELETE")
-    expires_at: datetime = Field(description="When the session ends at the latest (absolute lifetime)")
-    idle_timeout_s: int = Field(description="The session ends after this long without a request")
-    totp_enrolment_required: bool = Field(description="The tenant requires a second factor for the role and none "
-                                          "is set up: the session reaches only the second factor's set-up until it is")

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import accounts.admin_endpoints
+import accounts.endpoints
 import accounts.events  # registers the outbox audience of security events
 import accounts.link_endpoints
 import accounts.oidc_endpoints
@@ -63,6 +64,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
 
     app.include_router(breitband.api.health_router)
     app.include_router(breitband.api.router)
+    app.include_router(accounts.endpoints.router)
+    app.include_router(accounts.endpoints.tokens_router)
     app.include_router(geo.api.router)
     app.include_router(geo.tiles_api.router)
     app.include_router(permits.applications.endpoints.router)

@@ -20,6 +20,11 @@ declares (the markers ``requires_if_match`` and ``honours_idempotency_key``) rat
   request, breitband/input_guard.py);
 - 503 with ``Retry-After`` on every operation that uses the database (all but ``/healthz``).
 
+Security: the schemes ``bearer`` (API token), ``session`` (the browser's cookie, breitband/sessions.py) and
+``basic`` (the token as the password, on the read-only GIS endpoints only) are declared once; every operation that
+authenticates names bearer or session, and its unsafe ones (POST, PUT, PATCH, DELETE) the ``X-CSRF-Token`` header,
+which a request signed in by the cookie must send (403 ``csrf-token-missing`` / ``-invalid``).
+
 413 and 429 come from breitband/limits.py. ``install`` wraps ``app.openapi`` once; the additions are idempotent.
 """
 
@@ -30,6 +35,7 @@ from typing import Any, TypeVar
 
 from fastapi import FastAPI
 
+from breitband import sessions
 from breitband.errors import PROBLEM_JSON, TYPE_BASE
 from breitband.limits import _PROBLEM_SCHEMA, _api_routes, _authenticated_operations
 from breitband.models import Role
@@ -71,6 +77,7 @@ def install(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         schema = original()
         add_problem_responses(app, schema)
+        add_security(app, schema)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -113,8 +120,9 @@ def add_problem_responses(app: FastAPI, schema: dict[str, Any]) -> None:
             command = key[0] != "GET"
             if key in authenticated:
                 responses.setdefault("401", _response(
-                    "No, an unknown, an expired or a revoked token (types token-missing, token-invalid, "
-                    "token-expired, token-revoked, user-deactivated)",
+                    "No, an unknown, an expired or a revoked token, or an ended or expired session (types "
+                    "token-missing, token-invalid, token-expired, token-revoked, session-ended, session-expired, "
+                    "user-deactivated)",
                     {"WWW-Authenticate": {"schema": {"type": "string"}}}))
                 if _restricted(deps) or command:
                     responses.setdefault("403", _response("The caller's role or organisation may not do this"))
@@ -141,6 +149,42 @@ def add_problem_responses(app: FastAPI, schema: dict[str, Any]) -> None:
                 responses.setdefault("503", _response(
                     "The database is unavailable or did not answer in time; try again after Retry-After",
                     {"Retry-After": {"schema": {"type": "integer"}}}))
+
+
+CSRF_TOKEN = {"name": sessions.CSRF_HEADER, "in": "header", "required": False,
+              "description": "Required when the request is signed in by the session cookie (not with a Bearer "
+                             "token): the session's CSRF token from POST /api/v1/auth/login or GET "
+                             "/api/v1/auth/session (403 csrf-token-missing / csrf-token-invalid otherwise)",
+              "schema": {"type": "string", "maxLength": 64}}
+
+
+def security_schemes() -> dict[str, Any]:
+    return {
+        "bearer": {"type": "http", "scheme": "bearer",
+                   "description": "An API token (POST /api/v1/me/tokens, or `breitband token create`). Tokens of "
+                                  "scope 'read' are refused on POST, PUT, PATCH and DELETE (403 token-read-only)"},
+        "session": {"type": "apiKey", "in": "cookie", "name": sessions.cookie_name(),
+                    "description": f"The browser's session after POST /api/v1/auth/login (`{sessions.SECURE_COOKIE}` "
+                                   f"when the service runs on https, `{sessions.PLAIN_COOKIE}` on plain http); "
+                                   f"unsafe methods also need the header {sessions.CSRF_HEADER}"},
+        "basic": {"type": "http", "scheme": "basic",
+                  "description": "Only on the read-only GIS endpoints (GET/HEAD of /api/v1/ogc/…, tiles, TileJSON, "
+                                 "the style): any user name, an API token as the password (QGIS, GDAL)"},
+    }
+
+
+def add_security(app: FastAPI, schema: dict[str, Any]) -> None:
+    """The security schemes, each authenticating operation's alternatives and the CSRF header of its unsafe
+    methods. Idempotent."""
+    schema.setdefault("components", {})["securitySchemes"] = security_schemes()
+    authenticated = _authenticated_operations(app)
+    for path, ops in schema.get("paths", {}).items():
+        for method, op in ops.items():
+            if not isinstance(op, dict) or (method.upper(), path) not in authenticated:
+                continue
+            op["security"] = [{"bearer": []}, {"session": []}]
+            if method.upper() not in sessions.SAFE_METHODS:
+                _add_parameter(op, CSRF_TOKEN)
 
 
 def _add_parameter(op: dict[str, Any], parameter: dict[str, Any]) -> None:
