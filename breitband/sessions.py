@@ -183,13 +183,14 @@ def lookup(session: Session, secret: str, *, now: datetime | None = None) -> Fou
     row = session.execute(LOOKUP_SQL.where(WebSession.secret_hash == hash_secret(secret))).first()
     if row is None:
         raise SessionRefused("Your session is not known (any more); please sign in", "session-unknown")
+    # Deactivation first: it also ends the sessions, and the person should learn why, not only that it ended.
+    if not row.active:
+        raise SessionRefused("The user is deactivated; ask your organisation's administrator", "user-deactivated")
     if row.revoked_at is not None:
         raise SessionRefused("Your session was ended (signed out, or signed out everywhere, or your account was "
                              "changed); please sign in again", "session-ended")
     if row.expires_at <= now or row.last_seen_at + idle_timeout() <= now:
         raise SessionRefused("Your session has expired; please sign in again", "session-expired")
-    if not row.active:
-        raise SessionRefused("The user is deactivated", "user-deactivated")
     return Found(session_id=row.session_id, csrf_token=row.csrf_token, restricted=row.restricted,
                  expires_at=row.expires_at, user_id=row.user_id, email=row.email, name=row.name,
                  role=Role(row.role), tenant_key=row.tenant_key, organisation_id=row.organisation_id,
