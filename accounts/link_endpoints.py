@@ -29,7 +29,7 @@ PROBLEMS = {status: {"content": {PROBLEM_JSON: {}}, "description": text} for sta
     (403, "The user is deactivated (user-deactivated)"), (404, "Unknown link (link-unknown) or tenant"),
     (410, "The link was used (link-used) or has expired or was replaced (link-expired)"),
     (422, "The password does not meet the policy (password-too-short, password-common, ...)"),
-    (429, "Too many failed attempts from the client address"))}
+    (429, "Too many failed attempts, or reset requests, from the client address"))}
 RESET_ACCEPTED = ("If the address belongs to an active account of the tenant, an e-mail with a link to set a new "
                   "password is on its way (at most one every 5 minutes). Wenn die Adresse zu einem aktiven Konto "
                   "gehört, ist eine E-Mail mit einem Link zum Festlegen eines neuen Passworts unterwegs.")
@@ -49,6 +49,8 @@ def counted_failures(request: Request) -> Iterator[None]:
 @router.post("/password-reset", status_code=202, response_model=AcceptedOut, responses=PROBLEMS,
              summary="Ask for a link to set a new password (public; 202 whether or not the address has an account)")
 def password_reset(request: Request, data: PasswordResetIn, session: Session = write_session) -> JSONResponse:
+    limits = request.app.state.limits
+    limits.check("password-reset", "client", limits.client(request.scope))     # each request may send an e-mail
     links.request_reset(session, data.tenant.strip().lower(), data.email, Origin.of(request))
     return JSONResponse({"detail": RESET_ACCEPTED}, status_code=202, headers=NO_STORE)
 

@@ -126,6 +126,7 @@ class Settings(BaseSettings):
     rate_limit_resolve_token: str = "120/60"    # POST /api/v1/resolve per token
     rate_limit_resolve_client: str = "600/60"   # POST /api/v1/resolve per client address (offices share one)
     rate_limit_redeliver_token: str = "20/60"   # webhook redeliveries per token
+    rate_limit_password_reset: str = "10/600"   # POST /api/v1/auth/password-reset per client address (e-mails)
     # The work of /resolve per token: features resolved per window (10,000 points cost about 2 s of CPU, so the
     # default lets one token use at most about a tenth of a core), counted before the resolution's queries.
     rate_limit_resolve_features_token: str = "30000/60"
@@ -135,7 +136,7 @@ class Settings(BaseSettings):
 
     @field_validator("rate_limit_auth_failures", "rate_limit_verify", "rate_limit_resolve_token",
                      "rate_limit_resolve_client", "rate_limit_redeliver_token",
-                     "rate_limit_resolve_features_token")
+                     "rate_limit_resolve_features_token", "rate_limit_password_reset")
     @classmethod
     def _rate(cls, value: str) -> str:
         if value.strip().lower() != "off" and not re.fullmatch(r"\s*[1-9]\d*\s*/\s*[1-9]\d*\s*s?\s*", value):

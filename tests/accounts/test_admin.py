@@ -204,8 +204,7 @@ def test_role_change_and_deactivation_end_sessions_and_tokens(world, client, ses
     session.commit()
     r = post(client, world.admin, f"/api/v1/admin/users/{reviewer.user_id}/deactivate")
     assert r.status_code == 200 and r.json()["active"] is False
-    assert problem(me_with_cookie(client, again.secret)) == (
-        401, "session-ended")
+    assert problem(me_with_cookie(client, again.secret)) == (401, "user-deactivated")
     assert problem(client.get("/api/v1/me", headers=reviewer.headers)) == (401, "user-deactivated")
     event = last_event(session, "user-deactivated")
     assert (event.user_id, event.actor_id) == (reviewer.user_id, world.admin.user_id)

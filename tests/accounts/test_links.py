@@ -13,6 +13,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
@@ -28,6 +29,7 @@ from breitband.models import OrgKind, Role, User, WebSession
 from breitband.settings import PROJECT_ROOT
 from notifications import delivery
 from notifications.models import Delivery, FeedEntry
+from tests.conftest import TEST_LIMITS_REDIS_URL
 from tests.support.waiting import wait_for
 
 PROBLEM = "https://breitband.dev/problems/"
@@ -186,6 +188,20 @@ def test_reset_same_answer_for_unknown_addresses_one_mail_per_five_minutes(world
     assert (unknown_tenant.status_code, unknown_tenant.json()["type"]) == (404, PROBLEM + "tenant-not-found")
     missing = client.post("/api/v1/auth/password-reset", json={"tenant": "xa"})
     assert (missing.status_code, missing.json()["type"]) == (422, PROBLEM + "validation-error")
+
+
+def test_reset_requests_per_client_address_are_limited(world, settings, db):
+    """Each request may send an e-mail (to a different address each time): BREITBAND_RATE_LIMIT_PASSWORD_RESET per
+    client address, 429 with Retry-After beyond it."""
+    redis.Redis.from_url(TEST_LIMITS_REDIS_URL).flushdb()
+    app = create_app(settings.model_copy(update={"rate_limit_password_reset": "2/60",
+                                                 "limits_redis_url": TEST_LIMITS_REDIS_URL}), db=db)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        answers = [client.post("/api/v1/auth/password-reset", json={"tenant": "xa", "email": f"a{i}@xa.example"})
+                   for i in range(3)]
+    assert [a.status_code for a in answers] == [202, 202, 429]
+    assert answers[2].json()["type"] == PROBLEM + "too-many-requests" and int(answers[2].headers["retry-after"]) > 0
+    redis.Redis.from_url(TEST_LIMITS_REDIS_URL).flushdb()
 
 
 def test_reset_ends_every_session_and_needs_the_second_factor(world, client, session, clock):
