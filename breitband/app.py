@@ -7,8 +7,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+import accounts.admin_endpoints
 import accounts.endpoints
 import accounts.events  # registers the outbox audience of security events
+import accounts.link_endpoints
 import accounts.oidc_endpoints
 import breitband.api
 import breitband.web
@@ -77,5 +79,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(notifications.api.router)
     app.include_router(notifications.contacts.router)
     app.include_router(accounts.oidc_endpoints.router)   # /auth/oidc/…: the browser's OpenID Connect sign-in
+    app.include_router(accounts.admin_endpoints.router)
+    app.include_router(accounts.link_endpoints.router)
     app.include_router(breitband.web.router)   # last: the web app at / and /assets, after every API route
     return app

@@ -207,12 +207,13 @@ def _rates(settings: Settings) -> dict[str, Rate | None]:
             "resolve:token": Rate.parse(settings.rate_limit_resolve_token),
             "resolve:client": Rate.parse(settings.rate_limit_resolve_client),
             "redeliver:token": Rate.parse(settings.rate_limit_redeliver_token),
-            "resolve-features:token": Rate.parse(settings.rate_limit_resolve_features_token)}
+            "resolve-features:token": Rate.parse(settings.rate_limit_resolve_features_token),
+            "password-reset:client": Rate.parse(settings.rate_limit_password_reset)}
 
 
 _WHAT = {"auth-failures": "failed authentications from your address", "verify": "document verifications",
          "resolve": "resolution requests", "redeliver": "webhook redeliveries",
-         "resolve-features": "features resolved"}
+         "resolve-features": "features resolved", "password-reset": "password reset requests"}
 _PER = {"client": "from your address", "token": "with this token"}
 
 

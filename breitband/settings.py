@@ -102,6 +102,8 @@ class Settings(BaseSettings):
     # whatever happens. The cookie is "__Host-breitband" (Secure) when public_base_url is https.
     session_idle_minutes: float = Field(default=30.0, gt=0)
     session_absolute_hours: float = Field(default=12.0, gt=0)
+    # Invitation and password-reset links (accounts/links.py): single use, dead this many hours after they were sent.
+    account_link_hours: float = Field(default=24.0, gt=0)
 
     # Request size and rate limits (breitband/limits.py; docs/limits.md). Body limits in MiB per endpoint, enforced
     # while the body streams in: 413 problem+json as soon as one is passed, at once for a larger Content-Length.
@@ -124,6 +126,7 @@ class Settings(BaseSettings):
     rate_limit_resolve_token: str = "120/60"    # POST /api/v1/resolve per token
     rate_limit_resolve_client: str = "600/60"   # POST /api/v1/resolve per client address (offices share one)
     rate_limit_redeliver_token: str = "20/60"   # webhook redeliveries per token
+    rate_limit_password_reset: str = "10/600"   # POST /api/v1/auth/password-reset per client address (e-mails)
     # The work of /resolve per token: features resolved per window (10,000 points cost about 2 s of CPU, so the
     # default lets one token use at most about a tenth of a core), counted before the resolution's queries.
     rate_limit_resolve_features_token: str = "30000/60"
@@ -133,7 +136,7 @@ class Settings(BaseSettings):
 
     @field_validator("rate_limit_auth_failures", "rate_limit_verify", "rate_limit_resolve_token",
                      "rate_limit_resolve_client", "rate_limit_redeliver_token",
-                     "rate_limit_resolve_features_token")
+                     "rate_limit_resolve_features_token", "rate_limit_password_reset")
     @classmethod
     def _rate(cls, value: str) -> str:
         if value.strip().lower() != "off" and not re.fullmatch(r"\s*[1-9]\d*\s*/\s*[1-9]\d*\s*s?\s*", value):

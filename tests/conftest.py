@@ -44,7 +44,7 @@ os.environ["BREITBAND_LIMITS_REDIS_URL"] = TEST_LIMITS_REDIS_URL
 # The suite's many 401s and /resolve calls from one test client stay far below these; tests/test_limits.py builds
 # apps with small limits of its own.
 for _rate in ("AUTH_FAILURES", "VERIFY", "RESOLVE_TOKEN", "RESOLVE_CLIENT", "REDELIVER_TOKEN",
-              "RESOLVE_FEATURES_TOKEN"):
+              "RESOLVE_FEATURES_TOKEN", "PASSWORD_RESET"):
     os.environ.setdefault(f"BREITBAND_RATE_LIMIT_{_rate}", "1000000/60")
 
 import pytest  # noqa: E402

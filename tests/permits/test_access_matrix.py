@@ -53,6 +53,10 @@ Decisions the matrix records (read from the code, not from what it happened to a
 * operators' organisation records are visible to their own members and tenant admins only.
 * an authority with a case reads the statements on that application and may download a submitted attachment
   through them; it cannot answer them (403 ``not-your-statement``).
+* administration (/api/v1/admin/users, /organisations): tenant admins the whole tenant, an authority's (or
+  operator's) admin its own organisation only — another organisation's users and organisations are 404, inviting
+  into another organisation 403; creating organisations is for tenant admins. The invitation and reset links
+  (/api/v1/auth/links, /api/v1/auth/password-reset) are public: the e-mailed link is the credential.
 * the other tenant's callers reach their own (empty) tenant: a new draft is theirs (201), /resolve says their
   tenant has no boundaries (409), lists are empty.
 """
@@ -73,6 +77,8 @@ import pytest
 from sqlalchemy import delete, select
 
 import breitband.clock
+from accounts import links
+from accounts.models import AccountLink, LinkPurpose
 from breitband import identity, sessions
 from breitband.models import OrgKind, Role, User
 from notifications import outbox
@@ -265,6 +271,42 @@ MATRIX: dict[tuple[str, str, str], str] = {
         "200   200   200   200   200   200   200   200   200   200   200   200   200",
     ("POST", "/verify", ""):
         "200   200   200   200   200   200   200   200   200   200   200   200   200",
+    # --- administration of users and organisations (accounts/admin.py) ---
+       # anon  op    op2   rev   adm   rev2  adm2  body  body2 tadm  x_op  x_adm x_tadm
+    ("GET", "/api/v1/admin/users", ""):
+        "401   403   403   403   200+  403   200-  403   403   200+  403   200-  200-",
+    ("GET", "/api/v1/admin/users/{user_id}", ""):
+        "401   403   403   403   200   403   404   403   403   200   403   404   404",
+    ("POST", "/api/v1/admin/users", ""):
+        "401   403   403   403   201   403   403   403   403   201   403   404   404",
+    ("PATCH", "/api/v1/admin/users/{user_id}", ""):
+        "401   403   403   403   200   403   404   403   403   200   403   404   404",
+    ("POST", "/api/v1/admin/users/{user_id}/deactivate", ""):
+        "401   403   403   403   200   403   404   403   403   200   403   404   404",
+    ("POST", "/api/v1/admin/users/{user_id}/reactivate", ""):
+        "401   403   403   403   200   403   404   403   403   200   403   404   404",
+    ("POST", "/api/v1/admin/users/{user_id}/invitation", ""):
+        "401   403   403   403   200   403   404   403   403   200   403   404   404",
+    ("GET", "/api/v1/admin/organisations", ""):
+        "401   403   403   403   200+  403   200-  403   403   200+  403   200-  200-",
+    ("POST", "/api/v1/admin/organisations", ""):
+        "401   403   403   403   403   403   403   403   403   201   403   403   201",
+    ("PATCH", "/api/v1/admin/organisations/{org_id}", ""):
+        "401   403   403   403   200   403   404   403   403   200   403   404   404",
+    # --- invitation and reset links (public: the e-mailed link is the credential) ---
+       # anon  op    op2   rev   adm   rev2  adm2  body  body2 tadm  x_op  x_adm x_tadm
+    ("POST", "/api/v1/auth/password-reset", ""):
+        "202   202   202   202   202   202   202   202   202   202   202   202   202",
+    ("GET", "/api/v1/auth/links/{token}", "token"):
+        "200   200   200   200   200   200   200   200   200   200   200   200   200",
+    ("GET", "/api/v1/auth/links/{token}", "unknown token"):
+        "404   404   404   404   404   404   404   404   404   404   404   404   404",
+    # (a successful POST signs in with a cookie, which would stay in the matrix's client: tests/accounts/test_links.py
+    # covers it; here a password the policy refuses shows that the request reaches the link, and a used link)
+    ("POST", "/api/v1/auth/links/{token}", "weak password"):
+        "422   422   422   422   422   422   422   422   422   422   422   422   422",
+    ("POST", "/api/v1/auth/links/{token}", "used token"):
+        "410   410   410   410   410   410   410   410   410   410   410   410   410",
     # --- OGC API - Features ---
        # anon  op    op2   rev   adm   rev2  adm2  body  body2 tadm  x_op  x_adm x_tadm
     ("GET", "/api/v1/ogc", ""):
@@ -415,6 +457,29 @@ def requests_for(w: World) -> dict[tuple[str, str, str], Req]:
                                                          prepare=fresh_contact_token),
         ("POST", "/contact-confirmations", "used token"): Req(data={"token": "{used_contact_token}"}),
         ("POST", "/verify", ""): Req(files={"file": ("Bescheid.pdf", PDF, "application/pdf")}),
+        # administration: the reviewer of Stadt Neu-Isenburg (an authority admin's own organisation) as the object
+        ("GET", "/api/v1/admin/users", ""): Req(marker="tiefbau@neu-isenburg.example"),
+        ("GET", "/api/v1/admin/users/{user_id}", ""): Req(ids={"user_id": str(w.users["rev"])}),
+        ("POST", "/api/v1/admin/users", ""): Req(
+            json={"email": "{new_email}", "name": "Neu", "role": "authority_reviewer",
+                  "organisation_id": ids["authority_org"]}, prepare=fresh_address),
+        ("PATCH", "/api/v1/admin/users/{user_id}", ""): Req(ids={"user_id": str(w.users["rev"])},
+                                                            json={"name": "Tiefbau Neu-Isenburg"}),
+        ("POST", "/api/v1/admin/users/{user_id}/deactivate", ""): Req(prepare=fresh_reviewer),
+        ("POST", "/api/v1/admin/users/{user_id}/reactivate", ""): Req(ids={"user_id": str(w.users["rev"])}),
+        ("POST", "/api/v1/admin/users/{user_id}/invitation", ""): Req(ids={"user_id": str(w.users["rev"])}),
+        ("GET", "/api/v1/admin/organisations", ""): Req(query={"q": "Neu-Isenburg"}, marker="authority_org"),
+        ("POST", "/api/v1/admin/organisations", ""): Req(json={"kind": "participating_body",
+                                                               "name": "Untere Denkmalschutzbehörde Matrix"}),
+        ("PATCH", "/api/v1/admin/organisations/{org_id}", ""): Req(ids={"org_id": ids["authority_org"]},
+                                                                   json={"phone": "06102 241-0"}),
+        ("POST", "/api/v1/auth/password-reset", ""): Req(json={"tenant": "he",
+                                                               "email": "planer@glasfaser-test.example"}),
+        ("GET", "/api/v1/auth/links/{token}", "token"): Req(prepare=fresh_link),
+        ("GET", "/api/v1/auth/links/{token}", "unknown token"): Req(ids={"token": "bb_unknown"}),
+        ("POST", "/api/v1/auth/links/{token}", "weak password"): Req(json={"password": "kurz"}, prepare=fresh_link),
+        ("POST", "/api/v1/auth/links/{token}", "used token"): Req(json={"password": "Lindenbaum Fahrrad Kompass"},
+                                                                  prepare=used_link),
         ("GET", "/api/v1/ogc/collections/{collection_id}/items", ""): Req(marker="application_id"),
         ("GET", "/api/v1/events", ""): Req(marker="application_id"),
         ("GET", "/api/v1/webhooks", ""): Req(marker="webhook_id"),
@@ -463,6 +528,34 @@ def fresh_contact_token(w: World) -> dict[str, str]:
                                     now=datetime.now(timezone.utc))
     w.session.commit()
     return {"contact_token": token}
+
+
+def fresh_address(w: World) -> dict[str, str]:
+    return {"new_email": f"neu-{uuid.uuid4().hex[:8]}@neu-isenburg.example"}
+
+
+def fresh_reviewer(w: World) -> dict[str, str]:
+    """Another reviewer of Stadt Neu-Isenburg, to be deactivated."""
+    org = w.session.get(identity.Organisation, uuid.UUID(w.ids["authority_org"]))
+    user = identity.create_user(w.session, org, fresh_address(w)["new_email"], "Neu", Role.authority_reviewer)
+    w.session.commit()
+    return {"user_id": str(user.id)}
+
+
+def fresh_link(w: World) -> dict[str, str]:
+    """An open invitation link of a new reviewer of Stadt Neu-Isenburg."""
+    user = w.session.get(User, uuid.UUID(fresh_reviewer(w)["user_id"]))
+    issued = links.issue(w.session, user, LinkPurpose.invitation, created_by=None, now=breitband.clock.now())
+    w.session.commit()
+    return {"token": issued.secret}
+
+
+def used_link(w: World) -> dict[str, str]:
+    token = fresh_link(w)["token"]
+    link = w.session.scalars(select(AccountLink).where(AccountLink.token_hash == identity.hash_token(token))).one()
+    link.used_at = breitband.clock.now()
+    w.session.commit()
+    return {"token": token}
 
 
 def no_pending_generation(w: World) -> dict[str, str]:
@@ -611,6 +704,8 @@ def coverage_problems(app) -> list[str]:
 # that its request (path values, body) is right and the refusals in it are the authorisation's, not a wrong URL's.
 NOBODY_GETS_THROUGH = {("GET", "/contact-confirmations", "unknown token"),
                        ("GET", "/api/v1/auth/session", ""),
+                       ("GET", "/api/v1/auth/links/{token}", "unknown token"),
+                       ("POST", "/api/v1/auth/links/{token}", "used token"),
                        ("POST", "/contact-confirmations", "used token"),
                        ("POST", "/api/v1/cases/{case_id}/decision", "no If-Match")}
 
@@ -660,7 +755,7 @@ def send(w: World, method: str, path: str, caller: str, req: Req, values: dict[s
     query = {k: fill(v, values) for k, v in req.query.items()}
     kwargs: dict[str, Any] = {"headers": headers, "params": query or None}
     if req.json is not None:
-        kwargs["content"] = json.dumps(req.json)
+        kwargs["content"] = fill(json.dumps(req.json), values)
         headers["Content-Type"] = "application/json"
     if req.files is not None:
         kwargs["files"] = {k: (n, io.BytesIO(b), t) for k, (n, b, t) in req.files.items()}
