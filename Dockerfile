@@ -10,6 +10,7 @@ COPY breitband breitband
 COPY geo geo
 COPY permits permits
 COPY notifications notifications
+COPY accounts accounts
 COPY migrations migrations
 COPY data data
 RUN pip install --no-cache-dir -e . && useradd --system --home /app breitband && mkdir -p /app/var \

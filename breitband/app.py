@@ -7,7 +7,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-import accounts.events  # noqa: F401  (registers the outbox audience of security events)
+import accounts.audience  # registers the outbox's audience of the security events
+import accounts.endpoints
 import breitband.api
 import breitband.web
 import geo.api
@@ -60,6 +61,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
 
     app.include_router(breitband.api.health_router)
     app.include_router(breitband.api.router)
+    app.include_router(accounts.endpoints.router)
+    app.include_router(accounts.endpoints.tokens_router)
     app.include_router(geo.api.router)
     app.include_router(geo.tiles_api.router)
     app.include_router(permits.applications.endpoints.router)

@@ -4,7 +4,7 @@
 The app and its configuration are ``breitband.celery``'s; this module imports every task module by name, so that a
 worker knows every task a message can name, and a misspelled or missing module fails at start-up (autodiscovery
 skipped a package without tasks silently). ``permits.pipeline.audience`` registers the outbox audience of the permit
-events and the tasks that subscribe to them, which the relay asks for; ``accounts.events`` that of the security
+events and the tasks that subscribe to them, which the relay asks for, ``accounts.audience`` that of the security
 events. Processes that only send tasks (the API, the
 command line's other commands) send them by name and import none of this.
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 # Imported for what importing them does: each registers its tasks with the Celery app (and
 # permits.pipeline.audience also the outbox audience, its subscriptions and the reminders task).
-import accounts.events  # noqa: F401  (the outbox audience of security events)
+import accounts.audience  # noqa: F401  (the outbox audience of the security events)
 import breitband.tasks  # noqa: F401
 import notifications.tasks  # noqa: F401
 import permits.cases.tasks
