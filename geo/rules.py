@@ -5,11 +5,14 @@ Thresholds, prefixes and agency assignments differ per state: they are configura
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from breitband.errors import UnprocessableEntity
+from breitband.models import Role
 
 AuthorityKind = Literal["autobahn", "bund", "land", "kreis", "gemeinde", "other"]
 ClassKind = Literal["autobahn", "bund", "land", "kreis", "gemeinde"]
@@ -47,6 +50,84 @@ class Limits(BaseModel):
     max_features: int = Field(10_000, gt=0)         # features (sections, pits, areas) of one route
 
 
+ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
+DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}$")
+# Issuers over plain http are refused but for the developer's own machine (a test or local IdP).
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+class OidcSignIn(BaseModel):
+    """Sign-in through the tenant's OpenID Provider (accounts/oidc.py): which IdP, which client, and how the IdP's
+    claims become an organisation, a role and an allowed address. Claim values the maps do not name are refused
+    at sign-in (nobody is provisioned into a guessed organisation or role)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=100)        # on the button "Anmelden mit …"
+    issuer: str = Field(min_length=1, max_length=500)
+    client_id: str = Field(min_length=1, max_length=255)
+    # The secret is read from this environment variable at sign-in (it stays out of the database); client_secret
+    # in the file itself is possible but discouraged.
+    client_secret_env: str | None = None
+    client_secret: str | None = Field(None, min_length=1)
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "email", "profile"])
+    organisation_claim: str = Field("org", min_length=1)
+    role_claim: str = Field("role", min_length=1)
+    organisations: dict[str, str] = Field(default_factory=dict)   # claim value → organisation name or id
+    roles: dict[str, Role] = Field(default_factory=dict)          # claim value → role
+    allowed_domains: list[str] = Field(min_length=1)
+    provision: bool = False
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer(cls, value: str) -> str:
+        parts = urlsplit(value)
+        local = parts.scheme == "http" and parts.hostname in LOCAL_HOSTS
+        if not (parts.scheme == "https" or local) or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError(f"issuer {value!r} must be an https URL without query or fragment (plain http only "
+                             "for localhost or 127.0.0.1)")
+        return value
+
+    @field_validator("client_secret_env")
+    @classmethod
+    def _env_name(cls, value: str | None) -> str | None:
+        if value is not None and not ENV_NAME.match(value):
+            raise ValueError(f"client_secret_env {value!r} must name an environment variable (A-Z, 0-9, _), "
+                             "such as BREITBAND_OIDC_HE_CLIENT_SECRET")
+        return value
+
+    @field_validator("scopes")
+    @classmethod
+    def _scopes(cls, value: list[str]) -> list[str]:
+        if "openid" not in value or any(not s or " " in s for s in value):
+            raise ValueError("scopes must contain 'openid' and be single words")
+        return value
+
+    @field_validator("allowed_domains")
+    @classmethod
+    def _domains(cls, value: list[str]) -> list[str]:
+        domains = [d.strip().lower().removeprefix("@") for d in value]
+        for domain in domains:
+            if not DOMAIN.match(domain):
+                raise ValueError(f"{domain!r} is not a domain such as 'hessen-mobil.de'")
+        return domains
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> "OidcSignIn":
+        if (self.client_secret_env is None) == (self.client_secret is None):
+            raise ValueError("give exactly one of client_secret_env (recommended) and client_secret")
+        if not self.organisations or not self.roles:
+            raise ValueError("organisations and roles must each map at least one claim value")
+        return self
+
+
+class SignIn(BaseModel):
+    """How people of the tenant sign in: roles that need a second factor, and the optional OpenID Provider."""
+
+    model_config = ConfigDict(extra="forbid")
+    totp_required_roles: list[Role] = Field(default_factory=list)
+    oidc: OidcSignIn | None = None
+
+
 class TenantRules(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -72,6 +153,7 @@ class TenantRules(BaseModel):
     step_m: float = Field(10.0, gt=0, le=100)
     path_penalty_m: float = Field(8.0, ge=0, le=100)
     boundary_gap_m: float = Field(150.0, ge=0, le=1000)
+    sign_in: SignIn = Field(default_factory=SignIn)
 
     @field_validator("road_classes")
     @classmethod
