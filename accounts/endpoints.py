@@ -155,7 +155,8 @@ def user_out(session: Session, user: User) -> MeOut:
     org = session.get(identity.Organisation, user.organisation_id)
     return MeOut(id=user.id, email=user.email, name=user.name, role=user.role,
                  tenant=TenantOut(key=tenant.key, name=tenant.name, crs=f"EPSG:{tenant.srid}"),
-                 organisation=org_out(org), token_id=None, token_expires_at=None)
+                 organisation=org_out(org), token_id=None, token_expires_at=None,
+                 totp_enabled=user.totp_enabled_at is not None, totp_required=local.totp_required(tenant, user.role))
 
 
 def answer(request: Request, exc: ProblemError) -> JSONResponse:
