@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 
+import accounts.cli
 import geo.cli
 import notifications.cli
 import permits.cli
@@ -33,7 +34,7 @@ db_app = typer.Typer(help="Database: create and migrate.", no_args_is_help=True)
 tenant_app = typer.Typer(help="Tenants (federal states running the service).", no_args_is_help=True)
 org_app = typer.Typer(help="Organisations: operators, road authorities, other bodies, operating office.",
                       no_args_is_help=True)
-user_app = typer.Typer(help="Users.", no_args_is_help=True)
+user_app = typer.Typer(help="Users (commands: accounts/cli.py).", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens (Bearer). The secret is shown once.", no_args_is_help=True)
 demo_app = typer.Typer(help="The demo data set used by scripts/run.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -193,46 +194,6 @@ def org_list(tenant: str = typer.Option(..., help="Tenant key"), kind: Optional[
         echo_json([org_dict(o) for o in session.scalars(stmt)])
 
 
-@user_app.command("create")
-def user_create(tenant: str = typer.Option(...), org: str = typer.Option(..., help="Organisation id or exact name"),
-                email: str = typer.Option(...), name: str = typer.Option(...),
-                role: str = typer.Option(..., help="operator_member | operator_admin | authority_reviewer | "
-                                                   "authority_admin | tenant_admin")) -> None:
-    """Create a user in an organisation."""
-    with get_database().transaction() as session:
-        organisation = identity.find_organisation(session, tenant, org)
-        user = identity.create_user(session, organisation, email, name, role)
-        out = {"id": str(user.id), "email": user.email, "role": user.role, "organisation": organisation.name}
-    echo_json(out)
-
-
-def _set_active(tenant: str, email: str, active: bool) -> None:
-    with get_database().transaction() as session:
-        user = identity.find_user(session, tenant, email)
-        changed = identity.set_user_active(session, user, active)
-        tokens = session.scalar(select(func.count()).select_from(identity.active_tokens(user.id, clock.now())
-                                                                  .subquery()))
-        out = {"id": str(user.id), "email": user.email, "role": user.role, "active": user.active,
-               "changed": changed, "valid_tokens": tokens}
-    echo_json(out)
-
-
-@user_app.command("deactivate")
-def user_deactivate(tenant: str = typer.Option(..., help="Tenant key"),
-                    email: str = typer.Option(..., help="The user's e-mail address")) -> None:
-    """Deactivate a user: from the next request on, every one of their tokens is refused (401 user-deactivated).
-    The tokens are kept (`valid_tokens` counts them) and work again after `user reactivate`; revoke them with
-    `token revoke` to end them for good. Deactivating a deactivated user changes nothing (`changed: false`)."""
-    _set_active(tenant, email, False)
-
-
-@user_app.command("reactivate")
-def user_reactivate(tenant: str = typer.Option(..., help="Tenant key"),
-                    email: str = typer.Option(..., help="The user's e-mail address")) -> None:
-    """Reactivate a deactivated user: their tokens that are neither revoked nor expired work again."""
-    _set_active(tenant, email, True)
-
-
 def token_dict(token, email: str | None = None) -> dict[str, Any]:
     out = {"id": str(token.id), "name": token.name, "prefix": token.prefix, "created_at": token.created_at,
            "expires_at": token.expires_at, "last_used_at": token.last_used_at, "revoked_at": token.revoked_at}
@@ -322,8 +283,8 @@ def demo_load(tokens: bool = typer.Option(True, help="Issue fresh demo tokens an
 
 
 # Each domain package's cli.py adds its commands through ``register(app)``; geo's first, whose `import` group
-# permits.cli adds `import areas` to.
-for domain_cli in (geo.cli, permits.cli, notifications.cli):
+# permits.cli adds `import areas` to; accounts.cli adds the commands of the `user` group.
+for domain_cli in (geo.cli, permits.cli, notifications.cli, accounts.cli):
     domain_cli.register(app)
 
 
