@@ -29,6 +29,7 @@ from notifications.outbox import record_event
 
 KINDS = frozenset({
     "sign-in", "sign-in-failed", "lockout", "sign-out", "session-ended", "password-set", "password-reset-requested",
+    "user-changed",
     "totp-enabled", "totp-disabled", "role-changed", "user-invited", "user-created", "user-deactivated",
     "user-reactivated", "token-created", "token-revoked", "oidc-sign-in", "oidc-failed", "user-provisioned",
     "organisation-created", "organisation-changed",
@@ -53,21 +54,31 @@ class Client:
         return cls(ip=(ip or None) and ip[:64], user_agent=(request.headers.get("user-agent") or None)
                    and request.headers["user-agent"][:300])
 
+    @classmethod
+    def cli(cls) -> Client:
+        return COMMAND_LINE
+
+    @property
+    def client_ip(self) -> str | None:
+        return self.ip
+
 
 COMMAND_LINE = Client(ip=None, user_agent="breitband command line")
+# The name accounts/admin.py and accounts/links.py (branch admin) use for the same thing (to be unified on merge).
+Origin = Client
 
 
-def record(session: Session, kind: str, tenant_key: str, *, user_id: uuid.UUID | None = None,
-           actor_id: uuid.UUID | None = None, email: str | None = None, request: Request | None = None,
-           client: Client | None = None, detail: dict[str, Any] | None = None,
-           at: datetime | None = None) -> SecurityEvent:
+def record(session: Session, kind: str, tenant_key: str, origin: Client | None = None, *,
+           user_id: uuid.UUID | None = None, actor_id: uuid.UUID | None = None, email: str | None = None,
+           request: Request | None = None, client: Client | None = None, detail: dict[str, Any] | None = None,
+           at: datetime | None = None, now: datetime | None = None) -> SecurityEvent:
     """Record a security event of ``kind`` (one of ``KINDS``) in the caller's transaction (flushed, not committed).
     ``user_id``: whom it is about; ``actor_id``: who did it (themselves, an admin, None for the command line or an
     unknown caller); ``request`` or ``client``: from where."""
     if kind not in KINDS:
         raise ValueError(f"unknown security event kind {kind!r}")
-    where = client or (Client.of(request) if request is not None else Client())
-    at = at or clock.now()
+    where = origin or client or (Client.of(request) if request is not None else Client())
+    at = at or now or clock.now()
     row = SecurityEvent(tenant_key=tenant_key, at=at, kind=kind, user_id=user_id, actor_id=actor_id,
                         email=(email or None) and email[:320], client_ip=where.ip, user_agent=where.user_agent,
                         detail=detail or {})
@@ -124,3 +135,10 @@ def page(session: Session, tenant_key: str, *, limit: int = 100, **filters: Any)
     more = len(rows) > limit
     rows = rows[:limit]
     return {"items": [event_out(r) for r in rows], "next_before_id": rows[-1].id if more else None}
+
+
+def record_by(session: Session, kind: str, principal: Any, origin: Client, *, user_id: uuid.UUID | None = None,
+              detail: dict[str, Any] | None = None) -> SecurityEvent:
+    """A change made by a signed-in person (the actor); ``user_id`` is whom it concerns (default: the actor)."""
+    return record(session, kind, principal.tenant_key, origin, user_id=user_id or principal.user_id,
+                  actor_id=principal.user_id, detail=detail)

@@ -7,8 +7,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+import accounts.admin_endpoints
 import accounts.audience  # registers the outbox's audience of the security events
 import accounts.endpoints
+import accounts.link_endpoints
 import breitband.api
 import breitband.web
 import geo.api
@@ -75,5 +77,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(permits.gis.endpoints.router)
     app.include_router(notifications.api.router)
     app.include_router(notifications.contacts.router)
+    app.include_router(accounts.admin_endpoints.router)
+    app.include_router(accounts.link_endpoints.router)
     app.include_router(breitband.web.router)   # last: the web app at / and /assets, after every API route
     return app

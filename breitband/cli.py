@@ -13,6 +13,7 @@ import typer
 from sqlalchemy import or_, select
 
 import accounts.cli
+import accounts.cli_admin
 import geo.cli
 import notifications.cli
 import permits.cli
@@ -283,8 +284,9 @@ def demo_load(tokens: bool = typer.Option(True, help="Issue fresh demo tokens an
 
 
 # Each domain package's cli.py adds its commands through ``register(app)``; geo's first, whose `import` group
-# permits.cli adds `import areas` to; accounts.cli adds the commands of the `user` group.
-for domain_cli in (geo.cli, permits.cli, notifications.cli, accounts.cli):
+# permits.cli adds `import areas` to; accounts.cli adds the commands of the `user` group, accounts.cli_admin
+# `user invite` and `user reset-password`.
+for domain_cli in (geo.cli, permits.cli, notifications.cli, accounts.cli, accounts.cli_admin):
     domain_cli.register(app)
 
 

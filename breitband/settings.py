@@ -102,6 +102,8 @@ class Settings(BaseSettings):
     # whatever happens. The cookie is "__Host-breitband" (Secure) when public_base_url is https.
     session_idle_minutes: float = Field(default=30.0, gt=0)
     session_absolute_hours: float = Field(default=12.0, gt=0)
+    # Invitation and password-reset links (accounts/links.py): single use, dead this many hours after they were sent.
+    account_link_hours: float = Field(default=24.0, gt=0)
 
     # Request size and rate limits (breitband/limits.py; docs/limits.md). Body limits in MiB per endpoint, enforced
     # while the body streams in: 413 problem+json as soon as one is passed, at once for a larger Content-Length.

@@ -7,7 +7,7 @@ import { api, get } from "./api.js";
 import { h, field } from "./dom.js";
 import { confirmButton } from "./shared.js";
 import { t, fmtTime } from "./i18n.js";
-import { state, isBody, say, problemText, signOut, loadSession, endedEverywhere, rerender } from "./state.js";
+import { state, isBody, say, problemText, signOut, loadSession, adoptSession, endedEverywhere, rerender } from "./state.js";
 
 /** Who is signed in: name, role, organisation, tenant, when the session ends and the GIS access (OGC API). */
 function meCard() {
@@ -235,7 +235,8 @@ function createForm(reload, shown) {
   });
 }
 
-export function accountView() {
+export async function accountView() {
+  adoptSession(await get("/api/v1/auth/session"));   // the second factor's state and the session's limits, as now
   const box = h("div", { id: "tokens", "aria-busy": "true" }, h("p.loading", t("loading")));
   const shown = h("div");
   const reloadTokens = async () => {

@@ -28,7 +28,7 @@ const grantable = (kind) => (ROLES_BY_KIND[kind] || []).filter((r) => r !== "ten
 
 /** The organisations an admin may administer (tenant admins: all of the tenant; others: their own). */
 async function myOrganisations() {
-  const orgs = items(await get("/api/v1/admin/organisations"));
+  const orgs = items(await get("/api/v1/admin/organisations?limit=500"));
   return orgs.sort((a, b) => a.name.localeCompare(b.name, "de"));
 }
 
@@ -77,7 +77,7 @@ function roleCell(u, org) {
 function userActions(u) {
   const who = u.name || u.email;
   if (u.id === state.me.id) return h("td", h("span.muted", t("itsYou")));
-  const invite = u.active && u.password_set !== true && u.oidc !== true
+  const invite = u.active && !u.password_set && !u.oidc_linked
     ? h("button", { type: "button", onclick: (e) => command(e.target, `/api/v1/admin/users/${u.id}/invitation`, undefined,
       t("invitationSent").replace("{email}", u.email)) }, t("resendInvitation")) : null;
   const toggle = u.active
@@ -94,7 +94,7 @@ function usersTable(users, orgsById) {
     h("thead", h("tr", [t("name"), t("emailAddress"), t("organisation"), t("role"), t("status"), t("lastSignIn"), ""].map((x) => h("th", { scope: "col" }, x)))),
     h("tbody", users.map((u) => {
       const org = u.organisation || orgsById.get(u.organisation_id);
-      const st = !u.active ? "inactive" : u.password_set === false && !u.last_sign_in_at ? "invited" : "active";
+      const st = !u.active ? "inactive" : !u.password_set && !u.oidc_linked ? "invited" : "active";
       return h("tr", { "data-user-id": u.id, "data-email": u.email, class: `user-${st}` },
         h("td", u.name || "–"), h("td", u.email), h("td", org?.name || "–"), roleCell(u, org),
         h("td", h("span", { class: `badge user-badge-${st}` }, t(`userState.${st}`))),
@@ -133,10 +133,12 @@ function inviteForm(orgs) {
 export async function usersView(params) {
   const orgs = await myOrganisations();
   const query = new URLSearchParams([...params].filter(([, v]) => v));
-  const users = items(await get(`/api/v1/admin/users${query.toString() ? `?${query}` : ""}`));
+  query.set("limit", "500");
+  const page = await get(`/api/v1/admin/users?${query}`);
+  const users = items(page);
   const orgsById = new Map(orgs.map((o) => [o.id, o]));
   return [h("section.pane.wide.admin", h("h1", t("adminUsers")),
-    filtersForm(params, orgs), h("p.muted", { id: "users-count" }, t("usersCount").replace("{n}", users.length)),
+    filtersForm(params, orgs), h("p.muted", { id: "users-count" }, t("usersCount").replace("{n}", page.total ?? users.length)),
     usersTable(users, orgsById), inviteForm(orgs))];
 }
 
@@ -147,8 +149,10 @@ function orgFields(o = {}) {
   const email = h("input", { type: "email", name: "email", value: o.email || "", autocomplete: "off" });
   const phone = h("input", { type: "tel", name: "phone", value: o.phone || "", autocomplete: "off" });
   const address = h("textarea", { name: "address", rows: 2 }, o.address || "");
-  const read = () => ({ name: name.value.trim(), email: email.value.trim() || null, phone: phone.value.trim() || null,
-    address: address.value.trim() || null });
+  // An empty field clears the value; only tenant admins rename an organisation (its name is on decisions).
+  const read = () => ({ ...(isTenantAdmin() ? { name: name.value.trim() } : {}), email: email.value.trim(),
+    phone: phone.value.trim() || null, address: address.value.trim() || null });
+  name.readOnly = !isTenantAdmin() && Boolean(o.id);
   return { read, nodes: [h("div.row", field(t("name"), name), field(t("functionalMailbox"), email, t("functionalMailboxHelp"))),
     h("div.row", field(t("phone"), phone), field(t("address"), address))] };
 }
@@ -163,9 +167,12 @@ function orgForm(o, { create } = {}) {
     submit.disabled = true;
     err.textContent = "";
     try {
-      if (create) await api("/api/v1/admin/organisations", { method: "POST", body: { kind: kind.value, ...fields.read() } });
+      if (create) {
+        const body = { kind: kind.value, ...fields.read() };
+        await api("/api/v1/admin/organisations", { method: "POST", body: { ...body, email: body.email || null } });
+      }
       else await api(`/api/v1/admin/organisations/${o.id}`, { method: "PATCH", body: fields.read() });
-      state.flash = { text: (create ? t("orgCreated") : t("orgSaved")).replace("{name}", fields.read().name), kind: "ok" };
+      state.flash = { text: (create ? t("orgCreated") : t("orgSaved")).replace("{name}", fields.read().name || o.name), kind: "ok" };
       await rerender();
     } catch (ex) { err.textContent = problemText(ex); submit.disabled = false; }
   } }, create ? [h("h2", t("orgCreate")), field(t("orgKindLabel"), kind)] : null, fields.nodes, err, submit);
@@ -219,7 +226,7 @@ function eventRows(events, usersById) {
 }
 
 export async function securityView(params) {
-  const users = items(await get("/api/v1/admin/users")).sort((a, b) => (a.name || a.email).localeCompare(b.name || b.email, "de"));
+  const users = items(await get("/api/v1/admin/users?limit=500")).sort((a, b) => (a.name || a.email).localeCompare(b.name || b.email, "de"));
   const usersById = new Map(users.map((u) => [u.id, u]));
   const query = new URLSearchParams([...params].filter(([k, v]) => v && ["kind", "user_id", "since", "until"].includes(k)));
   query.set("limit", "50");

@@ -32,7 +32,7 @@ export const de = {
   linkDead: { "link-unknown": "Dieser Link ist nicht gültig", "link-expired": "Dieser Link ist abgelaufen", "link-used": "Dieser Link wurde bereits benutzt" },
   linkDeadWhy: {
     "link-unknown": "Der Link ist unvollständig, wurde durch einen neueren ersetzt oder hat nie existiert. Prüfen Sie, ob Sie ihn vollständig aus der E-Mail übernommen haben.",
-    "link-expired": "Links zum Festlegen eines Passworts gelten 24 Stunden.",
+    "link-expired": "Links zum Festlegen eines Passworts gelten 24 Stunden; ein neuer Link ersetzt die älteren.",
     "link-used": "Jeder Link gilt nur einmal. Wenn Sie Ihr Passwort damit schon festgelegt haben, melden Sie sich einfach an.",
   },
   linkAskAdmin: "Für eine Einladung: Bitten Sie die Administration Ihrer Organisation um eine neue Einladung.",
@@ -113,6 +113,20 @@ export const de = {
     "email-taken": "Unter dieser E-Mail-Adresse gibt es bereits ein Konto.",
     "user-exists": "Unter dieser E-Mail-Adresse gibt es bereits ein Konto.",
     "role-not-allowed": "Diese Rolle können Sie nicht vergeben.",
+    "role-not-grantable": "Diese Rolle können Sie nicht vergeben.",
+    "role-not-for-organisation": "Diese Rolle passt nicht zur Art der Organisation.",
+    "invalid-role": "Diese Rolle gibt es nicht.",
+    "invalid-email": "Die E-Mail-Adresse ist ungültig.",
+    "invalid-name": "Der Name ist leer, zu lang oder enthält Steuerzeichen.",
+    "last-tenant-admin": "Das ist die letzte aktive Person der Servicestelle mit Administrationsrechten; geben Sie zuerst jemand anderem diese Rolle.",
+    "last-organisation-admin": "Das ist die letzte aktive Person mit Administrationsrechten in der Organisation; geben Sie zuerst jemand anderem diese Rolle.",
+    "own-account": "Das eigene Konto können Sie hier nicht ändern.",
+    "password-already-set": "Diese Person hat ihr Passwort bereits festgelegt; sie kann über „Passwort vergessen?“ einen neuen Link anfordern.",
+    "organisation-exists": "Eine Organisation mit diesem Namen gibt es bereits.",
+    "organisation-name-locked": "Den Namen der Organisation kann nur die Servicestelle ändern.",
+    "organisation-outside-scope": "Diese Organisation verwalten Sie nicht.",
+    "organisation-not-found": "Diese Organisation gibt es nicht (mehr).",
+    "user-not-found": "Diese Person gibt es nicht (mehr).",
   },
 };
 
@@ -149,7 +163,7 @@ export const en = {
   linkDead: { "link-unknown": "This link is not valid", "link-expired": "This link has expired", "link-used": "This link has already been used" },
   linkDeadWhy: {
     "link-unknown": "The link is incomplete, was replaced by a newer one or never existed. Check that you copied all of it from the e-mail.",
-    "link-expired": "Links to set a password are valid for 24 hours.",
+    "link-expired": "Links to set a password are valid for 24 hours; a new link replaces the older ones.",
     "link-used": "Each link works once. If you have already set your password with it, simply sign in.",
   },
   linkAskAdmin: "For an invitation: ask your organisation's administration for a new invitation.",

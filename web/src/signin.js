@@ -170,6 +170,10 @@ export async function linkView(token, home) {
   catch (e) { return deadLink(e); }
   const pair = passwordPair(link.email);
   const err = h("p.error", { role: "alert", id: "link-error" });
+  // a reset for someone with a second factor needs its code too (the server answers 401 totp-required)
+  const code = h("input", { name: "totp_code", autocomplete: "one-time-code", inputmode: "numeric", maxlength: 8 });
+  const codeField = field(t("totpCode"), code, t("totpStepHelp"));
+  codeField.hidden = true;
   const submit = h("button.primary", { type: "submit" }, t("setPassword"));
   const form = h("form", { id: "link-form", onsubmit: async (ev) => {
     ev.preventDefault();
@@ -178,8 +182,8 @@ export async function linkView(token, home) {
     submit.disabled = true;
     err.textContent = "";
     try {
-      const { data } = await api(`/api/v1/auth/links/${encodeURIComponent(token)}`, { method: "POST", anonymous: true,
-        body: { password: pair.pw.value } });
+      const body = { password: pair.pw.value, ...(codeField.hidden ? {} : { totp_code: code.value.replace(/\s/g, "") }) };
+      const { data } = await api(`/api/v1/auth/links/${encodeURIComponent(token)}`, { method: "POST", anonymous: true, body });
       adoptSession(data);
       state.flash = { text: t("passwordSetWelcome"), kind: "ok" };
       goOn(home);
@@ -188,10 +192,11 @@ export async function linkView(token, home) {
         form.parentElement.replaceWith(...deadLink(e));
         return;
       }
-      err.textContent = refusalText(e);
+      if (e instanceof ApiError && e.slug === "totp-required") { codeField.hidden = false; code.required = true; code.focus(); }
+      else err.textContent = refusalText(e);
     }
     submit.disabled = false;
-  } }, ...pair.nodes, err, submit);
+  } }, ...pair.nodes, codeField, err, submit);
   const heading = link.purpose === "invitation"
     ? t("welcomeSetPassword").replace("{name}", link.name || link.email) : t("newPasswordTitle");
   return [h("section.card.narrow.signin", h("h1", heading),
