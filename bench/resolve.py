@@ -5,9 +5,12 @@ Frankfurter Kreuz (data/roads/hessen/frankfurter-kreuz.osm.pbf) on a grid of til
 shifted by whole tile sizes),
 imports it with the product's road loader (COPY), then resolves routes of 1, 10 and 50 km that follow the
 replicated A 5 and prints p50/p95 for the whole HTTP call (uvicorn, one worker, loopback) and for the bare SQL of
-the same resolution (the same query and parameters over psycopg), and their ratio. Also prints the import time.
+the same resolution (the same query and parameters over psycopg), and their ratio. Also prints the import time, and
+what a browser session costs per request: the 1 km route sent alternately with a Bearer token and with a session
+cookie (breitband/sessions.py; the web app's way), p50/p95 of each and the difference (target: the session adds
+≤ 1 ms p95), plus the session lookup alone (the one query, in-process).
 
-    .venv/bin/python bench/resolve.py [--segments 1000000] [--runs 40]
+    .venv/bin/python bench/resolve.py [--segments 1000000] [--runs 40] [--auth-runs 300]
 
 Uses its own database (BREITBAND_BENCH_DATABASE_URL, default …/breitband_bench), dropped and rebuilt each run.
 Targets on a 2-core machine: 10 km p95 ≤ 40 ms through HTTP; HTTP/bare-SQL ≤ 1.5; import of 1M segments ≤ 90 s.
@@ -140,12 +143,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--segments", type=int, default=1_000_000, help="at least this many road segments")
     ap.add_argument("--runs", type=int, default=40, help="measured requests per route length")
+    ap.add_argument("--auth-runs", type=int, default=300, help="requests per way of signing in (token, session)")
     args = ap.parse_args()
 
     import httpx
     import psycopg
 
-    from breitband import identity
+    from breitband import identity, sessions
     from breitband.db import get_database
     from breitband.models import OrgKind, Role
     from geo import importers, resolution, service
@@ -172,6 +176,7 @@ def main() -> None:
         op = identity.create_organisation(session, TENANT, OrgKind.operator, "Bench GmbH")
         user = identity.create_user(session, op, "bench@bench.example", "Bench", Role.operator_member)
         _, token = identity.create_token(session, user, "bench")
+        browser = sessions.start(session, user.id, method="password", client_ip="127.0.0.1", user_agent="bench")
         session.commit()
     print(f"network: {total:,} road segments = {len(offsets)} copies of the real OSM extracts "
           f"({', '.join(f.name for f in files)}; {per_copy:,} segments per copy), replicated on a grid of "
@@ -230,16 +235,56 @@ def main() -> None:
             print(f"{km:>5}km {pct(http_ms, 50):>8.1f}m {pct(http_ms, 95):>8.1f}m {pct(sql_ms, 50):>7.1f}m "
                   f"{pct(sql_ms, 95):>7.1f}m {ratio:>9.2f}  {auths}")
         raw.close()
+        session_cost = _session_cost(client, db, sessions, browser, geojson_4326(
+            a5_route(ways, offsets, 1000, 0)), args.auth_runs)
         p95_10 = summary[10][1]
         print(f"\ntargets: 10 km p95 {p95_10:.1f} ms (≤ 40 ms: {'met' if p95_10 <= 40 else 'NOT met'}); "
               f"HTTP/SQL p95 ratio {summary[10][4]:.2f} (≤ 1.5: {'met' if summary[10][4] <= 1.5 else 'NOT met'}); "
-              f"import {import_s:.1f} s (≤ 90 s: {'met' if import_s <= 90 else 'NOT met'})")
+              f"import {import_s:.1f} s (≤ 90 s: {'met' if import_s <= 90 else 'NOT met'}); "
+              f"session instead of token +{session_cost:.2f} ms p95 (≤ 1 ms: "
+              f"{'met' if session_cost <= 1 else 'NOT met'})")
         print(f"({args.runs} measured requests per length over {len(bodies)} routes in different copies, after 5 "
               "warm-up; routes run 12 m beside the A 5 north and back south; one uvicorn worker, client and server "
               "on this machine)")
     finally:
         server.terminate()
         server.wait(10)
+
+
+def _session_cost(client, db, sessions, browser, body: str, runs: int) -> float:
+    """The 1 km route with the token and with the session cookie, alternating (same server, same moment); prints
+    both and the session lookup alone. → p95(session) - p95(token) in ms."""
+    import httpx
+
+    cookie_client = httpx.Client(base_url=client.base_url, cookies={sessions.cookie_name(): browser.secret},
+                                 timeout=30)
+    token_ms, session_ms = [], []
+    for k in range(runs + 10):
+        for which, c, out in (("token", client, token_ms), ("session", cookie_client, session_ms)):
+            t0 = time.perf_counter()
+            resp = c.post("/api/v1/resolve", content=body, headers={"X-CSRF-Token": browser.csrf_token}
+                          if which == "session" else None)
+            elapsed = (time.perf_counter() - t0) * 1000
+            if resp.status_code != 200:
+                raise SystemExit(f"{which}: HTTP {resp.status_code}: {resp.text[:300]}")
+            if k >= 10:
+                out.append(elapsed)
+    cookie_client.close()
+    lookup_ms = []
+    with db.statement_session() as session:
+        for k in range(runs + 10):
+            t0 = time.perf_counter()
+            sessions.lookup(session, browser.secret)
+            if k >= 10:
+                lookup_ms.append((time.perf_counter() - t0) * 1000)
+    diff = pct(session_ms, 95) - pct(token_ms, 95)
+    print(f"\nsigned in by  {'HTTP p50':>9} {'HTTP p95':>9}   (1 km route, {runs} requests each, alternating)")
+    print(f"  token       {pct(token_ms, 50):>8.2f}m {pct(token_ms, 95):>8.2f}m")
+    print(f"  session     {pct(session_ms, 50):>8.2f}m {pct(session_ms, 95):>8.2f}m   "
+          f"difference p50 {pct(session_ms, 50) - pct(token_ms, 50):+.2f} ms, p95 {diff:+.2f} ms")
+    print(f"  session lookup alone (one indexed query, in-process): p50 {pct(lookup_ms, 50):.3f} ms, "
+          f"p95 {pct(lookup_ms, 95):.3f} ms")
+    return diff
 
 
 def _psycopg_sql():

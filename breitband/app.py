@@ -11,6 +11,7 @@ import accounts.admin_endpoints
 import accounts.audience  # registers the outbox's audience of the security events
 import accounts.endpoints
 import accounts.link_endpoints
+import accounts.oidc_endpoints
 import breitband.api
 import breitband.web
 import geo.api
@@ -79,5 +80,6 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(notifications.contacts.router)
     app.include_router(accounts.admin_endpoints.router)
     app.include_router(accounts.link_endpoints.router)
+    app.include_router(accounts.oidc_endpoints.router)   # /auth/oidc/…: the browser's OpenID Connect sign-in
     app.include_router(breitband.web.router)   # last: the web app at / and /assets, after every API route
     return app

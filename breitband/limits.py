@@ -11,7 +11,8 @@ answer is 429 problem+json with ``Retry-After`` = the seconds until that window 
 
 * failed authentications per client address (``breitband.auth.current_principal``): after N failures in the window
   further attempts get 429 before their token is even looked at;
-* ``POST /verify`` (public) per client address, and ``POST /api/v1/resolve`` per token and per client address —
+* ``POST /verify`` (public) per client address, and ``POST /api/v1/resolve`` per token (or browser session) and per
+  client address —
   both in the middleware, before the body is read;
 * webhook redelivery per token (``notifications.api.redeliver``).
 
@@ -37,10 +38,12 @@ import anyio.to_thread
 import fastapi.routing
 import redis
 from fastapi import FastAPI, Request
+from starlette.requests import cookie_parser
 
 from breitband.auth import current_principal
 from breitband.errors import PROBLEM_JSON, TYPE_BASE, ProblemError
 from breitband.identity import hash_token
+from breitband.sessions import PLAIN_COOKIE, SECURE_COOKIE
 from breitband.settings import Settings
 
 log = logging.getLogger("breitband.limits")
@@ -251,11 +254,21 @@ def _is_trusted(addr: str, trusted: tuple[Network, ...]) -> bool:
 
 
 def _bearer_key(scope: dict) -> str | None:
+    """The key of the caller's credential for the per-token counters: the Bearer token, else the browser's session
+    cookie (a signed-in person in the web app counts like a token), else None."""
+    cookie = None
     for name, value in scope.get("headers") or ():
         if name == b"authorization":
             scheme, _, secret = value.decode("latin-1").partition(" ")
             if scheme.lower() == "bearer" and secret.strip():
                 return hash_token(secret.strip())[:32]
+            return None
+        if name == b"cookie":
+            cookie = cookie_parser(value.decode("latin-1"))
+    if cookie:
+        secret = cookie.get(SECURE_COOKIE) or cookie.get(PLAIN_COOKIE)
+        if secret:
+            return "s" + hash_token(secret)[:31]
     return None
 
 

@@ -70,6 +70,7 @@ pytest_plugins = [
     "tests.support.mail",
     "tests.support.webhooks",
     "tests.support.documents",
+    "tests.support.oidc",
 ]
 
 

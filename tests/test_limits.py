@@ -15,6 +15,7 @@ from fastapi import Request
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from breitband import sessions
 from breitband.limits import BODY_RULES, DEFAULT, RATE_RULES, ROUTE, UPLOAD, VERIFY, LimitsMiddleware
 from permits.models import Application
 from tests.conftest import TEST_LIMITS_REDIS_URL
@@ -421,3 +422,18 @@ def test_resolve_work_is_budgeted_per_token_in_features(settings, db, session, h
         assert 1 <= int(r.headers["retry-after"]) <= 60
         # another token has its own budget
         assert c.post("/api/v1/resolve", json=pits, headers=world.operator_member.headers).status_code != 429
+
+
+def test_a_browser_session_counts_like_a_token(limited, world, session):
+    """The web app signs in with a session cookie: its resolution requests count per session like a token's."""
+    started = sessions.start(session, world.operator_member.user_id, method="password")
+    session.commit()
+    with TestClient(limited, client=("198.51.100.40", 1), raise_server_exceptions=False) as browser, \
+            TestClient(limited, client=("198.51.100.41", 1), raise_server_exceptions=False) as other:
+        browser.cookies.set(sessions.cookie_name(), started.secret)
+        other.cookies.set(sessions.cookie_name(), started.secret)
+        csrf = {"X-CSRF-Token": started.csrf_token}
+        codes = [browser.post("/api/v1/resolve", json=LINE, headers=csrf).status_code for _ in range(4)]
+        assert all(c < 500 and c != 429 for c in codes[:3]) and codes[3] == 429, codes
+        # the same session from another address: still the session's limit
+        assert other.post("/api/v1/resolve", json=LINE, headers=csrf).status_code == 429

@@ -21,6 +21,7 @@ Modules:
     mail       a real SMTP server (SmtpServer, the smtp fixture)
     webhooks   a real HTTP server receiving webhooks (WebhookReceiver, the receiver fixture)
     documents  a granted decision with its signed document (issue, the granted fixture)
+    oidc       a real OpenID Provider (Node, tests/support/oidc/) for OIDC sign-in (the oidc_provider fixture, use_oidc)
     waiting    wait_for (a condition, never a fixed time) and free_port
     faults     the private stack of the fault tests (Stack and what the tests ask it); no fixtures
     markers    the markers browser, worker and slow, and the check that tests using those fixtures carry them

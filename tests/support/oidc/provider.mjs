@@ -157,7 +157,7 @@ function configuration(opts) {
 const opts = options();
 const provider = new Provider(opts.issuer, configuration(opts));
 provider.proxy = false;
-// Errors of the provider itself show in the fixture's log (tests/support/oidc.py prints it when a test fails).
+// Errors of the provider itself go to its log (OpenIdProvider.log of tests/support/oidc.py).
 provider.on('server_error', (_ctx, err) => console.error('server_error', err));
 const server = provider.listen(opts.port, '127.0.0.1', () => {
   console.log(`listening ${opts.issuer}`);
