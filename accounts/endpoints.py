@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from accounts import events, local
+from accounts import events, local, oidc
 from accounts.events import Client
 from breitband import clock, idempotency, identity, sessions
 from breitband.api import org_out
@@ -201,8 +201,9 @@ def session_out(row: WebSession, current: uuid.UUID | None) -> MySessionOut:
 # --- public: options and sign-in --------------------------------------------------------------------------------
 
 def oidc_option(tenant: Tenant) -> OidcOption | None:
-    """The tenant's OpenID Connect button, when accounts/oidc.py offers one (not part of this module)."""
-    return None
+    """The tenant's OpenID Connect button, when its rules configure an identity provider (accounts/oidc.py)."""
+    offered = oidc.public_options(tenant)
+    return OidcOption(**offered) if offered else None
 
 
 @router.get("/auth/options", response_model=OptionsOut, summary="How one can sign in, per tenant (public)")
@@ -272,7 +273,9 @@ def sign_out(request: Request, session: Session, principal: Principal, response:
 @router.post("/auth/logout", response_model=LogoutOut, responses=PROBLEMS,
              summary="Sign out: end this browser session (cookie cleared) or revoke the token of this request")
 def logout(request: Request, principal: Principal = Depends(ANYONE), session: Session = write_session) -> Response:
-    response = JSONResponse(LogoutOut(logout_url=None).model_dump(), headers=NO_STORE)
+    row = session.get(WebSession, principal.session_id) if principal.session_id is not None else None
+    at_idp = oidc.logout_url(session, principal.tenant_key, row.oidc_id_token) if row is not None else None
+    response = JSONResponse(LogoutOut(logout_url=at_idp).model_dump(), headers=NO_STORE)
     sign_out(request, session, principal, response)
     return response
 

@@ -47,7 +47,7 @@ function commandForm(attrs, children, run) {
 
 function passwordForm() {
   const current = h("input", { type: "password", name: "current_password", autocomplete: "current-password", required: true });
-  const fresh = h("input", { type: "password", name: "new_password", autocomplete: "new-password", required: true, minlength: 12 });
+  const fresh = h("input", { type: "password", name: "new_password", autocomplete: "new-password", required: true });
   const again = h("input", { type: "password", name: "new_password_repeat", autocomplete: "new-password", required: true });
   const username = h("input", { type: "email", autocomplete: "username", value: state.me.email, readonly: true, hidden: true });
   return commandForm({ id: "password-form", class: "card" }, [h("h3", t("changePassword")), username,

@@ -256,7 +256,7 @@ export const fmtTime = (s) => (s ? new Date(s).toLocaleString(lang === "de" ? "d
 /** A wait in words ("2 Minuten", "45 Sekunden") from seconds (Retry-After). */
 export function fmtWait(seconds) {
   const s = Math.max(1, Math.ceil(seconds));
-  const [n, unit] = s >= 90 ? [Math.ceil(s / 60), "minute"] : [s, "second"];
+  const [n, unit] = s >= 60 ? [Math.ceil(s / 60), "minute"] : [s, "second"];
   return new Intl.NumberFormat(lang === "de" ? "de-DE" : "en-GB", { style: "unit", unit, unitDisplay: "long" }).format(n);
 }
 export const fmtLen = (m) => (m == null ? "–" : `${Math.round(m).toLocaleString(lang === "de" ? "de-DE" : "en-GB")} m`);

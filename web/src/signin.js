@@ -151,8 +151,9 @@ function deadLink(e) {
 
 /** A new password twice, with the policy and the server's verdict (too short, common, personal) in words. */
 function passwordPair(emailValue) {
+  // no minlength attribute: the browser's own bubble would speak the browser's language; check() says it here
   const pw = h("input", { type: "password", name: "new-password", autocomplete: "new-password", required: true,
-    minlength: MIN_PASSWORD, maxlength: 1024 });
+    maxlength: 1024 });
   const again = h("input", { type: "password", name: "new-password-repeat", autocomplete: "new-password", required: true });
   const username = h("input", { type: "email", name: "username", autocomplete: "username", value: emailValue || "",
     readonly: true, hidden: true, tabindex: -1, "aria-hidden": "true" });
