@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from accounts import events, local, oidc
 from accounts.events import Origin
-from breitband import idempotency, identity, sessions
+from breitband import clock, idempotency, identity, sessions
 from breitband.api import org_out
 from breitband.auth import require
 from breitband.db import get_read_session, write_session
@@ -155,7 +155,8 @@ def user_out(session: Session, user: User) -> MeOut:
     org = session.get(Organisation, user.organisation_id)
     return MeOut(id=user.id, email=user.email, name=user.name, role=user.role,
                  tenant=TenantOut(key=tenant.key, name=tenant.name, crs=f"EPSG:{tenant.srid}"),
-                 organisation=org_out(org), token_id=None, token_expires_at=None)
+                 organisation=org_out(org), token_id=None, token_expires_at=None,
+                 totp_enabled=user.totp_enabled_at is not None, totp_required=local.totp_required(tenant, user.role))
 
 
 def answer(request: Request, exc: ProblemError) -> JSONResponse:
@@ -193,7 +194,9 @@ def refuse_blocked_address(request: Request) -> None:
 def session_out(row: WebSession, current: uuid.UUID | None) -> MySessionOut:
     return MySessionOut(id=row.id, method=row.method, mfa=row.mfa, restricted=row.restricted,
                         created_at=row.created_at, last_seen_at=row.last_seen_at, expires_at=row.expires_at,
-                        idle_expires_at=min(row.expires_at, row.last_seen_at + sessions.idle_timeout()),
+                        # this request counts as activity, though last_seen_at is written only once a minute
+                      idle_expires_at=min(row.expires_at, max(row.last_seen_at, clock.now())
+                                          + sessions.idle_timeout()),
                         client_ip=row.client_ip, user_agent=row.user_agent, current=row.id == current)
 
 
@@ -248,7 +251,9 @@ def current_session(response: Response, principal: Principal = Depends(ANYONE),
     response.headers.update(NO_STORE)
     user = session.get(User, principal.user_id)
     return SessionOut(user=user_out(session, user), csrf_token=row.csrf_token, expires_at=row.expires_at,
-                      idle_expires_at=min(row.expires_at, row.last_seen_at + sessions.idle_timeout()),
+                      # this request counts as activity, though last_seen_at is written only once a minute
+                      idle_expires_at=min(row.expires_at, max(row.last_seen_at, clock.now())
+                                          + sessions.idle_timeout()),
                       restricted=row.restricted)
 
 

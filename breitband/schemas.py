@@ -35,6 +35,10 @@ class MeOut(BaseModel):
     token_id: uuid.UUID | None
     token_expires_at: datetime | None = Field(description="When the token of this call expires (null: never, "
                                                           "only tokens made before expiry became the default)")
+    totp_enabled: bool | None = Field(default=None, description="Whether the second factor (TOTP) is on; given in "
+                                      "the answers about a browser session (sign-in, GET /api/v1/auth/session)")
+    totp_required: bool | None = Field(default=None, description="Whether the tenant requires the second factor for "
+                                       "the user's role (then it cannot be turned off); as totp_enabled")
 
 
 class ReadinessOut(BaseModel):

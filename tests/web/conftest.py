@@ -1,8 +1,9 @@
 """Browser-test fixtures: a real uvicorn server on a free port against the test database and broker, a real Celery
 worker on the same broker (the outbox relay, the review pipeline and the decision documents run as they do in
-production), committed people in tenant "he" (an operator, a reviewer of the Landkreis Offenbach, and a reviewer of a
-traffic authority registered as the participating body for the Kreis Offenbach), and Debian's Chromium driven by
-Playwright.
+production), committed people in tenant "he" (an operator, a reviewer of the Landkreis Offenbach, a reviewer of a
+traffic authority registered as the participating body for the Kreis Offenbach, and a tenant admin), each with a
+password (people sign in to the web app with it) and an API token (for the tests' own calls), and Debian's Chromium
+driven by Playwright.
 
 The people, their tokens and the operator's applications are deleted afterwards (the append-only audit trail
 stays, as it must). Screenshots and the server log go to test-artifacts/web/ (gitignored).
@@ -10,6 +11,7 @@ stays, as it must). Screenshots and the server log go to test-artifacts/web/ (gi
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -24,6 +26,7 @@ import pytest
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
+from accounts import passwords
 from breitband import identity
 from breitband.models import Organisation, OrgKind, Role, User
 from breitband.settings import PROJECT_ROOT
@@ -46,6 +49,18 @@ class Person:
     email: str
     token: str
     organisation_id: uuid.UUID
+    password: str = ""
+    user_id: uuid.UUID | None = None
+
+
+def password_for(email: str) -> str:
+    """A password that passes the policy (12+ characters, not common, not the address or name)."""
+    return f"Kiefernzapfen-{hashlib.sha256(email.encode()).hexdigest()[:10]}!"
+
+
+def give_password(user: User, password: str) -> None:
+    user.password_hash = passwords.hash_password(password)
+    user.password_changed_at = datetime.now(timezone.utc)
 
 
 @dataclass
@@ -87,8 +102,9 @@ def people(engine, he_data) -> Iterator[People]:
                                        (office, f"service-{run}@servicestelle.example", "Sven Service",
                                         Role.tenant_admin)):
             user = identity.create_user(session, org, email, name, role)
+            give_password(user, password_for(email))
             _, secret = identity.create_token(session, user, "browser test")
-            made.append((user, Person(name, email, secret, org.id)))
+            made.append((user, Person(name, email, secret, org.id, password_for(email), user.id)))
         session.commit()
         result = People(operator=made[0][1], reviewer=made[1][1], body=made[2][1], admin=made[3][1],
                         operator_org_id=op_org.id, body_org_id=body_org.id, office_org_id=office.id,

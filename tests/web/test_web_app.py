@@ -60,11 +60,20 @@ def shot(page: Page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=False)
 
 
-def login(page: Page, base: str, token: str, name: str) -> None:
-    page.goto(f"{base}/#/login")
-    page.get_by_label("API-Token").fill(token)
-    page.get_by_role("button", name="Anmelden").click()
-    expect(page.locator("#who")).to_contain_text(name)
+def login(page: Page, base: str, person, *, form: bool = False) -> None:
+    """Sign a person in: through the sign-in form, or (where a test is not about signing in) by posting to
+    /api/v1/auth/login with the page's own request context, which shares the browser context's cookies."""
+    if form:
+        page.goto(f"{base}/#/login")
+        page.get_by_label("E-Mail-Adresse").fill(person.email)
+        page.get_by_label("Passwort", exact=True).fill(person.password)
+        page.get_by_role("button", name="Anmelden").click()
+    else:
+        r = page.request.post(f"{base}/api/v1/auth/login",
+                              data={"tenant": "he", "email": person.email, "password": person.password})
+        assert r.status == 200, r.text()
+        page.goto(f"{base}/#/")
+    expect(page.locator("#who")).to_contain_text(person.name)
 
 
 def rendered(page: Page, layer: str, predicate: str = "true", timeout_s: float = 30) -> list[dict]:
@@ -102,7 +111,7 @@ def test_operator_submits_authority_reviews_and_grants(server, people, browser, 
     try:
         # --- operator: log in, new application, upload the route, preview, create + submit ----------------------
         op = watch(op_ctx.new_page(), errors)
-        login(op, server, people.operator.token, "Petra Planerin")
+        login(op, server, people.operator, form=True)
         expect(op.get_by_role("heading", name="Meine Anträge")).to_be_visible()
         op.locator("#who a").click()   # the account as /api/v1/me tells it
         expect(op.locator("dl.me")).to_contain_text("Netzbetreiber")
@@ -140,7 +149,7 @@ def test_operator_submits_authority_reviews_and_grants(server, people, browser, 
 
         # --- authority: inbox with the route on the map -------------------------------------------------------
         au = watch(auth_ctx.new_page(), errors)
-        login(au, server, people.reviewer.token, "Paul Prüfer")
+        login(au, server, people.reviewer)
         expect(au.get_by_role("heading", name="Eingang – Landkreis Offenbach")).to_be_visible()
         row = au.locator("#inbox-table tbody tr", has_text=reference)
         expect(row).to_have_count(1)
@@ -273,7 +282,7 @@ def test_operator_submits_authority_reviews_and_grants(server, people, browser, 
         # --- tenant admin: revokes the document with a reason; /verify says so from now on --------------------------
         admin_ctx = browser.new_context(viewport=VIEWPORT, locale="de-DE")
         ad = watch(admin_ctx.new_page(), errors)
-        login(ad, server, people.admin.token, people.admin.name)
+        login(ad, server, people.admin)
         ad.goto(op.url)                                      # the same application, #/application/<id>
         ad_doc = ad.locator("#documents li.document", has_text="Landkreis Offenbach")
         expect(ad_doc).to_contain_text("gültig", timeout=15_000)
@@ -310,7 +319,7 @@ def test_operator_draws_a_route_and_sees_the_authorities(server, people, browser
     ctx = browser.new_context(viewport=VIEWPORT, locale="de-DE")
     try:
         page = watch(ctx.new_page(), errors)
-        login(page, server, people.operator.token, "Petra Planerin")
+        login(page, server, people.operator)
         page.goto(f"{server}/#/new")
         expect(page.get_by_role("heading", name="Neuer Antrag")).to_be_visible()
         page.wait_for_function("() => window.breitbandDraw && window.breitbandMap && window.breitbandMap.loaded()")
@@ -394,7 +403,7 @@ def test_authority_confirms_extends_refuses_and_forwards(server, people, browser
     ctx = browser.new_context(viewport=VIEWPORT, locale="de-DE")
     try:
         au = watch(ctx.new_page(), errors)
-        login(au, server, people.reviewer.token, "Paul Prüfer")
+        login(au, server, people.reviewer)
         open_case(au, server, first)
         expect(au.locator("dd", has_text="Spülbohrung")).to_have_count(0)   # the sections table, not a fact
         expect(au.locator("table.list")).to_contain_text("Spülbohrung (HDD)")
@@ -469,7 +478,7 @@ def test_participating_body_answers_and_authority_adopts(server, people, browser
     try:
         # --- the traffic authority: its requests, answering one -------------------------------------------------
         bd = watch(body_ctx.new_page(), errors)
-        login(bd, server, people.body.token, "Vera Verkehr")
+        login(bd, server, people.body)
         expect(bd.get_by_role("heading", name="Stellungnahmen – Anfragen")).to_be_visible()
         expect(bd.get_by_role("link", name="Eingang")).to_have_count(0)       # no road-authority inbox
         bd.locator("#who a").click()
@@ -522,7 +531,7 @@ def test_participating_body_answers_and_authority_adopts(server, people, browser
 
         # --- the road authority: the statement on the case, adopted into the grant -----------------------------
         au = watch(auth_ctx.new_page(), errors)
-        login(au, server, people.reviewer.token, "Paul Prüfer")
+        login(au, server, people.reviewer)
         open_case(au, server, reference)
         statement = au.locator("#statements li.statement", has_text="Straßenverkehrsbehörde Kreis Offenbach")
         expect(statement).to_contain_text("Zustimmung mit Nebenbestimmungen")
@@ -564,7 +573,7 @@ def test_tenant_admin_sees_a_failed_pipeline_step_and_retries_it(server, people,
         app = submitted_by_api(server, people.operator.token, k163_route(engine), "Vollsperrung K 163",
                                traffic_restrictions=[{"kind": "full_closure"}])
         op = watch(op_ctx.new_page(), errors)
-        login(op, server, people.operator.token, "Petra Planerin")
+        login(op, server, people.operator)
         op.goto(f"{server}/#/application/{app['id']}")
         expect(op.locator("#pipeline-status")).to_have_text("fehlgeschlagen", timeout=30_000)
         failed = op.locator("#pipeline li.state-failed")
@@ -573,7 +582,7 @@ def test_tenant_admin_sees_a_failed_pipeline_step_and_retries_it(server, people,
         expect(failed.get_by_role("button")).to_have_count(0)
 
         ad = watch(admin_ctx.new_page(), errors)
-        login(ad, server, people.admin.token, "Sven Service")
+        login(ad, server, people.admin)
         expect(ad.get_by_role("link", name="Stellungnahmen")).to_be_visible()
         ad.goto(f"{server}/#/application/{app['id']}")
         failed = ad.locator("#pipeline li.state-failed")

@@ -1,16 +1,33 @@
-// Calls to the Breitband API: Bearer token from sessionStorage, problem+json errors, ETag / If-Match, and a fresh
-// Idempotency-Key for every command.
-const TOKEN_KEY = "breitband.token";
+// Calls to the Breitband API from the browser: the session cookie (HttpOnly, set by the server at sign-in; this
+// script never sees it), the session's CSRF token kept in memory only and sent as X-CSRF-Token with every unsafe
+// request, problem+json errors, ETag / If-Match, and a fresh Idempotency-Key for every command.
+// A 401 on a signed-in call means the session is gone (expired, ended, user deactivated): the handler registered
+// with onSessionLost (state.js) takes the person to the sign-in page and says why. Calls made before signing in
+// (the sign-in itself, links, password reset) pass `anonymous: true` and get their 401 as an ordinary error.
+const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 
-export const getToken = () => sessionStorage.getItem(TOKEN_KEY);
-export const setToken = (t) => (t ? sessionStorage.setItem(TOKEN_KEY, t) : sessionStorage.removeItem(TOKEN_KEY));
+let csrfToken = null;
+/** The session's CSRF token (from the sign-in answer or GET /api/v1/auth/session); null when signed out. */
+export const setCsrf = (token) => { csrfToken = token || null; };
+
+let sessionLost = () => {};
+/** state.js registers what happens when the server no longer accepts the session. */
+export function onSessionLost(fn) { sessionLost = fn; }
+
+let activity = () => {};
+/** state.js registers a callback for every answered call (the idle timer counts from the last request). */
+export function onActivity(fn) { activity = fn; }
 
 export class ApiError extends Error {
-  constructor(status, problem) {
+  constructor(status, problem, headers) {
     super(problem?.detail || problem?.title || `HTTP ${status}`);
     this.status = status;
     this.problem = problem || {};
+    this.headers = headers || new Headers();
   }
+
+  /** The problem's type slug (".../problems/session-expired" → "session-expired"). */
+  get slug() { return String(this.problem.type || "").split("/").pop(); }
 }
 
 export function newKey() {
@@ -20,10 +37,8 @@ export function newKey() {
 }
 
 /** → {data, etag, status}; throws ApiError for every non-2xx answer. */
-export async function api(path, { method = "GET", body, etag, form, headers = {} } = {}) {
+export async function api(path, { method = "GET", body, etag, form, headers = {}, anonymous = false } = {}) {
   const h = { Accept: "application/json", ...headers };
-  const token = getToken();
-  if (token) h.Authorization = `Bearer ${token}`;
   let payload;
   if (form) payload = form;
   else if (body !== undefined) {
@@ -31,11 +46,17 @@ export async function api(path, { method = "GET", body, etag, form, headers = {}
     payload = JSON.stringify(body);
   }
   if (method !== "GET") h["Idempotency-Key"] = newKey();
+  if (UNSAFE.has(method) && csrfToken) h["X-CSRF-Token"] = csrfToken;
   if (etag) h["If-Match"] = etag;
-  const res = await fetch(path, { method, headers: h, body: payload });
+  const res = await fetch(path, { method, headers: h, body: payload, credentials: "same-origin" });
   const type = res.headers.get("content-type") || "";
   const data = res.status === 204 ? null : type.includes("json") ? await res.json() : await res.blob();
-  if (!res.ok) throw new ApiError(res.status, type.includes("json") ? data : null);
+  if (!res.ok) {
+    const error = new ApiError(res.status, type.includes("json") ? data : null, res.headers);
+    if (res.status === 401 && !anonymous) sessionLost(error);
+    throw error;
+  }
+  if (!anonymous) activity();
   return { data, etag: res.headers.get("etag"), status: res.status };
 }
 

@@ -1,7 +1,9 @@
 // German user interface with an English toggle (stored in localStorage).
+import { de as accountsDe, en as accountsEn } from "./i18n-accounts.js";
+
 const de = {
   skip: "Zum Inhalt springen", lang: "English", logout: "Abmelden", login: "Anmelden",
-  loginTitle: "Anmeldung", tokenLabel: "API-Token", tokenHelp: "Fügen Sie den API-Token ein, den Sie von Ihrer Servicestelle erhalten haben. Er wird nur in dieser Browser-Sitzung gespeichert.",
+  loginTitle: "Anmeldung",
   loginFailed: "Anmeldung fehlgeschlagen", account: "Ihr Zugang", signedInAs: "Angemeldet als", role: "Rolle", organisation: "Organisation", tenant: "Land",
   sessionValidUntil: "Anmeldung gültig bis", noExpiry: "unbegrenzt", logoutFailed: "Die Abmeldung beim Server ist fehlgeschlagen; der Token wurde nur in diesem Browser vergessen und gilt womöglich noch.",
   tokens: "API-Tokens", tokensHelp: "Ihre Zugangsschlüssel für diese Browser-Sitzung und für Programme wie QGIS. Jeder Token läuft ab; ein widerrufener Token gilt sofort nicht mehr. Beim Abmelden wird der Token dieser Sitzung widerrufen.",
@@ -77,14 +79,14 @@ const de = {
   lm: { open_trench: "offene Bauweise", micro_trenching: "Microtrenching", mini_trenching: "Minitrenching",
     directional_drilling: "Spülbohrung (HDD)", press_drilling: "Pressbohrung", ploughing: "Pflugverfahren", milling: "Fräsverfahren",
     aerial: "oberirdisch", existing_duct: "vorhandene Leerrohre" },
-  roles: { operator_member: "Netzbetreiber", authority_reviewer: "Sachbearbeitung Straßenbaubehörde",
+  roles: { operator_member: "Netzbetreiber", operator_admin: "Netzbetreiber (Administration)", authority_reviewer: "Sachbearbeitung Straßenbaubehörde",
     authority_admin: "Leitung Straßenbaubehörde", tenant_admin: "Servicestelle" },
   orgKind: { participating_body: "beteiligte Stelle" },
   bodyRoles: { authority_reviewer: "Sachbearbeitung (beteiligte Stelle)", authority_admin: "Leitung (beteiligte Stelle)" },
   details: "Details",
   gisAccess: "GIS-Zugang (OGC API - Features)",
   gisAccessHelp: "Ihre Anträge als Layer in QGIS (ab 3.22) oder einem anderen GIS:",
-  gisSteps: ["Unten unter „Neuen Token erstellen“ einen Token anlegen, z. B. „QGIS Büro“, und kopieren.",
+  gisSteps: ["Oben unter „Neuen Token erstellen“ einen Token mit der Berechtigung „nur lesen“ anlegen, z. B. „QGIS Büro“, und kopieren.",
     "In QGIS: „Layer → Layer hinzufügen → WFS / OGC API - Features-Layer hinzufügen“ → „Neu“.",
     "URL: die Adresse oben; Version: „OGC API - Features“.",
     "Authentifizierung: „+“ → Typ „Basic-Authentifizierung“; Benutzername beliebig (z. B. Ihre E-Mail-Adresse), Passwort: der Token.",
@@ -143,7 +145,7 @@ const de = {
 };
 const en = {
   skip: "Skip to content", lang: "Deutsch", logout: "Sign out", login: "Sign in",
-  loginTitle: "Sign in", tokenLabel: "API token", tokenHelp: "Paste the API token your operating office gave you. It is kept only for this browser session.",
+  loginTitle: "Sign in",
   loginFailed: "Sign-in failed", account: "Your account", signedInAs: "Signed in as", role: "Role", organisation: "Organisation", tenant: "State",
   sessionValidUntil: "Signed in until", noExpiry: "no expiry", logoutFailed: "Signing out at the server failed; the token was only forgotten in this browser and may still be valid.",
   tokens: "API tokens", tokensHelp: "Your keys for this browser session and for programs such as QGIS. Every token expires; a revoked token stops working at once. Signing out revokes this session's token.",
@@ -219,20 +221,23 @@ const en = {
   lm: { open_trench: "open trench", micro_trenching: "micro trenching", mini_trenching: "mini trenching",
     directional_drilling: "directional drilling (HDD)", press_drilling: "press drilling", ploughing: "ploughing", milling: "milling",
     aerial: "aerial", existing_duct: "existing duct" },
-  roles: { operator_member: "Network operator", authority_reviewer: "Road authority reviewer",
+  roles: { operator_member: "Network operator", operator_admin: "Network operator (administration)", authority_reviewer: "Road authority reviewer",
     authority_admin: "Road authority head", tenant_admin: "Operating office" },
   orgKind: { participating_body: "participating body" },
   bodyRoles: { authority_reviewer: "Reviewer (participating body)", authority_admin: "Head (participating body)" },
   details: "Details",
   gisAccess: "GIS access (OGC API - Features)",
   gisAccessHelp: "Your applications as a layer in QGIS (3.22 and later) or another GIS:",
-  gisSteps: ["Create a token below under \u201cCreate a new token\u201d, e.g. \u201cQGIS office\u201d, and copy it.",
+  gisSteps: ["Create a token above under \u201cCreate a new token\u201d with the permission \u201cread only\u201d, e.g. \u201cQGIS office\u201d, and copy it.",
     "In QGIS: \u201cLayer → Add Layer → Add WFS / OGC API - Features Layer\u201d → \u201cNew\u201d.",
     "URL: the address above; version: \u201cOGC API - Features\u201d.",
     "Authentication: \u201c+\u201d → type \u201cBasic authentication\u201d; any user name (e.g. your e-mail address), password: the token.",
     "\u201cConnect\u201d, then add the layer \u201capplications\u201d. GDAL: GDAL_HTTP_AUTH=BASIC, GDAL_HTTP_USERPWD=name:token."],
 };
-const dicts = { de, en };
+const dicts = {
+  de: { ...de, ...accountsDe, problem: { ...de.problem, ...accountsDe.problem } },
+  en: { ...en, ...accountsEn },
+};
 export let lang = localStorage.getItem("breitband.lang") === "en" ? "en" : "de";
 export function setLang(l) { lang = l; localStorage.setItem("breitband.lang", l); document.documentElement.lang = l; }
 /** The German text for a problem type, or null (English uses the API's own title and detail). */
@@ -248,4 +253,10 @@ export function t(key) {
 }
 export const fmtDate = (s) => (s ? new Date(s.length === 10 ? s + "T12:00:00" : s).toLocaleDateString(lang === "de" ? "de-DE" : "en-GB") : "–");
 export const fmtTime = (s) => (s ? new Date(s).toLocaleString(lang === "de" ? "de-DE" : "en-GB", { dateStyle: "short", timeStyle: "short" }) : "–");
+/** A wait in words ("2 Minuten", "45 Sekunden") from seconds (Retry-After). */
+export function fmtWait(seconds) {
+  const s = Math.max(1, Math.ceil(seconds));
+  const [n, unit] = s >= 60 ? [Math.ceil(s / 60), "minute"] : [s, "second"];
+  return new Intl.NumberFormat(lang === "de" ? "de-DE" : "en-GB", { style: "unit", unit, unitDisplay: "long" }).format(n);
+}
 export const fmtLen = (m) => (m == null ? "–" : `${Math.round(m).toLocaleString(lang === "de" ? "de-DE" : "en-GB")} m`);

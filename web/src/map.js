@@ -1,9 +1,10 @@
 // MapLibre map on our own style and tiles (no external URLs). The style's tile URLs carry the configured public base
-// URL; requests to /tiles and /styles are sent to the origin this page came from, with the caller's token.
+// URL; requests to /tiles and /styles are sent to the origin this page came from, where the session cookie goes
+// with them (same-origin requests carry it; no Authorization header is needed or set).
 import * as maplibregl from "maplibre-gl";
 import "maplibre-gl/dist/maplibre-gl.css";
 import workerUrl from "maplibre-gl/dist/maplibre-gl-worker.mjs?url";
-import { getToken, get } from "./api.js";
+import { get } from "./api.js";
 import { t } from "./i18n.js";
 
 maplibregl.setWorkerUrl(new URL(workerUrl, location.href).href); // the bundled worker, served from /assets
@@ -20,9 +21,7 @@ export async function createMap(container, { label } = {}) {
     container, style, attributionControl: false, dragRotate: false, pitchWithRotate: false,
     transformRequest: (url) => {
       const rewritten = local(url);
-      if (!rewritten) return { url };
-      const token = getToken();
-      return { url: rewritten, headers: token ? { Authorization: `Bearer ${token}` } : {} };
+      return rewritten ? { url: rewritten, credentials: "same-origin" } : { url };
     },
   });
   map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-right");

@@ -6,7 +6,7 @@ import { api, get } from "./api.js";
 import { h, field } from "./dom.js";
 import { t, fmtDate, fmtTime, fmtLen } from "./i18n.js";
 import { createMap, showGeoJSON, fit, resolutionFeatures } from "./map.js";
-import { state, say, problemText, rerender } from "./state.js";
+import { state, say, problemText, rerender, isOperator } from "./state.js";
 import { sectionsTable, attachmentsList, timeline, routeSummary, moreButton, pageLimit, infoRequests, decisionBox } from "./shared.js";
 import { documentsPanel, pipelinePanel } from "./panels.js";
 
@@ -38,9 +38,9 @@ export async function myApplicationsView(params) {
     offset += next.items.length;
     return next.has_more ? offset : null;
   });
-  return [h("section.pane.wide", h("h1", state.me.role === "operator_member" ? t("myApplications") : t("applications")),
+  return [h("section.pane.wide", h("h1", isOperator() ? t("myApplications") : t("applications")),
     h("form.filters", { onsubmit: (e) => e.preventDefault() }, field(t("status"), select)),
-    state.me.role === "operator_member" ? h("p", h("a.button", { href: "#/new" }, t("newApplication"))) : null, table, more)];
+    isOperator() ? h("p", h("a.button", { href: "#/new" }, t("newApplication"))) : null, table, more)];
 }
 
 /** Any GeoJSON (geometry, Feature, FeatureCollection) → FeatureCollection of Features. */
@@ -215,7 +215,7 @@ export async function applicationView(id) {
   const waiting = cases.filter((c) => c && (c.information_requests || []).some((r) => !r.answered_at));
   const mapEl = h("div.map", { id: "map", role: "region", "aria-label": t("route") });
   const nodes = h("section.pane",
-    h("p", h("a", { href: "#/applications" }, `← ${state.me.role === "operator_member" ? t("myApplications") : t("applications")}`)),
+    h("p", h("a", { href: "#/applications" }, `← ${isOperator() ? t("myApplications") : t("applications")}`)),
     h("h1", `${app.reference} – ${app.content.project_name || ""}`),
     h("dl.facts", h("dt", t("status")), h("dd", h("span", { class: `badge st-${app.status}`, id: "application-status" }, t(`st.${app.status}`))),
       h("dt", t("version")), h("dd", String(app.version)), h("dt", t("received")), h("dd", fmtTime(app.submitted_at))),

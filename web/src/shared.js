@@ -16,8 +16,8 @@ export function sectionsTable(sections) {
     })));
 }
 
-/** Download with the token (a plain link cannot send the Authorization header): fetched as a blob, saved through
- * an object URL. Errors come back as problem+json (ApiError). */
+/** Download through the API client (a refusal comes back as problem+json and is shown, not saved as a file):
+ * fetched as a blob with the session cookie, saved through an object URL. */
 export async function download(url, fileName) {
   const { data } = await api(url, { headers: { Accept: "application/pdf, application/octet-stream, image/*, application/problem+json" } });
   const a = h("a", { href: URL.createObjectURL(data), download: fileName, hidden: true });
@@ -98,4 +98,21 @@ export function moreButton(position, loadNext) {
     }
   } }, t("loadMore"));
   return h("p.more", button, " ", err);
+}
+
+/** A button that asks before it acts: the first click shows the question with "yes" and "cancel" in its place
+ * (no modal window; keyboard and screen readers follow it as ordinary content). */
+export function confirmButton(label, question, yesLabel, action, { danger = true, id } = {}) {
+  const wrap = h("span.confirm");
+  const first = h(danger ? "button.danger" : "button", { type: "button", id, onclick: () => {
+    const yes = h("button.danger", { type: "button", onclick: async () => {
+      yes.disabled = true;
+      try { await action(); } finally { yes.disabled = false; }
+    } }, yesLabel);
+    const no = h("button", { type: "button", onclick: () => wrap.replaceChildren(first) }, t("cancel"));
+    wrap.replaceChildren(h("span.question", { role: "alert" }, question), " ", yes, " ", no);
+    yes.focus();
+  } }, label);
+  wrap.append(first);
+  return wrap;
 }
