@@ -1,20 +1,24 @@
 """The demo data set loaded by scripts/run: tenant Hessen, its organisations and one user per role, and the Hessen
 geodata (VG250 Gemeinden, Kreise and Land; every OSM extract in data/roads/hessen/).
 
-Idempotent: running it again keeps what exists and issues fresh demo tokens (the previous ones are revoked; each
-expires after the setting token_default_expiry_days, like every token made without an explicit lifetime); a geo
-layer is imported again only when its files changed (compared with the LayerImport record by SHA-256).
+Idempotent: running it again keeps what exists, gives every demo user a fresh random password and issues fresh demo
+tokens (the previous ones are revoked; each expires after the setting token_default_expiry_days, like every token made
+without an explicit lifetime); both are printed. A geo layer is imported again only when its files changed (compared
+with the LayerImport record by SHA-256).
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import tempfile
 import tomllib
 from pathlib import Path
 
 from sqlalchemy import select, update
 
+from accounts import local
+from accounts.events import Origin
 from breitband import clock, identity
 from breitband.db import get_database
 from breitband.models import ApiToken, Organisation, OrgKind, Role, User
@@ -38,6 +42,7 @@ DEMO_ORGS = [
 DEMO_USERS = [
     ("admin@breitband-hessen.example", "Petra Admin", Role.tenant_admin, "Breitband-Servicestelle Hessen"),
     ("planer@glasfaser-rhein-main.example", "Olaf Planer", Role.operator_member, "Glasfaser Rhein-Main GmbH"),
+    ("leitung@glasfaser-rhein-main.example", "Greta Netzleitung", Role.operator_admin, "Glasfaser Rhein-Main GmbH"),
     ("pruefer@hessen-mobil.example", "Rita Prüfer", Role.authority_reviewer, "Hessen Mobil"),
     ("leitung@hessen-mobil.example", "Anton Leitung", Role.authority_admin, "Hessen Mobil"),
 ]
@@ -147,8 +152,15 @@ def ensure_geodata(session, tenant_key: str, echo=print) -> None:
              f"from {len(roads)} OSM extracts.")
 
 
+def demo_password() -> str:
+    """A random password of 16 characters for a demo user (printed once, like a token); never one the password
+    policy refuses."""
+    return secrets.token_urlsafe(12)
+
+
 def load_demo(issue_tokens: bool = True, echo=print) -> dict[str, str]:
     tokens: dict[str, str] = {}
+    people_out: list[tuple[str, str, str]] = []
     with get_database().transaction() as session:
         tenant = ensure_tenant(session)
         orgs = {name: ensure_org(session, tenant.key, kind, name, email) for kind, name, email in DEMO_ORGS}
@@ -157,29 +169,28 @@ def load_demo(issue_tokens: bool = True, echo=print) -> dict[str, str]:
         bodies = ensure_bodies(session, tenant.key)
         ensure_monuments(session, tenant.key, echo)
         ensure_key(tenant.key, tenant.name)       # development: the tenant's self-signed signing key
-        for email, name, role, org_name in DEMO_USERS:
+        people = [(email, name, role, orgs[org_name], role.value) for email, name, role, org_name in DEMO_USERS]
+        email, name, org_name = DEMO_BODY_USER
+        people.append((email, name, Role.authority_reviewer, bodies[org_name], "participating_body"))
+        for email, name, role, org, label in people:
             user = session.scalar(select(User).where(User.tenant_key == tenant.key, User.email == email))
             if user is None:
-                user = identity.create_user(session, orgs[org_name], email, name, role)
+                user = identity.create_user(session, org, email, name, role)
             if issue_tokens:
+                password = demo_password()
+                local.set_password(session, user, password, actor_id=None, client=Origin.cli(), how="demo")
                 session.execute(update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.name == DEMO_TOKEN_NAME,
                                                        ApiToken.revoked_at.is_(None))
                                 .values(revoked_at=clock.now()))
                 _, secret = identity.create_token(session, user, DEMO_TOKEN_NAME)
-                tokens[role.value] = secret
-        email, name, org_name = DEMO_BODY_USER
-        user = session.scalar(select(User).where(User.tenant_key == tenant.key, User.email == email))
-        if user is None:
-            user = identity.create_user(session, bodies[org_name], email, name, Role.authority_reviewer)
-        if issue_tokens:
-            session.execute(update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.name == DEMO_TOKEN_NAME,
-                                                   ApiToken.revoked_at.is_(None))
-                            .values(revoked_at=clock.now()))
-            _, secret = identity.create_token(session, user, DEMO_TOKEN_NAME)
-            tokens["participating_body"] = secret
+                tokens[label] = secret
+                people_out.append((label, email, password))
     if issue_tokens:
         base = get_settings().public_base_url
         echo(f"Demo tenant 'he' (Hessen) loaded. API: {base}  docs: {base}/docs")
+        echo(f"Sign in at {base}/#/login (new passwords on every load):")
+        for label, email, password in people_out:
+            echo(f"  {label:<20} {email:<40} {password}")
         days = get_settings().token_default_expiry_days
         echo(f"Demo tokens (Authorization: Bearer <token>), valid for {days} days "
              "(BREITBAND_TOKEN_DEFAULT_EXPIRY_DAYS):")

@@ -1,5 +1,6 @@
 """Security events (accounts/events.py): recorded with sign-ins, failures, tokens; listed for tenant admins with
-filters and keyset paging; published as security.<kind> to the operating office's feed (the audience registered in accounts/events.py)."""
+filters and keyset paging; published as security.<kind> to the operating office's feed (the audience registered
+in accounts/events.py)."""
 
 from __future__ import annotations
 
