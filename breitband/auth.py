@@ -70,6 +70,16 @@ def token_of(request: Request, *, basic: bool = False) -> str:
         " or HTTP Basic with the token as the password" if basic else ""), type="token-malformed", challenge=challenge)
 
 
+# What a response that depends on the caller varies with: the token, or the browser's session cookie.
+VARY_CREDENTIALS = "Authorization, Cookie"
+
+
+def credentials_sent(request: Request) -> bool:
+    """Whether the request says who it is (an Authorization header, or the session cookie): then it must be valid,
+    and what depends on the caller is answered for the caller (never silently as for the public)."""
+    return "authorization" in request.headers or sessions.cookie_of(request) is not None
+
+
 def current_principal(request: Request, *, basic: bool = False) -> Principal:
     cached = getattr(request.state, "principal", None)
     if cached is not None:

@@ -21,7 +21,7 @@ import json
 from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy.orm import Session
 
-from breitband.auth import BEARER_OR_BASIC, current_principal
+from breitband.auth import BEARER_OR_BASIC, VARY_CREDENTIALS, credentials_sent, current_principal
 from breitband.db import get_read_session
 from breitband.errors import ProblemError, Unauthorized
 from breitband.identity import Principal
@@ -34,8 +34,8 @@ TENANT_QUERY = Query(None, description="Tenant (state) key for public layers, e.
 
 
 def _principal_if_any(request: Request) -> Principal | None:
-    """The caller when an Authorization header is sent (an invalid one is a 401, never silently public)."""
-    if request.headers.get("authorization") is None:
+    """The caller when a token or the session cookie is sent (an invalid one is a 401, never silently public)."""
+    if not credentials_sent(request):
         return None
     return current_principal(request, basic=True)
 
@@ -52,7 +52,7 @@ def _public_tenant(request: Request, tenant: str | None) -> tuple[str, bool]:
 
 
 def _require_principal(request: Request, layer_name: str) -> Principal:
-    if request.headers.get("authorization") is None:
+    if not credentials_sent(request):
         raise Unauthorized(f"The layer {layer_name!r} depends on the caller: send 'Authorization: Bearer <token>' "
                            "(or HTTP Basic with any user name and the token as the password)", type="token-missing",
                            challenge=BEARER_OR_BASIC)
@@ -88,7 +88,7 @@ def get_tile(request: Request, layer: str, z: int, x: int, y: int, tenant: str |
         tenant_key, from_token = _public_tenant(request, tenant)
         settings = tiles.tile_settings()
         cache = f"public, max-age={settings.public_max_age_s}"
-        vary = "Authorization" if from_token else None
+        vary = VARY_CREDENTIALS if from_token else None
         if request.headers.get("if-none-match"):
             etag = tiles.public_tile_etag(session, spec, tenant_key, key)
             if _etag_matches(request, etag):
@@ -96,7 +96,7 @@ def get_tile(request: Request, layer: str, z: int, x: int, y: int, tenant: str |
         tile = tiles.public_tile(session, spec, tenant_key, key)
     else:
         principal = _require_principal(request, layer)
-        cache, vary = "private, no-cache", "Authorization"
+        cache, vary = "private, no-cache", VARY_CREDENTIALS
         tile = spec.tile(session, principal, key)
         if _etag_matches(request, tile.etag):
             return Response(status_code=304, headers=_tile_headers(tile.etag, cache, vary))
@@ -128,10 +128,10 @@ def get_tilejson(request: Request, layer: str, tenant: str | None = TENANT_QUERY
     if spec.public:
         tenant_key, from_token = _public_tenant(request, tenant)
         body = tiles.tilejson(session, spec, tenant_key, base, tenant_in_url=True)
-        return _json(request, body, f"public, max-age={max_age}", "Authorization" if from_token else None)
+        return _json(request, body, f"public, max-age={max_age}", VARY_CREDENTIALS if from_token else None)
     principal = _require_principal(request, layer)
     body = tiles.tilejson(session, spec, principal.tenant_key, base, tenant_in_url=False)
-    return _json(request, body, "private, no-cache", "Authorization")
+    return _json(request, body, "private, no-cache", VARY_CREDENTIALS)
 
 
 @router.get("/styles/breitband.json", summary="MapLibre style over our own tiles (roads, boundaries; with a "
@@ -149,7 +149,7 @@ def get_style(request: Request, tenant: str | None = TENANT_QUERY,
                        caller_layers=tiles.caller_layers() if own_tenant else ())
     max_age = tiles.tile_settings().metadata_max_age_s
     if principal is not None:
-        return _json(request, body, "private, no-cache", "Authorization")
+        return _json(request, body, "private, no-cache", VARY_CREDENTIALS)
     return _json(request, body, f"public, max-age={max_age}", None)
 
 

@@ -237,7 +237,7 @@ def test_cache_control_public_for_roads_and_vary_when_the_tenant_comes_from_the_
     assert by_token.content == resp.content
     assert by_token.headers["etag"] == resp.headers["etag"]
     assert by_token.headers["cache-control"] == "public, max-age=3600"
-    assert by_token.headers["vary"] == "Authorization"
+    assert by_token.headers["vary"] == "Authorization, Cookie"
 
 
 def test_empty_tile_is_204_with_cache_headers(client):
@@ -479,7 +479,7 @@ def test_operator_sees_its_own_submitted_applications(client, applications_scene
     s = applications_scene
     resp = tile(client, "applications", s["zxy"], tenant=None, headers=s["operator"])
     assert resp.headers["cache-control"] == "private, no-cache"
-    assert resp.headers["vary"] == "Authorization"
+    assert resp.headers["vary"] == "Authorization, Cookie"
     feats = features(resp, "applications")
     # its submitted application and its draft, not the competitor's application on the same route
     by_ref = {f["properties"]["reference"]: f["properties"] for f in feats}
