@@ -131,7 +131,7 @@ def _by_session(request: Request, secret: str) -> Principal:
                                challenge=BEARER) from None
     if found.stale:
         with db.transaction() as session:
-            sessions.touch(session, found.session_id)
+            sessions.touch(session, found.principal.session_id)
     if request.method not in sessions.SAFE_METHODS:
         given = request.headers.get(sessions.CSRF_HEADER)
         if not given:
@@ -144,10 +144,7 @@ def _by_session(request: Request, secret: str) -> Principal:
     if found.restricted == sessions.RESTRICTED_TOTP and not _totp_enrolment_path(request):
         raise Forbidden("Set up your second factor (TOTP) first: your tenant requires it for your role",
                         type="totp-enrolment-required")
-    return Principal(user_id=found.user_id, email=found.email, name=found.name, role=found.role,
-                     tenant_key=found.tenant_key, organisation_id=found.organisation_id,
-                     organisation_kind=found.organisation_kind, organisation_name=found.organisation_name,
-                     tenant_stamp=found.tenant_stamp, auth_method="session", session_id=found.session_id)
+    return found.principal
 
 
 def _totp_enrolment_path(request: Request) -> bool:
