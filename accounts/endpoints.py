@@ -23,7 +23,7 @@ from accounts import events, local, oidc
 from accounts.events import Origin
 from breitband import clock, idempotency, identity, sessions
 from breitband.api import org_out
-from breitband.auth import require
+from breitband.auth import credentials_sent, current_principal, require
 from breitband.db import get_read_session, write_session
 from breitband.errors import PROBLEM_JSON, Conflict, NotFound, ProblemError, Unauthorized, problem_response
 from breitband.identity import Principal
@@ -245,10 +245,17 @@ def signed_in(session: Session, signed: local.SignedIn) -> JSONResponse:
 
 # --- signed in: the session, signing out ------------------------------------------------------------------------
 
-@router.get("/auth/session", response_model=SessionOut, responses=PROBLEMS,
-            summary="The browser's session: who, its CSRF token, when it ends (session cookie only)")
-def current_session(response: Response, principal: Principal = Depends(ANYONE),
-                    session: Session = Depends(get_read_session)) -> SessionOut:
+@router.get("/auth/session", response_model=SessionOut, responses={**PROBLEMS, 204: {
+                "description": "The request carries neither a session cookie nor a token: not signed in"}},
+            summary="The browser's session: who, its CSRF token, when it ends (session cookie only)",
+            description="The web app asks on load. 204 without any credentials (nobody signed in: not an error); "
+                        "401 with the reason for a cookie that no longer works (`session-expired`, `session-ended`, "
+                        "`user-deactivated`) or for a token (`session-required`).")
+def current_session(request: Request, response: Response,
+                    session: Session = Depends(get_read_session)) -> Response | SessionOut:
+    if not credentials_sent(request):
+        return Response(status_code=204, headers=NO_STORE)
+    principal = current_principal(request)
     if principal.session_id is None:
         raise Unauthorized("This tells about a browser session; the request was made with a token",
                            type="session-required")

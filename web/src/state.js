@@ -82,7 +82,11 @@ function forgetSession() {
 
 /** On load: is there a session (the cookie is HttpOnly, so only the server can tell)? */
 export async function loadSession() {
-  try { adoptSession((await api("/api/v1/auth/session", { anonymous: true })).data); }
+  try {
+    const { data, status } = await api("/api/v1/auth/session", { anonymous: true });
+    if (status === 204) forgetSession();            // no session cookie: simply not signed in
+    else adoptSession(data);
+  }
   catch (e) {
     if (!(e instanceof ApiError && e.status === 401)) throw e;
     forgetSession();
