@@ -23,6 +23,7 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from accounts.models import OidcLogin
 from breitband.models import Tenant, User
 from breitband.settings import PROJECT_ROOT
 from tests.support.hessen import KREIS_OFFENBACH, authority_org
@@ -48,8 +49,11 @@ class Portal:
     organisation: str         # the authority the provider's "hessen-mobil" maps to
 
 
-def _remove_provisioned(session: Session) -> None:
+def _clean_up(session: Session) -> None:
+    """The users the provider's sign-ins provisioned, and the sign-ins begun and never finished (the last story
+    leaves one on the provider's login page): other tests count them."""
     session.execute(delete(User).where(User.tenant_key == "he", User.email.in_(PROVIDER_EMAILS)))
+    session.execute(delete(OidcLogin).where(OidcLogin.tenant_key == "he"))
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +72,7 @@ def portal(engine, he_data, settings) -> Iterator[Portal]:
             # the stranger's domain is allowed, so that its unmapped organisation is what refuses it
             use_oidc(session, "he", provider, name=IDP_NAME, organisations={"hessen-mobil": str(org.id)},
                      allowed_domains=["hessen-mobil.example", "strassenamt-fremd.example"])
-            _remove_provisioned(session)
+            _clean_up(session)
             session.commit()
         try:
             env = {SECRET_ENV: provider.client_secret, "BREITBAND_DATA_DIR": str(settings.data_dir)}
@@ -77,7 +81,7 @@ def portal(engine, he_data, settings) -> Iterator[Portal]:
         finally:
             with Session(bind=engine) as session:
                 session.get(Tenant, "he").rules = rules_before
-                _remove_provisioned(session)
+                _clean_up(session)
                 session.commit()
 
 
@@ -178,6 +182,9 @@ def test_refused_sign_in_says_why_in_german_and_leads_back(portal, browser, engi
         expect(page.get_by_role("heading", name="Anmeldung nicht möglich")).to_be_visible()
         expect(page.get_by_text(german)).to_be_visible()
         expect(page.get_by_text("Wenden Sie sich an die Administration Ihrer Organisation")).to_be_visible()
+        # the page looks like ours (its stylesheet, allowed by the CSP: the autouse fixture fails on a refusal)
+        expect(page.locator("header.top")).to_have_text("Breitband")
+        assert page.evaluate("() => getComputedStyle(document.querySelector('main')).borderTopStyle") == "solid"
         fits(page)
         shot(page, f"oidc-refused-{reason}-{suffix}")
         assert page.request.get(f"{base}/api/v1/auth/session").status == 401
