@@ -240,9 +240,19 @@ def login(request: Request, data: LoginIn, session: Session = write_session) -> 
 
 # --- signed in: the session, signing out ------------------------------------------------------------------------
 
+def credentials_sent(request: Request) -> None:
+    """The web app asks on every load whether the browser has a session; a browser with no cookie and no token at all
+    (every visitor before signing in) has not failed to authenticate, so it is answered 401 here, before the
+    authentication that counts failures per client address (breitband/limits.py): otherwise twenty people a minute
+    opening the sign-in page behind one office address would lock that address out of signing in. A cookie or
+    token that is sent and wrong still counts."""
+    if sessions.cookie_of(request) is None and "authorization" not in request.headers:
+        raise Unauthorized("Not signed in: the request carries no session cookie", type="token-missing")
+
+
 @router.get("/auth/session", response_model=SessionOut, responses=PROBLEMS,
             summary="The browser's session: who, its CSRF token, when it ends (session cookie only)")
-def current_session(response: Response, principal: Principal = Depends(ANYONE),
+def current_session(response: Response, _: None = Depends(credentials_sent), principal: Principal = Depends(ANYONE),
                     session: Session = Depends(get_read_session)) -> SessionOut:
     if principal.session_id is None:
         raise Unauthorized("This tells about a browser session; the request was made with a token",
