@@ -229,6 +229,11 @@ def login(request: Request, data: LoginIn, session: Session = write_session) -> 
         if exc.status == 401:
             request.app.state.limits.count_auth_failure(request)
         return answer(request, exc)
+    return signed_in(session, signed)
+
+
+def signed_in(session: Session, signed: local.SignedIn) -> JSONResponse:
+    """The answer to a sign-in (password or link): the user, the CSRF token and limits, and the session cookie."""
     body = LoginOut(user=user_out(session, signed.user), csrf_token=signed.started.csrf_token,
                     expires_at=signed.started.expires_at,
                     idle_timeout_s=int(sessions.idle_timeout().total_seconds()),

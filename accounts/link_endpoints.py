@@ -14,10 +14,10 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from accounts import links, local
-from accounts.endpoints import NO_STORE, LoginOut, user_out
+from accounts.endpoints import NO_STORE, LoginOut, signed_in
 from accounts.events import Origin
 from accounts.schemas import AcceptedOut, LinkOut, LinkRedeem, PasswordResetIn
-from breitband import clock, identity, sessions
+from breitband import clock, identity
 from breitband.db import get_read_session, write_session
 from breitband.errors import PROBLEM_JSON, NotFound, Unauthorized
 
@@ -78,12 +78,6 @@ def redeem_link(request: Request, data: LinkRedeem, token: str = TOKEN,
     with counted_failures(request):
         user = links.redeem(session, token, data.password, origin, totp_code=data.totp_code, now=now)
     tenant = identity.get_tenant(session, user.tenant_key)
-    signed = local._start(session, tenant, user, origin, now, mfa=user.totp_enabled_at is not None,
-                          method="link")
-    body = LoginOut(user=user_out(session, user), csrf_token=signed.started.csrf_token,
-                    expires_at=signed.started.expires_at,
-                    idle_timeout_s=int(sessions.idle_timeout().total_seconds()),
-                    totp_enrolment_required=signed.totp_enrolment_required)
-    response = JSONResponse(body.model_dump(mode="json"), headers=NO_STORE)
-    sessions.set_cookie(response, signed.started)
-    return response
+    signed = local.start_session(session, tenant, user, origin, now, mfa=user.totp_enabled_at is not None,
+                                 method="link")
+    return signed_in(session, signed)

@@ -140,7 +140,7 @@ def sign_in(session: Session, throttle: AddressThrottle, *, tenant_key: str, ema
         raise Unauthorized("The user is deactivated; ask your organisation's administrator or the operating office",
                            type="user-deactivated")
     mfa = _second_factor(session, user, typed, totp_code, client, now)
-    return _start(session, tenant, user, client, now, mfa=mfa)
+    return start_session(session, tenant, user, client, now, mfa=mfa)
 
 
 def _refuse_unknown(session: Session, throttle: AddressThrottle, tenant_key: str, address: str, typed: str,
@@ -197,8 +197,11 @@ def _second_factor(session: Session, user: User, typed: str, code: str | None, c
     return True
 
 
-def _start(session: Session, tenant: Tenant, user: User, client: Origin, now: datetime, *, mfa: bool,
-           method: str = "password") -> SignedIn:
+def start_session(session: Session, tenant: Tenant, user: User, client: Origin, now: datetime, *, mfa: bool,
+                  method: str = "password") -> SignedIn:
+    """A person proved who they are (password, and code where on; or an invitation/reset link): unlock the account,
+    start a new session — restricted to the second factor's set-up where the tenant requires one for the role and
+    none was used — and record the sign-in."""
     user.failed_sign_ins = 0
     user.locked_until = None
     user.last_sign_in_at = now

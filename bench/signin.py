@@ -38,6 +38,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -66,7 +68,6 @@ from geo.importers import import_boundaries, import_roads  # noqa: E402
 from tests.support.api import collection, draft_body, trench  # noqa: E402
 from tests.support.hessen import HE_BOUNDARY_FILES, NEU_ISENBURG, authority_org, stretch  # noqa: E402
 from tests.support.waiting import free_port, wait_for  # noqa: E402
-from tests.support.webserver import running_app  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -140,6 +141,34 @@ def submit_applications(base: str, engine, token: str, count: int) -> int:
     return cases
 
 
+@contextmanager
+def serving(env: dict[str, str]) -> Iterator[str]:
+    """uvicorn with the app on a free loopback port against the bench database; → its base URL once /healthz
+    answers."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    environment = {**os.environ, "BREITBAND_PUBLIC_BASE_URL": base, **env}
+    with open(VAR / "server.log", "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "breitband.app:create_app", "--factory",
+                                 "--host", "127.0.0.1", "--port", str(port)], env=environment, cwd=ROOT,
+                                stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_for(lambda: proc.poll() is not None or _healthy(base), timeout=30, what=f"uvicorn at {base}")
+            if proc.poll() is not None:
+                raise SystemExit(f"uvicorn exited with {proc.returncode}: see {VAR / 'server.log'}")
+            yield base
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+def _healthy(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 # --- the measurement --------------------------------------------------------------------------------------------
 
 def sign_in_once(browser, base: str) -> dict[str, float]:
@@ -211,7 +240,7 @@ def main() -> None:
                "BREITBAND_RESULT_BACKEND": f"redis://127.0.0.1:{redis_port}/1",
                "BREITBAND_LIMITS_REDIS_URL": f"redis://127.0.0.1:{redis_port}/2",
                "BREITBAND_DATA_DIR": str(VAR / "data"), "BREITBAND_LOG_LEVEL": "WARNING"}
-        with running_app(free_port(), VAR / "server.log", env) as base:
+        with serving(env) as base:
             cases = submit_applications(base, engine, token, args.applications)
             say(f"{args.applications} applications submitted: {cases} open cases in the inbox of the Stadt "
                 f"Neu-Isenburg")

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from breitband import identity
-from breitband.auth import current_principal, require
+from breitband.auth import credentials_sent, current_principal, require
 from breitband.db import get_read_session
 from breitband.errors import PROBLEM_JSON
 from breitband.health import public_readiness, readiness
@@ -35,7 +35,7 @@ def healthz() -> dict:
                                                                   "description": "An invalid token was sent"}})
 def readyz(request: Request) -> JSONResponse:
     detailed = False
-    if request.headers.get("authorization") is not None:
+    if credentials_sent(request):
         detailed = current_principal(request).role is Role.tenant_admin
     result = readiness(request.app.state.settings, request.app.state.db)
     if not detailed:

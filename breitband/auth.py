@@ -70,6 +70,16 @@ def token_of(request: Request, *, basic: bool = False) -> str:
         " or HTTP Basic with the token as the password" if basic else ""), type="token-malformed", challenge=challenge)
 
 
+# What a response that depends on the caller varies with: the token, or the browser's session cookie.
+VARY_CREDENTIALS = "Authorization, Cookie"
+
+
+def credentials_sent(request: Request) -> bool:
+    """Whether the request says who it is (an Authorization header, or the session cookie): then it must be valid,
+    and what depends on the caller is answered for the caller (never silently as for the public)."""
+    return "authorization" in request.headers or sessions.cookie_of(request) is not None
+
+
 def current_principal(request: Request, *, basic: bool = False) -> Principal:
     cached = getattr(request.state, "principal", None)
     if cached is not None:
@@ -121,7 +131,7 @@ def _by_session(request: Request, secret: str) -> Principal:
                                challenge=BEARER) from None
     if found.stale:
         with db.transaction() as session:
-            sessions.touch(session, found.session_id)
+            sessions.touch(session, found.principal.session_id)
     if request.method not in sessions.SAFE_METHODS:
         given = request.headers.get(sessions.CSRF_HEADER)
         if not given:
@@ -134,10 +144,7 @@ def _by_session(request: Request, secret: str) -> Principal:
     if found.restricted == sessions.RESTRICTED_TOTP and not _totp_enrolment_path(request):
         raise Forbidden("Set up your second factor (TOTP) first: your tenant requires it for your role",
                         type="totp-enrolment-required")
-    return Principal(user_id=found.user_id, email=found.email, name=found.name, role=found.role,
-                     tenant_key=found.tenant_key, organisation_id=found.organisation_id,
-                     organisation_kind=found.organisation_kind, organisation_name=found.organisation_name,
-                     tenant_stamp=found.tenant_stamp, auth_method="session", session_id=found.session_id)
+    return found.principal
 
 
 def _totp_enrolment_path(request: Request) -> bool:

@@ -28,6 +28,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from breitband import clock
+from breitband.identity import Principal
 from breitband.models import Organisation, OrgKind, Role, Tenant, User, WebSession
 from breitband.settings import get_settings
 
@@ -148,22 +149,14 @@ LOOKUP_SQL = (
 
 @dataclass(frozen=True)
 class Found:
-    """A session looked up by its cookie, with what the request needs of its user."""
+    """A session looked up by its cookie: who it signs in (``principal``), its CSRF token and restriction, and
+    whether last_seen_at is over a minute old (the caller writes it with ``touch``)."""
 
-    session_id: uuid.UUID
+    principal: Principal
     csrf_token: str
     restricted: str | None
     expires_at: datetime
-    user_id: uuid.UUID
-    email: str
-    name: str
-    role: Role
-    tenant_key: str
-    organisation_id: uuid.UUID
-    organisation_kind: OrgKind
-    organisation_name: str
-    tenant_stamp: tuple[datetime, datetime]
-    stale: bool          # last_seen_at is over a minute old: the caller writes it with touch()
+    stale: bool
 
 
 class SessionRefused(Exception):
@@ -191,12 +184,13 @@ def lookup(session: Session, secret: str, *, now: datetime | None = None) -> Fou
                              "changed); please sign in again", "session-ended")
     if row.expires_at <= now or row.last_seen_at + idle_timeout() <= now:
         raise SessionRefused("Your session has expired; please sign in again", "session-expired")
-    return Found(session_id=row.session_id, csrf_token=row.csrf_token, restricted=row.restricted,
-                 expires_at=row.expires_at, user_id=row.user_id, email=row.email, name=row.name,
-                 role=Role(row.role), tenant_key=row.tenant_key, organisation_id=row.organisation_id,
-                 organisation_kind=OrgKind(row.kind), organisation_name=row.organisation_name,
-                 tenant_stamp=(row.tenant_updated_at, row.tenant_data_changed_at),
-                 stale=now - row.last_seen_at > SEEN_EVERY)
+    principal = Principal(user_id=row.user_id, email=row.email, name=row.name, role=Role(row.role),
+                          tenant_key=row.tenant_key, organisation_id=row.organisation_id,
+                          organisation_kind=OrgKind(row.kind), organisation_name=row.organisation_name,
+                          tenant_stamp=(row.tenant_updated_at, row.tenant_data_changed_at), auth_method="session",
+                          session_id=row.session_id)
+    return Found(principal=principal, csrf_token=row.csrf_token, restricted=row.restricted,
+                 expires_at=row.expires_at, stale=now - row.last_seen_at > SEEN_EVERY)
 
 
 def touch(session: Session, session_id: uuid.UUID, *, now: datetime | None = None) -> None:

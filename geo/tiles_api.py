@@ -9,10 +9,8 @@
 - ``GET /tiles/{layer}.json`` — TileJSON 3.0.0.
 - ``GET /styles/breitband.json`` — MapLibre style over our own tiles.
 
-Which tenant: public layers take ``?tenant=KEY``, else the caller's tenant; per-caller layers need a caller (401
-without) and always show the caller's own tenant. The caller is the Bearer (or Basic) token's, or the web app's
-session cookie's (breitband/auth.py): the web app's maps send the cookie, never a header. Answers that depend on the
-caller say so with ``Vary: Authorization, Cookie``.
+Which tenant: public layers take ``?tenant=KEY``, else the tenant of the Bearer token; per-caller layers need the
+token (401 without) and always show the caller's own tenant.
 """
 
 from __future__ import annotations
@@ -23,28 +21,21 @@ import json
 from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy.orm import Session
 
-from breitband import sessions
-from breitband.auth import BEARER_OR_BASIC, current_principal
+from breitband.auth import BEARER_OR_BASIC, VARY_CREDENTIALS, credentials_sent, current_principal
 from breitband.db import get_read_session
 from breitband.errors import ProblemError, Unauthorized
 from breitband.identity import Principal
 from geo import tiles
 
 router = APIRouter(tags=["tiles"])
-CALLER_VARY = "Authorization, Cookie"
 
 TENANT_QUERY = Query(None, description="Tenant (state) key for public layers, e.g. `he`; default: the tenant of "
                                        "the Bearer token", pattern=r"^[a-z][a-z0-9-]{1,15}$")
 
 
-def _credentials_sent(request: Request) -> bool:
-    return request.headers.get("authorization") is not None or sessions.cookie_of(request) is not None
-
-
 def _principal_if_any(request: Request) -> Principal | None:
-    """The caller when an Authorization header or a session cookie is sent (an invalid or ended one is a 401,
-    never silently public)."""
-    if not _credentials_sent(request):
+    """The caller when a token or the session cookie is sent (an invalid one is a 401, never silently public)."""
+    if not credentials_sent(request):
         return None
     return current_principal(request, basic=True)
 
@@ -55,16 +46,16 @@ def _public_tenant(request: Request, tenant: str | None) -> tuple[str, bool]:
         return tenant, False
     principal = _principal_if_any(request)
     if principal is None:
-        raise ProblemError("Say which tenant: ?tenant=KEY (e.g. ?tenant=he), send a Bearer token, or sign in",
+        raise ProblemError("Say which tenant: ?tenant=KEY (e.g. ?tenant=he), or send a Bearer token",
                            type="tenant-required", title="Tenant required")
     return principal.tenant_key, True
 
 
 def _require_principal(request: Request, layer_name: str) -> Principal:
-    if not _credentials_sent(request):
+    if not credentials_sent(request):
         raise Unauthorized(f"The layer {layer_name!r} depends on the caller: send 'Authorization: Bearer <token>' "
-                           "(or HTTP Basic with any user name and the token as the password), or sign in",
-                           type="token-missing", challenge=BEARER_OR_BASIC)
+                           "(or HTTP Basic with any user name and the token as the password)", type="token-missing",
+                           challenge=BEARER_OR_BASIC)
     return current_principal(request, basic=True)
 
 
@@ -97,7 +88,7 @@ def get_tile(request: Request, layer: str, z: int, x: int, y: int, tenant: str |
         tenant_key, from_token = _public_tenant(request, tenant)
         settings = tiles.tile_settings()
         cache = f"public, max-age={settings.public_max_age_s}"
-        vary = CALLER_VARY if from_token else None
+        vary = VARY_CREDENTIALS if from_token else None
         if request.headers.get("if-none-match"):
             etag = tiles.public_tile_etag(session, spec, tenant_key, key)
             if _etag_matches(request, etag):
@@ -105,7 +96,7 @@ def get_tile(request: Request, layer: str, z: int, x: int, y: int, tenant: str |
         tile = tiles.public_tile(session, spec, tenant_key, key)
     else:
         principal = _require_principal(request, layer)
-        cache, vary = "private, no-cache", CALLER_VARY
+        cache, vary = "private, no-cache", VARY_CREDENTIALS
         tile = spec.tile(session, principal, key)
         if _etag_matches(request, tile.etag):
             return Response(status_code=304, headers=_tile_headers(tile.etag, cache, vary))
@@ -137,10 +128,10 @@ def get_tilejson(request: Request, layer: str, tenant: str | None = TENANT_QUERY
     if spec.public:
         tenant_key, from_token = _public_tenant(request, tenant)
         body = tiles.tilejson(session, spec, tenant_key, base, tenant_in_url=True)
-        return _json(request, body, f"public, max-age={max_age}", CALLER_VARY if from_token else None)
+        return _json(request, body, f"public, max-age={max_age}", VARY_CREDENTIALS if from_token else None)
     principal = _require_principal(request, layer)
     body = tiles.tilejson(session, spec, principal.tenant_key, base, tenant_in_url=False)
-    return _json(request, body, "private, no-cache", CALLER_VARY)
+    return _json(request, body, "private, no-cache", VARY_CREDENTIALS)
 
 
 @router.get("/styles/breitband.json", summary="MapLibre style over our own tiles (roads, boundaries; with a "
@@ -150,7 +141,7 @@ def get_style(request: Request, tenant: str | None = TENANT_QUERY,
     principal = _principal_if_any(request)
     tenant_key = tenant or (principal.tenant_key if principal else None)
     if tenant_key is None:
-        raise ProblemError("Say which tenant: ?tenant=KEY (e.g. ?tenant=he), send a Bearer token, or sign in",
+        raise ProblemError("Say which tenant: ?tenant=KEY (e.g. ?tenant=he), or send a Bearer token",
                            type="tenant-required", title="Tenant required")
     own_tenant = principal is not None and principal.tenant_key == tenant_key
     bounds = tiles.tenant_bounds(session, tenant_key)
@@ -158,7 +149,7 @@ def get_style(request: Request, tenant: str | None = TENANT_QUERY,
                        caller_layers=tiles.caller_layers() if own_tenant else ())
     max_age = tiles.tile_settings().metadata_max_age_s
     if principal is not None:
-        return _json(request, body, "private, no-cache", CALLER_VARY)
+        return _json(request, body, "private, no-cache", VARY_CREDENTIALS)
     return _json(request, body, f"public, max-age={max_age}", None)
 
 

@@ -64,6 +64,22 @@ def example_bodies(lines: dict[str, Any], ids: dict[str, str]) -> dict[tuple[str
         ("POST", "/api/v1/webhooks"): {"url": "http://10.20.30.40/hook", "event_types": ["application.submitted"]},
         ("POST", "/api/v1/me/tokens"): {"name": "QGIS Arbeitsplatz", "expires_in_days": 30},
         ("PATCH", "/api/v1/webhooks/{webhook_id}"): {"url": "http://10.20.30.41/hook", "active": True},
+        ("POST", "/api/v1/auth/login"): {"tenant": "he", "email": "planer@glasfaser-test.example",
+                                         "password": "kein richtiges Passwort", "totp_code": "123456"},
+        ("POST", "/api/v1/auth/password-reset"): {"tenant": "he", "email": "planer@glasfaser-test.example"},
+        ("POST", "/api/v1/auth/links/{token}"): {"password": "Feldweg Laterne Kompass 7", "totp_code": "123456"},
+        ("POST", "/api/v1/me/password"): {"current_password": "kein richtiges Passwort",
+                                          "new_password": "Feldweg Laterne Kompass 7"},
+        ("POST", "/api/v1/me/totp/confirm"): {"code": "123456"},
+        ("DELETE", "/api/v1/me/totp"): {"password": "kein richtiges Passwort"},
+        ("POST", "/api/v1/admin/users"): {"email": "neu@glasfaser-test.example", "name": "Nina Neu",
+                                          "role": "operator_member", "organisation_id": ids["org_id"]},
+        ("PATCH", "/api/v1/admin/users/{user_id}"): {"name": "Nina Neu", "role": "operator_member"},
+        ("POST", "/api/v1/admin/organisations"): {"kind": "operator", "name": "Faser Neu GmbH",
+                                                  "email": "info@faser-neu.example", "phone": "+49 69 1234",
+                                                  "address": "Hauptstraße 1, 63263 Neu-Isenburg"},
+        ("PATCH", "/api/v1/admin/organisations/{org_id}"): {"email": "info@faser-neu.example",
+                                                            "phone": "+49 69 1234"},
     }
 
 

@@ -18,7 +18,7 @@ import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-PACKAGES = ("breitband", "geo", "notifications", "permits")
+PACKAGES = ("breitband", "geo", "notifications", "permits", "accounts")
 PARALLEL = 2
 
 

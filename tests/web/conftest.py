@@ -13,15 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-import httpx
 import pytest
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
@@ -33,14 +29,13 @@ from breitband.settings import PROJECT_ROOT
 from permits.cases.catalogue import load_catalogue_file
 from permits.participation import service as participation
 from tests.support.hessen import KREIS_OFFENBACH, authority_org
-from tests.support.waiting import free_port
+from tests.support.web_server import running_server
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync",
                  # WebGL without a GPU: Chromium's software renderer (SwiftShader) must be allowed explicitly
                  "--enable-unsafe-swiftshader", "--use-angle=swiftshader"]
-ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "web"
 
 
 @dataclass
@@ -122,40 +117,10 @@ def people(engine, he_data) -> Iterator[People]:
 
 @pytest.fixture(scope="module")
 def server(engine, people, settings, worker) -> Iterator[str]:
-    """uvicorn serving the app (API + web app) on a free port, against the test database and broker (the
-    environment tests/conftest.py set), with the worker's data directory (documents, signing keys, attachments).
-    The worker (tests/support/workers.py) runs the outbox relay the server kicks after each commit, the pipeline
-    steps and the document generation."""
-    if not (PROJECT_ROOT / "web" / "dist" / "index.html").is_file():
-        pytest.fail("web/dist is missing: scripts/setup.sh builds the web app (npm ci && npm run build in web/)")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "BREITBAND_PUBLIC_BASE_URL": base, "BREITBAND_LOG_LEVEL": "INFO",
-           "BREITBAND_DATA_DIR": str(settings.data_dir)}
-    log = open(ARTIFACTS / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "breitband.app:create_app", "--factory",
-                             "--host", "127.0.0.1", "--port", str(port)], env=env, cwd=PROJECT_ROOT,
-                            stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"uvicorn did not start (see {ARTIFACTS / 'server.log'})")
-            time.sleep(0.2)
+    """The app on a free port (``running_server``). The worker (tests/support/workers.py) runs the outbox relay the
+    server kicks after each commit, the pipeline steps and the document generation."""
+    with running_server(settings) as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 CSP_VIOLATIONS: list[str] = []

@@ -5,8 +5,8 @@ the tenant does not map, an e-mail domain it does not allow) on our German page 
 signing out through the provider's end_session endpoint (RP-initiated logout), which ends the provider's session too
 and lands on our sign-in page.
 
-The server is one of this module's own: the provider must know its callback and post-logout URIs before it starts,
-and the server needs the client secret in its environment. Tenant "he" gets a ``[sign_in.oidc]`` section for the
+The server is one of this module's own: it needs the client secret in its environment, and the provider, started
+after it, its callback and post-logout URIs. Tenant "he" gets a ``[sign_in.oidc]`` section for the
 time of the module (its rules are put back afterwards) that maps the provider's organisation "hessen-mobil" to the
 Kreis Offenbach's road authority and allows the domains of the reviewer and the stranger. Screenshots at 1440×900
 and 390×844 in test-artifacts/web/.
@@ -25,15 +25,12 @@ from sqlalchemy.orm import Session
 
 from accounts.models import OidcLogin
 from breitband.models import Tenant, User
-from breitband.settings import PROJECT_ROOT
 from tests.support.hessen import KREIS_OFFENBACH, authority_org
-from tests.support.oidc import SECRET_ENV, OpenIdProvider, node_available, running_provider, use_oidc
-from tests.support.waiting import free_port
-from tests.support.webserver import running_app
+from tests.support.oidc import SECRET, SECRET_ENV, OpenIdProvider, node_available, running_provider, use_oidc
+from tests.support.web_server import ARTIFACTS, running_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 
-ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "web"
 DESKTOP = {"width": 1440, "height": 900}
 PHONE = {"width": 390, "height": 844}
 IDP_NAME = "Landesportal Hessen"
@@ -58,13 +55,12 @@ def _clean_up(session: Session) -> None:
 
 @pytest.fixture(scope="module")
 def portal(engine, he_data, settings) -> Iterator[Portal]:
-    """The provider for this module's server, tenant "he" configured for it (committed), and the server."""
+    """This module's server (the provider's client secret in its environment), the provider for it, and tenant "he"
+    configured for that provider (committed; the server reads the tenant's rules per request)."""
     if not node_available():
         pytest.skip("Node.js and npm are needed for the OpenID Provider (tests/support/oidc)")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with running_provider([base], ["he"], log_dir=ARTIFACTS) as provider:
+    with running_server(settings, "server-oidc.log", **{SECRET_ENV: SECRET}) as base, \
+            running_provider([base], ["he"], log_dir=ARTIFACTS) as provider:
         with Session(bind=engine) as session:
             rules_before = session.get(Tenant, "he").rules
             org = authority_org(session, key=KREIS_OFFENBACH)
@@ -75,9 +71,7 @@ def portal(engine, he_data, settings) -> Iterator[Portal]:
             _clean_up(session)
             session.commit()
         try:
-            env = {SECRET_ENV: provider.client_secret, "BREITBAND_DATA_DIR": str(settings.data_dir)}
-            with running_app(port, ARTIFACTS / "server-oidc.log", env) as url:
-                yield Portal(url, provider, organisation)
+            yield Portal(base, provider, organisation)
         finally:
             with Session(bind=engine) as session:
                 session.get(Tenant, "he").rules = rules_before

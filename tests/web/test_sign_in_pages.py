@@ -5,10 +5,6 @@ deactivating a user whose open page then lands on the sign-in page saying why, s
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,7 +20,7 @@ from accounts.models import LinkPurpose
 from breitband import clock, identity
 from breitband.models import Organisation, Role, User
 from breitband.settings import PROJECT_ROOT
-from tests.support.waiting import free_port
+from tests.support.web_server import running_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 
@@ -199,8 +195,8 @@ def test_admin_deactivates_a_user_whose_open_page_lands_on_sign_in(server, peopl
         # the deactivated person's next click: the sign-in page says why
         op.locator("#who a").click()
         expect(op.get_by_role("heading", name="Anmeldung")).to_be_visible()
-        # deactivation ends the sessions first, so the server says "ended" (breitband/sessions.py checks that first)
-        expect(op.locator("#signin-reason")).to_contain_text("Ihr Zugang wurde geändert")
+        # the server says why: deactivated (breitband/sessions.py checks that before "ended")
+        expect(op.locator("#signin-reason")).to_contain_text("deaktiviert")
         shot(op, "deactivated-lands-on-sign-in-1440")
         fill_sign_in(op, people.body.email, people.body.password)
         expect(op.locator("#signin-error")).to_contain_text("Ihr Benutzerkonto ist deaktiviert.")
@@ -216,30 +212,8 @@ def test_admin_deactivates_a_user_whose_open_page_lands_on_sign_in(server, peopl
 @pytest.fixture
 def short_idle_server(people, settings, worker) -> Iterator[str]:
     """A second server whose sessions end after six seconds without a request."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "BREITBAND_PUBLIC_BASE_URL": base, "BREITBAND_SESSION_IDLE_MINUTES": "0.1",
-           "BREITBAND_DATA_DIR": str(settings.data_dir)}
-    log = open(ARTIFACTS / "server-idle.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "breitband.app:create_app", "--factory",
-                             "--host", "127.0.0.1", "--port", str(port)], env=env, cwd=PROJECT_ROOT,
-                            stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("uvicorn (short idle limit) did not start")
-            time.sleep(0.2)
+    with running_server(settings, "server-idle.log", BREITBAND_SESSION_IDLE_MINUTES="0.1") as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        log.close()
 
 
 def test_sign_out_and_idle_timeout(short_idle_server, people, browser):
