@@ -6,7 +6,8 @@ answer with redirects and pages rather than JSON, and stay out of the OpenAPI do
   ``/#/``), or a page saying what went wrong and what to do (accounts/oidc_pages.py), 400/403 (502 when the IdP
   cannot be reached);
 - ``GET /auth/oidc/{tenant}/signed-out`` → 302 to the sign-in page: the post-logout redirect URI registered at the
-  IdP (POST /api/v1/auth/logout answers the IdP's logout URL, accounts.oidc.logout_url).
+  IdP (POST /api/v1/auth/logout answers the IdP's logout URL, accounts.oidc.logout_url);
+- ``GET /auth/oidc/page.css`` → the failure pages' stylesheet.
 
 Every sign-in and every failure is a security event (oidc-sign-in, oidc-failed, user-provisioned, role-changed).
 A failed callback counts as a failed authentication of the client address (breitband/limits.py, the same counter as
@@ -20,7 +21,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from accounts import events, oidc
-from accounts.oidc_pages import SIGN_IN_PAGE, page
+from accounts.oidc_pages import PAGE_CSS, SIGN_IN_PAGE, page
 from breitband import limits, sessions
 from breitband.db import write_session
 from breitband.limits import TooManyRequests
@@ -31,6 +32,12 @@ NO_STORE = {"Cache-Control": "no-store"}
 
 def _state_cookie_path(tenant: str) -> str:
     return f"/auth/oidc/{tenant}/"
+
+
+@router.get("/page.css")
+def page_css() -> Response:
+    """The look of the failure pages (accounts/oidc_pages.py): the same for every tenant, cached for a day."""
+    return Response(PAGE_CSS, media_type="text/css", headers={"Cache-Control": "public, max-age=86400"})
 
 
 @router.get("/{tenant}/start")

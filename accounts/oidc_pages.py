@@ -3,7 +3,9 @@ in German with English below, and a link back to the sign-in page.
 
 The callback is a top-level navigation from the IdP, so the answer is a page, not problem+json. It is plain HTML
 (no script, no inline style: the Content-Security-Policy of breitband/headers.py applies to it as to every answer)
-and carries ``Cache-Control: no-store``. The reason's slug is on the page (``data-reason``) and in the security
+and carries ``Cache-Control: no-store``; its look (the web app's blue bar, a card, the same font) comes from the small
+stylesheet PAGE_CSS, served as ``/auth/oidc/page.css`` (accounts/oidc_endpoints.py), so the page needs nothing of
+the built web app. The reason's slug is on the page (``data-reason``) and in the security
 event, so support and tests can tell the cases apart without parsing the prose.
 """
 
@@ -15,6 +17,25 @@ from html import escape
 from fastapi.responses import HTMLResponse
 
 SIGN_IN_PAGE = "/#/login"
+STYLESHEET = "/auth/oidc/page.css"
+# the web app's colours and font (web/src/style.css), for a page that stands alone
+PAGE_CSS = """:root { --fg: #1b1b1b; --muted: #4a4a4a; --accent: #0b4f8a; --line: #c9c9c9;
+  font: 15px/1.45 system-ui, "Segoe UI", Roboto, Arial, sans-serif; color: var(--fg); }
+* { box-sizing: border-box; }
+body { margin: 0; background: #fff; }
+a { color: var(--accent); }
+:focus-visible { outline: 3px solid #ffbf47; outline-offset: 2px; }
+.top { padding: .5rem 1rem; background: var(--accent); color: #fff; font-weight: 700; font-size: 1.15rem; }
+main { max-width: 40rem; margin: 2rem auto; padding: 1rem 1.25rem; border: 1px solid var(--line);
+  border-radius: 6px; background: #fafafa; overflow-wrap: anywhere; }
+@media (max-width: 40rem) { main { margin: 1rem .75rem; } }
+h1 { font-size: 1.4rem; margin: .25rem 0 1rem; }
+h2 { font-size: 1.15rem; margin: 0 0 .75rem; }
+hr { border: 0; border-top: 1px solid var(--line); margin: 1.5rem 0; }
+section[lang="en"] { color: var(--muted); }
+.back { font-weight: 600; }
+small { color: var(--muted); }
+"""
 RETRY_DE = "Bitte melden Sie sich erneut an."
 RETRY_EN = "Please sign in again."
 ADMIN_DE = "Wenden Sie sich an die Administration Ihrer Organisation oder an die Servicestelle des Landes."
@@ -137,19 +158,21 @@ def page(reason: str, *, detail: str | None = None, headers: dict[str, str] | No
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="robots" content="noindex">
 <title>Anmeldung nicht möglich – Sign-in failed</title>
+<link rel="stylesheet" href="{STYLESHEET}">
 </head>
 <body>
+<header class="top">Breitband</header>
 <main data-reason="{escape(reason)}">
 <h1>Anmeldung nicht möglich</h1>
 <p>{escape(r.de)}</p>
 <p><strong>Was Sie tun können:</strong> {escape(r.todo_de)}</p>
-<p><a href="{SIGN_IN_PAGE}">Zurück zur Anmeldung</a></p>
+<p class="back"><a href="{SIGN_IN_PAGE}">Zurück zur Anmeldung</a></p>
 <hr>
 <section lang="en">
 <h2>Sign-in failed</h2>
 <p>{escape(r.en)}</p>
 <p><strong>What you can do:</strong> {escape(r.todo_en)}</p>
-<p><a href="{SIGN_IN_PAGE}">Back to sign-in</a></p>
+<p class="back"><a href="{SIGN_IN_PAGE}">Back to sign-in</a></p>
 </section>{extra}
 </main>
 </body>
@@ -158,4 +181,4 @@ def page(reason: str, *, detail: str | None = None, headers: dict[str, str] | No
     return HTMLResponse(body, status_code=r.status, headers={**(headers or {}), "Cache-Control": "no-store"})
 
 
-__all__ = ["REASONS", "Reason", "page", "SIGN_IN_PAGE"]
+__all__ = ["PAGE_CSS", "REASONS", "Reason", "page", "SIGN_IN_PAGE", "STYLESHEET"]

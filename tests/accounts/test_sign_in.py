@@ -308,6 +308,30 @@ def test_a_read_only_token_cannot_sign_out_or_change_anything(client, with_passw
     problem(client.post("/api/v1/auth/logout", headers=headers), 403, "token-read-only")
 
 
+def test_visitors_without_a_session_do_not_lock_their_address_out(settings, db, with_passwords):
+    """Every load of the web app asks GET /api/v1/auth/session; before signing in the browser has no cookie, which
+    is no failed authentication (a wrong cookie still is)."""
+    from fastapi.testclient import TestClient
+
+    from breitband.app import create_app
+    from tests.accounts.conftest import limits_redis
+
+    key = "breitband:rl:auth-failures:client:testclient"
+    with limits_redis() as r:
+        r.delete(key)
+        app = create_app(settings.model_copy(update={"rate_limit_auth_failures": "3/60"}), db=db)
+        with TestClient(app, raise_server_exceptions=False) as c:
+            for _ in range(5):
+                assert c.get("/api/v1/auth/session").status_code == 204
+            assert r.get(key) is None
+            assert login(c, "planer@xa.example").status_code == 200
+            c.cookies.clear()
+            c.cookies.set(sessions.cookie_name(), "not-a-session")
+            problem(c.get("/api/v1/auth/session"), 401, "session-ended")
+            assert int(r.get(key)) == 1
+        r.delete(key)
+
+
 def test_too_many_failures_from_one_client_address(settings, db, with_passwords):
     from fastapi.testclient import TestClient
 

@@ -19,8 +19,9 @@ import shapely
 import shapely.ops
 from sqlalchemy import select, text, update
 
+from accounts import passwords
 from breitband import identity
-from breitband.models import Organisation, OrgKind, Role
+from breitband.models import Organisation, OrgKind, Role, User
 from geo import tiles
 from geo.crs import transformer
 from geo.models import Authority, LayerImport
@@ -539,3 +540,24 @@ def test_style_with_a_token_adds_the_callers_applications(client, settings, appl
     tj = client.get("/tiles/applications.json", headers=s["autobahn"]).json()
     assert tj["tiles"] == [f"{settings.public_base_url}/tiles/applications/{{z}}/{{x}}/{{y}}.mvt"]
     assert tj["vector_layers"][0]["fields"]["case_status"] == "String"
+
+
+def test_the_web_apps_session_cookie_is_a_caller_like_a_token(client, session, applications_scene):
+    """The web app's maps send the session cookie and no header: the style needs no ?tenant= then and carries the
+    caller's applications, whose tiles answer as they do to the token."""
+    s = applications_scene
+    password = "Kachel-Sitzung-2026!"
+    user = session.scalars(select(User).where(User.email == "planer@kachel.example")).one()
+    user.password_hash = passwords.hash_password(password)
+    session.commit()
+    signed_in = client.post("/api/v1/auth/login", json={"tenant": "he", "email": user.email, "password": password})
+    assert signed_in.status_code == 200, signed_in.text
+    style = client.get("/styles/breitband.json")
+    assert style.status_code == 200, style.text
+    assert (style.headers["cache-control"], style.headers["vary"]) == ("private, no-cache", "Authorization, Cookie")
+    assert set(style.json()["sources"]) == {"roads", "boundaries", "applications"}
+    by_cookie = features(tile(client, "applications", s["zxy"], tenant=None), "applications")
+    client.cookies.clear()
+    by_token = features(tile(client, "applications", s["zxy"], tenant=None, headers=s["operator"]), "applications")
+    assert by_cookie == by_token and len(by_cookie) == 2
+    assert tile(client, "applications", s["zxy"], tenant=None).status_code == 401
