@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
+from functools import partial
 
 import pytest
 from sqlalchemy import text
 
-from breitband.settings import PROJECT_ROOT
+from tests.support.cli import breitband_cli
 
-
-def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "breitband.cli", *args], capture_output=True, text=True,
-                          env=os.environ.copy(), cwd=PROJECT_ROOT, timeout=120)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"exit {proc.returncode}: {proc.stderr}")
-    return proc
+run = partial(breitband_cli, check=True)      # tests/support/cli.py
 
 
 @pytest.fixture

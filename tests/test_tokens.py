@@ -4,9 +4,6 @@ sign-out, tenant admins revoking their users' tokens, the 401s of expired and re
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -15,7 +12,7 @@ from sqlalchemy import select, text, update
 
 from breitband import identity
 from breitband.models import ApiToken, OrgKind, Role
-from breitband.settings import PROJECT_ROOT
+from tests.support.cli import breitband_cli
 
 PROBLEM = "application/problem+json"
 TOKEN_FIELDS = {"id", "name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at", "scope", "current"}
@@ -233,9 +230,7 @@ def test_tenant_admin_revokes_a_users_token(client, world, other_world):
 
 # --- CLI ------------------------------------------------------------------------------------------------------
 
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "breitband.cli", *args], capture_output=True, text=True,
-                          env=os.environ.copy(), cwd=PROJECT_ROOT, timeout=120)
+cli = breitband_cli      # tests/support/cli.py
 
 
 @pytest.fixture

@@ -5,10 +5,7 @@ address has an account; using a link sets the password, ends the user's sessions
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 import uuid
 from datetime import timedelta
 
@@ -26,10 +23,10 @@ from breitband.app import create_app
 from breitband.db import Database
 from breitband.logging import scrub
 from breitband.models import OrgKind, Role, User, WebSession
-from breitband.settings import PROJECT_ROOT
 from notifications import delivery
 from notifications.models import Delivery, FeedEntry
 from tests.conftest import TEST_LIMITS_REDIS_URL
+from tests.support.cli import breitband_cli
 from tests.support.waiting import wait_for
 
 PROBLEM = "https://breitband.dev/problems/"
@@ -292,9 +289,7 @@ def test_invitation_mail_sent_by_the_worker(committed_tenant, worker, smtp):
     assert signed.status_code == 200 and signed.json()["user"]["role"] == "authority_admin"
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "breitband.cli", *args], capture_output=True, text=True,
-                          env=os.environ.copy(), cwd=PROJECT_ROOT, timeout=120)
+run_cli = breitband_cli      # tests/support/cli.py
 
 
 @pytest.mark.slow

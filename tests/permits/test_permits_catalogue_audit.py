@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 from sqlalchemy import text
@@ -14,13 +11,12 @@ from sqlalchemy.exc import DBAPIError
 from breitband.settings import PROJECT_ROOT
 from permits.cases.catalogue import load_catalogue, read_catalogue_file
 from tests.support.api import collection, draft_body, trench
+from tests.support.cli import breitband_cli
 
 HE_FILE = PROJECT_ROOT / "data" / "tenants" / "he_conditions.toml"
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "breitband.cli", *args], capture_output=True, text=True,
-                          env=os.environ.copy(), cwd=PROJECT_ROOT, timeout=120)
+cli = breitband_cli      # tests/support/cli.py
 
 
 def test_conditions_and_reasons_of_the_tenant(api, he, other_world):

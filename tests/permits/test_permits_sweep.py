@@ -7,9 +7,6 @@ append-only audit records stay, as they would in production)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 import uuid
 from datetime import datetime
@@ -20,7 +17,6 @@ from sqlalchemy.orm import sessionmaker
 
 from breitband import dates, identity
 from breitband.db import Database
-from breitband.settings import PROJECT_ROOT
 from notifications.models import Event
 from permits import repository
 from permits.applications import service
@@ -28,6 +24,7 @@ from permits.cases import deemed, review
 from permits.models import AuditRecord, Case
 from permits.schemas import ApplicationCreate, ExtendDeadlineIn, RequestInformationIn
 from tests.support.api import collection, draft_body, trench
+from tests.support.cli import breitband_cli
 from tests.support.people import build_he
 
 PREFIX = "sweep-"
@@ -68,9 +65,7 @@ def committed(engine, he_data):
         conn.execute(text("DELETE FROM permit_reference_counters WHERE tenant_key = 'he' AND year = 2025"))
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "breitband.cli", *args], capture_output=True, text=True,
-                          env=os.environ.copy(), cwd=PROJECT_ROOT, timeout=120)
+cli = breitband_cli      # tests/support/cli.py
 
 
 def case_row(db, case_id):
