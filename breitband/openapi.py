@@ -36,11 +36,15 @@ from typing import Any, TypeVar
 from fastapi import FastAPI
 
 from breitband import sessions
+from breitband.auth import BASIC_METHODS
 from breitband.errors import PROBLEM_JSON, TYPE_BASE
 from breitband.limits import _PROBLEM_SCHEMA, _api_routes, _authenticated_operations
 from breitband.models import Role
 
 PROBLEM = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+# The read-only GIS endpoints, which also take HTTP Basic with a token as the password (breitband/auth.py).
+GIS_PATHS = ("/api/v1/ogc", "/tiles/", "/styles/")
+PUBLIC_GIS_PATHS = ("/tiles/", "/styles/")
 NO_DATABASE = {("GET", "/healthz")}
 ETAG_PATTERN = r'^\s*"\d{1,10}"\s*(,\s*"\d{1,10}"\s*)*$'
 IF_MATCH = {"name": "If-Match", "in": "header", "required": True,
@@ -180,11 +184,17 @@ def add_security(app: FastAPI, schema: dict[str, Any]) -> None:
     authenticated = _authenticated_operations(app)
     for path, ops in schema.get("paths", {}).items():
         for method, op in ops.items():
-            if not isinstance(op, dict) or (method.upper(), path) not in authenticated:
+            if not isinstance(op, dict):
                 continue
-            op["security"] = [{"bearer": []}, {"session": []}]
-            if method.upper() not in sessions.SAFE_METHODS:
-                _add_parameter(op, CSRF_TOKEN)
+            gis = method.upper() in BASIC_METHODS and path.startswith(GIS_PATHS)
+            # tiles, TileJSON and the style of the public layers need no caller (?tenant=KEY); with one, they are
+            # answered for the caller (their tenant, their applications' layer)
+            public = gis and path.startswith(PUBLIC_GIS_PATHS)
+            if (method.upper(), path) in authenticated or gis:
+                op["security"] = ([{}] if public else []) + [{"bearer": []}, {"session": []}] + \
+                    ([{"basic": []}] if gis else [])
+                if method.upper() not in sessions.SAFE_METHODS:
+                    _add_parameter(op, CSRF_TOKEN)
 
 
 def _add_parameter(op: dict[str, Any], parameter: dict[str, Any]) -> None:
