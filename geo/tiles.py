@@ -445,11 +445,11 @@ def tilejson(session: Session, layer: TableLayer | CallerLayer, tenant_key: str,
     bounds = tenant_bounds(session, tenant_key) or [-180.0, -85.051129, 180.0, 85.051129]
     query = f"?tenant={tenant_key}" if tenant_in_url else ""
     if isinstance(layer, TableLayer):
-        fields = {p.name: p.tilejson_type for p in layer.props}
+        types = {p.name: p.tilejson_type for p in layer.props}
         descriptions = {p.name: p.description for p in layer.props}
         zoom_notes = "; ".join(f"z{b.minzoom}+: {b.label}" for b in layer.bands)
     else:
-        fields = {name: typ for name, typ, _ in layer.props}
+        types = {name: typ for name, typ, _ in layer.props}
         descriptions = {name: desc for name, _, desc in layer.props}
         zoom_notes = layer.zoom_notes
     center_zoom = max(layer.minzoom, 8)
@@ -457,7 +457,7 @@ def tilejson(session: Session, layer: TableLayer | CallerLayer, tenant_key: str,
         "tilejson": "3.0.0",
         "name": layer.name,
         "description": layer.description,
-        "version": TILES_VERSION,
+        "version": f"{TILES_VERSION}.0.0",          # TileJSON 3.0.0: a semver of the tileset
         "attribution": ATTRIBUTION,
         "scheme": "xyz",
         "tiles": [f"{base_url.rstrip('/')}/tiles/{layer.name}/{{z}}/{{x}}/{{y}}.mvt{query}"],
@@ -470,9 +470,10 @@ def tilejson(session: Session, layer: TableLayer | CallerLayer, tenant_key: str,
             "description": f"{layer.description} ({zoom_notes})",
             "minzoom": layer.minzoom,
             "maxzoom": layer.maxzoom,
-            "fields": fields,
+            # TileJSON 3.0.0: field name → its description (a string); the type is said in it and below
+            "fields": {name: f"{descriptions[name]} ({types[name]})" for name in types},
         }],
-        "breitband:field_descriptions": descriptions,
+        "breitband:field_types": types,
         "breitband:feature_limit": tile_settings().feature_limit,
     }
 

@@ -153,4 +153,10 @@ def get_style(request: Request, tenant: str | None = TENANT_QUERY,
     return _json(request, body, f"public, max-age={max_age}", None)
 
 
+# HEAD of the same resources (GIS clients and caches ask for the headers: ETag, Cache-Control, Content-Length):
+# the GET endpoints answer it, the server sends the headers without the body. Not listed again in the OpenAPI.
+for _path, _endpoint in (("/tiles/{layer}/{z}/{x}/{y}.mvt", get_tile), ("/tiles/{layer}.json", get_tilejson),
+                         ("/styles/breitband.json", get_style)):
+    router.add_api_route(_path, _endpoint, methods=["HEAD"], include_in_schema=False)
+
 __all__ = ["router"]

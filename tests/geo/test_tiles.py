@@ -208,6 +208,10 @@ def test_etag_304_round_trip_and_a_new_import_changes_the_etag(client, kreuz, se
     assert again.headers["cache-control"] == "public, max-age=3600"
 
     assert tile(client, "roads", zxy, headers={"If-None-Match": '"something-else"'}).status_code == 200
+    z, x, y = zxy                   # HEAD: the GET's headers (ETag, caching), no body
+    head = client.head(f"/tiles/roads/{z}/{x}/{y}.mvt", params={"tenant": "he"})
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["etag"] == etag and head.headers["cache-control"] == "public, max-age=3600"
     assert tile(client, "roads", zxy, headers={"If-None-Match": f'"x", W/{etag}'}).status_code == 304
     # another tile, another layer: other ETags
     z, x, y = zxy
@@ -350,11 +354,22 @@ def test_tilejson_of_roads(client, settings, he_data):
     assert west == pytest.approx(7.7725, abs=0.01) and east == pytest.approx(10.236, abs=0.01)
     assert south == pytest.approx(49.395, abs=0.01) and north == pytest.approx(51.6575, abs=0.01)
     assert tj["vector_layers"][0]["id"] == "roads"
-    assert tj["vector_layers"][0]["fields"] == {"road_class": "String", "ref": "String", "name": "String",
-                                                "highway": "String", "is_private": "Boolean"}
+    # TileJSON 3.0.0: version is semver; fields map names to descriptions (strings), the types are our extension
+    assert tj["version"] == "2.0.0"
+    assert tj["breitband:field_types"] == {"road_class": "String", "ref": "String", "name": "String",
+                                           "highway": "String", "is_private": "Boolean"}
+    fields = tj["vector_layers"][0]["fields"]
+    assert set(fields) == set(tj["breitband:field_types"]) and all(isinstance(v, str) and v for v in fields.values())
+    assert fields["is_private"].endswith("(Boolean)")
     boundaries = client.get("/tiles/boundaries.json", params={"tenant": "he"}).json()
-    assert boundaries["vector_layers"][0]["fields"] == {"level": "String", "ags": "String", "name": "String",
-                                                        "bez": "String", "population": "Number"}
+    assert boundaries["breitband:field_types"] == {"level": "String", "ags": "String", "name": "String",
+                                                   "bez": "String", "population": "Number"}
+    # HEAD: the headers of the GET, no body
+    head = client.head("/tiles/roads.json", params={"tenant": "he"})
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["etag"] == resp.headers["etag"]
+    assert head.headers["cache-control"] == resp.headers["cache-control"]
+    assert client.head("/styles/breitband.json", params={"tenant": "he"}).status_code == 200
     etag = resp.headers["etag"]
     assert client.get("/tiles/roads.json", params={"tenant": "he"},
                       headers={"If-None-Match": etag}).status_code == 304
@@ -539,7 +554,7 @@ def test_style_with_a_token_adds_the_callers_applications(client, settings, appl
     assert body["sources"]["applications"]["url"] == f"{settings.public_base_url}/tiles/applications.json"
     tj = client.get("/tiles/applications.json", headers=s["autobahn"]).json()
     assert tj["tiles"] == [f"{settings.public_base_url}/tiles/applications/{{z}}/{{x}}/{{y}}.mvt"]
-    assert tj["vector_layers"][0]["fields"]["case_status"] == "String"
+    assert tj["breitband:field_types"]["case_status"] == "String"
 
 
 def test_the_web_apps_session_cookie_is_a_caller_like_a_token(client, session, applications_scene):
