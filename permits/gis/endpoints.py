@@ -29,7 +29,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import Date, and_, cast, func, literal
+from sqlalchemy import Date, and_, cast, func, literal, select
 from sqlalchemy.orm import Session
 
 from breitband import clock, dates
@@ -48,9 +48,9 @@ GIS_READER = require(basic=True)
 
 GEOJSON = "application/geo+json"
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+# What is true: Core and GeoJSON. Not "oas30": the service description (/openapi.json) is OpenAPI 3.1.
 CONFORMANCE = ["http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
-               "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
-               "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30"]
+               "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson"]
 COLLECTION = "applications"
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 ITEM_PARAMS = {"bbox", "datetime", "limit", "offset", "f"}
@@ -322,6 +322,9 @@ def items(collection_id: str, request: Request, principal: Principal = Depends(G
                           *([end >= first] if first else []), *([start <= last] if last else []))
     rows = session.execute(stmt.order_by(Application.created_at.desc(), Application.id)
                            .limit(limit + 1).offset(offset)).all()
+    # all the caller may read under these filters (GDAL and QGIS show it and page by it)
+    matched = len(rows) + offset if len(rows) <= limit and (rows or not offset) else \
+        session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
     base, site = _base(request), _site(request)
     features = [_feature(r, base, site) for r in rows[:limit]]
     here = {k: v for k, v in q.items()}
@@ -335,8 +338,8 @@ def items(collection_id: str, request: Request, principal: Principal = Depends(G
         links.append({"href": _page(request, COLLECTION, {**here, "offset": str(max(0, offset - limit)),
                                                           "limit": str(limit)}),
                       "rel": "prev", "type": GEOJSON, "title": "previous page"})
-    return _json({"type": "FeatureCollection", "features": features, "numberReturned": len(features),
-                  "timeStamp": dates.iso_seconds(clock.now()),
+    return _json({"type": "FeatureCollection", "features": features, "numberMatched": matched,
+                  "numberReturned": len(features), "timeStamp": dates.iso_seconds(clock.now()),
                   "links": links}, GEOJSON)
 
 

@@ -31,6 +31,7 @@ def test_landing_conformance_and_collection(api, he):
     conf = get(api, he.operator, "/conformance").json()["conformsTo"]
     assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core" in conf
     assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson" in conf
+    assert not any(c.endswith("/conf/oas30") for c in conf)        # /openapi.json is OpenAPI 3.1: not claimed
     [coll] = get(api, he.operator, "/collections").json()["collections"]
     assert (coll["id"], coll["itemType"]) == ("applications", "feature")
     x0, y0, x1, y1 = coll["extent"]["spatial"]["bbox"][0]
@@ -55,7 +56,7 @@ def test_items_are_what_the_caller_may_read_with_filters_and_paging(api, he, lin
     page = get(api, he.operator, "/collections/applications/items")
     assert page.status_code == 200 and page.headers["content-type"] == GEOJSON
     body = page.json()
-    assert body["type"] == "FeatureCollection" and body["numberReturned"] == 2
+    assert body["type"] == "FeatureCollection" and body["numberReturned"] == 2 and body["numberMatched"] == 2
     assert [f["id"] for f in body["features"]] == [ffm["id"], ni["id"]]              # newest first
     first = body["features"][1]
     assert first["geometry"]["type"] in ("LineString", "MultiLineString")               # trenches only: no collection
@@ -88,8 +89,12 @@ def test_items_are_what_the_caller_may_read_with_filters_and_paging(api, he, lin
 
     # paging: next links until the end
     one = get(api, he.operator, "/collections/applications/items", limit=1).json()
+    assert (one["numberReturned"], one["numberMatched"]) == (1, 2)          # all that match, not the page
     nxt = next(link["href"] for link in one["links"] if link["rel"] == "next")
     two = api.c.get(nxt, headers=he.operator.headers).json()
+    assert (two["numberReturned"], two["numberMatched"]) == (1, 2)
+    beyond = get(api, he.operator, "/collections/applications/items", limit=1, offset=5).json()
+    assert (beyond["numberReturned"], beyond["numberMatched"]) == (0, 2)
     assert [f["id"] for f in one["features"] + two["features"]] == [ffm["id"], ni["id"]]
     assert not any(link["rel"] == "next" for link in two["links"])
     assert any(link["rel"] == "prev" for link in two["links"])
