@@ -90,37 +90,66 @@ class VectorLayer:
 
 
 def read_vector(path: Path, required: tuple[tuple[str, ...], ...] = ()) -> VectorLayer:
-    """Read the first layer of a GeoJSON, Shapefile, GeoPackage (anything GDAL reads) with pyogrio.
+    """Read a GeoJSON, Shapefile, GeoPackage (anything GDAL reads) with pyogrio: every layer with geometries, one
+    after the other (a GeoPackage of VG250 with the layers Land, Kreise and Gemeinden gives all three; a layer
+    without one of the others' attributes has None there). All layers must be in the same CRS.
 
     ``required``: attribute names that must exist, each given as alternatives (e.g. ``("ARS", "RS")``).
     Raises UnprocessableEntity naming the file on a missing file, a file GDAL cannot read, a missing attribute,
-    a missing or unknown CRS, or a file without features.
+    a missing, unknown or mixed CRS, or a file without features.
     """
+    import pyogrio  # deferred: loads GDAL (~40 MB resident), needed only when a GIS file is read
     import pyogrio.errors  # deferred: loads GDAL (~40 MB resident), needed only when a GIS file is read
     import pyogrio.raw  # deferred: loads GDAL (~40 MB resident), needed only when a GIS file is read
 
     check_exists(path)
     try:
-        meta, _fids, wkb, values = pyogrio.raw.read(path)
+        layers = [str(name) for name, kind in pyogrio.list_layers(path) if kind is not None] or [None]
+        parts = [pyogrio.raw.read(path, layer=layer) for layer in layers]
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
         raise bad_file(path, "not a GIS file that can be read (GeoJSON, Shapefile, GeoPackage, ...): "
                        + _first_line(exc)) from None
     except Exception as exc:  # GDAL reports broken files in several ways
         raise bad_file(path, f"cannot be read as a GIS file: {_first_line(exc)}") from None
-    columns = {str(name).lower(): col for name, col in zip(meta["fields"], values)}
+    crss = {str(meta.get("crs")) for meta, *_ in parts if meta.get("crs")}
+    if len(crss) > 1:
+        raise bad_file(path, f"its layers ({', '.join(str(n) for n in layers)}) are in different CRS "
+                       f"({', '.join(sorted(crss))}); export them in one", "import-unknown-crs")
+    columns = _columns_of(parts)
     missing = [" or ".join(alts) for alts in required if not any(a.lower() in columns for a in alts)]
     if missing:
-        have = ", ".join(str(n) for n in meta["fields"]) or "none"
+        have = ", ".join(dict.fromkeys(str(n) for meta, *_ in parts for n in meta["fields"])) or "none"
         raise bad_file(path, f"missing required attribute(s) {', '.join(missing)} (the file has: {have})",
                        "import-missing-attributes")
-    if wkb is None or len(wkb) == 0:
+    wkb = [w for _meta, _fids, w, _values in parts if w is not None and len(w)]
+    if not wkb:
         raise bad_file(path, "contains no features", "import-empty-file")
-    crs = parse_crs(path, meta.get("crs"))
+    crs = parse_crs(path, parts[0][0].get("crs"))
     try:
-        geoms = shapely.from_wkb(wkb, on_invalid="ignore")
+        geoms = np.concatenate([shapely.from_wkb(w, on_invalid="ignore") for w in wkb])
     except Exception as exc:
         raise bad_file(path, f"has unreadable geometries: {_first_line(exc)}") from None
     return VectorLayer(path=path, crs=crs, columns=columns, geoms=geoms)
+
+
+def _columns_of(parts: list[tuple]) -> dict[str, np.ndarray]:
+    """The attribute columns of the layers read one after the other (case-insensitive names; a layer without a
+    column contributes None there)."""
+    if len(parts) == 1:
+        meta, _fids, _wkb, values = parts[0]
+        return {str(name).lower(): col for name, col in zip(meta["fields"], values)}
+    names = list(dict.fromkeys(str(n).lower() for meta, *_ in parts for n in meta["fields"]))
+    columns = {}
+    by_layer = [({str(n).lower(): v for n, v in zip(meta["fields"], values)}, 0 if wkb is None else len(wkb))
+                for meta, _fids, wkb, values in parts]
+    for name in names:
+        found = [(layer.get(name), size) for layer, size in by_layer]
+        if all(col is not None for col, _ in found):          # in every layer: keep its type (numbers stay numbers)
+            columns[name] = np.concatenate([col for col, _ in found])
+        else:
+            columns[name] = np.concatenate([np.asarray(col, dtype=object) if col is not None
+                                            else np.full(size, None, dtype=object) for col, size in found])
+    return columns
 
 
 def parse_crs(path: Path, crs: Any) -> CRS:

@@ -18,6 +18,7 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
+import pyogrio
 import pyogrio.raw
 import pytest
 import shapely
@@ -525,3 +526,22 @@ def test_second_state_resolves_through_the_cli(nw_cli, engine, tmp_path):
     od = [w for w in body["warnings"] if w["road_ref"] == "K 8"]
     assert od and od[0]["gemeinde"] == {"ags": "05162024", "name": "Neuss", "population": 153796}
     assert "mehr als 80.000" in od[0]["message"]
+
+
+def test_a_geopackage_with_one_layer_per_level_imports_every_layer(he_data, session, tmp_path):
+    """VG250 as one GeoPackage with the layers Land, Kreise and Gemeinden: all three are read (not only the first),
+    giving what the three GeoJSON files give."""
+    files = [PROJECT_ROOT / "data" / "boundaries" / name for name in (
+        "hessen_land_vg250_2018_sim20.geojson", "hessen_kreise_vg250_2018_sim200.geojson",
+        "hessen_gemeinden_vg250_2018_sim200.geojson")]
+    expected = import_boundaries(session, "he", files)["counts"]
+    gpkg = tmp_path / "vg250_hessen.gpkg"
+    for layer, source in zip(("Land", "Kreise", "Gemeinden"), files):
+        meta, _fids, wkb, values = pyogrio.raw.read(source)
+        pyogrio.raw.write(gpkg, wkb, field_data=values, fields=meta["fields"], layer=layer, driver="GPKG",
+                          geometry_type=meta["geometry_type"], crs=meta["crs"], append=gpkg.exists())
+    assert [str(name) for name, _ in pyogrio.list_layers(gpkg)] == ["Land", "Kreise", "Gemeinden"]
+    counts = import_boundaries(session, "he", [gpkg])["counts"]
+    assert (counts["land"], counts["kreis"], counts["gemeinde"]) == \
+        (expected["land"], expected["kreis"], expected["gemeinde"]) == (1, 26, expected["gemeinde"])
+    assert expected["gemeinde"] > 400
