@@ -12,7 +12,7 @@ from breitband.auth import require
 from breitband.errors import UnprocessableEntity
 from breitband.identity import Principal
 from geo import service
-from geo.route_files import ACCEPTED, MEDIA_TYPES, read_route_file
+from geo.route_files import ACCEPTED, MEDIA_TYPES
 
 router = APIRouter(prefix="/api/v1", tags=["resolution"])
 
@@ -64,15 +64,9 @@ def _resolve(request: Request, principal: Principal, body: bytes, crs: str | Non
     def charge(features: int) -> None:
         limits.check_token_rate(request, "resolve-features", principal.token_id or principal.user_id, features)
 
-    route = read_route_file(body, crs, layer)
     with request.app.state.db.statement_session(readonly=True) as session:
-        result = service.resolve(session, principal.tenant_key, route.data, route.crs, raw_geometry=True,
-                                 tenant_stamp=principal.tenant_stamp, charge=charge)
-    if route.format != "GeoJSON":
-        result["source"] = route.source()
-    if route.warnings:
-        result["warnings"] = list(result.get("warnings") or []) + route.warnings
-    return result
+        return service.resolve_file(session, principal.tenant_key, body, crs, layer, raw_geometry=True,
+                                    tenant_stamp=principal.tenant_stamp, charge=charge)
 
 
 @router.post("/resolve", summary="Which road authorities must consent to this route (dry run, any role)",

@@ -198,3 +198,44 @@ def test_detection_is_by_content():
     assert detect_format(b'<?xml version="1.0"?><kml xmlns="http://www.opengis.net/kml/2.2"/>') == "KML"
     assert detect_format(b"id;WKT\n1;LINESTRING (0 0, 1 1)\n") == "CSV"
     assert detect_format(b"  0\nSECTION\n  2\nHEADER\n") == "DXF"
+
+
+def sections_25832(legacy_crs: bool = True) -> dict:
+    geoms, _ = example_lines(25832)
+    doc = {"type": "FeatureCollection",
+           "features": [{"type": "Feature", "geometry": shapely.geometry.mapping(g),
+                         "properties": {"laying_method": "open_trench", "depth_cm": 60, "width_cm": 40}}
+                        for g in geoms]}
+    if legacy_crs:
+        doc["crs"] = {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::25832"}}
+    return json.loads(json.dumps(doc))
+
+
+def test_application_keeps_the_legacy_crs_of_its_sections(api, he, client, he_user):
+    """The same EPSG:25832 GeoJSON means the same place in an application as in /resolve (it was stored as
+    EPSG:4326 and refused at submit with outside-crs-area)."""
+    from datetime import date, timedelta
+
+    from tests.support.api import draft_body
+    start = date.today() + timedelta(days=60)
+    app = api.submitted(he.operator, sections_25832(), planned_start=start.isoformat(),
+                        planned_end=(start + timedelta(days=30)).isoformat())
+    expected = summary(resolve(client, he_user, json.dumps(sections_25832()).encode()).json())
+    assert sorted(c["authority"]["name"] for c in app["cases"]) == sorted(expected)
+    r = api.create(he.operator, draft_body(sections_25832(), crs="EPSG:4326"))
+    p = problem_of(r)
+    assert p["type"].endswith("/crs-conflict") and p["sections_crs"] == "EPSG:25832"
+    r = api.create(he.operator, draft_body(sections_25832(), crs="EPSG:25832"))
+    assert r.status_code == 201, r.text
+
+
+def test_cli_resolves_a_geopackage_like_the_api(he_data, client, he_user, tmp_path):
+    from tests.support.cli import breitband_cli
+    body, _ = made(tmp_path, "gpkg")
+    (tmp_path / "plan.bin").write_bytes(body)
+    out = breitband_cli("resolve", str(tmp_path / "plan.bin"), "--tenant", "he", check=True)
+    result = json.loads(out.stdout)
+    assert result["source"] == {"format": "GPKG", "layer": "route", "crs": "EPSG:25832"}
+    assert summary(result) == summary(resolve(client, he_user, body).json())
+    bad = breitband_cli("resolve", str(EXAMPLE.parent / ".." / ".." / "README.md"), "--tenant", "he")
+    assert bad.returncode != 0 and "Accepted: GeoJSON" in bad.stderr
