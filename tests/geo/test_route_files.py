@@ -239,3 +239,30 @@ def test_cli_resolves_a_geopackage_like_the_api(he_data, client, he_user, tmp_pa
     assert summary(result) == summary(resolve(client, he_user, body).json())
     bad = breitband_cli("resolve", str(EXAMPLE.parent / ".." / ".." / "README.md"), "--tenant", "he")
     assert bad.returncode != 0 and "Accepted: GeoJSON" in bad.stderr
+
+
+ARC_GML = b"""<?xml version="1.0" encoding="utf-8"?>
+<ogr:FeatureCollection xmlns:ogr="http://ogr.maptools.org/" xmlns:gml="http://www.opengis.net/gml/3.2">
+<ogr:featureMember><ogr:r gml:id="r.1"><ogr:geometryProperty><gml:Curve srsName="urn:ogc:def:crs:EPSG::25832">
+<gml:segments><gml:ArcString><gml:posList>476000 5540000 476050 5540050 476100 5540000</gml:posList></gml:ArcString>
+</gml:segments></gml:Curve></ogr:geometryProperty></ogr:r></ogr:featureMember>
+</ogr:FeatureCollection>
+"""
+LINE_DXF = (b"  0\nSECTION\n  2\nENTITIES\n  0\nLINE\n  8\n0\n 10\n476000.0\n 20\n5540000.0\n 11\n476100.0\n 21\n"
+            b"5540050.0\n  0\nENDSEC\n  0\nEOF\n")
+
+
+def test_curves_are_linearised():
+    route = read_route_file(ARC_GML)
+    [feature] = route.data["features"]
+    assert (route.format, route.crs, feature["geometry"]["type"]) == ("GML", "EPSG:25832", "LineString")
+    assert len(feature["geometry"]["coordinates"]) > 10
+
+
+def test_dxf_needs_the_crs_parameter():
+    with pytest.raises(Exception) as exc:
+        read_route_file(LINE_DXF)
+    assert getattr(exc.value, "type", None) == "crs-required"
+    route = read_route_file(LINE_DXF, "EPSG:25832")
+    assert (route.format, route.crs) == ("DXF", "EPSG:25832")
+    assert route.data["features"][0]["geometry"]["coordinates"][0] == (476000.0, 5540000.0)
