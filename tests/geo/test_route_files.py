@@ -266,3 +266,21 @@ def test_dxf_needs_the_crs_parameter():
     route = read_route_file(LINE_DXF, "EPSG:25832")
     assert (route.format, route.crs) == ("DXF", "EPSG:25832")
     assert route.data["features"][0]["geometry"]["coordinates"][0] == (476000.0, 5540000.0)
+
+
+def test_kmz_is_read(tmp_path):
+    body, _ = made(tmp_path, "kml")
+    out = tmp_path / "route.kmz"
+    with zipfile.ZipFile(out, "w") as zf:
+        zf.writestr("doc.kml", body)
+    route = read_route_file(out.read_bytes())
+    assert (route.format, route.crs, len(route.data["features"])) == ("KMZ", "EPSG:4326", len(example_lines()[0]))
+
+
+def test_zip_with_a_path_outside_itself_is_refused(tmp_path):
+    out = tmp_path / "evil.zip"
+    with zipfile.ZipFile(out, "w") as zf:
+        zf.writestr("../../etc/route.shp", b"x")
+    with pytest.raises(Exception) as exc:
+        read_route_file(out.read_bytes())
+    assert getattr(exc.value, "type", None) == "invalid-zip"
