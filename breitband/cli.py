@@ -27,7 +27,7 @@ from breitband.models import ApiToken, Organisation, User
 from breitband.settings import get_settings
 from breitband.worker import app as worker_app
 from geo.rules import validate_rules
-from geo.service import resolve as resolve_route
+from geo.service import resolve_file
 
 app = typer.Typer(help="Breitband: permit service for broadband lines in public roads.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -261,9 +261,12 @@ def token_revoke(token_id: str) -> None:
 
 
 @app.command()
-def resolve(file: Path = typer.Argument(..., help="GeoJSON file with the route ('-' for stdin)"),
+def resolve(file: Path = typer.Argument(..., help="Route file ('-' for stdin): GeoJSON, Shapefile zip, GeoPackage, "
+                                                  "KML/KMZ, GML, GPX, FlatGeobuf, DXF or CSV with WKT"),
             tenant: str = typer.Option(..., help="Tenant key"),
-            crs: Optional[str] = typer.Option(None, help="CRS of the coordinates (default EPSG:4326)")) -> None:
+            crs: Optional[str] = typer.Option(None, help="CRS of the coordinates (default: the file's own; "
+                                                         "GeoJSON: EPSG:4326)"),
+            layer: Optional[str] = typer.Option(None, help="Layer of a multi-layer file")) -> None:
     """Resolve the affected road authorities of a route; prints the same JSON as POST /api/v1/resolve."""
     if str(file) == "-":
         data = sys.stdin.buffer.read()
@@ -273,7 +276,7 @@ def resolve(file: Path = typer.Argument(..., help="GeoJSON file with the route (
         except OSError as exc:
             fail(f"cannot read {file}: {exc.strerror}")
     with get_database().transaction() as session:
-        result = resolve_route(session, tenant, data, crs)
+        result = resolve_file(session, tenant, data, crs, layer)
     echo_json(result)
 
 

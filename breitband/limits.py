@@ -52,7 +52,7 @@ MIB = 1 << 20
 
 # Route templates (method, path as FastAPI declares it) → body limit class. Every other endpoint: "default".
 # tests/test_limits.py checks that each template exists and that every endpoint taking a body is classed as expected.
-ROUTE = "route"      # takes a route as GeoJSON: body_limit_route_mb
+ROUTE = "route"      # takes a route (GeoJSON, or a route file on /resolve): body_limit_route_mb
 UPLOAD = "upload"    # multipart attachment upload: max_attachment_mb + body_limit_multipart_overhead_mb
 VERIFY = "verify"    # multipart signed PDF: body_limit_verify_mb
 DEFAULT = "default"  # body_limit_mb

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from breitband.errors import NotFound
 from geo import resolution
+from geo.route_files import read_route_file
 from geo.rules import TenantRules, parse_rules
 from geo.territory import territory
 from geo.validation import (
@@ -129,4 +130,18 @@ def resolve(session: Session, tenant_key: str, data: dict | str | bytes, crs: st
     result["metric_crs"] = f"EPSG:{srid}"
     result["tolerance_m"] = rules.tolerance_m
     result["computed_ms"] = round((time.perf_counter() - started) * 1000, 1)
+    return result
+
+
+def resolve_file(session: Session, tenant_key: str, body: bytes, crs: str | None = None, layer: str | None = None,
+                 **options: Any) -> dict[str, Any]:
+    """``resolve`` for a route file in any accepted format (``geo.route_files``): the HTTP API and the CLI give
+    the same answer for the same file. A file other than GeoJSON adds ``source`` (format, layer, the CRS read);
+    what the reading noticed (heights dropped) joins ``warnings``."""
+    route = read_route_file(body, crs, layer)
+    result = resolve(session, tenant_key, route.data, route.crs, **options)
+    if route.format != "GeoJSON":
+        result["source"] = route.source()
+    if route.warnings:
+        result["warnings"] = list(result.get("warnings") or []) + route.warnings
     return result

@@ -177,6 +177,10 @@ def merge_content(session: Session, app: Application, base: dict[str, Any], fiel
         elif name == "crs" and value is not None:
             value = f"EPSG:{parse_crs(value)}"
         content[name] = _dump(value)
+    if "sections" in names and getattr(fields, "sections", None) is not None:
+        legacy = sections_crs(fields.sections, getattr(fields, "crs", None) if "crs" in names else None)
+        if legacy is not None:
+            content["crs"] = legacy
     if content.get("crs") is None:
         content["crs"] = "EPSG:4326"
     if names & {"sections", "crs"} and content.get("sections"):
@@ -212,6 +216,21 @@ def merge_content(session: Session, app: Application, base: dict[str, Any], fiel
         raise UnprocessableEntity("; ".join(f"{e['field']}: {e['message']}" for e in errors),
                                   type="validation-error", errors=errors)
     return content
+
+
+def sections_crs(sections: Any, crs: str | None) -> str | None:
+    """The CRS named by the legacy ``crs`` member of a GeoJSON route (as /resolve honours it), so that the same
+    file means the same place everywhere: kept as the application's ``crs`` instead of being dropped with the
+    member (which stored EPSG:4326 for EPSG:25832 metres). A ``crs`` field that says otherwise → 422."""
+    member = sections.get("crs") if isinstance(sections, dict) else None
+    name = (member.get("properties") or {}).get("name") if isinstance(member, dict) else None
+    if not name:
+        return None
+    legacy = f"EPSG:{parse_crs(name, field='sections.crs')}"
+    if crs is not None and f"EPSG:{parse_crs(crs)}" != legacy:
+        raise UnprocessableEntity(f"sections names {legacy} in its crs member but the field crs says {crs}; "
+                                  "drop one of them", type="crs-conflict", field="crs", sections_crs=legacy)
+    return legacy
 
 
 def completeness_errors(content: dict[str, Any], now: datetime) -> list[dict[str, str]]:

@@ -257,7 +257,7 @@ def problem_of(r, status=422):
 
 
 def test_not_geojson(client, he_user):
-    assert problem_of(resolve(client, he_user, b"<kml/>"))["type"].endswith("/not-geojson")
+    assert problem_of(resolve(client, he_user, b"<kml/>"))["type"].endswith("/unreadable-file")   # a KML, but empty
     assert problem_of(resolve(client, he_user, {"hello": 1}))["type"].endswith("/not-geojson")
 
 
