@@ -215,9 +215,11 @@ def _discoverable(issuer: str) -> bool:
 @pytest.fixture(scope="session")
 def oidc_provider(settings, tmp_path_factory) -> Iterator[OpenIdProvider]:
     """The suite's OpenID Provider, for the relying party at the test settings' public_base_url (tenants he, by,
-    nw). Skips the test when Node is not installed."""
+    nw). Fails when Node is not installed (scripts/setup.sh installs it)."""
     if not node_available():
-        pytest.skip("Node.js and npm are needed for the OpenID Provider (tests/support/oidc)")
+        # scripts/setup.sh installs Node (the web app needs it too): missing here is a broken set-up, not a skip
+        pytest.fail("Node.js and npm are needed for the OpenID Provider (tests/support/oidc); scripts/setup.sh "
+                    "installs them")
     with running_provider([settings.public_base_url], log_dir=tmp_path_factory.mktemp("oidc")) as provider:
         os.environ[SECRET_ENV] = provider.client_secret
         try:

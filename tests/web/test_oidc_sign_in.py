@@ -58,7 +58,9 @@ def portal(engine, he_data, settings) -> Iterator[Portal]:
     """This module's server (the provider's client secret in its environment), the provider for it, and tenant "he"
     configured for that provider (committed; the server reads the tenant's rules per request)."""
     if not node_available():
-        pytest.skip("Node.js and npm are needed for the OpenID Provider (tests/support/oidc)")
+        # scripts/setup.sh installs Node (the web app needs it too): missing here is a broken set-up, not a skip
+        pytest.fail("Node.js and npm are needed for the OpenID Provider (tests/support/oidc); scripts/setup.sh "
+                    "installs them")
     with running_server(settings, "server-oidc.log", **{SECRET_ENV: SECRET}) as base, \
             running_provider([base], ["he"], log_dir=ARTIFACTS) as provider:
         with Session(bind=engine) as session:
