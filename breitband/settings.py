@@ -37,12 +37,18 @@ class Settings(BaseSettings):
     port: int = 8000
 
     data_dir: Path = Field(default=PROJECT_ROOT / "var" / "data")
-    # Largest accepted attachment (PDF, images) of a permit application, in MiB.
+    # Largest accepted attachment (PDF, image, CAD or GIS file) of a permit application, in MiB.
     max_attachment_mb: float = Field(default=25.0, gt=0)
     # Attachment quota per application (permits/applications/attachments.py): at most this many files (422 beyond)
     # and this many MiB together (413 beyond); every stored attachment counts, submitted or not.
     max_attachments_per_application: int = Field(default=50, gt=0)
     max_attachments_total_mb: float = Field(default=200.0, gt=0)
+    # Zip attachments (Shapefile zip, KMZ; breitband/zips.py) are refused (422) with more members than this, more
+    # MiB unpacked, or a member of over 1 MiB compressed more than this ratio : 1 (zip bombs); zips inside zips never.
+    # Zipped route files keep breitband.zips' defaults, the same values.
+    zip_max_members: int = Field(default=200, gt=0)
+    zip_max_unzipped_mb: float = Field(default=512.0, gt=0)
+    zip_max_ratio: float = Field(default=200.0, gt=1)
     log_level: str = "INFO"
     # Seconds that /readyz waits for a broker connection and a worker's answer.
     readiness_timeout_s: float = 2.0

@@ -13,10 +13,8 @@ usable geometry, a layer to choose, with the layers listed) — never the messag
 
 from __future__ import annotations
 
-import io
 import re
 import tempfile
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -28,6 +26,7 @@ from pyogrio.errors import DataLayerError, DataSourceError
 from pyproj import CRS
 from pyproj.exceptions import CRSError
 
+from breitband import zips
 from breitband.errors import ProblemError, UnprocessableEntity
 from geo.crs import parse_crs
 
@@ -42,8 +41,8 @@ MEDIA_TYPES = {
 # GPX exposes the vertices of routes and tracks as layers of their own: the lines are the route
 _VERTEX_LAYERS = {"route_points", "track_points"}
 _WKT_COLUMNS = ("wkt", "geometry", "geom", "the_geom", "wkt_geom", "shape")
-_MAX_ZIP_MEMBERS = 200
-_MAX_UNZIPPED_BYTES = 512 * 1024 * 1024
+# Zipped route files: breitband.zips' default limits (200 members, 512 MiB unpacked, 200 : 1 per member)
+ZIP_LIMITS = zips.ZipLimits()
 
 
 class UnsupportedFormat(ProblemError):
@@ -133,20 +132,8 @@ def detect_format(body: bytes) -> str:
 
 def _zip_entry(body: bytes) -> tuple[str, str]:
     """(format, member) of a zip: the Shapefile in it, or the KML of a KMZ. Checked for bombs and path tricks
-    before GDAL sees it."""
-    try:
-        zf = zipfile.ZipFile(io.BytesIO(body))
-        infos = zf.infolist()
-    except (zipfile.BadZipFile, ValueError, OSError):
-        raise _problem("invalid-zip", "The zip archive cannot be read (damaged or incomplete)") from None
-    if len(infos) > _MAX_ZIP_MEMBERS or sum(i.file_size for i in infos) > _MAX_UNZIPPED_BYTES:
-        raise _problem("zip-too-large", f"The zip archive unpacks to more than {_MAX_ZIP_MEMBERS} files or "
-                       f"{_MAX_UNZIPPED_BYTES // 2**20} MB; send the route's files only")
-    names = [i.filename for i in infos if not i.is_dir()]
-    for name in names:
-        p = PurePosixPath(name.replace("\\", "/"))
-        if p.is_absolute() or ".." in p.parts:
-            raise _problem("invalid-zip", f"The zip archive holds a path outside itself: {name!r}")
+    (``breitband.zips``) before GDAL sees it."""
+    names = [m.name for m in zips.check_zip(body, ZIP_LIMITS)]
     shps = [n for n in names if n.lower().endswith(".shp") and not PurePosixPath(n).name.startswith("._")]
     if len(shps) == 1:
         return "Shapefile", shps[0]

@@ -135,7 +135,8 @@ def application_works_completion(request: Request, application_id: uuid.UUID, da
 
 
 @router.post("/applications/{application_id}/attachments", status_code=201,
-             summary="Upload an attachment: PDF or image, sniffed by content (operator)")
+             summary="Upload an attachment: PDF, image, DXF, DWG, GeoPackage, Shapefile zip, KML/KMZ or GeoJSON, "
+                     "checked by content (operator)")
 @honours_idempotency_key
 def upload_attachment(request: Request, application_id: uuid.UUID, file: UploadFile = File(...),
                       kind: AttachmentKind = Form(AttachmentKind.other), principal: Principal = Depends(OPERATOR),
@@ -145,9 +146,10 @@ def upload_attachment(request: Request, application_id: uuid.UUID, file: UploadF
         digest.update(chunk)
     size = file.file.tell()
     file.file.seek(0)
-    payload = {"kind": kind.value, "file_name": file.filename, "sha256": digest.hexdigest()}
+    payload = {"kind": kind.value, "file_name": file.filename, "content_type": file.content_type,
+               "sha256": digest.hexdigest()}
     settings = request.app.state.settings
-    max_bytes = int(settings.max_attachment_mb * (1 << 20))
+    limits = files.upload_limits(settings)
 
     def action():
         repository.get_application(session, principal, application_id)        # scope first: 404, not a quota
@@ -155,8 +157,8 @@ def upload_attachment(request: Request, application_id: uuid.UUID, file: UploadF
         files.check_quota(repository.attachments(session, application_id), size,
                           settings.max_attachments_per_application,
                           int(settings.max_attachments_total_mb * (1 << 20)))
-        att = service.add_attachment(session, principal, application_id, kind, file.filename, file.file,
-                                     settings.data_dir, max_bytes, now)
+        att = service.add_attachment(session, principal, application_id, kind, file.filename, file.content_type,
+                                     file.file, settings.data_dir, limits, now)
         body = views.attachment_out(application_id, att)
         return 201, body, {"Location": body["url"], "ETag": f'"{att.sha256}"'}
 

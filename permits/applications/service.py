@@ -101,13 +101,13 @@ def update_draft(session: Session, principal: Principal, application_id: uuid.UU
 
 
 def add_attachment(session: Session, principal: Principal, application_id: uuid.UUID, kind: AttachmentKind,
-                   file_name: str | None, stream: BinaryIO, data_dir: Path, max_bytes: int, now: datetime
-                   ) -> Attachment:
+                   file_name: str | None, declared_type: str | None, stream: BinaryIO, data_dir: Path,
+                   limits: files.UploadLimits, now: datetime) -> Attachment:
     """Store the file durably (content-addressed), then record it. An attachment becomes part of the application
     when a draft update or a supplement lists it in ``attachment_ids``."""
     app, cases = _locked(session, principal, application_id, None, now)
     core.require_command(app, cases, "attachments")
-    stored = files.store(data_dir, stream, max_bytes)
+    stored = files.store(data_dir, stream, limits, file_name, declared_type)
     att = Attachment(id=uuid.uuid4(), tenant_key=app.tenant_key, application_id=app.id, kind=kind.value,
                      file_name=files.sanitise_file_name(file_name, stored.content_type),
                      content_type=stored.content_type, size_bytes=stored.size_bytes, sha256=stored.sha256,

@@ -130,7 +130,7 @@ def test_operator_submits_authority_reviews_and_grants(server, people, browser, 
         op.get_by_label("Tiefe (cm)").fill("70")
         op.get_by_label("Gehwegsperrung").check()   # → the traffic authority is asked for a statement
         op.get_by_label("Beschreibung der Verkehrsbeschränkungen").fill("Gehweg an der Einmündung halbseitig gesperrt")
-        op.get_by_label("Dateien (PDF oder Bild)").set_input_files(str(plan_file))
+        op.get_by_label("Dateien (PDF, Bild, CAD- oder GIS-Datei)").set_input_files(str(plan_file))
         op.get_by_label("Art der Anlage").select_option(label="Trassenplan")
         op.get_by_label("GeoJSON-Datei hochladen (Koordinaten in WGS 84)").set_input_files(str(route_file))
         preview = op.locator("#preview-authorities")

@@ -10,6 +10,10 @@ import { state, say, problemText, rerender, isOperator } from "./state.js";
 import { sectionsTable, attachmentsList, timeline, routeSummary, moreButton, pageLimit, infoRequests, decisionBox } from "./shared.js";
 import { documentsPanel, pipelinePanel } from "./panels.js";
 
+// What attachments may be (the API checks each by content): PDF, images, CAD (DXF, DWG) and GIS files
+// (GeoPackage, Shapefile zip, KML/KMZ, GeoJSON).
+const ATTACHMENT_ACCEPT = ".pdf,.png,.jpg,.jpeg,.gif,.webp,.tif,.tiff,.dxf,.dwg,.gpkg,.zip,.kml,.kmz,.geojson,.json,application/pdf,image/*";
+
 const APP_STATUSES = ["draft", "submitted", "information_requested", "granted", "partially_granted", "refused", "withdrawn"];
 const KINDS = ["route_plan", "cross_section", "traffic_plan", "power_of_attorney", "statement", "photo", "other"];
 const RESTRICTIONS = ["lane_narrowing", "lane_closure", "full_closure", "sidewalk_closure", "cycleway_closure", "parking_ban"];
@@ -70,7 +74,7 @@ export async function wizardView() {
     width_cm: inp("width_cm", { type: "number", min: 1, max: 500, value: 40 }),
     reduced_depth: inp("reduced_depth", { type: "checkbox" }),
     file: inp("route_file", { type: "file", accept: ".geojson,.json,application/geo+json,application/json" }),
-    attachments: inp("attachments", { type: "file", multiple: true, accept: "application/pdf,image/*" }),
+    attachments: inp("attachments", { type: "file", multiple: true, accept: ATTACHMENT_ACCEPT }),
     attachment_kind: h("select", { name: "attachment_kind" }, KINDS.map((k) => h("option", { value: k }, t(`kind.${k}`)))),
     restrictions: RESTRICTIONS.map((k) => h("input", { type: "checkbox", name: "restriction", value: k })),
     restriction_description: h("textarea", { name: "restriction_description", rows: 2, maxlength: 2000 }),
@@ -251,7 +255,7 @@ export async function applicationView(id) {
 
 function supplementForm(app, etag, waiting) {
   const msg = h("textarea", { name: "message", rows: 3, required: true });
-  const file = h("input", { type: "file", name: "file", accept: "application/pdf,image/*" });
+  const file = h("input", { type: "file", name: "file", accept: ATTACHMENT_ACCEPT });
   const btn = h("button.primary", { type: "submit" }, t("send"));
   const form = h("form.card", { id: "form-supplement", onsubmit: async (e) => {
     e.preventDefault();
