@@ -44,8 +44,8 @@ class Settings(BaseSettings):
     max_attachments_per_application: int = Field(default=50, gt=0)
     max_attachments_total_mb: float = Field(default=200.0, gt=0)
     # Zip attachments (Shapefile zip, KMZ; breitband/zips.py) are refused (422) with more members than this, more
-    # MiB unpacked, or a member of over 1 MiB compressed more than this ratio : 1 (zip bombs); zips inside zips never.
-    # Zipped route files keep breitband.zips' defaults, the same values.
+    # MiB unpacked, or a member (or all together) of over 1 MiB compressed more than this ratio : 1 (zip bombs);
+    # zips inside zips never. Zipped route files keep breitband.zips' defaults, the same values.
     zip_max_members: int = Field(default=200, gt=0)
     zip_max_unzipped_mb: float = Field(default=512.0, gt=0)
     zip_max_ratio: float = Field(default=200.0, gt=1)

@@ -4,8 +4,9 @@ attachments (``permits.applications.attachments``) share them.
 ``check_zip`` refuses, with a 422 problem naming the archive and the member:
 - an archive that cannot be read, a member whose data do not match its CRC or whose local header names another
   file than the central directory (``invalid-zip``);
-- more members than ``max_members``, more than ``max_unzipped_bytes`` unpacked, or a member of more than
-  ``ratio_min_bytes`` compressed more than ``max_ratio`` : 1 — the marks of a zip bomb (``zip-too-large``);
+- more members than ``max_members``, more than ``max_unzipped_bytes`` unpacked, or a member (or the members
+  together) of more than ``ratio_min_bytes`` compressed more than ``max_ratio`` : 1 — the marks of a zip bomb
+  (``zip-too-large``);
 - path tricks: absolute paths, ``..``, backslashes, drive letters, control characters, symbolic links, two members
   with the same name or names that differ only in case (Windows and macOS unpack them onto one file)
   (``invalid-zip``);
@@ -140,6 +141,11 @@ def _check(zf: zipfile.ZipFile, limits: ZipLimits, label: str) -> list[ZipMember
             raise _refuse(label, f"member {name!r} is compressed {ratio:.0f} : 1, more than the limit of "
                           f"{limits.max_ratio:g} : 1 (a zip bomb?)", "zip-too-large", reason="ratio", member=name,
                           limit_ratio=limits.max_ratio)
+    packed = sum(i.compress_size for i in infos)
+    if total > limits.ratio_min_bytes and total > limits.max_ratio * max(packed, 1):
+        raise _refuse(label, f"is compressed {total / max(packed, 1):.0f} : 1 as a whole, more than the limit of "
+                      f"{limits.max_ratio:g} : 1 (a zip bomb of many small members?)", "zip-too-large",
+                      reason="ratio", limit_ratio=limits.max_ratio)
     return [_read_member(zf, info, label) for info in infos if not info.is_dir()]
 
 

@@ -362,12 +362,14 @@ def test_zip_bombs_path_tricks_and_encrypted_members_are_refused_before_anything
         zf.writestr("trasse/trasse.dbf", parts["trasse/trasse.dbf"])
     bomb = zipped({**parts, "trasse/trasse.dbf": bytes(20 << 20)}, compresslevel=9)   # 20 MiB of zeros, ~20 kB
     many = zipped({**parts, **{f"trasse/notiz{i}.txt": b"x" for i in range(201)}})
+    small_bombs = zipped({**parts, **{f"trasse/teil{i}.txt": bytes(1 << 20) for i in range(8)}})  # 1 MiB each
     nested = zipped({**parts, "trasse/mehr.zip": zipped(parts)})
     disguised = zipped({**parts, "trasse/trasse.txt": zipped(parts)})
     before = stored_blobs(settings)
     cases = [  # (name, bytes) → (type, reason, member)
         (("bombe.zip", bomb), ("zip-too-large", "ratio", "trasse/trasse.dbf")),
         (("viele.zip", many), ("zip-too-large", "members", None)),
+        (("klein.zip", small_bombs), ("zip-too-large", "ratio", None)),
         (("nested.zip", nested), ("invalid-zip", "nested-archive", "trasse/mehr.zip")),
         (("disguised.zip", disguised), ("invalid-zip", "nested-archive", "trasse/trasse.txt")),
         (("up.zip", zipped({**parts, "../trasse.prj": b"x"})), ("invalid-zip", "unsafe-path", "../trasse.prj")),
