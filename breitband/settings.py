@@ -45,10 +45,12 @@ class Settings(BaseSettings):
     max_attachments_total_mb: float = Field(default=200.0, gt=0)
     # Zip attachments (Shapefile zip, KMZ; breitband/zips.py) are refused (422) with more members than this, more
     # MiB unpacked, or a member (or all together) of over 1 MiB compressed more than this ratio : 1 (zip bombs);
-    # zips inside zips never. Zipped route files keep breitband.zips' defaults, the same values.
+    # zips inside zips never. Zipped route files keep breitband.zips' defaults, the same values. Every member is read
+    # through once to check it: 256 MiB unpacked cost about 3 s of CPU (bench/attachment_checks.py). 100 : 1 as
+    # Apache POI's ZipSecureFile; real Shapefile zips stay far below it.
     zip_max_members: int = Field(default=200, gt=0)
-    zip_max_unzipped_mb: float = Field(default=512.0, gt=0)
-    zip_max_ratio: float = Field(default=200.0, gt=1)
+    zip_max_unzipped_mb: float = Field(default=256.0, gt=0)
+    zip_max_ratio: float = Field(default=100.0, gt=1)
     log_level: str = "INFO"
     # Seconds that /readyz waits for a broker connection and a worker's answer.
     readiness_timeout_s: float = 2.0

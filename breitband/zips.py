@@ -47,8 +47,8 @@ class ZipLimits:
     """Limits of one archive. The defaults are those of ``breitband.settings`` (``zip_max_*``)."""
 
     max_members: int = 200
-    max_unzipped_bytes: int = 512 * (1 << 20)
-    max_ratio: float = 200.0
+    max_unzipped_bytes: int = 256 * (1 << 20)
+    max_ratio: float = 100.0
     ratio_min_bytes: int = 1 << 20
 
 

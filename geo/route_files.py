@@ -41,7 +41,7 @@ MEDIA_TYPES = {
 # GPX exposes the vertices of routes and tracks as layers of their own: the lines are the route
 _VERTEX_LAYERS = {"route_points", "track_points"}
 _WKT_COLUMNS = ("wkt", "geometry", "geom", "the_geom", "wkt_geom", "shape")
-# Zipped route files: breitband.zips' default limits (200 members, 512 MiB unpacked, 200 : 1 per member)
+# Zipped route files: breitband.zips' default limits (200 members, 256 MiB unpacked, 100 : 1)
 ZIP_LIMITS = zips.ZipLimits()
 
 

@@ -15,8 +15,8 @@ The stored content type is the sniffed one, never the client's header or the fil
 
 from __future__ import annotations
 
+import codecs
 import hashlib
-import json
 import os
 import re
 import sqlite3
@@ -86,8 +86,8 @@ _KNOWN_EXTENSIONS = {e for f in FORMATS.values() for e in f.extensions}
 
 _DXF_TEXT = re.compile(rb"(?:999[ \t]*\r?\n[^\n]*\n[ \t]*)*0[ \t]*\r?\n[ \t]*SECTION[ \t]*\r?\n")
 _XML_ROOT = re.compile(rb"<\s*(?:[A-Za-z_][\w.-]*:)?([A-Za-z_][\w.-]*)")
-_GEOJSON_TYPES = {"FeatureCollection", "Feature", "Point", "MultiPoint", "LineString", "MultiLineString", "Polygon",
-                  "MultiPolygon", "GeometryCollection"}
+_GEOJSON_TYPE = re.compile(rb'"type"\s*:\s*"(?:FeatureCollection|Feature|Point|MultiPoint|LineString|MultiLineString|'
+                           rb'Polygon|MultiPolygon|GeometryCollection)"')
 # Shapefile zips: the parts of a Shapefile and the files GIS programs write beside it
 _SHAPEFILE_PARTS = {".shp", ".shx", ".dbf", ".prj", ".cpg", ".sbn", ".sbx", ".qix", ".fix", ".xml", ".qmd", ".qml",
                     ".sld", ".atx", ".aih", ".ain", ".ixs", ".mxs", ".lyr", ".lyrx", ".txt"}
@@ -201,23 +201,32 @@ def _is_geopackage(path: Path) -> bool:
         return False
 
 
-def _geojson(path: Path, name: str | None) -> Format:
-    """JSON whose top level is a GeoJSON object; other JSON is not accepted, broken JSON says where it breaks."""
+def _geojson(path: Path, head: bytes, name: str | None) -> Format:
+    """JSON whose top level is an object naming a GeoJSON type (a FeatureCollection, Feature or geometry ``"type"``
+    member in its first bytes), UTF-8 throughout and ending with the object's ``}``. Recognised, not parsed: a full
+    parse of a 25 MiB file would cost seconds and hundreds of MiB per upload (bench/attachment_checks.py)."""
+    if not _GEOJSON_TYPE.search(head):
+        raise _unsupported(name, ": it is JSON but not GeoJSON (no FeatureCollection, Feature or geometry type at "
+                           "its start)")
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset, tail = 0, b""
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(CHUNK), b""):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                raise _problem(422, "invalid-geojson", f"The file {name!r} is not UTF-8 text (byte "
+                               f"{offset + exc.start}); GeoJSON is UTF-8", file_name=name) from None
+            offset += len(chunk)
+            tail = (tail + chunk)[-64:]
     try:
-        data = json.loads(path.read_bytes().decode("utf-8-sig"))
-    except UnicodeDecodeError as exc:
-        raise _problem(422, "invalid-geojson", f"The file {name!r} is not UTF-8 text (byte {exc.start}); GeoJSON "
-                       "is UTF-8", file_name=name) from None
-    except json.JSONDecodeError as exc:
-        raise _problem(422, "invalid-geojson", f"The file {name!r} is not valid JSON: {exc.msg} at line "
-                       f"{exc.lineno}, column {exc.colno}", file_name=name, line=exc.lineno,
-                       column=exc.colno) from None
-    except RecursionError:
-        raise _problem(422, "invalid-geojson", f"The file {name!r} is nested too deeply to be GeoJSON",
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise _problem(422, "invalid-geojson", f"The file {name!r} is not UTF-8 text (it ends inside a character)",
                        file_name=name) from None
-    if not isinstance(data, dict) or data.get("type") not in _GEOJSON_TYPES:
-        raise _unsupported(name, ": it is JSON but not GeoJSON (no FeatureCollection, Feature or geometry at the "
-                           "top)")
+    if not tail.rstrip(b" \t\r\n").endswith(b"}"):
+        raise _problem(422, "invalid-geojson", f"The file {name!r} ends before its GeoJSON object is closed (no "
+                       "final }): it seems cut off", file_name=name)
     return FORMATS["application/geo+json"]
 
 
@@ -301,7 +310,7 @@ def identify(path: Path, head: bytes, name: str | None = None, declared_type: st
         fmt = FORMATS["application/geopackage+sqlite3"]
     if fmt is None and head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
         _check_claims(FORMATS["application/geo+json"], name, declared_type, (FORMATS["application/geo+json"],))
-        fmt = _geojson(path, name)
+        fmt = _geojson(path, head, name)
     if fmt is None:
         raise _unsupported(name)
     if fmt.content_type == "application/zip":
