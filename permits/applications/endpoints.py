@@ -136,11 +136,18 @@ def application_works_completion(request: Request, application_id: uuid.UUID, da
 
 @router.post("/applications/{application_id}/attachments", status_code=201,
              summary="Upload an attachment: PDF, image, DXF, DWG, GeoPackage, Shapefile zip, KML/KMZ or GeoJSON, "
-                     "checked by content (operator)")
+                     "checked by content (operator)",
+             responses={415: {"description": "The content is none of the accepted formats (problem "
+                                             "unsupported-media-type, the formats named)",
+                              "content": {"application/problem+json": {}}}})
 @honours_idempotency_key
 def upload_attachment(request: Request, application_id: uuid.UUID, file: UploadFile = File(...),
                       kind: AttachmentKind = Form(AttachmentKind.other), principal: Principal = Depends(OPERATOR),
                       session: Session = write_session, now: datetime = Depends(clock.now)) -> JSONResponse:
+    """The content decides the format and the stored media type; a name or declared type naming another format is
+    422 `attachment-type-mismatch`; zips are checked for bombs and path tricks (422 `zip-too-large`, `invalid-zip`)
+    and must hold a Shapefile (.shp, .shx, .dbf) or a KML (422 `zip-content-mismatch`). Nothing is stored on a
+    refusal. Details: docs/api.md, "Attachments"."""
     digest = hashlib.sha256()
     for chunk in iter(lambda: file.file.read(1 << 20), b""):
         digest.update(chunk)
