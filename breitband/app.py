@@ -40,10 +40,10 @@ from geo.tiles import register_layer
 from permits.gis import tiles as applications_tiles
 
 # The GIS read endpoints a tenant's own GIS portal may read cross-origin when its rules name the portal's origin
-# (geo/cors.py, [gis] cors_origins): vector tiles, TileJSON, styles, the OGC API. A further read-only GIS endpoint
-# (exports, fonts, sprites) is covered by adding its path here; a prefix ending in "/" covers what starts with it,
-# any other covers itself and what lies below it.
-GIS_READ_PATHS = ("/tiles/", "/styles/", "/api/v1/ogc")
+# (geo/cors.py, [gis] cors_origins): vector tiles, TileJSON, styles, the OGC API and the exports (GET
+# /api/v1/exports/...). A further read-only GIS endpoint (fonts, sprites) is covered by adding its path here; a
+# prefix ending in "/" covers what starts with it, any other covers itself and what lies below it.
+GIS_READ_PATHS = ("/tiles/", "/styles/", "/api/v1/ogc", "/api/v1/exports")
 
 
 def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:

@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Iterable
 from urllib.parse import parse_qs, urlsplit
 
@@ -56,6 +57,11 @@ EXPOSE_HEADERS = ("ETag", "Content-Crs", "Link")
 # the browser refuses at once: only the permission to ask is cached.
 MAX_AGE_S = 3600
 _MAX_ORIGIN_CHARS = 300
+# Which tenants list an origin is kept this long per process (a map view asks for dozens of tiles at once; the
+# lookup is a statement and a thread hop each): a rules change reaches a running process within CACHE_S. At most
+# CACHE_MAX origins are kept (any client can send any Origin); beyond that the cache starts afresh.
+CACHE_S = 10.0
+CACHE_MAX = 256
 _TENANT = re.compile(r"^[a-z][a-z0-9-]{1,15}$")
 # The tenants whose rules list the origin (geo.rules stores origins normalised, as browsers send them).
 _TENANTS_SQL = text("SELECT key FROM tenants WHERE rules->'gis'->'cors_origins' @> CAST(:origins AS jsonb)")
@@ -81,6 +87,18 @@ class CorsMiddleware:
         self.prefixes = tuple(p if p.endswith("/") else p + "/" for p in paths)
         self.exact = frozenset(p.rstrip("/") for p in paths if not p.endswith("/"))
         self.own_origin = _own_origin(public_base_url)
+        self._cache: dict[str, tuple[float, frozenset[str]]] = {}
+
+    async def allowing(self, db: Database, origin: str) -> frozenset[str]:
+        now = time.monotonic()
+        hit = self._cache.get(origin)
+        if hit is not None and now - hit[0] < CACHE_S:
+            return hit[1]
+        found = await anyio.to_thread.run_sync(tenants_allowing, db, origin)
+        if len(self._cache) >= CACHE_MAX:
+            self._cache.clear()
+        self._cache[origin] = (now, found)
+        return found
 
     def covers(self, path: str) -> bool:
         return path in self.exact or path.startswith(self.prefixes)
@@ -104,7 +122,7 @@ class CorsMiddleware:
             return
         db: Database = scope["app"].state.db
         try:
-            allowing = await anyio.to_thread.run_sync(tenants_allowing, db, origin)
+            allowing = await self.allowing(db, origin)
             lookup_failed = False
         except SQLAlchemyError:
             log.warning("CORS: the tenants' origins could not be read", exc_info=True)

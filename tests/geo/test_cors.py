@@ -97,6 +97,8 @@ def test_preflight_of_the_portal_is_answered(client, portal):
     # the OGC API names no tenant: the preflight is answered for an origin some tenant lists
     assert preflight(client, "/api/v1/ogc/collections", PORTAL).status_code == 204
     assert preflight(client, "/styles/breitband.json", DEV, headers=None).status_code == 204
+    # the exports are GIS read endpoints too (GIS_READ_PATHS)
+    assert preflight(client, "/api/v1/exports/cases?format=gpkg", PORTAL).status_code == 204
 
 
 def test_preflight_refuses_other_origins_methods_headers_and_tenants(client, portal, world):
