@@ -13,12 +13,16 @@ import subprocess
 import sys
 import tomllib
 
+import httpx
 import pytest
+from sqlalchemy.orm import Session
 
 from breitband import identity
 from breitband.errors import UnprocessableEntity
+from breitband.models import OrgKind, Role
 from breitband.settings import PROJECT_ROOT
 from geo.rules import parse_rules, validate_rules
+from tests.support.web_server import running_server
 
 PORTAL = "https://geoportal.hessen.de"
 DEV = "http://localhost:5173"
@@ -238,3 +242,43 @@ def test_the_cli_refuses_a_rules_file_with_a_bad_origin(tmp_path, engine):
                       "'https://geoportal.hessen.de'"], proc.stderr
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM tenants WHERE key = 'cz'").scalar() == 0
+
+
+# --- a real server ----------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def cq_tenant(engine):
+    """Tenant cq (Hessen's rules under another key, listing the portal) with an operator and a token, committed so
+    that a server of its own sees them; removed afterwards (organisations, users and tokens go with the tenant)."""
+    raw = he_rules(cors_origins=[PORTAL])
+    raw["key"] = "cq"
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM tenants WHERE key = 'cq'")
+    with Session(engine) as session:
+        identity.create_tenant(session, "cq", "CORS-Land", "EPSG:25832", validate_rules(raw, "cq"))
+        org = identity.create_organisation(session, "cq", OrgKind.operator, "Portal-Netz GmbH")
+        user = identity.create_user(session, org, "portal@cors-land.example", "Portal", Role.operator_member)
+        _, secret = identity.create_token(session, user, "portal")
+        session.commit()
+    yield secret
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM tenants WHERE key = 'cq'")
+
+
+def test_a_real_server_answers_the_portal_and_keeps_out_others(settings, cq_tenant):
+    """uvicorn, real HTTP: the caller's tenant reaches the CORS decision through the request's state there too."""
+    with running_server(settings, "cors-server.log") as base:
+        pre = httpx.options(f"{base}/api/v1/ogc/collections", headers={
+            "Origin": PORTAL, "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization"})
+        assert pre.status_code == 204 and pre.headers["access-control-allow-origin"] == PORTAL
+        token = {"Authorization": f"Bearer {cq_tenant}"}
+        ogc = httpx.get(f"{base}/api/v1/ogc/collections", headers={"Origin": PORTAL, **token})
+        assert ogc.status_code == 200, ogc.text
+        assert ogc.headers["access-control-allow-origin"] == PORTAL
+        assert ogc.headers["vary"] == "Origin"
+        style = httpx.get(f"{base}/styles/breitband.json", params={"tenant": "cq"}, headers={"Origin": PORTAL})
+        assert style.status_code == 200 and style.headers["access-control-allow-origin"] == PORTAL
+        other = httpx.get(f"{base}/api/v1/ogc/collections", headers={"Origin": EVIL, **token})
+        assert other.status_code == 200 and "access-control-allow-origin" not in other.headers
+        assert "access-control-allow-credentials" not in ogc.headers
