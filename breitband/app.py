@@ -15,6 +15,7 @@ import accounts.oidc_endpoints
 import breitband.api
 import breitband.web
 import geo.api
+import geo.cors
 import geo.tiles_api
 import notifications.api
 import notifications.contacts
@@ -38,6 +39,12 @@ from breitband.settings import Settings, get_settings
 from geo.tiles import register_layer
 from permits.gis import tiles as applications_tiles
 
+# The GIS read endpoints a tenant's own GIS portal may read cross-origin when its rules name the portal's origin
+# (geo/cors.py, [gis] cors_origins): vector tiles, TileJSON, styles, the OGC API and the exports (GET
+# /api/v1/exports/...). A further read-only GIS endpoint (fonts, sprites) is covered by adding its path here; a
+# prefix ending in "/" covers what starts with it, any other covers itself and what lies below it.
+GIS_READ_PATHS = ("/tiles/", "/styles/", "/api/v1/ogc", "/api/v1/exports")
+
 
 def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
     settings = settings or get_settings()
@@ -60,6 +67,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     install_limits(app, settings)   # inside the request context: its answers carry the request id, are logged
     install_openapi(app)            # every operation's problem answers (401/403/404/409/412/422/428/503)
     app.add_middleware(RequestContextMiddleware)
+    # outside the request context, so its 500 gets the CORS headers too (a browser shows it, not a CORS error)
+    geo.cors.install(app, GIS_READ_PATHS, settings.public_base_url)
     install_security_headers(app, settings)   # outermost: CSP, no-store, ... also on 413/429/500 (/docs: web.py)
 
     app.include_router(breitband.api.health_router)

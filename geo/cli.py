@@ -15,6 +15,7 @@ import typer
 
 from breitband.db import get_database
 from geo.importers import format_summary, import_boundaries, import_ortsdurchfahrten, import_roads
+from geo.importers.road_mapping import load_mapping
 
 import_app = typer.Typer(help="Import geodata into a tenant: boundaries, roads, Ortsdurchfahrten. Each import "
                               "replaces that tenant's layer atomically.", no_args_is_help=True)
@@ -48,11 +49,25 @@ def boundaries(files: list[Path] = typer.Argument(..., help="BKG VG250/VG5000 la
 
 @import_app.command("roads")
 def roads(files: list[Path] = typer.Argument(..., help="OpenStreetMap .osm.pbf/.osm/.osm.gz, or GeoJSON/GeoPackage "
-                                                        "lines with OSM tags as properties"),
-          tenant: str = TENANT, quiet: bool = QUIET, as_json: bool = AS_JSON) -> None:
-    """Import the road network (ways with a highway tag), classified by the tenant's rules."""
+                                                        "lines with OSM tags as properties; with a mapping: a road "
+                                                        "database's lines (Shapefile, GeoPackage, ..., any CRS)"),
+          tenant: str = TENANT,
+          mapping: Optional[Path] = typer.Option(None, "--mapping", help="Column mapping as a TOML file, e.g. "
+                                                 "data/road_mappings/atkis-basis-dlm-ver01_l.toml"),
+          map_: Optional[str] = typer.Option(None, "--map", help="Columns of the road database's file: "
+                                             "ref=STRNR,class=KLASSE,name=NAME (ref may be a template such as "
+                                             "'ref={KLASSE} {STRNR}')"),
+          class_map: Optional[str] = typer.Option(None, "--class-map", help="Values of the class column → road "
+                                                  "class: 'A=autobahn,B=bund,L=land,K=kreis,G=gemeinde' ('*=…' "
+                                                  "for every other value)"),
+          skip: Optional[list[str]] = typer.Option(None, "--skip", help="Skip features with these values: "
+                                                   "COLUMN=VALUE[,VALUE...], e.g. ZUS=2100,4000 (repeatable)"),
+          quiet: bool = QUIET, as_json: bool = AS_JSON) -> None:
+    """Import the road network (ways with a highway tag), classified by the tenant's rules; or a road database's
+    file (ATKIS Basis-DLM, a state's road information system) through a column mapping (docs/cli.md)."""
+    road_mapping = load_mapping(mapping, map_, class_map, skip)
     with get_database().transaction() as session:
-        summary = import_roads(session, tenant, files, progress_bar=not quiet)
+        summary = import_roads(session, tenant, files, mapping=road_mapping, progress_bar=not quiet)
     _print(summary, as_json)
 
 

@@ -55,7 +55,7 @@ class RoadSegment(Base):
     highway: Mapped[str | None] = mapped_column(String(50))
     access: Mapped[str | None] = mapped_column(String(50))
     road_class: Mapped[str] = mapped_column(String(16))     # autobahn | bund | land | kreis | gemeinde
-    class_source: Mapped[str] = mapped_column(String(16))   # ref | link | highway | default
+    class_source: Mapped[str] = mapped_column(String(16))   # ref | link | highway | default | attribute
     class_ref: Mapped[str | None] = mapped_column(String(100))  # the ref that decided the class (links: joined road)
     is_private: Mapped[bool] = mapped_column(Boolean, default=False)
     is_path: Mapped[bool] = mapped_column(Boolean, default=False)

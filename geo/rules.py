@@ -5,6 +5,7 @@ Thresholds, prefixes and agency assignments differ per state: they are configura
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -128,6 +129,61 @@ class SignIn(BaseModel):
     oidc: OidcSignIn | None = None
 
 
+# An origin as a browser sends it: scheme://host[:port], lower case, no default port, no path.
+_ORIGIN_HOST = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
+def normalise_origin(value: str) -> str:
+    """``https://GeoPortal.Hessen.de:443`` → ``https://geoportal.hessen.de``; refuses what a browser never sends as
+    an ``Origin`` (a path, even ``/``; query, fragment, user info; ``*``; ``null``) and plain http except for the
+    developer's own machine, with a message that says how to write it."""
+    raw = value.strip()
+    if raw in ("*", "null") or "*" in raw:
+        raise ValueError(f"{value!r} is not allowed: name each origin of a GIS portal, such as "
+                         "'https://geoportal.hessen.de' (no wildcards)")
+    parts = urlsplit(raw)
+    scheme = parts.scheme.lower()
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host, port = None, None
+    if scheme not in _DEFAULT_PORTS or not host or not parts.netloc:
+        raise ValueError(f"{value!r} is not an origin: write scheme://host[:port], such as "
+                         "'https://geoportal.hessen.de'")
+    shown = f"{scheme}://{f'[{host}]' if ':' in host else host}" + (
+        "" if port in (None, _DEFAULT_PORTS[scheme]) else f":{port}")
+    if parts.path or parts.query or parts.fragment or "@" in parts.netloc or raw.endswith(("?", "#")):
+        raise ValueError(f"{value!r} is not an origin: an origin has no path (not even '/'), query, fragment or user "
+                         f"name; write {shown!r}")
+    if ":" in host:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{value!r}: {host!r} is not an IPv6 address") from None
+    elif not host.isascii() or not _ORIGIN_HOST.match(host):
+        raise ValueError(f"{value!r}: the host must be written in ASCII as browsers send it (an internationalised "
+                         "domain name in its xn-- form)")
+    if scheme == "http" and host not in LOCAL_HOSTS:
+        raise ValueError(f"{value!r}: only https origins are allowed (plain http only for localhost or 127.0.0.1)")
+    return shown
+
+
+class Gis(BaseModel):
+    """The tenant's GIS endpoints (tiles, TileJSON, style, OGC API, exports) as used by other web applications.
+
+    ``cors_origins``: origins of the tenant's own GIS portals whose scripts may read these endpoints cross-origin
+    (CORS, geo/cors.py). Empty (the default): no CORS headers at all; browsers then let no other site read them."""
+
+    model_config = ConfigDict(extra="forbid")
+    cors_origins: list[str] = Field(default_factory=list, max_length=50)
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(normalise_origin(v) for v in value))
+
+
 class TenantRules(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -154,6 +210,7 @@ class TenantRules(BaseModel):
     path_penalty_m: float = Field(8.0, ge=0, le=100)
     boundary_gap_m: float = Field(150.0, ge=0, le=1000)
     sign_in: SignIn = Field(default_factory=SignIn)
+    gis: Gis = Field(default_factory=Gis)
 
     @field_validator("road_classes")
     @classmethod

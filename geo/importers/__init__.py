@@ -3,7 +3,8 @@
 Public API (none of these commits; the caller does, e.g. the CLI ``breitband import ...`` or the demo loader):
 
 - :func:`import_boundaries` (session, tenant_key, paths, population=None) -> summary dict
-- :func:`import_roads` (session, tenant_key, paths) -> summary dict
+- :func:`import_roads` (session, tenant_key, paths, mapping=None) -> summary dict; ``mapping``: a
+  :class:`RoadMapping` (:func:`load_mapping`) for road databases' files (ATKIS, a state's road information system)
 - :func:`import_ortsdurchfahrten` (session, tenant_key, path) -> summary dict
 - :func:`load_road_segments` (session, tenant_key, ways) -> counts: the fast loader behind import_roads, for callers
   with already-parsed ways (a :class:`WayArrays` or an iterable of :class:`Way`), e.g. the benchmark.
@@ -15,6 +16,7 @@ sources and the summary; a bad file raises breitband.errors.UnprocessableEntity 
 from geo.importers.boundaries import import_boundaries, load_population, parse_number
 from geo.importers.common import Summary, format_summary, same_sources
 from geo.importers.ortsdurchfahrten import import_ortsdurchfahrten
+from geo.importers.road_mapping import RoadMapping, load_mapping
 from geo.importers.roads import (
                                  Classifier,
                                  finish_road_segments,
@@ -27,6 +29,7 @@ from geo.importers.ways import Way, WayArrays, read_osm, read_road_files
 
 __all__ = [
     "Classifier", "Summary", "Way", "WayArrays", "finish_road_segments", "format_summary", "import_boundaries",
-    "import_ortsdurchfahrten", "import_roads", "load_population", "load_road_segments", "parse_number",
-    "propagate_link_classes", "read_osm", "read_road_files", "same_sources", "split_ways",
+    "import_ortsdurchfahrten", "import_roads", "load_mapping", "load_population", "load_road_segments",
+    "parse_number", "propagate_link_classes", "RoadMapping", "read_osm", "read_road_files", "same_sources",
+    "split_ways",
 ]

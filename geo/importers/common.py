@@ -77,6 +77,7 @@ class VectorLayer:
     crs: CRS
     columns: dict[str, np.ndarray]
     geoms: np.ndarray
+    fields: list[str] = field(default_factory=list)      # the column names as the file writes them
 
     def __len__(self) -> int:
         return len(self.geoms)
@@ -129,7 +130,8 @@ def read_vector(path: Path, required: tuple[tuple[str, ...], ...] = ()) -> Vecto
         geoms = np.concatenate([shapely.from_wkb(w, on_invalid="ignore") for w in wkb])
     except Exception as exc:
         raise bad_file(path, f"has unreadable geometries: {_first_line(exc)}") from None
-    return VectorLayer(path=path, crs=crs, columns=columns, geoms=geoms)
+    fields = list(dict.fromkeys(str(n) for meta, *_ in parts for n in meta["fields"]))
+    return VectorLayer(path=path, crs=crs, columns=columns, geoms=geoms, fields=fields)
 
 
 def _columns_of(parts: list[tuple]) -> dict[str, np.ndarray]:

@@ -3,7 +3,10 @@
 Sources: ``.osm.pbf``, ``.osm``, ``.osm.gz``/``.osm.bz2`` (read with pyosmium, node locations resolved), or any GIS
 file GDAL reads (GeoJSON, GeoPackage, ...) with line geometries and the OSM tags as properties (``osm_id``,
 ``highway``, ``ref``, ``name``, ``access``). Several files form one layer; a way present in several files (by OSM
-id) is imported once.
+id) is imported once. Road files of a road database (ATKIS Basis-DLM, a state's road information system), which
+carry no OSM tags, are read through a column mapping (geo/importers/road_mapping.py): its class column decides the
+class (``class_source`` "attribute"), or else the ref by the rules as below; they have no highway, access or path
+tags (never private, never a path, no link propagation).
 
 Per way (the rules are the tenant's, see geo/rules.py):
 - skipped with reason: a ``highway`` value in ``excluded_highways`` (proposed, construction, platform, ...), fewer
@@ -48,6 +51,7 @@ from geo.importers.common import (
     record_import,
     transform_xy,
 )
+from geo.importers.road_mapping import RoadMapping, read_mapped_ways
 from geo.importers.ways import Way, WayArrays, read_road_files
 from geo.models import PATH_HIGHWAYS
 from geo.rules import TenantRules
@@ -81,6 +85,10 @@ class Classifier:
         self.highway_classes = dict(rules.highway_classes)
         self._cache: dict[tuple[str | None, str | None], tuple[str, str, str | None]] = {}
 
+    def prefix_class(self, prefix: str) -> str | None:
+        """The class of a road-number prefix ("B", "St"): exact first, then case-insensitive."""
+        return self.exact.get(prefix) or self.folded.get(prefix.casefold())
+
     def ref_class(self, ref: str | None) -> tuple[str, str] | None:
         best: tuple[str, str] | None = None
         if not ref:
@@ -90,7 +98,7 @@ class Classifier:
             prefix = ref_prefix(token) if token else None
             if prefix is None:
                 continue
-            cls = self.exact.get(prefix) or self.folded.get(prefix.casefold())
+            cls = self.prefix_class(prefix)
             if cls and (best is None or CLASS_RANK[cls] > CLASS_RANK[best[0]]):
                 best = (cls, token)
         return best
@@ -219,8 +227,19 @@ class _Preparer:
         counts = np.diff(ways.offsets)
         keep = np.zeros(n, dtype=bool)
         attrs: list[tuple] = []
+        given = ways.classified
         for i in range(n):
             hw = ways.highway[i]
+            if given is not None and given[i] is not None:
+                # a road database's way, classified through the column mapping (no OSM tags)
+                if counts[i] < 2:
+                    summary.skip("fewer than 2 vertices", ident=_ident(ways, i))
+                    continue
+                cls, source, class_ref = given[i]
+                attrs.append((self.tenant_key, None, _cut(ways.ref[i], "ref"), _cut(ways.name[i], "name"), None, None,
+                              cls, source, _cut(class_ref, "class_ref"), False, False))
+                keep[i] = True
+                continue
             if hw is None:
                 summary.skip("no highway tag", ident=_ident(ways, i))
                 continue
@@ -354,17 +373,29 @@ def propagate_link_classes(session: Session, tenant_key: str, tolerance_m: float
 # --- the import -----------------------------------------------------------------------------------------------
 
 def import_roads(session: Session, tenant_key: str, paths: Iterable[Path | str], *,
-                 progress_bar: bool = False) -> dict[str, Any]:
-    """Replace the tenant's road layer with the ways of the given files. Does not commit. Returns the summary."""
-    tenant, _rules = load_tenant(session, tenant_key)
+                 mapping: RoadMapping | None = None, progress_bar: bool = False) -> dict[str, Any]:
+    """Replace the tenant's road layer with the ways of the given files. Does not commit. Returns the summary.
+
+    ``mapping``: the GIS files (not the OSM ones) are a road database's, read through this column mapping
+    (geo.importers.road_mapping) instead of by their OSM tags. Every file is read and checked before the old layer
+    is deleted: a bad file, an unknown column or an unmapped class value leaves the layer as it is."""
+    tenant, rules = load_tenant(session, tenant_key)
     paths = [Path(p) for p in paths]
     if not paths:
         raise bad_file("roads", "no files given")
     summary = Summary(layer=LAYER, tenant=tenant_key)
-    ways = read_road_files(paths, tenant.srid, summary, progress_bar=progress_bar)
+    read_gis = None
+    if mapping is not None:
+        classifier = Classifier(rules)
+
+        def read_gis(path: Path) -> WayArrays:
+            return read_mapped_ways(path, tenant.srid, summary, mapping, classifier)
+
+    ways = read_road_files(paths, tenant.srid, summary, progress_bar=progress_bar, read_gis=read_gis)
     ways_read = len(ways)
     if ways_read == 0:
-        raise bad_file(", ".join(str(p) for p in paths), "no ways with a highway tag in the file(s); the road layer "
+        what = "no line features to import" if mapping is not None else "no ways with a highway tag"
+        raise bad_file(", ".join(str(p) for p in paths), f"{what} in the file(s); the road layer "
                        "is left as it is", "import-nothing-to-import")
     lock_layer(session, tenant_key, LAYER)
     session.execute(text("DELETE FROM road_segments WHERE tenant_key = :t"), {"t": tenant_key})
@@ -388,6 +419,8 @@ def import_roads(session: Session, tenant_key: str, paths: Iterable[Path | str],
         "private_segments": sum(r[3] for r in rows),
         "path_segments": sum(r[4] for r in rows),
     }
+    if mapping is not None:
+        summary.counts["mapping"] = mapping.describe()
     summary.files = [file_info(p) for p in paths]
     result = summary.finish()
     record_import(session, tenant_key, LAYER, result)

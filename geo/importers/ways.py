@@ -5,7 +5,7 @@ OSM tags as properties via pyogrio. Columnar (:class:`WayArrays`) so that the lo
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -40,6 +40,7 @@ class WayArrays:
     coords: np.ndarray
     offsets: np.ndarray
     crs: str = "EPSG:4326"
+    classified: list[tuple[str, str, str | None] | None] | None = None
 
     def __len__(self) -> int:
         return len(self.osm_id)
@@ -57,12 +58,15 @@ class WayArrays:
     def concat(cls, parts: Sequence["WayArrays"], crs: str) -> "WayArrays":
         counts = [np.diff(p.offsets) for p in parts]
         counts_all = np.concatenate(counts) if counts else np.zeros(0, dtype=np.int64)
+        classified = None
+        if any(p.classified is not None for p in parts):
+            classified = [x for p in parts for x in (p.classified if p.classified is not None else [None] * len(p))]
         return cls(
             osm_id=[x for p in parts for x in p.osm_id], highway=[x for p in parts for x in p.highway],
             ref=[x for p in parts for x in p.ref], name=[x for p in parts for x in p.name],
             access=[x for p in parts for x in p.access],
             coords=np.concatenate([p.coords for p in parts]) if parts else np.zeros((0, 2)),
-            offsets=np.concatenate([[0], np.cumsum(counts_all)]).astype(np.int64), crs=crs)
+            offsets=np.concatenate([[0], np.cumsum(counts_all)]).astype(np.int64), crs=crs, classified=classified)
 
     def slice(self, start: int, stop: int) -> "WayArrays":
         """Ways start..stop-1 (coordinates shared, not copied)."""
@@ -70,7 +74,8 @@ class WayArrays:
         a, b = int(self.offsets[start]), int(self.offsets[stop])
         return WayArrays(osm_id=self.osm_id[start:stop], highway=self.highway[start:stop], ref=self.ref[start:stop],
                          name=self.name[start:stop], access=self.access[start:stop], coords=self.coords[a:b],
-                         offsets=self.offsets[start:stop + 1] - a, crs=self.crs)
+                         offsets=self.offsets[start:stop + 1] - a, crs=self.crs,
+                         classified=None if self.classified is None else self.classified[start:stop])
 
     def take(self, keep: np.ndarray) -> "WayArrays":
         keep = np.asarray(keep, dtype=bool)
@@ -80,7 +85,8 @@ class WayArrays:
             osm_id=[self.osm_id[i] for i in idx], highway=[self.highway[i] for i in idx],
             ref=[self.ref[i] for i in idx], name=[self.name[i] for i in idx], access=[self.access[i] for i in idx],
             coords=self.coords[np.repeat(keep, counts)],
-            offsets=np.concatenate([[0], np.cumsum(counts[keep])]).astype(np.int64), crs=self.crs)
+            offsets=np.concatenate([[0], np.cumsum(counts[keep])]).astype(np.int64), crs=self.crs,
+            classified=None if self.classified is None else [self.classified[i] for i in idx])
 
 
 @dataclass
@@ -203,18 +209,23 @@ def _type_name(type_id: Any) -> str:
         type_id, str(type_id))
 
 
-def read_road_files(paths: Sequence[Path], srid: int, summary: Summary, *, progress_bar: bool = False
-                    ) -> WayArrays:
+def read_road_files(paths: Sequence[Path], srid: int, summary: Summary, *, progress_bar: bool = False,
+                    read_gis: Callable[[Path], WayArrays] | None = None) -> WayArrays:
+    """The ways of OSM files and GIS files together (in ``srid``), a way in several files (by OSM id) once.
+    ``read_gis``: how a GIS file is read (default: lines with OSM tags as properties, ``read_gis_ways``; a road
+    database's file through a column mapping: geo.importers.road_mapping)."""
     parts = []
     for path in paths:
         if is_osm_file(path):
             part = read_osm(path, progress_bar=progress_bar)
             x, y = transform_xy(part.coords[:, 0], part.coords[:, 1], part.crs, srid)
             part.coords, part.crs = np.column_stack([x, y]), f"EPSG:{srid}"
+        elif read_gis is not None:
+            part = read_gis(path)
         else:
             part = read_gis_ways(path, srid, summary)
         if len(part) == 0:
-            summary.warnings.append(f"{path.name}: no ways with a highway tag")
+            summary.warnings.append(f"{path.name}: no ways" + (" with a highway tag" if read_gis is None else ""))
         parts.append(part)
     ways = WayArrays.concat(parts, crs=f"EPSG:{srid}")
     seen: set[int] = set()

@@ -234,7 +234,7 @@ def test_cache_control_public_for_roads_and_vary_when_the_tenant_comes_from_the_
     zxy = tile_of(*kreuz, 14)
     resp = tile(client, "roads", zxy)
     assert resp.headers["cache-control"] == "public, max-age=3600"
-    assert "vary" not in resp.headers
+    assert resp.headers["vary"] == "Origin"          # CORS per tenant (geo/cors.py): the answer varies by origin
 
     he_user = _user(session, "he", OrgKind.operator, "Kachel GmbH", "kachel@he.example", Role.operator_member)
     by_token = tile(client, "roads", zxy, tenant=None, headers=he_user)
@@ -242,7 +242,7 @@ def test_cache_control_public_for_roads_and_vary_when_the_tenant_comes_from_the_
     assert by_token.content == resp.content
     assert by_token.headers["etag"] == resp.headers["etag"]
     assert by_token.headers["cache-control"] == "public, max-age=3600"
-    assert by_token.headers["vary"] == "Authorization, Cookie"
+    assert by_token.headers["vary"] == "Authorization, Cookie, Origin"
 
 
 def test_empty_tile_is_204_with_cache_headers(client):
@@ -495,7 +495,7 @@ def test_operator_sees_its_own_submitted_applications(client, applications_scene
     s = applications_scene
     resp = tile(client, "applications", s["zxy"], tenant=None, headers=s["operator"])
     assert resp.headers["cache-control"] == "private, no-cache"
-    assert resp.headers["vary"] == "Authorization, Cookie"
+    assert resp.headers["vary"] == "Authorization, Cookie, Origin"
     feats = features(resp, "applications")
     # its submitted application and its draft, not the competitor's application on the same route
     by_ref = {f["properties"]["reference"]: f["properties"] for f in feats}
@@ -569,7 +569,8 @@ def test_the_web_apps_session_cookie_is_a_caller_like_a_token(client, session, a
     assert signed_in.status_code == 200, signed_in.text
     style = client.get("/styles/breitband.json")
     assert style.status_code == 200, style.text
-    assert (style.headers["cache-control"], style.headers["vary"]) == ("private, no-cache", "Authorization, Cookie")
+    assert (style.headers["cache-control"], style.headers["vary"]) == ("private, no-cache",
+                                                                       "Authorization, Cookie, Origin")
     assert set(style.json()["sources"]) == {"roads", "boundaries", "applications"}
     by_cookie = features(tile(client, "applications", s["zxy"], tenant=None), "applications")
     client.cookies.clear()
