@@ -38,6 +38,13 @@ class PreconditionRequired(ProblemError):
     status, type, title = 428, "if-match-required", "Precondition required"
 
 
+# The answers of a list's json_list dependency, for the route's OpenAPI.
+JSON_LIST_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "`format` other than `json` (`unknown-export-format`, naming the export)"},
+    406: {"description": "An Accept header that lets no JSON through (`not-acceptable`, naming the export)"},
+}
+
+
 def json_list(export_path: str):
     """The dependency of a JSON list that has an export (``/api/v1/exports/…``): ``Accept`` that lets no JSON
     through is 406 and ``format=`` other than ``json`` is 400, both naming the export with the same filters —

@@ -23,7 +23,7 @@ from breitband.identity import Principal
 from breitband.openapi import honours_idempotency_key, requires_if_match
 from permits import repository, views
 from permits.cases import catalogue, review
-from permits.http import ANYONE, AUTHORITY, etag_json, expected_versions, json_list, run
+from permits.http import ANYONE, AUTHORITY, JSON_LIST_RESPONSES, etag_json, expected_versions, json_list, run
 from permits.models import Case, CaseStatus, CatalogueKind
 from permits.schemas import (
     AuditOut,
@@ -138,7 +138,7 @@ def day_filter(text: str | None, field: str) -> date | None:
 
 @router.get("/cases", response_model=CasePage,
             summary="Inbox: cases in legal order (§ 147 (2) TKG: first in, first out by complete receipt)",
-            dependencies=[json_list("cases")])
+            dependencies=[json_list("cases")], responses=JSON_LIST_RESPONSES)
 def list_cases(status: list[CaseStatus] | None = Query(None),
                due_before: str | None = Query(None, pattern=r"^\d{4}-\d{2}-\d{2}$", json_schema_extra={
                    "format": "date"}, description="Only cases whose decision is due on or before this day "

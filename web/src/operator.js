@@ -9,6 +9,7 @@ import { createMap, showGeoJSON, fit, resolutionFeatures } from "./map.js";
 import { state, say, problemText, rerender, isOperator } from "./state.js";
 import { sectionsTable, attachmentsList, timeline, routeSummary, moreButton, pageLimit, infoRequests, decisionBox } from "./shared.js";
 import { documentsPanel, pipelinePanel } from "./panels.js";
+import { exportForm } from "./exports.js";
 
 const APP_STATUSES = ["draft", "submitted", "information_requested", "granted", "partially_granted", "refused", "withdrawn"];
 const KINDS = ["route_plan", "cross_section", "traffic_plan", "power_of_attorney", "statement", "photo", "other"];
@@ -40,6 +41,7 @@ export async function myApplicationsView(params) {
   });
   return [h("section.pane.wide", h("h1", isOperator() ? t("myApplications") : t("applications")),
     h("form.filters", { onsubmit: (e) => e.preventDefault() }, field(t("status"), select)),
+    exportForm("applications", qs),
     isOperator() ? h("p", h("a.button", { href: "#/new" }, t("newApplication"))) : null, table, more)];
 }
 
