@@ -1,20 +1,20 @@
 """GIS files out: GeoPackage, Shapefile (zip), CSV and GeoJSON written with GDAL (pyogrio), in a chosen CRS.
 
-What the caller hands in is a set of layers (a name, one geometry type, geometries as Shapely objects in EPSG:4326
-and columns of attributes); this module knows nothing of permits. It picks the format (``format=`` or the
-``Accept`` header), checks the CRS, writes the file into a private temporary directory and returns its path; the
-caller streams it and removes the directory afterwards (``ExportFile.cleanup``).
+What the caller hands in are records: a geometry in EPSG:4326 (a collection of lines, points and areas, or None)
+and attributes by column (``Column``: name, Shapefile name, kind); this module knows nothing of permits. It picks
+the format (``format=`` or the ``Accept`` header), checks the CRS, splits each geometry into its lines, points and
+areas (``layers_of``: a layer per geometry kind, named by the caller), writes the file into a private temporary
+directory and returns its path; the caller streams it and removes the directory afterwards (``ExportFile.cleanup``).
 
 Per format:
 
 * **GeoPackage** — one file, one table per layer (each with one geometry type).
 * **Shapefile** — a zip with one Shapefile per layer at its top level (``<layer>.shp/.shx/.dbf/.prj/.cpg``;
   ``.cpg`` says UTF-8), which GDAL opens as one source (``/vsizip/file.zip``) and QGIS by dropping the zip.
-  Field names are cut to the ten characters dBase allows by the ``short`` name each column declares (the mapping
-  is documented with the columns, and the zip carries it as ``fields.txt``). Texts over 254 characters are cut by
-  the format.
-* **CSV** — one table (UTF-8 with byte order mark, so that spreadsheet programs read umlauts), every layer's rows
-  after each other, the geometry as WKT in the column ``WKT``; dates ``YYYY-MM-DD``, yes/no as ``true``/``false``.
+  Field names are the ``short`` names (at most the ten characters dBase allows) each column declares; the zip
+  carries the mapping as ``fields.txt``. Texts over 254 characters are cut by the format.
+* **CSV** — one row per record (UTF-8 with byte order mark, so that spreadsheet programs read umlauts), its whole
+  geometry as WKT in the column ``WKT``; dates ``YYYY-MM-DD``, yes/no as ``true``/``false``.
 * **GeoJSON** — one FeatureCollection, every layer's features after each other with the layer in the property
   ``layer``. In CRS84 by default (RFC 7946, longitude first); any other CRS is named in the legacy ``crs`` member.
 

@@ -5,13 +5,15 @@ The records are exactly what the caller may read — ``permits.repository.readab
 ``permits.participation.statements.readable_statements``) — under the same filters as the lists. The files are
 written by ``geo.exports``.
 
-Every record is a feature of up to three layers, one geometry type each, so that every GIS takes them:
+In GeoPackage, Shapefile and GeoJSON every record is a feature of up to three layers, one geometry type each, so
+that every GIS takes them (a CSV has one row per record):
 ``trenches`` (the route's lines as MultiLineString; every record is here, with no geometry if its route has no
 lines yet, so the layer counts the whole export), ``points`` (pits, cabinets, manholes, house connections as
 MultiPoint) and ``areas`` (construction areas as MultiPolygon) — the latter two only for records that have such
 features. All layers carry the same attributes (``CASE_COLUMNS`` / ``APPLICATION_COLUMNS``, with their Shapefile
 names). Geometries are the application's route as submitted (EPSG:4326 in the database), for a case the whole route
-of its application; the case's own share is its ``length_m``, road numbers and Gemeinden.
+of its application; the case's own share is its ``length_m``, road numbers and Gemeinden. Lists of values (roads,
+Gemeinden, conditions) are joined with ", ".
 """
 
 from __future__ import annotations

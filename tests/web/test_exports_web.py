@@ -43,8 +43,9 @@ def test_inbox_and_application_list_export_files(server, people, browser, engine
         info = pyogrio.read_info(gpkg, layer="trenches")
         assert (info["features"], info["crs"], info["geometry_type"]) == (2, "EPSG:25832", "MultiLineString")
         meta, _, _, data = ogr_read(str(gpkg), layer="trenches", columns=["reference", "authority", "status"])
-        assert sorted(data[0]) == sorted(refs) and set(data[1]) == {"Landkreis Offenbach"}
-        assert set(data[2]) == {"received"}
+        column = dict(zip(meta["fields"], data, strict=True))
+        assert sorted(column["reference"]) == sorted(refs) and set(column["authority"]) == {"Landkreis Offenbach"}
+        assert set(column["status"]) == {"received"}
 
         op = watch(ctx.new_page(), errors)
         ctx.clear_cookies()
