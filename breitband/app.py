@@ -22,6 +22,7 @@ import notifications.contacts
 import permits.applications.endpoints
 import permits.cases.endpoints
 import permits.documents.endpoints
+import permits.exports.endpoints
 import permits.gis.endpoints
 import permits.participation.endpoints
 import permits.pipeline.audience  # registers the outbox's audience provider and its subscriptions
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(permits.documents.endpoints.router, prefix="/api/v1", tags=["permits"])
     app.include_router(permits.documents.endpoints.public_router)      # /verify: public, outside /api/v1
     app.include_router(permits.gis.endpoints.router)
+    app.include_router(permits.exports.endpoints.router)
     app.include_router(notifications.api.router)
     app.include_router(notifications.contacts.router)
     app.include_router(accounts.oidc_endpoints.router)   # /auth/oidc/…: the browser's OpenID Connect sign-in

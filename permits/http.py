@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -25,6 +25,7 @@ from breitband.auth import require
 from breitband.errors import PreconditionFailed, ProblemError
 from breitband.identity import Principal
 from breitband.models import OPERATOR_ROLES, Role
+from geo.exports import FORMATS, NotAcceptable, UnknownExportFormat, accepts_json
 from permits.applications import attachments as files
 
 OPERATOR = require(*OPERATOR_ROLES)
@@ -35,6 +36,35 @@ ETAG_RE = re.compile(r'^\s*"(\d{1,10})"\s*$')
 
 class PreconditionRequired(ProblemError):
     status, type, title = 428, "if-match-required", "Precondition required"
+
+
+# The answers of a list's json_list dependency, for the route's OpenAPI.
+JSON_LIST_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "`format` other than `json` (`unknown-export-format`, naming the export)"},
+    406: {"description": "An Accept header that lets no JSON through (`not-acceptable`, naming the export)"},
+}
+
+
+def json_list(export_path: str):
+    """The dependency of a JSON list that has an export (``/api/v1/exports/…``): ``Accept`` that lets no JSON
+    through is 406 and ``format=`` other than ``json`` is 400, both naming the export with the same filters —
+    instead of answering JSON to someone who asked for a CSV."""
+    export = f"/api/v1/exports/{export_path}"
+    formats = ", ".join(FORMATS)
+
+    def check(request: Request, format: str | None = Query(
+            None, description=f"Only `json`: the files ({formats}) are at `GET {export}` with the same filters")
+            ) -> None:
+        if format is not None and format.strip().lower() != "json":
+            raise UnknownExportFormat(f"This list answers JSON only; for format={format[:40]!r} use GET {export}"
+                                      f"?format=… ({formats}) with the same filters", parameter="format",
+                                      supported=["json"], export=export)
+        accept = request.headers.get("accept")
+        if not accepts_json(accept):
+            raise NotAcceptable(f"This list answers application/json only; files ({formats}) are at GET {export} "
+                                "with the same filters", supported=["application/json"], export=export)
+
+    return Depends(check)
 
 
 def expected_versions(request: Request) -> set[int]:

@@ -34,6 +34,11 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libpango-1.0.so' || ! ldconfig -p 2>/dev
   log "installing Pango for WeasyPrint"
   apt_install libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core
 fi
+# GDAL's command-line tools: the export tests open every file with ogrinfo, as GIS desks do.
+if ! command -v ogrinfo >/dev/null; then
+  log "installing gdal-bin (ogrinfo, ogr2ogr)"
+  apt_install gdal-bin
+fi
 STAMP=".venv/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)"
 if [ ! -f "$STAMP" ]; then
   log "installing the project and its dependencies into .venv"

@@ -24,7 +24,16 @@ from breitband.openapi import honours_idempotency_key, requires_if_match
 from permits import repository, views
 from permits.applications import attachments as files
 from permits.applications import service
-from permits.http import ANYONE, OPERATOR, attachment_response, etag_json, expected_versions, run
+from permits.http import (
+    ANYONE,
+    JSON_LIST_RESPONSES,
+    OPERATOR,
+    attachment_response,
+    etag_json,
+    expected_versions,
+    json_list,
+    run,
+)
 from permits.models import Application, ApplicationStatus, AttachmentKind
 from permits.schemas import (
     ApplicationCreate,
@@ -175,7 +184,8 @@ def upload_attachment(request: Request, application_id: uuid.UUID, file: UploadF
 # --- reads -------------------------------------------------------------------------------------------------------
 
 @router.get("/applications", response_model=ApplicationPage,
-            summary="Applications the caller may see, newest first, with each case's status")
+            summary="Applications the caller may see, newest first, with each case's status",
+            dependencies=[json_list("applications")], responses=JSON_LIST_RESPONSES)
 def list_applications(status: list[str] | None = Query(None, description="Filter by application status"),
                       reference: str | None = Query(None, max_length=32),
                       limit: int = Query(50, ge=1, le=200), offset: int = Query(0, ge=0, le=1_000_000),

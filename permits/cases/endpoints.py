@@ -23,7 +23,7 @@ from breitband.identity import Principal
 from breitband.openapi import honours_idempotency_key, requires_if_match
 from permits import repository, views
 from permits.cases import catalogue, review
-from permits.http import ANYONE, AUTHORITY, etag_json, expected_versions, run
+from permits.http import ANYONE, AUTHORITY, JSON_LIST_RESPONSES, etag_json, expected_versions, json_list, run
 from permits.models import Case, CaseStatus, CatalogueKind
 from permits.schemas import (
     AuditOut,
@@ -108,7 +108,7 @@ def case_extend_deadline(request: Request, case_id: uuid.UUID, data: ExtendDeadl
 
 # --- inbox and reads ---------------------------------------------------------------------------------------------
 
-def _bbox(text: str | None) -> tuple[float, float, float, float] | None:
+def bbox_filter(text: str | None) -> tuple[float, float, float, float] | None:
     if text is None:
         return None
     try:
@@ -122,7 +122,7 @@ def _bbox(text: str | None) -> tuple[float, float, float, float] | None:
     return values  # type: ignore[return-value]
 
 
-def _day(text: str | None, field: str) -> date | None:
+def day_filter(text: str | None, field: str) -> date | None:
     """A calendar day of a query filter, within the years a permit can concern (no date arithmetic overflows)."""
     if text is None:
         return None
@@ -137,7 +137,8 @@ def _day(text: str | None, field: str) -> date | None:
 
 
 @router.get("/cases", response_model=CasePage,
-            summary="Inbox: cases in legal order (§ 147 (2) TKG: first in, first out by complete receipt)")
+            summary="Inbox: cases in legal order (§ 147 (2) TKG: first in, first out by complete receipt)",
+            dependencies=[json_list("cases")], responses=JSON_LIST_RESPONSES)
 def list_cases(status: list[CaseStatus] | None = Query(None),
                due_before: str | None = Query(None, pattern=r"^\d{4}-\d{2}-\d{2}$", json_schema_extra={
                    "format": "date"}, description="Only cases whose decision is due on or before this day "
@@ -152,7 +153,7 @@ def list_cases(status: list[CaseStatus] | None = Query(None),
                                    "prefer `after`)"),
                principal: Principal = Depends(ANYONE), session: Session = Depends(get_read_session),
                now: datetime = Depends(clock.now)) -> dict[str, Any]:
-    due = _day(due_before, "due_before")
+    due = day_filter(due_before, "due_before")
     cursor = None
     if after is not None:
         if offset:
@@ -164,7 +165,7 @@ def list_cases(status: list[CaseStatus] | None = Query(None),
             raise UnprocessableEntity("after: not a position in the inbox; send the `next` of the previous page",
                                       type="validation-error", field="after") from None
     rows, more = repository.inbox(session, principal, statuses=[s.value for s in status] if status else None,
-                                  due_before=due, overdue_at=now if overdue else None, bbox=_bbox(bbox),
+                                  due_before=due, overdue_at=now if overdue else None, bbox=bbox_filter(bbox),
                                   application_id=application_id, limit=limit, offset=offset, after=cursor)
     following = repository.InboxCursor.after(rows[-1][0]).encode() if more and rows else None
     return {"items": views.case_items(session, rows, now), "limit": limit, "offset": offset, "has_more": more,

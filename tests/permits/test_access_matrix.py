@@ -321,6 +321,12 @@ MATRIX: dict[tuple[str, str, str], str] = {
         "401   200+  200-  200+  200+  200-  200-  200-  200-  200+  200-  200-  200-",
     ("GET", "/api/v1/ogc/collections/{collection_id}/items/{feature_id}", ""):
         "401   200   404   200   200   404   404   404   404   200   404   404   404",
+    # --- exports (a participating body: the applications it is asked about) ---
+       # anon  op    op2   rev   adm   rev2  adm2  body  body2 tadm  x_op  x_adm x_tadm
+    ("GET", "/api/v1/exports/cases", "csv"):
+        "401   200+  200-  200+  200+  200-  200-  200-  200-  200+  200-  200-  200-",
+    ("GET", "/api/v1/exports/applications", "csv"):
+        "401   200+  200-  200+  200+  200-  200-  200+  200-  200+  200-  200-  200-",
     # --- notifications ---
        # anon  op    op2   rev   adm   rev2  adm2  body  body2 tadm  x_op  x_adm x_tadm
     ("GET", "/api/v1/events", ""):
@@ -481,6 +487,8 @@ def requests_for(w: World) -> dict[tuple[str, str, str], Req]:
         ("POST", "/api/v1/auth/links/{token}", "used token"): Req(json={"password": "Lindenbaum Fahrrad Kompass"},
                                                                   prepare=used_link),
         ("GET", "/api/v1/ogc/collections/{collection_id}/items", ""): Req(marker="application_id"),
+        ("GET", "/api/v1/exports/cases", "csv"): Req(query={"format": "csv"}, marker="case_id"),
+        ("GET", "/api/v1/exports/applications", "csv"): Req(query={"format": "csv"}, marker="application_id"),
         ("GET", "/api/v1/events", ""): Req(marker="application_id"),
         ("GET", "/api/v1/webhooks", ""): Req(marker="webhook_id"),
         ("POST", "/api/v1/webhooks", ""): Req(json={"url": "http://10.20.30.40/hook",

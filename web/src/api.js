@@ -61,3 +61,24 @@ export async function api(path, { method = "GET", body, etag, form, headers = {}
 }
 
 export const get = async (path) => (await api(path)).data;
+
+/** Download a file the API writes (exports): GET with the session cookie, the file handed to the browser under
+ * the name of its Content-Disposition. Errors are thrown as ApiError like every other call. → the file name. */
+export async function download(path, { accept } = {}) {
+  const res = await fetch(path, { headers: accept ? { Accept: accept } : {}, credentials: "same-origin" });
+  if (!res.ok) {
+    const type = res.headers.get("content-type") || "";
+    const error = new ApiError(res.status, type.includes("json") ? await res.json() : null, res.headers);
+    if (res.status === 401) sessionLost(error);
+    throw error;
+  }
+  activity();
+  const name = /filename="([^"]+)"/.exec(res.headers.get("content-disposition") || "")?.[1] || "export";
+  const url = URL.createObjectURL(await res.blob());
+  const a = Object.assign(document.createElement("a"), { href: url, download: name, hidden: true });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  return name;
+}

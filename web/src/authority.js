@@ -7,6 +7,7 @@ import { state, say, problemText, rerender } from "./state.js";
 import { sectionsTable, attachmentsList, timeline, routeSummary, moreButton, pageLimit, infoRequests, decisionBox } from "./shared.js";
 import { documentsPanel, pipelinePanel } from "./panels.js";
 import { statementsSection, adoptionFieldset } from "./participation.js";
+import { exportForm } from "./exports.js";
 
 const CASE_STATUSES = ["received", "incomplete", "in_review", "granted", "partially_granted", "refused", "deemed_granted", "forwarded", "withdrawn", "closed"];
 const OPEN = ["received", "incomplete", "in_review"];
@@ -46,7 +47,8 @@ export async function inboxView(params) {
   return {
     nodes: [h("div.split",
       h("section.pane", h("h1", `${t("inbox")} – ${state.me.organisation.name}`),
-        h("form.filters", { onsubmit: (e) => e.preventDefault() }, field(t("status"), select)), table, more),
+        h("form.filters", { onsubmit: (e) => e.preventDefault() }, field(t("status"), select)),
+        exportForm("cases", qs), table, more),
       h("section.pane.map-pane", mapEl))],
     after: async () => {
       const map = await createMap(mapEl);

@@ -9,6 +9,7 @@ import { createMap, showGeoJSON, fit, resolutionFeatures } from "./map.js";
 import { state, say, problemText, rerender, isOperator } from "./state.js";
 import { sectionsTable, attachmentsList, timeline, routeSummary, moreButton, pageLimit, infoRequests, decisionBox } from "./shared.js";
 import { documentsPanel, pipelinePanel } from "./panels.js";
+import { exportForm } from "./exports.js";
 
 // What attachments may be (the API checks each by content): PDF, images, CAD (DXF, DWG) and GIS files
 // (GeoPackage, Shapefile zip, KML/KMZ, GeoJSON).
@@ -44,6 +45,7 @@ export async function myApplicationsView(params) {
   });
   return [h("section.pane.wide", h("h1", isOperator() ? t("myApplications") : t("applications")),
     h("form.filters", { onsubmit: (e) => e.preventDefault() }, field(t("status"), select)),
+    exportForm("applications", qs),
     isOperator() ? h("p", h("a.button", { href: "#/new" }, t("newApplication"))) : null, table, more)];
 }
 

@@ -1,0 +1,1 @@
+"""Exports of cases and applications as GeoPackage, Shapefile (zip), CSV and GeoJSON."""
