@@ -44,6 +44,10 @@ _VERTEX_LAYERS = {"route_points", "track_points"}
 _WKT_COLUMNS = ("wkt", "geometry", "geom", "the_geom", "wkt_geom", "shape")
 _MAX_ZIP_MEMBERS = 200
 _MAX_UNZIPPED_BYTES = 512 * 1024 * 1024
+# The parts of a Shapefile sent as separate files (multipart, ``file`` repeated): required, and optional ones
+SHAPEFILE_PARTS = (".shp", ".shx", ".dbf")
+SHAPEFILE_EXTRAS = (".prj", ".cpg")
+_SHAPE_MAGIC = b"\x00\x00\x27\x0a"        # file code 9994 (big-endian) that opens .shp and .shx
 
 
 class UnsupportedFormat(ProblemError):
@@ -149,6 +153,12 @@ def _zip_entry(body: bytes) -> tuple[str, str]:
             raise _problem("invalid-zip", f"The zip archive holds a path outside itself: {name!r}")
     shps = [n for n in names if n.lower().endswith(".shp") and not PurePosixPath(n).name.startswith("._")]
     if len(shps) == 1:
+        stem = shps[0][:-4].lower()
+        missing = [ext for ext in SHAPEFILE_PARTS[1:] if stem + ext not in {n.lower() for n in names}]
+        if missing:
+            raise _problem("shapefile-incomplete", f"The Shapefile {shps[0]!r} in the zip is incomplete: "
+                           + ", ".join(missing) + " missing (a Shapefile needs its .shp, .shx and .dbf)",
+                           missing=missing, files=names[:20])
         return "Shapefile", shps[0]
     if len(shps) > 1:
         raise _problem("layer-required", f"The zip holds {len(shps)} Shapefiles; send one route per request",
@@ -225,7 +235,8 @@ def _settle_crs(file_crs: str | None, given: str | None, fmt: str) -> str:
         return own
     if given:
         return f"EPSG:{parse_crs(given)}"
-    raise _problem("crs-required", f"The {fmt} does not say which CRS its coordinates are in; give it "
+    what = "has no .prj file, so it does not say" if fmt == "Shapefile" else "does not say"
+    raise _problem("crs-required", f"The {fmt} {what} which CRS its coordinates are in; give it "
                    "(parameter crs, e.g. EPSG:25832)", field="crs")
 
 
@@ -282,6 +293,41 @@ def _read_ogr(body: bytes, fmt: str, crs: str | None, layer: str | None) -> Rout
 def _gdal_reason(exc: Exception) -> str:
     """GDAL's message without the temporary path it names."""
     return re.sub(r"(/vsizip/)?/\S*breitband-route-\S*", "the file", str(exc))[:200]
+
+
+def combine_parts(parts: list[tuple[str | None, bytes]]) -> bytes:
+    """The route file of a multipart request from its ``file`` parts: one part is the file itself (its name is
+    not looked at); several parts must be the files of one Shapefile (.shp, .shx, .dbf, optional .prj and .cpg,
+    in any order), paired by their extensions only and packed into a zip for the reader — the content decides the
+    rest (the .shp and .shx are checked to be Shapefile parts). → 422 naming what is missing or left over."""
+    if len(parts) == 1:
+        return parts[0][1]
+    by_ext: dict[str, tuple[str, bytes]] = {}
+    names = [name or "(no name)" for name, _ in parts]
+    for name, data in parts:
+        ext = PurePosixPath((name or "").replace("\\", "/")).suffix.lower()
+        if ext not in SHAPEFILE_PARTS + SHAPEFILE_EXTRAS:
+            raise _problem("unexpected-file", f"Several files were sent, so they must be the parts of one Shapefile "
+                           f"(.shp, .shx, .dbf, .prj, .cpg); {name or 'a part without a file name'!r} is none of "
+                           "them. Send any other format as one file.", field="file", files=names)
+        if ext in by_ext:
+            raise _problem("unexpected-file", f"Two {ext} files were sent ({by_ext[ext][0]!r} and {name!r}); send "
+                           "the parts of one Shapefile", field="file", files=names)
+        by_ext[ext] = (name or "", data)
+    missing = [ext for ext in SHAPEFILE_PARTS if ext not in by_ext]
+    if missing:
+        raise _problem("shapefile-incomplete", "The Shapefile is incomplete: " + ", ".join(missing) + " missing "
+                       "(a Shapefile needs its .shp, .shx and .dbf, and its .prj or the parameter crs); received "
+                       + ", ".join(names), field="file", missing=missing, files=names)
+    for ext in (".shp", ".shx"):
+        if not by_ext[ext][1].startswith(_SHAPE_MAGIC):
+            raise _problem("unexpected-file", f"{by_ext[ext][0]!r} is not a Shapefile {ext} (its content does "
+                           "not start like one)", field="file", files=names)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as zf:
+        for ext, (_, data) in by_ext.items():
+            zf.writestr(f"route{ext}", data)
+    return out.getvalue()
 
 
 def read_route_file(body: bytes, crs: str | None = None, layer: str | None = None) -> RouteInput:
