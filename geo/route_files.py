@@ -13,8 +13,10 @@ usable geometry, a layer to choose, with the layers listed) — never the messag
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
+import sqlite3
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
@@ -275,6 +277,7 @@ def _read_ogr(body: bytes, fmt: str, crs: str | None, layer: str | None) -> Rout
             meta, _, wkb, values = pyogrio.raw.read(path, layer=name, force_2d=True, **options)
         except (DataSourceError, DataLayerError) as exc:
             raise _problem("unreadable-file", f"The {fmt} cannot be read: {_gdal_reason(exc)}") from None
+        curved = _has_curves(fmt, path, name, body)
     if wkb is None:
         raise _problem("no-geometry", f"Layer {name!r} of the {fmt} has no geometry column", layer=name)
     geoms = shapely.from_wkb(wkb, on_invalid="ignore")
@@ -286,8 +289,39 @@ def _read_ogr(body: bytes, fmt: str, crs: str | None, layer: str | None) -> Rout
     if " Z" in gtype or " M" in gtype or gtype.startswith("3D"):
         warnings.append({"type": "z-m-dropped", "message": f"The {fmt} has {gtype} geometries; heights (Z) and "
                          "measures (M) were dropped, the route is judged in plan view."})
+    if curved:
+        warnings.append({"type": "curves-linearised", "message": f"The {fmt} has curves (arcs); they were "
+                         "replaced by straight segments a few centimetres from the arc."})
     return RouteInput(data=data, crs=_settle_crs(meta.get("crs"), crs, fmt), format=fmt, layer=name,
                       warnings=warnings)
+
+
+_CURVE_WORDS = re.compile(rb"CIRCULARSTRING|COMPOUNDCURVE|CURVEPOLYGON|MULTICURVE|MULTISURFACE", re.I)
+_GML_ARCS = re.compile(rb"<(?:\w+:)?(?:Arc|ArcString|ArcByCenterPoint|Circle|CircleByCenterPoint|CubicSpline|"
+                       rb"ArcByBulge|ArcStringByBulge)\b")
+_DXF_CURVES = re.compile(rb"\n\s*0\s*\r?\n(?:ARC|CIRCLE|ELLIPSE|SPLINE)\s*\r?\n|\n\s*42\s*\r?\n\s*-?0*[1-9]")
+
+
+def _has_curves(fmt: str, path: str, layer: str, body: bytes) -> bool:
+    """Whether the file holds curves, which GDAL (as pyogrio reads) hands over linearised without saying so:
+    the declared geometry type of a GeoPackage layer, arcs in GML, curve entities or bulges in DXF, curve WKT in
+    CSV. (Shapefile, KML, GPX cannot hold curves; FlatGeobuf curves are not looked for.)"""
+    if fmt == "GPKG":
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            try:
+                row = db.execute("SELECT geometry_type_name FROM gpkg_geometry_columns WHERE table_name = ?",
+                                 (layer,)).fetchone()
+            except sqlite3.Error:
+                return False
+        declared = str(row[0]).upper() if row else ""
+        return declared in ("CURVE", "SURFACE") or _CURVE_WORDS.fullmatch(declared.encode()) is not None
+    if fmt == "GML":
+        return _GML_ARCS.search(body) is not None
+    if fmt == "DXF":
+        return _DXF_CURVES.search(body) is not None
+    if fmt == "CSV":
+        return _CURVE_WORDS.search(body) is not None
+    return False
 
 
 def _gdal_reason(exc: Exception) -> str:

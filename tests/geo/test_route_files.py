@@ -7,6 +7,7 @@ authorities and lengths (within 0.5 m) as the GeoJSON it came from. Bad files ge
 from __future__ import annotations
 
 import json
+import sqlite3
 import zipfile
 
 import numpy as np
@@ -225,3 +226,22 @@ def test_zip_with_a_path_outside_itself_is_refused(tmp_path):
     with pytest.raises(Exception) as exc:
         read_route_file(out.read_bytes())
     assert getattr(exc.value, "type", None) == "invalid-zip"
+
+
+def test_curves_linearised_are_noted(tmp_path):
+    """GDAL linearises arcs without saying so: the reader notes it (GML arcs, a GeoPackage layer of circular
+    strings, a DXF ARC)."""
+    assert [w["type"] for w in read_route_file(ARC_GML).warnings] == ["curves-linearised"]
+    path = tmp_path / "arc.gpkg"
+    arc = shapely.from_wkt("LINESTRING (476000 5540000, 476100 5540000)")
+    pyogrio.raw.write(str(path), shapely.to_wkb(np.array([arc], dtype=object)), [], [], driver="GPKG",
+                      geometry_type="LineString", crs="EPSG:25832")
+    assert read_route_file(path.read_bytes()).warnings == []
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE gpkg_geometry_columns SET geometry_type_name = 'CIRCULARSTRING'")
+    assert [w["type"] for w in read_route_file(path.read_bytes()).warnings] == ["curves-linearised"]
+    dxf = (b"  0\nSECTION\n  2\nENTITIES\n  0\nARC\n  8\n0\n 10\n476000.0\n 20\n5540000.0\n 40\n50.0\n 50\n0.0\n"
+           b" 51\n180.0\n  0\nENDSEC\n  0\nEOF\n")
+    route = read_route_file(dxf, "EPSG:25832")
+    assert [w["type"] for w in route.warnings] == ["curves-linearised"]
+    assert read_route_file(LINE_DXF, "EPSG:25832").warnings == []
