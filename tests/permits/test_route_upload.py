@@ -16,8 +16,8 @@ import pyogrio.raw
 import pytest
 import shapely
 
-from tests.geo.test_route_files import EXAMPLE, example_lines, made, summary, write, zipped_shapefile
 from tests.support.api import draft_body
+from tests.support.route_files import EXAMPLE, example_lines, made, summary, write, zipped_shapefile
 
 PROBLEM = "application/problem+json"
 DEFAULTS = {"laying_method": "open_trench", "depth_cm": "60", "width_cm": "40"}
