@@ -115,10 +115,12 @@ export async function wizardView() {
       const what = [t(`formats.${s.format}`), `${s.crs} (${s.crs_name})`];
       if (s.layer && s.format !== "Shapefile") what.push(`${t("layerLabel")} „${s.layer}“`);
       source.replaceChildren(h("p.read", { id: "route-read" }, `${t("readAs")}: ${what.join(", ")}`),
-        data.warnings.length ? h("ul.warnings", data.warnings.map((w) => h("li", w.message))) : null);
+        ...(data.warnings.length ? [h("ul.warnings", data.warnings.map((w) => h("li", w.message)))] : []));
       draw?.clear();
       await setRoute(data.route);
     } catch (e) {
+      draw?.clear();
+      setRoute(null);              // the previous file's route is not this file's: nothing to create from yet
       const slug = e.slug;
       if (slug === "layer-required" || slug === "unknown-layer") {
         const select = h("select", { name: "route_layer", id: "route-layer" }, (e.problem.layers || []).map((l) => h("option", { value: l }, l)));
