@@ -11,8 +11,8 @@ answer is 429 problem+json with ``Retry-After`` = the seconds until that window 
 
 * failed authentications per client address (``breitband.auth.current_principal``): after N failures in the window
   further attempts get 429 before their token is even looked at;
-* ``POST /verify`` (public) per client address, and ``POST /api/v1/resolve`` per token (or browser session) and per
-  client address —
+* ``POST /verify`` (public) per client address, and ``POST /api/v1/resolve`` (with ``POST /api/v1/route-file``, the
+  wizard's reading of a route file, on the same counter) per token (or browser session) and per client address —
   both in the middleware, before the body is read;
 * webhook redelivery per token (``notifications.api.redeliver``).
 
