@@ -13,12 +13,16 @@ from breitband import limits
 from breitband.auth import require
 from breitband.errors import UnprocessableEntity
 from breitband.identity import Principal
+from breitband.openapi import PROBLEM
 from geo import service
 from geo.route_files import ACCEPTED, MEDIA_TYPES, combine_parts
 
 router = APIRouter(prefix="/api/v1", tags=["resolution"])
 # a Shapefile's five parts, and the JSON part of a multipart application create beside them
 MAX_FILE_PARTS = 8
+# the answer to content in no accepted format, on every operation that takes a route file
+UNSUPPORTED_FORMAT = {415: {"description": "The file is in no format the reader takes (`unsupported-format`, the "
+                                           "accepted formats named)", "content": PROBLEM}}
 
 _FILE_MEDIA = {m: {"schema": {"type": "string", "format": "binary"}} for m in MEDIA_TYPES if "json" not in m}
 _GEOJSON_BODY = {
@@ -100,7 +104,7 @@ LAYER_QUERY = Query(None, description="The layer of a multi-layer file (GeoPacka
 
 
 @router.post("/resolve", summary="Which road authorities must consent to this route (dry run, any role)",
-             openapi_extra=_GEOJSON_BODY)
+             openapi_extra=_GEOJSON_BODY, responses=UNSUPPORTED_FORMAT)
 async def resolve(request: Request, crs: str | None = CRS_QUERY, layer: str | None = LAYER_QUERY,
                   principal: Principal = Depends(require())) -> Response:
     upload = await route_upload(request, crs, layer)
@@ -116,7 +120,7 @@ def _read(request: Request, principal: Principal, upload: RouteUpload) -> dict:
 
 
 @router.post("/route-file", summary="Read a route file: its route as EPSG:4326 GeoJSON and what was read (dry run, "
-                                    "any role)", openapi_extra=_GEOJSON_BODY)
+                                    "any role)", openapi_extra=_GEOJSON_BODY, responses=UNSUPPORTED_FORMAT)
 async def route_file(request: Request, crs: str | None = CRS_QUERY, layer: str | None = LAYER_QUERY,
                           principal: Principal = Depends(require())) -> Response:
     """The route of a file in any accepted format as the service reads it — checked like a route to resolve

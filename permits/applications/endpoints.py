@@ -25,7 +25,15 @@ from breitband.db import get_read_session, write_session
 from breitband.errors import NotFound, UnprocessableEntity
 from breitband.identity import Principal
 from breitband.openapi import honours_idempotency_key, requires_if_match
-from geo.api import CRS_QUERY, LAYER_QUERY, MAX_FILE_PARTS, RouteUpload, form_text, route_upload
+from geo.api import (
+    CRS_QUERY,
+    LAYER_QUERY,
+    MAX_FILE_PARTS,
+    UNSUPPORTED_FORMAT,
+    RouteUpload,
+    form_text,
+    route_upload,
+)
 from geo.route_files import ACCEPTED, MEDIA_TYPES
 from permits import repository, views
 from permits.applications import attachments as files
@@ -190,7 +198,7 @@ def _route_answer(session: Session, principal: Principal, app: Application, read
 
 @router.post("/applications", status_code=201, response_model=ApplicationOut,
              summary="Create a draft application (operator; JSON, or multipart with a route file)",
-             openapi_extra=_create_openapi())
+             openapi_extra=_create_openapi(), responses=UNSUPPORTED_FORMAT)
 @honours_idempotency_key
 def create_application(request: Request, principal: Principal = Depends(OPERATOR),
                        body: CreateBody = Depends(create_body), defaults: SectionDefaults = Depends(section_defaults),
@@ -211,7 +219,7 @@ def create_application(request: Request, principal: Principal = Depends(OPERATOR
 
 @router.put("/applications/{application_id}/route", response_model=ApplicationRouteOut,
             summary="Replace a draft's route with a route file in any format (operator, If-Match)",
-            openapi_extra=_ROUTE_FILE_BODY)
+            openapi_extra=_ROUTE_FILE_BODY, responses=UNSUPPORTED_FORMAT)
 @requires_if_match
 @honours_idempotency_key
 def replace_route(request: Request, application_id: uuid.UUID, principal: Principal = Depends(OPERATOR),
