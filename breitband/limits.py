@@ -11,8 +11,8 @@ answer is 429 problem+json with ``Retry-After`` = the seconds until that window 
 
 * failed authentications per client address (``breitband.auth.current_principal``): after N failures in the window
   further attempts get 429 before their token is even looked at;
-* ``POST /verify`` (public) per client address, and ``POST /api/v1/resolve`` per token (or browser session) and per
-  client address —
+* ``POST /verify`` (public) per client address, and ``POST /api/v1/resolve`` (with ``POST /api/v1/route-file``, the
+  wizard's reading of a route file, on the same counter) per token (or browser session) and per client address —
   both in the middleware, before the body is read;
 * webhook redelivery per token (``notifications.api.redeliver``).
 
@@ -52,13 +52,15 @@ MIB = 1 << 20
 
 # Route templates (method, path as FastAPI declares it) → body limit class. Every other endpoint: "default".
 # tests/test_limits.py checks that each template exists and that every endpoint taking a body is classed as expected.
-ROUTE = "route"      # takes a route (GeoJSON, or a route file on /resolve): body_limit_route_mb
+ROUTE = "route"      # takes a route (GeoJSON, or a route file in any format): body_limit_route_mb
 UPLOAD = "upload"    # multipart attachment upload: max_attachment_mb + body_limit_multipart_overhead_mb
 VERIFY = "verify"    # multipart signed PDF: body_limit_verify_mb
 DEFAULT = "default"  # body_limit_mb
 BODY_RULES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/resolve"): ROUTE,
+    ("POST", "/api/v1/route-file"): ROUTE,
     ("POST", "/api/v1/applications"): ROUTE,
+    ("PUT", "/api/v1/applications/{application_id}/route"): ROUTE,
     ("PATCH", "/api/v1/applications/{application_id}"): ROUTE,
     ("POST", "/api/v1/applications/{application_id}/supplements"): ROUTE,
     ("POST", "/api/v1/applications/{application_id}/works-completion"): ROUTE,
@@ -69,6 +71,7 @@ BODY_RULES: dict[tuple[str, str], str] = {
 RATE_RULES: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
     ("POST", "/verify"): (("verify", "client"),),
     ("POST", "/api/v1/resolve"): (("resolve", "token"), ("resolve", "client")),
+    ("POST", "/api/v1/route-file"): (("resolve", "token"), ("resolve", "client")),   # the wizard's file preview
 }
 
 

@@ -13,8 +13,12 @@ usable geometry, a layer to choose, with the layers listed) — never the messag
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
+import sqlite3
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -43,6 +47,10 @@ _VERTEX_LAYERS = {"route_points", "track_points"}
 _WKT_COLUMNS = ("wkt", "geometry", "geom", "the_geom", "wkt_geom", "shape")
 # Zipped route files: breitband.zips' default limits (200 members, 256 MiB unpacked, 100 : 1)
 ZIP_LIMITS = zips.ZipLimits()
+# The parts of a Shapefile sent as separate files (multipart, ``file`` repeated): required, and optional ones
+SHAPEFILE_PARTS = (".shp", ".shx", ".dbf")
+SHAPEFILE_EXTRAS = (".prj", ".cpg")
+_SHAPE_MAGIC = b"\x00\x00\x27\x0a"        # file code 9994 (big-endian) that opens .shp and .shx
 
 
 class UnsupportedFormat(ProblemError):
@@ -136,6 +144,12 @@ def _zip_entry(body: bytes) -> tuple[str, str]:
     names = [m.name for m in zips.check_zip(body, ZIP_LIMITS)]
     shps = [n for n in names if n.lower().endswith(".shp") and not PurePosixPath(n).name.startswith("._")]
     if len(shps) == 1:
+        stem = shps[0][:-4].lower()
+        missing = [ext for ext in SHAPEFILE_PARTS[1:] if stem + ext not in {n.lower() for n in names}]
+        if missing:
+            raise _problem("shapefile-incomplete", f"The Shapefile {shps[0]!r} in the zip is incomplete: "
+                           + ", ".join(missing) + " missing (a Shapefile needs its .shp, .shx and .dbf)",
+                           missing=missing, files=names[:20])
         return "Shapefile", shps[0]
     if len(shps) > 1:
         raise _problem("layer-required", f"The zip holds {len(shps)} Shapefiles; send one route per request",
@@ -212,7 +226,8 @@ def _settle_crs(file_crs: str | None, given: str | None, fmt: str) -> str:
         return own
     if given:
         return f"EPSG:{parse_crs(given)}"
-    raise _problem("crs-required", f"The {fmt} does not say which CRS its coordinates are in; give it "
+    what = "has no .prj file, so it does not say" if fmt == "Shapefile" else "does not say"
+    raise _problem("crs-required", f"The {fmt} {what} which CRS its coordinates are in; give it "
                    "(parameter crs, e.g. EPSG:25832)", field="crs")
 
 
@@ -251,6 +266,7 @@ def _read_ogr(body: bytes, fmt: str, crs: str | None, layer: str | None) -> Rout
             meta, _, wkb, values = pyogrio.raw.read(path, layer=name, force_2d=True, **options)
         except (DataSourceError, DataLayerError) as exc:
             raise _problem("unreadable-file", f"The {fmt} cannot be read: {_gdal_reason(exc)}") from None
+        curved = _has_curves(fmt, path, name, body)
     if wkb is None:
         raise _problem("no-geometry", f"Layer {name!r} of the {fmt} has no geometry column", layer=name)
     geoms = shapely.from_wkb(wkb, on_invalid="ignore")
@@ -262,13 +278,79 @@ def _read_ogr(body: bytes, fmt: str, crs: str | None, layer: str | None) -> Rout
     if " Z" in gtype or " M" in gtype or gtype.startswith("3D"):
         warnings.append({"type": "z-m-dropped", "message": f"The {fmt} has {gtype} geometries; heights (Z) and "
                          "measures (M) were dropped, the route is judged in plan view."})
+    if curved:
+        warnings.append({"type": "curves-linearised", "message": f"The {fmt} has curves (arcs); they were "
+                         "replaced by straight segments a few centimetres from the arc."})
     return RouteInput(data=data, crs=_settle_crs(meta.get("crs"), crs, fmt), format=fmt, layer=name,
                       warnings=warnings)
+
+
+_CURVE_WORDS = re.compile(rb"CIRCULARSTRING|COMPOUNDCURVE|CURVEPOLYGON|MULTICURVE|MULTISURFACE", re.I)
+_GML_ARCS = re.compile(rb"<(?:\w+:)?(?:Arc|ArcString|ArcByCenterPoint|Circle|CircleByCenterPoint|CubicSpline|"
+                       rb"ArcByBulge|ArcStringByBulge)\b")
+_DXF_CURVES = re.compile(rb"\n\s*0\s*\r?\n(?:ARC|CIRCLE|ELLIPSE|SPLINE)\s*\r?\n|\n\s*42\s*\r?\n\s*-?0*[1-9]")
+
+
+def _has_curves(fmt: str, path: str, layer: str, body: bytes) -> bool:
+    """Whether the file holds curves, which GDAL (as pyogrio reads) hands over linearised without saying so:
+    the declared geometry type of a GeoPackage layer, arcs in GML, curve entities or bulges in DXF, curve WKT in
+    CSV. (Shapefile, KML, GPX cannot hold curves; FlatGeobuf curves are not looked for.)"""
+    if fmt == "GPKG":
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            try:
+                row = db.execute("SELECT geometry_type_name FROM gpkg_geometry_columns WHERE table_name = ?",
+                                 (layer,)).fetchone()
+            except sqlite3.Error:
+                return False
+        declared = str(row[0]).upper() if row else ""
+        return declared in ("CURVE", "SURFACE") or _CURVE_WORDS.fullmatch(declared.encode()) is not None
+    if fmt == "GML":
+        return _GML_ARCS.search(body) is not None
+    if fmt == "DXF":
+        return _DXF_CURVES.search(body) is not None
+    if fmt == "CSV":
+        return _CURVE_WORDS.search(body) is not None
+    return False
 
 
 def _gdal_reason(exc: Exception) -> str:
     """GDAL's message without the temporary path it names."""
     return re.sub(r"(/vsizip/)?/\S*breitband-route-\S*", "the file", str(exc))[:200]
+
+
+def combine_parts(parts: list[tuple[str | None, bytes]]) -> bytes:
+    """The route file of a multipart request from its ``file`` parts: one part is the file itself (its name is
+    not looked at); several parts must be the files of one Shapefile (.shp, .shx, .dbf, optional .prj and .cpg,
+    in any order), paired by their extensions only and packed into a zip for the reader — the content decides the
+    rest (the .shp and .shx are checked to be Shapefile parts). → 422 naming what is missing or left over."""
+    if len(parts) == 1:
+        return parts[0][1]
+    by_ext: dict[str, tuple[str, bytes]] = {}
+    names = [name or "(no name)" for name, _ in parts]
+    for name, data in parts:
+        ext = PurePosixPath((name or "").replace("\\", "/")).suffix.lower()
+        if ext not in SHAPEFILE_PARTS + SHAPEFILE_EXTRAS:
+            raise _problem("unexpected-file", f"Several files were sent, so they must be the parts of one Shapefile "
+                           f"(.shp, .shx, .dbf, .prj, .cpg); {name or 'a part without a file name'!r} is none of "
+                           "them. Send any other format as one file.", field="file", files=names)
+        if ext in by_ext:
+            raise _problem("unexpected-file", f"Two {ext} files were sent ({by_ext[ext][0]!r} and {name!r}); send "
+                           "the parts of one Shapefile", field="file", files=names)
+        by_ext[ext] = (name or "", data)
+    missing = [ext for ext in SHAPEFILE_PARTS if ext not in by_ext]
+    if missing:
+        raise _problem("shapefile-incomplete", "The Shapefile is incomplete: " + ", ".join(missing) + " missing "
+                       "(a Shapefile needs its .shp, .shx and .dbf, and its .prj or the parameter crs); received "
+                       + ", ".join(names), field="file", missing=missing, files=names)
+    for ext in (".shp", ".shx"):
+        if not by_ext[ext][1].startswith(_SHAPE_MAGIC):
+            raise _problem("unexpected-file", f"{by_ext[ext][0]!r} is not a Shapefile {ext} (its content does "
+                           "not start like one)", field="file", files=names)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as zf:
+        for ext, (_, data) in by_ext.items():
+            zf.writestr(f"route{ext}", data)
+    return out.getvalue()
 
 
 def read_route_file(body: bytes, crs: str | None = None, layer: str | None = None) -> RouteInput:

@@ -6,13 +6,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+import orjson
 import shapely
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from breitband.errors import NotFound
 from geo import resolution
-from geo.route_files import read_route_file
+from geo.crs import crs_of, transform_geometry
+from geo.route_files import RouteInput, read_route_file
 from geo.rules import TenantRules, parse_rules
 from geo.territory import territory
 from geo.validation import (
@@ -145,3 +148,28 @@ def resolve_file(session: Session, tenant_key: str, body: bytes, crs: str | None
     if route.warnings:
         result["warnings"] = list(result.get("warnings") or []) + route.warnings
     return result
+
+
+def route_source(route_input: RouteInput, epsg: int) -> dict[str, Any]:
+    """What was read from a route file, for answers and the audit trail: the format, the layer, the CRS the
+    coordinates were in (the file's own, the ``crs`` parameter, or for GeoJSON its legacy member or EPSG:4326)
+    and that CRS's name ("ETRS89 / UTM zone 32N")."""
+    return {**route_input.source(), "crs": f"EPSG:{epsg}", "crs_name": crs_of(epsg).name}
+
+
+def read_route(session: Session, tenant_key: str, body: bytes, crs: str | None = None,
+               layer: str | None = None) -> dict[str, Any]:
+    """A route file in any accepted format, checked as the resolution checks a route (geometry, CRS area, the
+    tenant's limits and territory), → ``{"route": FeatureCollection in EPSG:4326 with each feature's
+    properties as read, "source": route_source(...), "warnings": [...]}``. The one form in which a route from a
+    file is shown (the web wizard's preview) and stored (an application's sections, ``crs`` EPSG:4326): the
+    coordinates are transformed at full precision, the CRS they came in is named in ``source``."""
+    route_input = read_route_file(body, crs, layer)
+    route, _, _ = prepare(session, tenant_key, route_input.data, route_input.crs)
+    geoms = transform_geometry(np.array([f.geom_in for f in route.features], dtype=object), route.crs, 4326)
+    # mapping() gives tuples; JSON wants lists (what a route sent as JSON has, and what the section checks expect)
+    features = orjson.loads(orjson.dumps([
+        {"type": "Feature", "geometry": shapely.geometry.mapping(g), "properties": f.properties}
+        for f, g in zip(route.features, geoms.tolist())], option=orjson.OPT_SERIALIZE_NUMPY))
+    return {"route": {"type": "FeatureCollection", "features": features},
+            "source": route_source(route_input, route.crs), "warnings": list(route_input.warnings)}

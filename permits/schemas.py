@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from permits.models import AttachmentKind, CaseStatus
+from permits.models import AttachmentKind, CaseStatus, LayingMethod
 
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
@@ -95,6 +95,16 @@ class ApplicationCreate(ApplicationFields):
 
 class ApplicationPatch(ApplicationFields):
     """JSON merge patch of a draft: the fields present replace the stored ones; ``null`` clears a field."""
+
+
+class SectionDefaults(Strict):
+    """What a route file's lines get where the file has no such attribute (form fields or query parameters of
+    an upload; a Shapefile cannot even name ``laying_method`` in full)."""
+
+    laying_method: LayingMethod | None = None
+    depth_cm: int | None = Field(None, ge=1, le=1000)
+    width_cm: int | None = Field(None, ge=1, le=500)
+    reduced_depth: bool | None = None
 
 
 class SupplementIn(Strict):
@@ -215,6 +225,27 @@ class ApplicationOut(BaseModel):
     withdrawn_at: datetime | None
     works: dict[str, Any]
     allowed_commands: list[str]
+
+
+class RouteSource(BaseModel):
+    format: str = Field(description="The format recognised by content: GeoJSON, Shapefile, GPKG, KML, KMZ, GML, "
+                                    "GPX, FlatGeobuf, DXF, CSV")
+    layer: str | None = Field(None, description="The layer read (multi-layer formats)")
+    crs: str = Field(description="The CRS the file's coordinates were in, e.g. EPSG:25832")
+    crs_name: str = Field(description="That CRS's name, e.g. ETRS89 / UTM zone 32N")
+
+
+class RouteFileOut(BaseModel):
+    source: RouteSource
+    warnings: list[dict[str, Any]] = Field(description="What the reading changed: z-m-dropped (heights and "
+                                                       "measures), curves-linearised")
+
+
+class ApplicationRouteOut(ApplicationOut):
+    """An application whose route was just read from a file: what was read beside it. The sections are stored
+    in EPSG:4326 (``content.crs``), transformed at full precision from the CRS named in ``route_file.source``."""
+
+    route_file: RouteFileOut
 
 
 class ApplicationListItem(BaseModel):

@@ -224,6 +224,7 @@ def test_every_endpoint_that_takes_a_body_has_its_limit_class(limited):
     expected = {key: DEFAULT for key in classes}
     expected.update({
         ("POST", "/api/v1/resolve"): ROUTE, ("POST", "/api/v1/applications"): ROUTE,
+        ("POST", "/api/v1/route-file"): ROUTE, ("PUT", "/api/v1/applications/{application_id}/route"): ROUTE,
         ("PATCH", "/api/v1/applications/{application_id}"): ROUTE,
         ("POST", "/api/v1/applications/{application_id}/supplements"): ROUTE,
         ("POST", "/api/v1/applications/{application_id}/works-completion"): ROUTE,

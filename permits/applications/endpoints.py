@@ -9,18 +9,32 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
+from starlette.datastructures import UploadFile as FormFile
 
 from breitband import clock
 from breitband.db import get_read_session, write_session
 from breitband.errors import NotFound, UnprocessableEntity
 from breitband.identity import Principal
 from breitband.openapi import honours_idempotency_key, requires_if_match
+from geo.api import (
+    CRS_QUERY,
+    LAYER_QUERY,
+    MAX_FILE_PARTS,
+    UNSUPPORTED_FORMAT,
+    RouteUpload,
+    form_text,
+    route_upload,
+)
+from geo.route_files import ACCEPTED, MEDIA_TYPES
 from permits import repository, views
 from permits.applications import attachments as files
 from permits.applications import service
@@ -34,13 +48,15 @@ from permits.http import (
     json_list,
     run,
 )
-from permits.models import Application, ApplicationStatus, AttachmentKind
+from permits.models import Application, ApplicationStatus, AttachmentKind, LayingMethod
 from permits.schemas import (
     ApplicationCreate,
     ApplicationOut,
     ApplicationPage,
     ApplicationPatch,
+    ApplicationRouteOut,
     AuditOut,
+    SectionDefaults,
     SupplementIn,
     VersionOut,
     WithdrawIn,
@@ -62,13 +78,171 @@ def _answer(session: Session, principal: Principal, app: Application, now: datet
 
 # --- commands ----------------------------------------------------------------------------------------------------
 
+# --- route files (issue 14): the body of a create or route upload, read before the endpoint runs ---------------
+
+def _is_multipart(request: Request) -> bool:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower() == "multipart/form-data"
+
+
+def _validated(model, raw: bytes, loc: tuple[str, ...]):
+    """A request body part → the model, or the 422 that FastAPI gives for a JSON body that does not fit."""
+    if not raw.strip():
+        raise RequestValidationError([{"type": "missing", "loc": loc, "msg": "Field required", "input": None}])
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": (*loc, *e["loc"])} for e in exc.errors(include_url=False)]
+                                     ) from None
+
+
+@dataclass
+class CreateBody:
+    """A create request: the application's fields, and the route file of a multipart create."""
+
+    data: ApplicationCreate
+    upload: RouteUpload | None
+
+
+async def create_body(request: Request, crs: str | None = CRS_QUERY, layer: str | None = LAYER_QUERY
+                      ) -> CreateBody:
+    """JSON (``ApplicationCreate``), or multipart/form-data: the fields as JSON in the part ``application`` and
+    the route file in ``file`` (the parts of a Shapefile: ``file`` repeated)."""
+    if not _is_multipart(request):
+        return CreateBody(_validated(ApplicationCreate, await request.body(), ("body",)), None)
+    upload = await route_upload(request, crs, layer)
+    part = upload.form.get("application") if upload.form is not None else None
+    raw = await part.read() if isinstance(part, FormFile) else (part or "{}").encode()
+    data = _validated(ApplicationCreate, raw, ("body", "application"))
+    clash = sorted(data.model_fields_set & {"sections", "crs"})
+    if clash:
+        raise UnprocessableEntity(f"application: {', '.join(clash)} come from the route file in a multipart create "
+                                  "(its CRS as the form field crs); leave them out of the JSON part",
+                                  type="validation-error", field="application." + clash[0],
+                                  errors=[{"field": f"application.{c}", "message": "comes from the file"}
+                                          for c in clash])
+    return CreateBody(data, upload)
+
+
+async def route_file_upload(request: Request, crs: str | None = CRS_QUERY, layer: str | None = LAYER_QUERY
+                            ) -> RouteUpload:
+    return await route_upload(request, crs, layer)
+
+
+async def section_defaults(
+        request: Request,
+        laying_method: LayingMethod | None = Query(None, description="Route files: the laying method of every "
+                                                   "line without its own (attribute laying_method or laying_met)"),
+        depth_cm: int | None = Query(None, ge=1, le=1000, description="Route files: depth of lines without one"),
+        width_cm: int | None = Query(None, ge=1, le=500, description="Route files: width of lines without one"),
+        reduced_depth: bool | None = Query(None, description="Route files: § 127 (7) TKG statement of lines "
+                                                             "without one")) -> SectionDefaults:
+    """The defaults for a route file's lines, as query parameters or as fields of the multipart form."""
+    values: dict[str, Any] = {k: v for k, v in (("laying_method", laying_method), ("depth_cm", depth_cm),
+                                                 ("width_cm", width_cm), ("reduced_depth", reduced_depth))
+                              if v is not None}
+    if _is_multipart(request):
+        form = await request.form(max_files=MAX_FILE_PARTS, max_fields=20)   # parsed once, cached by the request
+        for name in SectionDefaults.model_fields:
+            text = form_text(form.get(name))
+            if text is not None:
+                values.setdefault(name, text)
+    try:
+        return SectionDefaults.model_validate(values)
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+                                     ) from None
+
+
+def _upload_payload(upload: RouteUpload, defaults: SectionDefaults) -> dict[str, Any]:
+    """What makes two uploads the same request (Idempotency-Key): the file's digest and the parameters."""
+    return {"file_sha256": hashlib.sha256(upload.body).hexdigest(), "crs": upload.crs, "layer": upload.layer,
+            "defaults": defaults.model_dump(mode="json", exclude_none=True)}
+
+
+_FILE_MEDIA = {m: {"schema": {"type": "string", "format": "binary"}} for m in MEDIA_TYPES if "json" not in m}
+_FILE_PARTS = {
+    "file": {"type": "array", "items": {"type": "string", "format": "binary"},
+             "description": "The route file (any of: " + ", ".join(ACCEPTED) + "; recognised by content), or the "
+                            "parts of one Shapefile (.shp, .shx, .dbf, .prj, .cpg), one `file` each"},
+    "crs": {"type": "string", "description": "CRS of a file that names none (DXF, CSV, a Shapefile without .prj)"},
+    "layer": {"type": "string", "description": "The layer of a multi-layer file"},
+    "laying_method": {"type": "string", "enum": [m.value for m in LayingMethod]},
+    "depth_cm": {"type": "integer", "minimum": 1, "maximum": 1000},
+    "width_cm": {"type": "integer", "minimum": 1, "maximum": 500},
+    "reduced_depth": {"type": "boolean"},
+}
+_ROUTE_FILE_BODY = {"requestBody": {"required": True, "content": {
+    "application/geo+json": {"schema": {"type": "object"}}, "application/json": {"schema": {"type": "object"}},
+    **_FILE_MEDIA,
+    "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": _FILE_PARTS}}},
+    "description": "The route as a file, the raw body (any of: " + ", ".join(ACCEPTED) + ") or multipart/form-data "
+                   "with `file` (a Shapefile also as its parts, `file` repeated), `crs`, `layer`, and defaults for "
+                   "the lines (`laying_method`, `depth_cm`, `width_cm`, `reduced_depth`) where the file has none."}}
+
+
+def _create_openapi() -> dict[str, Any]:
+    """The create's two bodies: JSON, or multipart with the fields as JSON beside the route file. (The JSON schema
+    is written out because the endpoint reads the body itself; its nested models are the components that the
+    PATCH of a draft declares.)"""
+    schema = ApplicationCreate.model_json_schema(ref_template="#/components/schemas/{model}")
+    schema.pop("$defs", None)
+    return {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": schema},
+        "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+            "application": {"type": "string", "description": "The application's fields as JSON (as the JSON "
+                            "body, without sections and crs)", "contentMediaType": "application/json"},
+            **_FILE_PARTS}}}},
+        "description": "The application as JSON; or multipart/form-data with its fields as JSON in the part "
+                       "`application` and the route read from the file in `file` (any format /resolve reads), "
+                       "stored as sections in EPSG:4326; the answer then also says what was read (`route_file`)."}}
+
+
+def _route_answer(session: Session, principal: Principal, app: Application, read: dict[str, Any], now: datetime,
+                  status: int = 200):
+    status, body, headers = _answer(session, principal, app, now, status)
+    return status, {**body, "route_file": read}, headers
+
+
+# --- commands ----------------------------------------------------------------------------------------------------
+
 @router.post("/applications", status_code=201, response_model=ApplicationOut,
-             summary="Create a draft application (operator)")
+             summary="Create a draft application (operator; JSON, or multipart with a route file)",
+             openapi_extra=_create_openapi(), responses=UNSUPPORTED_FORMAT)
 @honours_idempotency_key
-def create_application(request: Request, data: ApplicationCreate, principal: Principal = Depends(OPERATOR),
+def create_application(request: Request, principal: Principal = Depends(OPERATOR),
+                       body: CreateBody = Depends(create_body), defaults: SectionDefaults = Depends(section_defaults),
                        session: Session = write_session, now: datetime = Depends(clock.now)) -> JSONResponse:
-    return run(request, session, principal, data, lambda: _answer(
-        session, principal, service.create(session, principal, data, now), now, 201))
+    data, upload = body.data, body.upload
+    if upload is None:
+        return run(request, session, principal, data, lambda: _answer(
+            session, principal, service.create(session, principal, data, now), now, 201))
+    payload = {"application": data.model_dump(mode="json", exclude_unset=True), **_upload_payload(upload, defaults)}
+
+    def action():
+        app, read = service.create_from_file(session, principal, data, upload.body, upload.crs, upload.layer,
+                                             defaults, now)
+        return _route_answer(session, principal, app, read, now, 201)
+
+    return run(request, session, principal, payload, action)
+
+
+@router.put("/applications/{application_id}/route", response_model=ApplicationRouteOut,
+            summary="Replace a draft's route with a route file in any format (operator, If-Match)",
+            openapi_extra=_ROUTE_FILE_BODY, responses=UNSUPPORTED_FORMAT)
+@requires_if_match
+@honours_idempotency_key
+def replace_route(request: Request, application_id: uuid.UUID, principal: Principal = Depends(OPERATOR),
+                  upload: RouteUpload = Depends(route_file_upload),
+                  defaults: SectionDefaults = Depends(section_defaults), session: Session = write_session,
+                  now: datetime = Depends(clock.now)) -> JSONResponse:
+    expected = expected_versions(request)
+
+    def action():
+        app, read = service.replace_route(session, principal, application_id, upload.body, upload.crs,
+                                          upload.layer, defaults, expected, now)
+        return _route_answer(session, principal, app, read, now)
+
+    return run(request, session, principal, _upload_payload(upload, defaults), action)
 
 
 @router.patch("/applications/{application_id}", response_model=ApplicationOut,

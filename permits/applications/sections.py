@@ -170,3 +170,40 @@ def summary(sections: dict[str, Any] | None) -> dict[str, Any]:
         reduced = reduced or bool(props.get("reduced_depth"))
     return {"features": len(sections.get("features", [])), "laying_methods": methods, "kinds": kinds,
             "reduced_depth": reduced}
+
+
+# Shapefile column names are cut to 10 characters: what a planner's "laying_method" becomes in a .dbf
+_TRUNCATED = {"laying_met": "laying_method", "reduced_de": "reduced_depth"}
+_TRUE, _FALSE = {"true", "t", "yes", "y", "ja", "j", "1"}, {"false", "f", "no", "n", "nein", "0"}
+
+
+def _as_bool(value: Any) -> Any:
+    """A yes/no as GIS files write it (a logical column, 0/1, "T"/"F", "ja"/"nein") → bool; anything else as it
+    is (the check then names it)."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    return value
+
+
+def from_file(route: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """The sections of a route read from a file (``geo.service.read_route``): the file's attributes as the
+    properties (Shapefile's truncated ``laying_met``/``reduced_de`` read as ``laying_method``/``reduced_depth``;
+    yes/no columns as booleans; empty values dropped), and for every line the ``defaults`` (laying_method,
+    depth_cm, width_cm, reduced_depth given with the upload) where the file has no value. The result is checked
+    by ``normalise_sections`` like sections sent as JSON."""
+    features = []
+    for feature in route["features"]:
+        props = {_TRUNCATED.get(k.lower(), k): v for k, v in (feature.get("properties") or {}).items()
+                 if v is not None and v != ""}
+        if "reduced_depth" in props:
+            props["reduced_depth"] = _as_bool(props["reduced_depth"])
+        if feature["geometry"]["type"] in LINE_TYPES and props.get("kind", "trench") == "trench":
+            for key, value in defaults.items():
+                if value is not None:
+                    props.setdefault(key, value)
+        features.append({"type": "Feature", "geometry": feature["geometry"], "properties": props})
+    return {"type": "FeatureCollection", "features": features}

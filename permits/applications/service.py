@@ -18,10 +18,10 @@ from sqlalchemy.orm import Session
 from breitband.dates import iso
 from breitband.errors import Conflict, UnprocessableEntity
 from breitband.identity import Principal
-from geo.service import prepare
+from geo.service import prepare, read_route
 from permits import core, deadlines, repository
 from permits.applications import attachments as files
-from permits.applications.sections import normalise_sections
+from permits.applications.sections import from_file, normalise_sections
 from permits.cases import deemed
 from permits.models import (
     Application,
@@ -36,6 +36,7 @@ from permits.pipeline import service as pipeline
 from permits.schemas import (
     ApplicationCreate,
     ApplicationPatch,
+    SectionDefaults,
     SupplementIn,
     WithdrawIn,
     WorksCompletionIn,
@@ -63,7 +64,8 @@ def _finish(session: Session, app: Application, cases: list[Case], principal: Pr
     return app
 
 
-def create(session: Session, principal: Principal, data: ApplicationCreate, now: datetime) -> Application:
+def create(session: Session, principal: Principal, data: ApplicationCreate, now: datetime,
+           route_file: dict[str, Any] | None = None) -> Application:
     number = repository.next_reference_number(session, principal.tenant_key, deadlines.local_date(now).year)
     app = Application(id=uuid.uuid4(), tenant_key=principal.tenant_key,
                       reference=f"{principal.tenant_key.upper()}-{deadlines.local_date(now).year}-{number:06d}",
@@ -81,7 +83,7 @@ def create(session: Session, principal: Principal, data: ApplicationCreate, now:
     session.flush()
     core.audit(session, app=app, actor=core.Actor.of(principal), command="create", at=now,
                version_after=app.row_version, status_after=app.status, on_behalf_of=app.applicant_org_id,
-               detail={"fields": sorted(data.model_fields_set)})
+               detail={"fields": sorted(data.model_fields_set)} | ({"route_file": route_file} if route_file else {}))
     core.event(session, "application.created", app, now, status=app.status)
     return app
 
@@ -98,6 +100,44 @@ def update_draft(session: Session, principal: Principal, application_id: uuid.UU
     if "sections" in data.model_fields_set or "crs" in data.model_fields_set:
         app.route_geom = core.draft_route_geometry(version.content)
     return _finish(session, app, cases, principal, "update", now, before, {"fields": sorted(data.model_fields_set)})
+
+
+def route_from_file(session: Session, tenant_key: str, body: bytes, crs: str | None, layer: str | None,
+                    defaults: SectionDefaults) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A route file → (sections in EPSG:4326 with the file's attributes and the upload's defaults, what was read:
+    ``{"source", "warnings"}``). The file is read and its geometry checked like a route to resolve
+    (``geo.service.read_route``); the permit attributes are checked when the sections are merged."""
+    read = read_route(session, tenant_key, body, crs, layer)
+    sections = from_file(read["route"], defaults.model_dump(exclude_none=True, mode="json"))
+    return sections, {"source": read["source"], "warnings": read["warnings"]}
+
+
+def create_from_file(session: Session, principal: Principal, data: ApplicationCreate, body: bytes,
+                     crs: str | None, layer: str | None, defaults: SectionDefaults, now: datetime
+                     ) -> tuple[Application, dict[str, Any]]:
+    """``create`` with the route read from a file (multipart create): the sections and their CRS (EPSG:4326)
+    come from the file, the other fields from ``data``."""
+    sections, read = route_from_file(session, principal.tenant_key, body, crs, layer, defaults)
+    fields = {**data.model_dump(exclude_unset=True), "sections": sections, "crs": "EPSG:4326"}
+    return create(session, principal, ApplicationCreate.model_validate(fields), now, read["source"]), read
+
+
+def replace_route(session: Session, principal: Principal, application_id: uuid.UUID, body: bytes, crs: str | None,
+                  layer: str | None, defaults: SectionDefaults, expected: set[int] | None, now: datetime
+                  ) -> tuple[Application, dict[str, Any]]:
+    """Replace a draft's route with the route of a file (``PUT …/route``): an update of ``sections`` and ``crs``
+    (EPSG:4326), audited as ``update`` with what was read."""
+    app, cases = _locked(session, principal, application_id, expected, now)
+    core.require_command(app, cases, "update")
+    before = (app.row_version, app.status)
+    sections, read = route_from_file(session, app.tenant_key, body, crs, layer, defaults)
+    patch = ApplicationPatch.model_validate({"sections": sections, "crs": "EPSG:4326"})
+    version = repository.version_row(session, app.id, app.current_version)
+    version.content = core.merge_content(session, app, version.content, patch, patch.model_fields_set)
+    app.route_geom = core.draft_route_geometry(version.content)
+    _finish(session, app, cases, principal, "update", now, before,
+            {"fields": sorted(patch.model_fields_set), "route_file": read["source"]})
+    return app, read
 
 
 def add_attachment(session: Session, principal: Principal, application_id: uuid.UUID, kind: AttachmentKind,

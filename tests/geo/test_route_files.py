@@ -7,6 +7,7 @@ authorities and lengths (within 0.5 m) as the GeoJSON it came from. Bad files ge
 from __future__ import annotations
 
 import json
+import sqlite3
 import zipfile
 
 import numpy as np
@@ -14,12 +15,10 @@ import pyogrio.raw
 import pytest
 import shapely
 
-from breitband.settings import PROJECT_ROOT
-from geo.crs import transformer
 from geo.route_files import detect_format, read_route_file
+from tests.support.route_files import EXAMPLE, example_lines, made, resolve, summary, write, zipped_shapefile
 
 PROBLEM = "application/problem+json"
-EXAMPLE = PROJECT_ROOT / "data" / "examples" / "route-neu-isenburg.geojson"
 
 
 @pytest.fixture
@@ -33,67 +32,10 @@ def he_user(session, he_data):
     return {"Authorization": f"Bearer {secret}"}
 
 
-def example_lines(epsg: int = 4326) -> tuple[list, list[str]]:
-    doc = json.loads(EXAMPLE.read_text())
-    geoms = [shapely.geometry.shape(f["geometry"]) for f in doc["features"]]
-    if epsg != 4326:
-        t = transformer(4326, epsg)
-        geoms = [shapely.transform(g, lambda xy: np.column_stack(t.transform(xy[:, 0], xy[:, 1]))) for g in geoms]
-    return geoms, [f["properties"].get("name", "") for f in doc["features"]]
-
-
-def write(path, driver: str, epsg: int | None = 4326, layer: str | None = None, **options) -> None:
-    geoms, names = example_lines(epsg or 4326)
-    gtype = "MultiLineString" if driver == "GPX" else "LineString"
-    if driver == "GPX":
-        geoms = [shapely.MultiLineString([g]) for g in geoms]
-    pyogrio.raw.write(str(path), shapely.to_wkb(np.array(geoms, dtype=object)),
-                      [np.array(names, dtype=object)], ["name"], driver=driver, geometry_type=gtype,
-                      crs=f"EPSG:{epsg}" if epsg else None, layer=layer, **options)
-
-
-def zipped_shapefile(tmp_path, epsg: int | None = 25832, prj: bool = True) -> bytes:
-    shp = tmp_path / "shape" / "trasse.shp"
-    shp.parent.mkdir()
-    write(shp, "ESRI Shapefile", epsg)
-    out = tmp_path / "trasse.zip"
-    with zipfile.ZipFile(out, "w") as zf:
-        for part in shp.parent.iterdir():
-            if prj or part.suffix != ".prj":
-                zf.write(part, f"trasse/{part.name}")
-    return out.read_bytes()
-
-
-def made(tmp_path, kind: str) -> tuple[bytes, dict]:
-    """(file bytes, extra request parameters) of the example route in a format."""
-    if kind == "shapefile-zip":
-        return zipped_shapefile(tmp_path), {}
-    if kind == "csv-wkt":
-        write(tmp_path / "r.csv", "CSV", None, layer_options={"GEOMETRY": "AS_WKT"})
-        return (tmp_path / "r.csv").read_bytes(), {"crs": "EPSG:4326"}
-    if kind == "geojson-25832":
-        geoms, _ = example_lines(25832)
-        doc = {"type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": "EPSG:25832"}},
-               "features": [{"type": "Feature", "properties": {}, "geometry": shapely.geometry.mapping(g)}
-                            for g in geoms]}
-        return json.dumps(doc).encode(), {}
-    driver, suffix, epsg = {"gpkg": ("GPKG", "gpkg", 25832), "kml": ("KML", "kml", 4326),
-                            "gml": ("GML", "gml", 25832), "gpx": ("GPX", "gpx", 4326),
-                            "flatgeobuf": ("FlatGeobuf", "fgb", 25832)}[kind]
-    path = tmp_path / f"route.{suffix}"
-    write(path, driver, epsg)
-    return path.read_bytes(), {}
-
-
-def resolve(client, headers, body: bytes, **params):
-    return client.post("/api/v1/resolve", headers=headers, params=params or None, content=body)
-
-
-def summary(result) -> dict:
-    return {a["name"]: a["length_m"] for a in result["authorities"]}
-
-
-FORMATS = ["shapefile-zip", "gpkg", "kml", "gml", "gpx", "flatgeobuf", "csv-wkt", "geojson-25832"]
+# Every format the reader takes, in EPSG:25832 where the format carries a CRS (KML, KMZ and GPX are EPSG:4326 by
+# their standards); CSV and DXF name none, so the request does (crs=…).
+FORMATS = ["shapefile-zip", "gpkg", "kml", "kmz", "gml", "gpx", "flatgeobuf", "dxf", "csv-wkt", "csv-wkt-25832",
+           "geojson-25832"]
 
 
 @pytest.fixture(scope="module")
@@ -284,3 +226,22 @@ def test_zip_with_a_path_outside_itself_is_refused(tmp_path):
     with pytest.raises(Exception) as exc:
         read_route_file(out.read_bytes())
     assert getattr(exc.value, "type", None) == "invalid-zip"
+
+
+def test_curves_linearised_are_noted(tmp_path):
+    """GDAL linearises arcs without saying so: the reader notes it (GML arcs, a GeoPackage layer of circular
+    strings, a DXF ARC)."""
+    assert [w["type"] for w in read_route_file(ARC_GML).warnings] == ["curves-linearised"]
+    path = tmp_path / "arc.gpkg"
+    arc = shapely.from_wkt("LINESTRING (476000 5540000, 476100 5540000)")
+    pyogrio.raw.write(str(path), shapely.to_wkb(np.array([arc], dtype=object)), [], [], driver="GPKG",
+                      geometry_type="LineString", crs="EPSG:25832")
+    assert read_route_file(path.read_bytes()).warnings == []
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE gpkg_geometry_columns SET geometry_type_name = 'CIRCULARSTRING'")
+    assert [w["type"] for w in read_route_file(path.read_bytes()).warnings] == ["curves-linearised"]
+    dxf = (b"  0\nSECTION\n  2\nENTITIES\n  0\nARC\n  8\n0\n 10\n476000.0\n 20\n5540000.0\n 40\n50.0\n 50\n0.0\n"
+           b" 51\n180.0\n  0\nENDSEC\n  0\nEOF\n")
+    route = read_route_file(dxf, "EPSG:25832")
+    assert [w["type"] for w in route.warnings] == ["curves-linearised"]
+    assert read_route_file(LINE_DXF, "EPSG:25832").warnings == []

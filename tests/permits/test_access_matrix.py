@@ -161,6 +161,8 @@ MATRIX: dict[tuple[str, str, str], str] = {
        # anon  op    op2   rev   adm   rev2  adm2  body  body2 tadm  x_op  x_adm x_tadm
     ("POST", "/api/v1/resolve", ""):
         "401   200   200   200   200   200   200   200   200   200   409   409   409",
+    ("POST", "/api/v1/route-file", ""):
+        "401   200   200   200   200   200   200   200   200   200   409   409   409",
     ("GET", "/tiles/{layer}/{z}/{x}/{y}.mvt", "roads ?tenant=he"):
         "200   200   200   200   200   200   200   200   200   200   200   200   200",
     ("GET", "/tiles/{layer}/{z}/{x}/{y}.mvt", "roads"):
@@ -179,9 +181,13 @@ MATRIX: dict[tuple[str, str, str], str] = {
        # anon  op    op2   rev   adm   rev2  adm2  body  body2 tadm  x_op  x_adm x_tadm
     ("POST", "/api/v1/applications", ""):
         "401   201   201   403   403   403   403   403   403   403   201   403   403",
+    ("POST", "/api/v1/applications", "multipart"):  # the route file is read: the other tenant has no territory
+        "401   201   201   403   403   403   403   403   403   403   409   403   403",
     ("GET", "/api/v1/applications", ""):
         "401   200+  200-  200+  200+  200-  200-  200-  200-  200+  200-  200-  200-",
     ("PATCH", "/api/v1/applications/{application_id}", ""):
+        "401   412   404   403   403   403   403   403   403   403   404   403   403",
+    ("PUT", "/api/v1/applications/{application_id}/route", ""):
         "401   412   404   403   403   403   403   403   403   403   404   403   403",
     ("GET", "/api/v1/applications/{application_id}", ""):
         "401   200   404   200   200   404   404   404   404   200   404   404   404",
@@ -404,6 +410,7 @@ def requests_for(w: World) -> dict[tuple[str, str, str], Req]:
         ("GET", "/api/v1/organisations/{org_id}", "operator"): Req(ids={"org_id": ids["operator_org"]}),
         ("GET", "/api/v1/organisations/{org_id}", "authority"): Req(ids={"org_id": ids["authority_org"]}),
         ("POST", "/api/v1/resolve", ""): Req(json=route),
+        ("POST", "/api/v1/route-file", ""): Req(json=route),
         ("GET", "/tiles/{layer}/{z}/{x}/{y}.mvt", "roads ?tenant=he"): Req(ids={"layer": "roads"},
                                                                           query={"tenant": "he"}),
         ("GET", "/tiles/{layer}/{z}/{x}/{y}.mvt", "roads"): Req(ids={"layer": "roads"}),
@@ -413,6 +420,10 @@ def requests_for(w: World) -> dict[tuple[str, str, str], Req]:
         ("GET", "/tiles/{layer}.json", "applications"): Req(ids={"layer": "applications"}),
         ("GET", "/styles/breitband.json", "?tenant=he"): Req(query={"tenant": "he"}),
         ("POST", "/api/v1/applications", ""): Req(json=draft_body(route)),
+        ("POST", "/api/v1/applications", "multipart"): Req(
+            files={"file": ("trasse.geojson", json.dumps(route).encode(), "application/geo+json")},
+            data={"application": json.dumps({k: v for k, v in draft_body(None).items() if k != "sections"})}),
+        ("PUT", "/api/v1/applications/{application_id}/route", ""): Req(json=route, if_match=STALE),
         ("GET", "/api/v1/applications", ""): Req(marker="application_id"),
         ("GET", "/api/v1/applications/{application_id}", "draft"): Req(ids={"application_id": ids["draft_id"]}),
         ("PATCH", "/api/v1/applications/{application_id}", ""): Req(json={"project_name": "Bauabschnitt 4"},

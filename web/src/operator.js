@@ -49,13 +49,8 @@ export async function myApplicationsView(params) {
     isOperator() ? h("p", h("a.button", { href: "#/new" }, t("newApplication"))) : null, table, more)];
 }
 
-/** Any GeoJSON (geometry, Feature, FeatureCollection) → FeatureCollection of Features. */
-function toCollection(gj) {
-  if (!gj || typeof gj !== "object") throw new Error("GeoJSON?");
-  if (gj.type === "FeatureCollection") return { type: "FeatureCollection", features: gj.features.map((f) => ({ type: "Feature", geometry: f.geometry, properties: f.properties || {} })) };
-  if (gj.type === "Feature") return { type: "FeatureCollection", features: [{ type: "Feature", geometry: gj.geometry, properties: gj.properties || {} }] };
-  return { type: "FeatureCollection", features: [{ type: "Feature", geometry: gj, properties: {} }] };
-}
+// What the wizard's file input offers: every format the server's reader takes (it recognises them by content).
+const ROUTE_FILES = ".geojson,.json,application/geo+json,.zip,application/zip,.shp,.shx,.dbf,.prj,.cpg,.gpkg,.kml,.kmz,.gml,.xml,.gpx,.fgb,.dxf,.csv,.txt";
 
 export async function wizardView() {
   const today = new Date();
@@ -75,7 +70,7 @@ export async function wizardView() {
     depth_cm: inp("depth_cm", { type: "number", min: 1, max: 1000, value: 60 }),
     width_cm: inp("width_cm", { type: "number", min: 1, max: 500, value: 40 }),
     reduced_depth: inp("reduced_depth", { type: "checkbox" }),
-    file: inp("route_file", { type: "file", accept: ".geojson,.json,application/geo+json,application/json" }),
+    file: inp("route_file", { type: "file", multiple: true, accept: ROUTE_FILES }),
     attachments: inp("attachments", { type: "file", multiple: true, accept: ATTACHMENT_ACCEPT }),
     attachment_kind: h("select", { name: "attachment_kind" }, KINDS.map((k) => h("option", { value: k }, t(`kind.${k}`)))),
     restrictions: RESTRICTIONS.map((k) => h("input", { type: "checkbox", name: "restriction", value: k })),
@@ -108,15 +103,47 @@ export async function wizardView() {
     }
   }
 
-  f.file.addEventListener("change", async () => {
-    const file = f.file.files[0];
-    if (!file) return;
+  // The file goes to the server's reader (POST /api/v1/route-file): it recognises the format, reads the CRS and
+  // answers the route in EPSG:4326 with what it read; a file with several layers or without a CRS is asked about.
+  const source = h("div", { id: "route-source", "aria-live": "polite" });
+  async function readFile({ layer, crs } = {}) {
+    const files = [...f.file.files];
+    if (!files.length) return;
+    const names = files.map((x) => x.name).join(", ");
+    const fd = new FormData();
+    for (const file of files) fd.append("file", file);
+    if (layer) fd.append("layer", layer);
+    if (crs) fd.append("crs", /^\d+$/.test(crs) ? `EPSG:${crs}` : crs);
+    source.replaceChildren(h("p", t("loading")));
     try {
-      const fc = toCollection(JSON.parse(await file.text()));
+      const { data } = await api("/api/v1/route-file", { method: "POST", form: fd });
+      const s = data.source;
+      const what = [t(`formats.${s.format}`), `${s.crs} (${s.crs_name})`];
+      if (s.layer && s.format !== "Shapefile") what.push(`${t("layerLabel")} „${s.layer}“`);
+      source.replaceChildren(h("p.read", { id: "route-read" }, `${t("readAs")}: ${what.join(", ")}`),
+        ...(data.warnings.length ? [h("ul.warnings", data.warnings.map((w) => h("li", w.message)))] : []));
       draw?.clear();
-      await setRoute(fc);
-    } catch (e) { preview.replaceChildren(h("p.error", { role: "alert" }, `${file.name}: ${problemText(e)}`)); }
-  });
+      await setRoute(data.route);
+    } catch (e) {
+      draw?.clear();
+      setRoute(null);              // the previous file's route is not this file's: nothing to create from yet
+      const slug = e.slug;
+      if (slug === "layer-required" || slug === "unknown-layer") {
+        const select = h("select", { name: "route_layer", id: "route-layer" }, (e.problem.layers || []).map((l) => h("option", { value: l }, l)));
+        source.replaceChildren(h("div.card", { role: "group", "aria-labelledby": "choose-layer" },
+          h("p", { id: "choose-layer" }, `${names}: ${t("chooseLayer")}`), field(t("layerLabel"), select),
+          h("button", { type: "button", id: "use-layer", onclick: () => readFile({ layer: select.value, crs }) }, t("useLayer"))));
+      } else if (slug === "crs-required") {
+        const code = h("input", { name: "route_crs", id: "route-crs", inputmode: "numeric", placeholder: "25832", required: true });
+        source.replaceChildren(h("div.card", { role: "group", "aria-labelledby": "crs-needed" },
+          h("p", { id: "crs-needed" }, `${names}: ${t("crsNeeded")}`), field(t("crsCode"), code),
+          h("button", { type: "button", id: "use-crs", onclick: () => code.value.trim() && readFile({ layer, crs: code.value.trim() }) }, t("useCrs"))));
+      } else {
+        source.replaceChildren(h("p.error", { role: "alert" }, `${names}: ${problemText(e)}`));
+      }
+    }
+  }
+  f.file.addEventListener("change", () => readFile());
 
   function content() {
     const method = f.laying_method.value;
@@ -181,9 +208,9 @@ export async function wizardView() {
       h("div.row", field(t("layingMethod"), f.laying_method), field(t("depth"), f.depth_cm), field(t("width"), f.width_cm)),
       h("label.check", f.reduced_depth, t("reducedDepth"))),
     h("fieldset.card", h("legend", t("stepRoute")),
-      field(t("uploadGeojson"), f.file),
+      field(t("uploadRoute"), f.file, t("uploadRouteHelp")), source,
       h("p", h("button", { type: "button", id: "draw-line", onclick: () => { draw.setMode("linestring"); say(t("drawHelp")); } }, t("draw")), " ",
-        h("button", { type: "button", onclick: () => { draw.clear(); f.file.value = ""; setRoute(null); } }, t("clear"))),
+        h("button", { type: "button", onclick: () => { draw.clear(); f.file.value = ""; source.replaceChildren(); setRoute(null); } }, t("clear"))),
       h("p.help", t("drawHelp")), preview),
     h("fieldset.card", { "aria-describedby": "traffic-help" }, h("legend", t("trafficRestrictions")),
       h("p.help", { id: "traffic-help" }, t("trafficHelp")),
@@ -202,6 +229,7 @@ export async function wizardView() {
       draw.on("finish", () => {
         const feats = draw.getSnapshot().filter((x) => x.geometry.type === "LineString");
         f.file.value = "";
+        source.replaceChildren();
         setRoute({ type: "FeatureCollection", features: feats.map((x) => ({ type: "Feature", geometry: x.geometry, properties: {} })) }, { fitMap: false });
       });
       window.breitbandDraw = draw;
