@@ -35,11 +35,12 @@ from sqlalchemy.orm import Session
 from breitband import clock, dates
 from breitband.auth import require
 from breitband.db import get_read_session
-from breitband.errors import NotFound, ProblemError
+from breitband.errors import NotFound
 from breitband.identity import Principal
 from breitband.models import Organisation
 from geo.tiles import tenant_bounds
 from permits import deadlines, repository
+from permits.gis.params import BadParameter
 from permits.models import Application, ApplicationVersion
 
 router = APIRouter(prefix="/api/v1/ogc", tags=["OGC API - Features"])
@@ -54,10 +55,6 @@ CONFORMANCE = ["http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
 COLLECTION = "applications"
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 ITEM_PARAMS = {"bbox", "datetime", "limit", "offset", "f"}
-
-
-class BadParameter(ProblemError):
-    status, type, title = 400, "invalid-parameter", "Invalid query parameter"
 
 
 class GeoJSONResponse(JSONResponse):
