@@ -1,6 +1,8 @@
 """The query parameters of the OGC API - Features endpoints (``permits/gis/endpoints.py``): their parsing into
-values the queries take, their 400 problem (``invalid-parameter``, naming the parameter) and their OpenAPI
-documentation, in one place (after tipg's ``dependencies.py``).
+values the queries take, their 400 problem (``invalid-parameter``, naming the parameter; OGC API - Features
+/req/core/query-param-invalid and /query-param-unknown, Part 3 filters) and their OpenAPI documentation, in one
+place (after tipg's ``dependencies.py``). ``endpoints.py`` and the filter module ``cql.py`` raise the same 400
+without importing each other.
 
 CRS (OGC API - Features Part 2, "CRS by reference"): a client names a CRS by its URI
 (``http://www.opengis.net/def/crs/EPSG/0/25832``, ``…/OGC/1.3/CRS84``); ``EPSG:25832``, ``[EPSG:25832]`` and
@@ -26,6 +28,9 @@ OFFERED_EPSG = (4326, 25832, 25833, 3857)
 
 
 class BadParameter(ProblemError):
+    """400 ``invalid-parameter``; raise it with ``parameter=`` (the query parameter's name) and, where it helps, the
+    ``property`` of a filter or sort key and the ``position`` (1-based character) of a syntax error."""
+
     status, type, title = 400, "invalid-parameter", "Invalid query parameter"
 
 
