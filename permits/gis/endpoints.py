@@ -20,12 +20,13 @@ Invalid or unknown query parameters are 400 problem+json (OGC requirement /req/c
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from breitband import clock, dates
@@ -36,7 +37,7 @@ from breitband.identity import Principal
 from geo.service import tenant_context
 from geo.tiles import tenant_bounds
 from permits import deadlines
-from permits.gis import features
+from permits.gis import cql, features
 from permits.gis.features import COLLECTIONS, Collection
 from permits.gis.params import (
     BBOX,
@@ -45,9 +46,13 @@ from permits.gis.params import (
     CRS_PARAM,
     DATETIME,
     DEFAULT_LIMIT,
+    FILTER,
+    FILTER_CRS,
+    FILTER_LANG,
     LIMIT,
     MAX_LIMIT,
     OFFSET,
+    SORTBY,
     BadParameter,
     Crs,
     F,
@@ -63,11 +68,18 @@ router = APIRouter(prefix="/api/v1/ogc", tags=["OGC API - Features"])
 GIS_READER = require(basic=True)
 
 GEOJSON = "application/geo+json"
-# What is true: Core, GeoJSON and Part 2 (CRS by reference). Not "oas30": /openapi.json is OpenAPI 3.1.
+# What is true: Core, GeoJSON, Part 2 (CRS by reference), Part 3 (queryables, as query parameters too, filter,
+# features-filter) with the CQL2 classes permits/gis/cql.py implements, and sorting (Part 5 sortables: sortby and
+# /sortables). Not "oas30": /openapi.json is OpenAPI 3.1.
 CONFORMANCE = ["http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
                "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
-               "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs"]
-ITEM_PARAMS = {"bbox", "bbox-crs", "crs", "datetime", "limit", "offset", "f"}
+               "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+               "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
+               *cql.CONFORMANCE,
+               "http://www.opengis.net/spec/ogcapi-features-5/1.0/conf/sortables"]
+ITEM_PARAMS = {"bbox", "bbox-crs", "crs", "datetime", "limit", "offset", "f", "filter", "filter-lang", "filter-crs",
+               "sortby"}
+SCHEMA_JSON = "application/schema+json"
 
 
 class GeoJSONResponse(JSONResponse):
@@ -175,6 +187,11 @@ def _collection(request: Request, coll: Collection, bounds: list[float], storage
             {"href": f"{base}/collections/{coll.id}", "rel": "self", "type": "application/json"},
             {"href": f"{base}/collections/{coll.id}/items", "rel": "items", "type": GEOJSON,
              "title": f"{coll.title} as GeoJSON"},
+            {"href": f"{base}/collections/{coll.id}/queryables", "type": SCHEMA_JSON,
+             "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables", "title": "what filter and the query "
+                                                                               "parameters take"},
+            {"href": f"{base}/collections/{coll.id}/sortables", "type": SCHEMA_JSON,
+             "rel": "http://www.opengis.net/def/rel/ogc/1.0/sortables", "title": "what sortby takes"},
         ],
     }
 
@@ -224,17 +241,19 @@ def _envelope(box: tuple[float, float, float, float], crs: Crs):
 
 
 @router.get("/collections/{collection_id}/items",
-            summary="The features of a collection as GeoJSON (bbox, bbox-crs, crs, datetime, limit, offset)",
+            summary="The features of a collection as GeoJSON (bbox, bbox-crs, crs, datetime, filter, sortby, "
+                    "limit, offset; a queryable as a parameter compares for equality)",
             response_class=GeoJSONResponse,
             openapi_extra=_doc("A GeoJSON FeatureCollection with numberMatched, numberReturned and next/prev links",
-                               F, BBOX, BBOX_CRS, CRS_PARAM, DATETIME, LIMIT, OFFSET,
-                               geojson=True, crs=True))
+                               F, BBOX, BBOX_CRS, CRS_PARAM, DATETIME, LIMIT, OFFSET, FILTER, FILTER_LANG,
+                               FILTER_CRS, SORTBY, geojson=True, crs=True))
 def items(collection_id: str, request: Request, principal: Principal = Depends(GIS_READER),
           session: Session = Depends(get_read_session)) -> JSONResponse:
-    _only(request, ITEM_PARAMS)
     coll = _known(collection_id)
     q = request.query_params
+    # the queryables are query parameters too (Part 3): known only with the caller's collection
     storage = _storage_srid(session, principal)
+    _only(request, ITEM_PARAMS | set(features.query(principal, coll, offered_crs(storage)[0], date.min, "").props))
     crs = parse_crs(q.get("crs"), "crs", storage)
     bbox_crs = parse_crs(q.get("bbox-crs"), "bbox-crs", storage)
     bbox = parse_bbox(q.get("bbox"), bbox_crs)
@@ -251,7 +270,12 @@ def items(collection_id: str, request: Request, principal: Principal = Depends(G
         first, last = window
         stmt = stmt.where(qry.start.is_not(None), qry.end.is_not(None),
                           *([qry.end >= first] if first else []), *([qry.start <= last] if last else []))
-    rows = session.execute(stmt.order_by(*qry.order).limit(limit + 1).offset(offset)).all()
+    queryables = _queryables(qry, coll)
+    where = _filters(q, queryables, qry)
+    if where is not None:
+        stmt = stmt.where(where)
+    order = cql.parse_sortby(q["sortby"], queryables) if q.get("sortby") else []
+    rows = session.execute(stmt.order_by(*order, *qry.order).limit(limit + 1).offset(offset)).all()
     # all the caller may read under these filters (GDAL and QGIS show it and page by it)
     matched = len(rows) + offset if len(rows) <= limit and (rows or not offset) else \
         session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
@@ -289,3 +313,83 @@ def item(collection_id: str, feature_id: str, request: Request, principal: Princ
     feature["links"].append({"href": f"{base}/collections/{coll.id}", "rel": "collection",
                              "type": "application/json"})
     return _json(feature, GEOJSON, {"Content-Crs": f"<{crs.uri}>"})
+
+
+# --- queryables, filters, sort keys (OGC API - Features Part 3, Part 5 sortables; permits/gis/cql.py) -------------
+
+def _queryables(qry: features.Query, coll: Collection) -> dict[str, cql.Queryable]:
+    """Every property of the collection's features (as the caller gets them) and the geometry, in EPSG:4326."""
+    out = {name: cql.Queryable(name, p.column, p.type, p.title, enum=p.enum) for name, p in qry.props.items()}
+    out["geometry"] = cql.Queryable("geometry", qry.geom_4326, "geometry-" + coll.geometry_type.lower(),
+                                    "Geometrie / geometry")
+    return out
+
+
+def _literal(name: str, raw: str, kind: str) -> str:
+    """A query parameter's value as a CQL2 text literal of the queryable's type (bound by cql.py, never SQL)."""
+    if kind == "string":
+        return "'" + raw.replace("'", "''") + "'"
+    if kind in ("integer", "number"):
+        try:
+            value = int(raw) if kind == "integer" else float(raw)
+        except ValueError:
+            raise BadParameter(f"{name}={raw[:40]!r}: {'a whole number' if kind == 'integer' else 'a number'} "
+                               "expected", parameter=name) from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise BadParameter(f"{name}={raw[:40]!r}: a finite number expected", parameter=name)
+        return repr(value)
+    if kind == "boolean":
+        if raw.lower() not in ("true", "false"):
+            raise BadParameter(f"{name}={raw[:40]!r}: true or false expected", parameter=name)
+        return raw.upper()
+    return ("DATE" if kind == "date" else "TIMESTAMP") + "('" + raw.replace("'", "''") + "')"
+
+
+def _filters(q: Any, queryables: dict[str, cql.Queryable], qry: features.Query):
+    """``filter`` (CQL2 text or JSON; filter-lang, filter-crs) and every queryable given as a query parameter
+    (equality), ANDed; None when there is none."""
+    clauses = []
+    if "filter" in q:
+        clauses.append(cql.parse_filter(q["filter"], q.get("filter-lang"), queryables, geometry=qry.geom_4326,
+                                        filter_crs=q.get("filter-crs"), storage_srid=4326))
+    elif "filter-lang" in q or "filter-crs" in q:
+        name = "filter-lang" if "filter-lang" in q else "filter-crs"
+        raise BadParameter(f"{name} without filter", parameter=name)
+    for name, queryable in queryables.items():
+        if name in q and name != "geometry":
+            try:
+                clauses.append(cql.parse_filter(f"{name} = {_literal(name, q[name], queryable.type)}", None,
+                                                queryables))
+            except BadParameter as exc:
+                raise BadParameter(f"{name}={q[name][:40]!r}: {exc.detail.removeprefix('filter: ')}",
+                                   parameter=name) from None
+    return and_(*clauses) if clauses else None
+
+
+def _schema(request: Request, session: Session, principal: Principal, coll: Collection, sortables: bool
+            ) -> JSONResponse:
+    qry = features.query(principal, coll, offered_crs(4326)[0], date.min, "")
+    queryables = list(_queryables(qry, coll).values())
+    if sortables:
+        queryables = [q for q in queryables if q.type in cql.SCALAR_TYPES]
+    url = f"{_base(request)}/collections/{coll.id}"
+    doc = cql.queryables_document(url, f"{coll.title}: {'sortby' if sortables else 'filter'}", queryables)
+    if sortables:
+        doc["$id"] = url + "/sortables"
+    return _json(doc, SCHEMA_JSON)
+
+
+@router.get("/collections/{collection_id}/queryables", summary="What filter and the query parameters take",
+            openapi_extra=_doc("A JSON Schema (2020-12) whose properties are the queryables", F))
+def queryables(collection_id: str, request: Request, principal: Principal = Depends(GIS_READER),
+               session: Session = Depends(get_read_session)) -> JSONResponse:
+    _only(request, {"f"})
+    return _schema(request, session, principal, _known(collection_id), sortables=False)
+
+
+@router.get("/collections/{collection_id}/sortables", summary="What sortby takes",
+            openapi_extra=_doc("A JSON Schema (2020-12) whose properties are the sortable properties", F))
+def sortables(collection_id: str, request: Request, principal: Principal = Depends(GIS_READER),
+              session: Session = Depends(get_read_session)) -> JSONResponse:
+    _only(request, {"f"})
+    return _schema(request, session, principal, _known(collection_id), sortables=True)

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Date, Integer, Select, and_, case, cast, column, func, literal, true
+from sqlalchemy import Date, Integer, Select, String, and_, case, cast, column, func, literal, true
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
@@ -209,12 +209,12 @@ def _case_parts(principal: Principal, coll: Collection, crs: Crs, today: date, s
     geom = func.ST_Multi(src)
     index = (piece.c.n - 1)
     props: dict[str, Property] = {
-        "case_id": Property(Case.id, "string", "Verfahren / case"),
+        "case_id": Property(cast(Case.id, String), "string", "Verfahren / case"),
         "piece_index": Property(cast(index, Integer), "integer",
                                 "Nummer des Stücks im Verfahren (für die Weitergabe) / piece index"),
         "reference": Property(Application.reference, "string", "Aktenzeichen / reference"),
         "project_name": Property(Application.project_name, "string", "Vorhaben / project"),
-        "application_id": Property(Application.id, "string", "Antrag / application"),
+        "application_id": Property(cast(Application.id, String), "string", "Antrag / application"),
         "applicant": Property(applicant.name, "string", "Antragsteller (Betreiber) / operator"),
         "authority": Property(authority.name, "string", "zuständige Behörde / authority"),
         "case_status": Property(Case.status, "string", "Stand des Verfahrens / case status",
@@ -276,10 +276,6 @@ def _case_parts(principal: Principal, coll: Collection, crs: Crs, today: date, s
 def feature(row: Any, q: Query, coll: Collection, base: str, site: str) -> dict[str, Any]:
     m = dict(row._mapping)
     props = {name: _iso(m[name]) for name in q.props}
-    if "case_id" in props and props["case_id"] is not None:
-        props["case_id"] = str(props["case_id"])
-    if "application_id" in props:
-        props["application_id"] = str(props["application_id"])
     web = q.url(m, site)
     props["url"] = web
     return {"type": "Feature", "id": str(m["id"]), "geometry": json.loads(m["geometry"]), "properties": props,

@@ -186,3 +186,12 @@ LIMIT = query("limit", {"type": "integer", "minimum": 1, "maximum": 1_000_000, "
               f"Features per page; above {MAX_LIMIT:,} served as {MAX_LIMIT:,}")
 OFFSET = query("offset", {"type": "integer", "minimum": 0, "maximum": 1_000_000, "default": 0},
                "Features to skip (the next and prev links carry it)")
+FILTER = query("filter", {"type": "string"}, "A CQL2 filter over the queryables (GET …/queryables), e.g. "
+               "case_status IN ('received','incomplete','in_review') AND decision_due < DATE('2027-03-01')")
+FILTER_LANG = query("filter-lang", {"type": "string", "enum": ["cql2-text", "cql2-json"], "default": "cql2-text"},
+                    "The language of filter")
+FILTER_CRS = query("filter-crs", {"type": "string", "format": "uri"},
+                   f"The CRS of the geometries in filter (default CRS84): {CRS_DOC}")
+SORTBY = query("sortby", {"type": "array", "items": {"type": "string", "pattern": r"^[+-]?[A-Za-z_][A-Za-z0-9_]*$"}},
+               "Sort keys, comma-separated sortables (GET …/sortables), each ascending or with - descending, e.g. "
+               "-days_left,reference", style="form", explode=False)

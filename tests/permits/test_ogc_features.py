@@ -129,7 +129,7 @@ def test_invalid_and_unknown_parameters_are_400(api, he):
                          ({"bbox": "8.6,95,8.7,96"}, "bbox"), ({"datetime": "gestern"}, "datetime"),
                          ({"datetime": "2026-06-01T10:00:00"}, "datetime"),
                          ({"datetime": "2026-07-01/2026-06-01"}, "datetime"), ({"limit": "0"}, "limit"),
-                         ({"limit": "viele"}, "limit"), ({"offset": "-1"}, "offset"), ({"sortby": "status"}, "sortby"),
+                         ({"limit": "viele"}, "limit"), ({"offset": "-1"}, "offset"), ({"sortby": "nope"}, "sortby"),
                          ({"f": "html"}, "f")):
         r = get(api, he.operator, "/collections/applications/items", **params)
         assert r.status_code == 400 and r.headers["content-type"] == PROBLEM, (params, r.text)
@@ -277,3 +277,69 @@ def test_participating_body_sees_what_it_is_asked_about(api, he, lines, clock, s
     assert items_of(api, bodies.traffic_ni, "case-parts")["numberMatched"] == 0        # bodies read no cases
     for other in (bodies.water, bodies.traffic_kreis):
         assert items_of(api, other, "applications")["numberMatched"] == 0
+
+
+def test_filters_sort_keys_and_queryables(api, he, lines, clock):
+    """Part 3 and sorting: an authority asks for its open cases (the URL of docs/api.md), by CQL2 text or JSON, by
+    queryables as query parameters, sorted; what it may ask is in /queryables and /sortables; bad filters are 400."""
+    clock.set("2026-01-15T10:00:00+01:00")
+    early = api.submitted(he.operator, collection(trench(lines["neu_isenburg"])), project_name="Früh")
+    clock.set("2026-02-20T10:00:00+01:00")
+    late = api.submitted(he.operator, collection(trench(lines["neu_isenburg_2"])), project_name="Spät")
+    clock.set("2026-02-21T10:00:00+01:00")
+    gone = api.submitted(he.other_operator, collection(trench(lines["neu_isenburg_2"])), project_name="Zurück")
+    r = api.command(he.other_operator, f"/applications/{gone['id']}/withdraw", {"reason": "Trasse entfällt"})
+    assert r.status_code == 200, r.text
+    clock.set("2026-03-01T10:00:00+01:00")
+
+    def refs(collection_id, **params):
+        body = items_of(api, he.neu_isenburg, collection_id, **params)
+        return [f["properties"]["reference"] for f in body["features"]], body["numberMatched"]
+
+    my_open = {"filter": "case_status IN ('received','incomplete','in_review')", "sortby": "decision_due"}
+    assert refs("applications", **my_open) == ([early["reference"], late["reference"]], 2)
+    assert refs("applications") == ([gone["reference"], late["reference"], early["reference"]], 3)
+    pieces, n = refs("case-parts", **my_open)
+    assert set(pieces) == {early["reference"], late["reference"]} and pieces[0] == early["reference"]
+    assert refs("case-parts", filter="case_status = 'withdrawn'")[1] >= 1
+    assert refs("applications", sortby="-decision_due,reference")[0][:2] == [gone["reference"], late["reference"]]
+    assert refs("applications", filter="days_left < 60 AND project_name LIKE 'Fr%'") == ([early["reference"]], 1)
+    assert refs("applications", filter='{"op": "=", "args": [{"property": "case_status"}, "withdrawn"]}',
+                **{"filter-lang": "cql2-json"}) == ([gone["reference"]], 1)
+    assert refs("applications", case_status="withdrawn") == ([gone["reference"]], 1)        # queryable parameters
+    assert refs("case-parts", gemeinde="Neu-Isenburg", case_status="received")[1] == n
+    assert refs("applications", planned_start="2026-06-01")[1] == 3
+    box = bbox_of(lines["neu_isenburg"]).split(",")
+    assert refs("applications", filter=f"S_INTERSECTS(geometry, BBOX({','.join(box)}))") == ([early["reference"]], 1)
+    lat_first = ",".join([box[1], box[0], box[3], box[2]])
+    assert refs("applications", filter=f"S_INTERSECTS(geometry, BBOX({lat_first}))",
+                **{"filter-crs": EPSG + "4326"}) == ([early["reference"]], 1)
+
+    q = get(api, he.neu_isenburg, "/collections/case-parts/queryables")
+    assert q.status_code == 200 and q.headers["content-type"] == "application/schema+json"
+    props = q.json()["properties"]
+    assert {"case_status", "decision_due", "days_left", "gemeinde", "road_ref", "authority", "reference",
+            "applicant", "planned_start", "geometry"} <= set(props)
+    assert props["decision_due"] == {"type": "string", "format": "date", "title": "Entscheidung fällig am / "
+                                                                                  "decision due"}
+    assert props["geometry"]["format"] == "geometry-multilinestring"
+    s = get(api, he.neu_isenburg, "/collections/applications/sortables").json()
+    assert "geometry" not in s["properties"] and "days_left" in s["properties"]
+    assert s["$id"].endswith("/collections/applications/sortables")
+    assert "statement_status" not in get(api, he.operator, "/collections/applications/queryables").json()[
+        "properties"]
+
+    for params, name in (({"filter": "case_status = "}, "filter"), ({"filter": "nonsense = 1"}, "filter"),
+                         ({"filter": "days_left = 'viele'"}, "filter"), ({"filter-lang": "cql2-text"}, "filter-lang"),
+                         ({"filter": "status = 'x'", "filter-lang": "ecql"}, "filter-lang"),
+                         ({"sortby": "geometry"}, "sortby"), ({"sortby": "unknown"}, "sortby"),
+                         ({"days_left": "viele"}, "days_left"), ({"decision_due": "morgen"}, "decision_due"),
+                         ({"case_status": "x'; DROP TABLE cases; --"}, None)):
+        r = get(api, he.neu_isenburg, "/collections/applications/items", **params)
+        if name is None:                                        # a string stays a string
+            assert (r.status_code, r.json()["numberMatched"]) == (200, 0)
+            continue
+        assert (r.status_code, r.headers["content-type"], r.json()["parameter"]) == (400, PROBLEM, name), params
+    # a queryable of another role's view is unknown to this caller
+    r = get(api, he.operator, "/collections/applications/items", case_status="received")
+    assert (r.status_code, r.json()["parameter"]) == (400, "case_status")
