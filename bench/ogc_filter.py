@@ -11,7 +11,7 @@ template application per route through the real service, all others written set-
 Measured, for the busiest authority (Hessen Mobil) and a small one (a Gemeinde), --runs requests each after 5
 warm-up, p50 and p95:
 
-- the filter ``status IN ('received','in_review') AND decision_due < DATE(<G + --due-days>)`` sorted by
+- the filter ``case_status IN ('received','in_review') AND decision_due < DATE(<G + --due-days>)`` sorted by
   ``decision_due`` (and a second, narrower one), as the SQL the items endpoint runs for it: the caller's cases
   (``permits.repository.readable_cases``) joined to their applications, the WHERE clause from
   ``permits.gis.cql.parse_filter``, ORDER BY from ``parse_sortby`` + id, LIMIT 100, the route as GeoJSON, and
@@ -138,7 +138,7 @@ def statements(principal, filter_text: str, sortby: str):
     from permits.models import Application, Case
 
     queryables = {q.name: q for q in (
-        cql.Queryable("status", Case.status, "string", "case status"),
+        cql.Queryable("case_status", Case.status, "string", "case status"),
         cql.Queryable("decision_due", Case.decision_due, "date", "decision due"),
         cql.Queryable("received_at", Case.received_at, "datetime", "received"),
         cql.Queryable("reference", Application.reference, "string", "reference"),
@@ -209,8 +209,10 @@ def main() -> None:
         total = session.execute(text("SELECT (SELECT count(*) FROM applications), (SELECT count(*) FROM cases)")).one()
     due = (deadlines.local_date(g) + timedelta(days=args.due_days)).isoformat()
     soon = (deadlines.local_date(g) + timedelta(days=14)).isoformat()
-    filters = [(f"status IN ('received','in_review') AND decision_due < DATE('{due}')", "decision_due"),
-               (f"status = 'in_review' AND decision_due <= DATE('{soon}') AND reference LIKE 'HE-%'", "-decision_due")]
+    # the names of the case-parts collection's queryables (permits/gis/features.py), so that HTTP asks the same
+    filters = [(f"case_status IN ('received','in_review') AND decision_due < DATE('{due}')", "decision_due"),
+               (f"case_status = 'in_review' AND decision_due <= DATE('{soon}') AND reference LIKE 'HE-%'",
+                "-decision_due")]
     gen.say(f"{total[0]:,} applications, {total[1]:,} cases; authorities: "
             + "; ".join(f"{a[1]} ({a[2]:,} cases, {a[3]:,} received or in review)" for a in auths))
 
