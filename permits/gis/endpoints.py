@@ -86,6 +86,10 @@ class GeoJSONResponse(JSONResponse):
     media_type = GEOJSON
 
 
+class SchemaResponse(JSONResponse):
+    media_type = "application/schema+json"
+
+
 _PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
 _CONTENT_CRS = {"Content-Crs": {"description": "The CRS of the geometries, as <URI> (OGC API - Features Part 2)",
                                 "schema": {"type": "string"}}}
@@ -380,6 +384,7 @@ def _schema(request: Request, session: Session, principal: Principal, coll: Coll
 
 
 @router.get("/collections/{collection_id}/queryables", summary="What filter and the query parameters take",
+            response_class=SchemaResponse,
             openapi_extra=_doc("A JSON Schema (2020-12) whose properties are the queryables", F))
 def queryables(collection_id: str, request: Request, principal: Principal = Depends(GIS_READER),
                session: Session = Depends(get_read_session)) -> JSONResponse:
@@ -388,6 +393,7 @@ def queryables(collection_id: str, request: Request, principal: Principal = Depe
 
 
 @router.get("/collections/{collection_id}/sortables", summary="What sortby takes",
+            response_class=SchemaResponse,
             openapi_extra=_doc("A JSON Schema (2020-12) whose properties are the sortable properties", F))
 def sortables(collection_id: str, request: Request, principal: Principal = Depends(GIS_READER),
               session: Session = Depends(get_read_session)) -> JSONResponse:

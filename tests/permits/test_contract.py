@@ -238,7 +238,8 @@ def test_the_openapi_documents_problems_and_headers(app):
     assert sorted(spec["paths"]["/healthz"]["get"]["responses"]) == ["200", "422"]
     items = spec["paths"]["/api/v1/ogc/collections/{collection_id}/items"]["get"]
     assert [p["name"] for p in items["parameters"]] == ["collection_id", "f", "bbox", "bbox-crs", "crs", "datetime",
-                                                        "limit", "offset"]
+                                                        "limit", "offset", "filter", "filter-lang", "filter-crs",
+                                                        "sortby"]
     assert list(items["responses"]["200"]["content"]) == ["application/geo+json"]
     assert "Content-Crs" in items["responses"]["200"]["headers"]
     assert items["security"] == [{"bearer": []}, {"session": []}, {"basic": []}]
