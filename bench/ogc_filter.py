@@ -11,10 +11,10 @@ template application per route through the real service, all others written set-
 Measured, for the busiest authority (Hessen Mobil) and a small one (a Gemeinde), --runs requests each after 5
 warm-up, p50 and p95:
 
-- the filter ``status IN ('received','in_review') AND decision_due < DATE(<G + --due-days>)`` sorted by
+- the filter ``case_status IN ('received','in_review') AND decision_due < DATE(<G + --due-days>)`` sorted by
   ``decision_due`` (and a second, narrower one), as SQL built by ``permits.gis.cql`` the way an items endpoint over
   the cases would: the caller's cases (``permits.repository.readable_cases``) with the WHERE clause from
-  ``parse_filter`` (``status`` a queryable with the case statuses as its enum), joined to their applications,
+  ``parse_filter`` (``case_status`` a queryable with the case statuses as its enum), joined to their applications,
   ORDER BY from ``parse_sortby`` + id, LIMIT 101, the route as GeoJSON; numberMatched as count(*) of the caller's cases
   under the filter (joined to the applications only when the filter reads their columns); two statements over one
   session, as the endpoint runs them;
@@ -143,7 +143,7 @@ def statements(principal, filter_text: str, sortby: str):
     from permits.models import Application, Case, CaseStatus
 
     queryables = {q.name: q for q in (
-        cql.Queryable("status", Case.status, "string", "case status", enum=tuple(s.value for s in CaseStatus)),
+        cql.Queryable("case_status", Case.status, "string", "case status", enum=tuple(s.value for s in CaseStatus)),
         cql.Queryable("decision_due", Case.decision_due, "date", "decision due"),
         cql.Queryable("received_at", Case.received_at, "datetime", "received"),
         cql.Queryable("reference", Application.reference, "string", "reference"),
@@ -218,8 +218,9 @@ def main() -> None:
         total = session.execute(text("SELECT (SELECT count(*) FROM applications), (SELECT count(*) FROM cases)")).one()
     due = (deadlines.local_date(g) + timedelta(days=args.due_days)).isoformat()
     soon = (deadlines.local_date(g) + timedelta(days=14)).isoformat()
-    filters = [(f"status IN ('received','in_review') AND decision_due < DATE('{due}')", "decision_due"),
-               (f"status = 'in_review' AND decision_due <= DATE('{soon}') AND reference LIKE 'HE-%'", "-decision_due")]
+    filters = [(f"case_status IN ('received','in_review') AND decision_due < DATE('{due}')", "decision_due"),
+               (f"case_status = 'in_review' AND decision_due <= DATE('{soon}') AND reference LIKE 'HE-%'",
+                "-decision_due")]
     gen.say(f"{total[0]:,} applications, {total[1]:,} cases; authorities: "
             + "; ".join(f"{a[1]} ({a[2]:,} cases, {a[3]:,} received or in review)" for a in auths))
 
