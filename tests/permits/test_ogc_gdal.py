@@ -1,7 +1,7 @@
 """The OGC API - Features as GDAL (``ogrinfo``, ``ogr2ogr``: the OAPIF driver of gdal-bin, which scripts/setup.sh
-installs) sees it, against a real server: every collection is a layer with one geometry type, each layer converts
-into a Shapefile, the token works as the password of HTTP Basic, and a page in EPSG:25832 (``crs``) is what GDAL's
-own transformation of the CRS84 layer gives.
+installs) and owslib see it, against a real server: every collection is a layer with one geometry type, each layer
+converts into a Shapefile, the token works as the password of HTTP Basic, a page in EPSG:25832 (``crs``) is what
+GDAL's own transformation of the CRS84 layer gives, and CQL2 filters and sort keys work from both.
 
 The people and applications are COMMITTED (the server has its own connections) and removed afterwards, like the
 browser tests' (tests/web/conftest.py)."""
@@ -15,12 +15,15 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
+from urllib.parse import quote
 
 import httpx
 import pyogrio
 import pyogrio.raw
 import pytest
 import shapely
+from owslib.ogcapi.features import Features
+from owslib.util import Authentication
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
@@ -153,3 +156,31 @@ def test_a_page_in_epsg_25832_is_what_gdal_makes_of_crs84(gis, tmp_path):
         b = shapely.get_coordinates(shapely.geometry.shape(by_gdal[f["properties"]["reference"]]["geometry"]))
         assert a.shape == b.shape and abs(a - b).max() < 0.01
         assert 400_000 < a[:, 0].min() and a[:, 1].max() < 5_600_000
+
+
+def test_filters_with_gdal_and_owslib(gis, tmp_path):
+    """A CQL2 filter read by GDAL (the items URL with filter and crs, GeoJSON driver; -where on the OAPIF layer)
+    and by owslib's OGC API client (conformance, collections, queryables, items with filter and sortby)."""
+    url = (f"{gis.base}/api/v1/ogc/collections/case-parts/items?limit=1000&crs={EPSG}25832&filter="
+           + quote("road_ref = 'L 3262' AND case_status IN ('received','incomplete','in_review')"))
+    out = tmp_path / "l3262.geojson"
+    converted = gdal("ogr2ogr", "-f", "GeoJSON", "-a_srs", "EPSG:25832", str(out), url, token=gis.mobil)
+    assert converted.returncode == 0, converted.stderr
+    pieces = json.loads(out.read_text())["features"]
+    assert pieces and {f["properties"]["road_ref"] for f in pieces} == {"L 3262"}
+    assert 470_000 < shapely.get_coordinates(shapely.geometry.shape(pieces[0]["geometry"]))[0, 0] < 490_000
+    where = tmp_path / "where"
+    converted = gdal("ogr2ogr", "-f", "ESRI Shapefile", "-where", "road_ref = 'B 44'", str(where),
+                     f"OAPIF:{gis.base}/api/v1/ogc", "case-parts", token=gis.mobil)
+    assert converted.returncode == 0, converted.stderr
+    meta, _, _, values = pyogrio.raw.read(next(where.glob("*.shp")))
+    assert set(dict(zip(meta["fields"], values, strict=True))["road_ref"]) == {"B 44"}
+
+    features = Features(f"{gis.base}/api/v1/ogc", auth=Authentication("owslib", gis.mobil))
+    assert "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text" in features.conformance()["conformsTo"]
+    assert features.feature_collections() == list(LAYERS)
+    assert {"road_ref", "case_status", "days_left", "geometry"} <= set(
+        features.collection_queryables("case-parts")["properties"])
+    found = features.collection_items("case-parts", filter="road_ref = 'L 3262'", sortby=("length_m", "desc"))
+    lengths = [f["properties"]["length_m"] for f in found["features"]]
+    assert lengths == sorted(lengths, reverse=True) and len(lengths) == found["numberMatched"] == len(pieces)
