@@ -66,7 +66,7 @@ from sqlalchemy import (
     or_,
     true,
 )
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from breitband.errors import UnprocessableEntity
 from geo.crs import crs_of, parse_crs, transform_geometry
@@ -203,6 +203,19 @@ class _Value:
     label: str
     prop: str | None = None       # the property, when the operand is one
     literal: Any = None           # the Python value, when the operand is a literal
+    enum: tuple[str, ...] | None = None    # the property's fixed values
+
+
+def _inline(prop: _Value, other: _Value) -> _Value:
+    """``other`` written into the SQL when it is one of ``prop``'s enum values (ours, not the client's text: a
+    member of the whitelist): a status compared with constants lets the planner prove the predicate of a partial
+    index (``ix_cases_open_due``: the open statuses), which a bound parameter of a prepared statement's generic plan
+    cannot. Anything else stays a bound parameter."""
+    if prop.enum is not None and isinstance(other.sql, BindParameter) and other.literal in prop.enum:
+        value = next(v for v in prop.enum if v == other.literal)
+        return _Value(bindparam(None, value, type_=String(), literal_execute=True), "string", other.label,
+                      literal=value)
+    return other
 
 
 def _kind(t: str) -> str:
@@ -234,7 +247,7 @@ class _Compiler:
         q = self.queryables.get(name)
         if q is not None:
             t = "geometry" if q.type in GEOMETRY_TYPES else q.type
-            return _Value(q.expression(), t, f"property {name!r}", prop=name)
+            return _Value(q.expression(), t, f"property {name!r}", prop=name, enum=q.enum)
         if name == "geometry" and self.geometry is not None:
             return _Value(self.geometry, "geometry", "property 'geometry'", prop=name)
         names = sorted(self.queryables) + (["geometry"] if self.geometry is not None and
@@ -357,6 +370,7 @@ class _Compiler:
             raise self.fail(f"{op} does not order {_a(a.type)}s", prop=a.prop or b.prop)
         if a.type == "geometry":
             raise self.fail("geometries are compared with S_EQUALS, not =", prop=a.prop or b.prop)
+        a, b = _inline(b, a), _inline(a, b)
         return getattr(a.sql, _COMPARE[op])(b.sql)
 
     def same(self, a: _Value, b: _Value, what: str) -> None:
@@ -399,7 +413,7 @@ class _Compiler:
             raise self.fail("IN does not take geometries", prop=a.prop)
         for item in items:
             self.same(a, item, "IN")
-        expr = a.sql.in_([i.sql for i in items])
+        expr = a.sql.in_([_inline(a, i).sql for i in items])
         return not_(expr) if negated else expr
 
     def isnull(self, a: _Value, negated: bool) -> ColumnElement[bool]:

@@ -190,6 +190,22 @@ def test_injection_attempts_stay_literals(session, apps):
     assert "1=1" not in str(where.compile()) and "OR" not in str(where.compile())
 
 
+def test_enum_values_are_written_into_the_sql_and_nothing_else(session, apps, engine):
+    """A status compared with one of its enum values is rendered as a constant (a partial index's predicate can be
+    proven from it); any other string stays a bound parameter."""
+    def sql(filter_text: str) -> str:
+        where = cql.parse_filter(filter_text, None, QUERYABLES)
+        return str(select(Application.id).where(where).compile(engine, compile_kwargs={"render_postcompile": True}))
+
+    assert "applications.status IN ('draft', 'granted')" in sql("status IN ('draft', 'granted')")
+    assert "'submitted' != applications.status" in sql("'submitted' <> status")
+    assert "'draft'" not in sql("project_name = 'draft'")                  # no enum: bound
+    bound = sql("status IN ('draft', 'draft'' OR 1=1 --')")
+    assert "'draft'" in bound and "1=1" not in bound                      # not an enum value: bound
+    assert names(session, apps, "status IN ('draft', 'granted')") == [DRAFT]
+    assert names(session, apps, "status IN ('draft', 'draft'' OR 1=1 --')") == [DRAFT]
+
+
 ERRORS = [
     # (filter, lang, property, words in the detail, position)
     ("status = ", None, None, "syntax error at character 10", 10),
