@@ -119,6 +119,11 @@ if [ ! -f web/dist/index.html ] || [ ! -f "web/dist/.breitband-src-$WEB_SRC_HASH
   (cd web && npm run --silent build -- --logLevel warn)
   touch "web/dist/.breitband-src-$WEB_SRC_HASH"
 fi
+# GDAL's command-line tools: the tests read the OGC API - Features with ogrinfo/ogr2ogr (OAPIF driver), as GIS desks do.
+if ! command -v ogr2ogr >/dev/null; then
+  log "installing gdal-bin (ogrinfo, ogr2ogr for the OGC API tests)"
+  apt_install gdal-bin
+fi
 if [ ! -x /usr/bin/chromium ]; then
   log "installing Chromium (headless browser for the browser tests)"
   apt_install chromium

@@ -1,86 +1,113 @@
-"""OGC API - Features (Part 1: Core, GeoJSON) for permit applications, so that authorities' and operators' GIS
-tools (QGIS: "Add WFS / OGC API - Features layer", with the API token as the password of HTTP Basic, or as a
-Bearer header) read the routes directly.
+"""OGC API - Features (Part 1: Core, GeoJSON; Part 2: CRS by reference) for permit applications and cases, so that
+authorities' and operators' GIS tools (QGIS: "Add WFS / OGC API - Features layer", with the API token as the password
+of HTTP Basic, or as a Bearer header; GDAL's OAPIF driver) read them directly.
 
     GET /api/v1/ogc                                          landing page
     GET /api/v1/ogc/conformance                              the conformance classes implemented
-    GET /api/v1/ogc/collections                              one collection: applications
-    GET /api/v1/ogc/collections/applications                 its description (extent: the tenant's territory)
-    GET /api/v1/ogc/collections/applications/items           GeoJSON, ?bbox=&datetime=&limit=&offset=
-    GET /api/v1/ogc/collections/applications/items/{id}      one feature
+    GET /api/v1/ogc/collections                              the collections (permits/gis/features.py)
+    GET /api/v1/ogc/collections/{id}                         one (extent: the tenant's territory; crs, storageCrs)
+    GET /api/v1/ogc/collections/{id}/items                   GeoJSON, ?bbox=&bbox-crs=&crs=&datetime=&limit=&offset=
+    GET /api/v1/ogc/collections/{id}/items/{fid}             one feature, ?crs=
 
-The collection holds what the caller may read (``permits.repository.readable_applications``: an operator its own
-applications, an authority those with a case of its own, with that case's status and decision date, a tenant
-admin all), those with a route, newest first. Geometry in CRS84 (longitude, latitude), as simple as the route
-allows (trenches only: a LineString or MultiLineString, which GIS layers take; with pits or areas a
-GeometryCollection). ``datetime`` filters by the planned works period (start and end day of the current version),
-so a GIS user sees the works in a time window.
+Every collection has one geometry type (``permits/gis/features.py``: trenches, pits and areas of the applications;
+the pieces of the cases), so that every GIS layer has one. Geometry in CRS84 (longitude, latitude) unless ``crs``
+asks for another offered CRS (``permits/gis/params.py``); PostGIS transforms it in the same statement, and the
+answer names its CRS in ``Content-Crs``. ``datetime`` filters by the planned works period (start and end day of the
+current version), so a GIS user sees the works in a time window.
 Invalid or unknown query parameters are 400 problem+json (OGC requirement /req/core/query-param-invalid and
 /query-param-unknown); ``limit`` above 1,000 is served as 1,000.
 """
 
 from __future__ import annotations
 
-import json
-import uuid
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import Date, and_, cast, func, literal, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from breitband import clock, dates
 from breitband.auth import require
 from breitband.db import get_read_session
-from breitband.errors import NotFound, ProblemError
+from breitband.errors import NotFound
 from breitband.identity import Principal
-from breitband.models import Organisation
+from geo.service import tenant_context
 from geo.tiles import tenant_bounds
-from permits import deadlines, repository
-from permits.models import Application, ApplicationVersion
+from permits import deadlines
+from permits.gis import cql, features
+from permits.gis.features import COLLECTIONS, Collection
+from permits.gis.params import (
+    BBOX,
+    BBOX_CRS,
+    CRS84,
+    CRS_PARAM,
+    DATETIME,
+    DEFAULT_LIMIT,
+    FILTER,
+    FILTER_CRS,
+    FILTER_LANG,
+    LIMIT,
+    MAX_LIMIT,
+    OFFSET,
+    SORTBY,
+    BadParameter,
+    Crs,
+    F,
+    offered_crs,
+    parse_bbox,
+    parse_crs,
+    parse_datetime,
+    parse_int,
+)
 
 router = APIRouter(prefix="/api/v1/ogc", tags=["OGC API - Features"])
 # Any role; Bearer or, for GIS desktops, HTTP Basic with the token as the password (breitband.auth).
 GIS_READER = require(basic=True)
 
 GEOJSON = "application/geo+json"
-CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
-# What is true: Core and GeoJSON. Not "oas30": the service description (/openapi.json) is OpenAPI 3.1.
+# What is true: Core, GeoJSON, Part 2 (CRS by reference), Part 3 (queryables, as query parameters too, filter,
+# features-filter) with the CQL2 classes permits/gis/cql.py implements, and sorting (Part 5 sortables: sortby and
+# /sortables). Not "oas30": /openapi.json is OpenAPI 3.1.
 CONFORMANCE = ["http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
-               "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson"]
-COLLECTION = "applications"
-DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
-ITEM_PARAMS = {"bbox", "datetime", "limit", "offset", "f"}
-
-
-class BadParameter(ProblemError):
-    status, type, title = 400, "invalid-parameter", "Invalid query parameter"
+               "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+               "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+               "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
+               *cql.CONFORMANCE,
+               "http://www.opengis.net/spec/ogcapi-features-5/1.0/conf/sortables"]
+ITEM_PARAMS = {"bbox", "bbox-crs", "crs", "datetime", "limit", "offset", "f", "filter", "filter-lang", "filter-crs",
+               "sortby"}
+SCHEMA_JSON = "application/schema+json"
 
 
 class GeoJSONResponse(JSONResponse):
     media_type = GEOJSON
 
 
-# The query parameters the endpoints read themselves (unknown ones are 400), for the OpenAPI.
-_F = {"name": "f", "in": "query", "required": False, "schema": {"type": "string", "enum": ["json", "geojson"]},
-      "description": "Output format; JSON only"}
-_ITEM_QUERY = [_F, {"name": "bbox", "in": "query", "required": False, "schema": {"type": "string"},
-                    "description": "minLon,minLat,maxLon,maxLat in CRS84 (or 6 numbers of a 3D box)"},
-               {"name": "datetime", "in": "query", "required": False, "schema": {"type": "string"},
-                "description": "RFC 3339 date or date-time, or an interval a/b with '..' for an open end"},
-               {"name": "limit", "in": "query", "required": False, "description": "Above 1,000 served as 1,000",
-                "schema": {"type": "integer", "minimum": 1, "maximum": 1_000_000, "default": DEFAULT_LIMIT}},
-               {"name": "offset", "in": "query", "required": False,
-                "schema": {"type": "integer", "minimum": 0, "maximum": 1_000_000, "default": 0}}]
+class SchemaResponse(JSONResponse):
+    media_type = "application/schema+json"
 
 
-def _doc(*params: dict[str, Any]) -> dict[str, Any]:
-    return {"parameters": list(params), "responses": {"400": {
-        "description": "An invalid or unknown query parameter (type invalid-parameter)",
-        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}}}
+_PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+_CONTENT_CRS = {"Content-Crs": {"description": "The CRS of the geometries, as <URI> (OGC API - Features Part 2)",
+                                "schema": {"type": "string"}}}
+
+
+def _doc(answer: str, *params: dict[str, Any], geojson: bool = False, crs: bool = False) -> dict[str, Any]:
+    """The operation's query parameters (the endpoints read them themselves, so FastAPI does not see them) and its
+    answers: 200 (what it returns, ``Content-Crs`` where geometries come back) and 400 for a bad parameter."""
+    ok: dict[str, Any] = {"description": answer}
+    if geojson:
+        ok["content"] = {GEOJSON: {"schema": {"type": "object", "required": ["type"],
+                                              "properties": {"type": {"type": "string"}}}}}
+    if crs:
+        ok["headers"] = _CONTENT_CRS
+    return {"parameters": list(params), "responses": {
+        "200": ok,
+        "400": {"description": "An invalid or unknown query parameter, or a CRS not offered (type invalid-parameter, "
+                               "with parameter)", "content": _PROBLEM}}}
 
 
 def _site(request: Request) -> str:
@@ -98,8 +125,9 @@ def _page(request: Request, collection_id: str, params: dict[str, str]) -> str:
     return f"{_base(request)}/collections/{collection_id}/items" + (f"?{query}" if query else "")
 
 
-def _json(body: dict[str, Any], media_type: str = "application/json") -> JSONResponse:
-    return JSONResponse(body, media_type=media_type)
+def _json(body: dict[str, Any], media_type: str = "application/json",
+          headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body, media_type=media_type, headers=headers)
 
 
 def _only(request: Request, allowed: set[str]) -> None:
@@ -112,14 +140,20 @@ def _only(request: Request, allowed: set[str]) -> None:
         raise BadParameter(f"f={f!r}: only JSON (f=json) is offered", parameter="f")
 
 
-@router.get("", summary="Landing page of the OGC API - Features", openapi_extra=_doc(_F))
+def _storage_srid(session: Session, principal: Principal) -> int:
+    """The tenant's metric CRS (its ``srid``), in which lengths are measured: the collections' storageCrs."""
+    return tenant_context(session, principal.tenant_key, principal.tenant_stamp)[1]
+
+
+@router.get("", summary="Landing page of the OGC API - Features",
+            openapi_extra=_doc("Links to the API definition, the conformance classes and the collections", F))
 def landing(request: Request, principal: Principal = Depends(GIS_READER)) -> JSONResponse:
     _only(request, {"f"})
     base = _base(request)
     return _json({
         "title": "Breitband – Genehmigungsanträge (OGC API - Features)",
-        "description": "Trassen der Anträge nach § 127 TKG, die Sie lesen dürfen / routes of the permit applications "
-                       "you may read",
+        "description": "Trassen der Anträge nach § 127 TKG und die Abschnitte der Verfahren, die Sie lesen dürfen / "
+                       "routes of the permit applications and the pieces of the cases you may read",
         "links": [
             {"href": base, "rel": "self", "type": "application/json", "title": "this document"},
             {"href": _site(request) + "/openapi.json", "rel": "service-desc",
@@ -132,233 +166,236 @@ def landing(request: Request, principal: Principal = Depends(GIS_READER)) -> JSO
         ]})
 
 
-@router.get("/conformance", summary="Conformance classes implemented", openapi_extra=_doc(_F))
+@router.get("/conformance", summary="Conformance classes implemented",
+            openapi_extra=_doc("The conformance classes (conformsTo)", F))
 def conformance(request: Request, principal: Principal = Depends(GIS_READER)) -> JSONResponse:
     _only(request, {"f"})
     return _json({"conformsTo": CONFORMANCE})
 
 
-def _collection(request: Request, session: Session, principal: Principal) -> dict[str, Any]:
+def _collection(request: Request, coll: Collection, bounds: list[float], storage_srid: int) -> dict[str, Any]:
     base = _base(request)
+    storage = next(c for c in offered_crs(storage_srid)[1:] if c.srid == storage_srid)
     return {
-        "id": COLLECTION,
-        "title": "Anträge / applications",
-        "description": "Trassen (Linien), Gruben und Schächte (Punkte) und Baufelder (Flächen) der Anträge, die Sie "
-                       "lesen dürfen, mit Aktenzeichen, Vorhaben, Stand und geplantem Bauzeitraum",
+        "id": coll.id,
+        "title": coll.title,
+        "description": coll.description,
         "itemType": "feature",
-        "crs": [CRS84],
-        "extent": {"spatial": {"bbox": [tenant_bounds(session, principal.tenant_key) or [-180, -90, 180, 90]],
-                               "crs": CRS84},
+        # one geometry type per collection, as pygeoapi and ldproxy announce it (not part of Part 1)
+        "geometryType": coll.geometry_type,
+        "crs": [c.uri for c in offered_crs(storage_srid)],
+        "storageCrs": storage.uri,
+        "extent": {"spatial": {"bbox": [bounds], "crs": CRS84},
                    "temporal": {"interval": [[None, None]]}},
         "links": [
-            {"href": f"{base}/collections/{COLLECTION}", "rel": "self", "type": "application/json"},
-            {"href": f"{base}/collections/{COLLECTION}/items", "rel": "items", "type": GEOJSON,
-             "title": "the applications as GeoJSON"},
+            {"href": f"{base}/collections/{coll.id}", "rel": "self", "type": "application/json"},
+            {"href": f"{base}/collections/{coll.id}/items", "rel": "items", "type": GEOJSON,
+             "title": f"{coll.title} as GeoJSON"},
+            {"href": f"{base}/collections/{coll.id}/queryables", "type": SCHEMA_JSON,
+             "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables", "title": "what filter and the query "
+                                                                               "parameters take"},
+            {"href": f"{base}/collections/{coll.id}/sortables", "type": SCHEMA_JSON,
+             "rel": "http://www.opengis.net/def/rel/ogc/1.0/sortables", "title": "what sortby takes"},
         ],
     }
 
 
-@router.get("/collections", summary="The collections: applications", openapi_extra=_doc(_F))
+def _bounds(session: Session, principal: Principal) -> list[float]:
+    return tenant_bounds(session, principal.tenant_key) or [-180, -90, 180, 90]
+
+
+@router.get("/collections", summary="The collections: applications (trenches, points, areas), case pieces",
+            openapi_extra=_doc("The collections, each with one geometry type", F))
 def collections(request: Request, principal: Principal = Depends(GIS_READER),
                 session: Session = Depends(get_read_session)) -> JSONResponse:
     _only(request, {"f"})
     base = _base(request)
+    bounds, storage = _bounds(session, principal), _storage_srid(session, principal)
     return _json({"links": [{"href": f"{base}/collections", "rel": "self", "type": "application/json"}],
-                  "collections": [_collection(request, session, principal)]})
+                  "collections": [_collection(request, c, bounds, storage) for c in COLLECTIONS.values()]})
 
 
-@router.get("/collections/{collection_id}", summary="One collection", openapi_extra=_doc(_F))
+@router.get("/collections/{collection_id}", summary="One collection",
+            openapi_extra=_doc("The collection: extent, CRS offered, storageCrs, links", F))
 def collection(collection_id: str, request: Request, principal: Principal = Depends(GIS_READER),
                session: Session = Depends(get_read_session)) -> JSONResponse:
     _only(request, {"f"})
-    _known(collection_id)
-    return _json(_collection(request, session, principal))
+    coll = _known(collection_id)
+    return _json(_collection(request, coll, _bounds(session, principal), _storage_srid(session, principal)))
 
 
-def _known(collection_id: str) -> None:
-    if collection_id != COLLECTION:
-        raise NotFound(f"No collection {collection_id!r}; there is {COLLECTION!r}", type="collection-not-found")
+def _known(collection_id: str) -> Collection:
+    coll = COLLECTIONS.get(collection_id)
+    if coll is None:
+        raise NotFound(f"No collection {collection_id!r}; there are {', '.join(COLLECTIONS)}",
+                       type="collection-not-found")
+    return coll
 
 
 # --- items ---------------------------------------------------------------------------------------------------
 
-def parse_bbox(raw: str | None) -> tuple[float, float, float, float] | None:
-    """``minLon,minLat,maxLon,maxLat`` (or the 6 numbers of a 3D box, whose heights are ignored), CRS84."""
-    if raw is None:
-        return None
-    try:
-        values = [float(v) for v in raw.split(",")]
-    except ValueError:
-        raise BadParameter(f"bbox={raw!r}: four comma-separated numbers expected (minLon,minLat,maxLon,maxLat)",
-                           parameter="bbox") from None
-    if len(values) == 6:
-        values = [values[0], values[1], values[3], values[4]]
-    if len(values) != 4 or not all(map(_finite, values)):
-        raise BadParameter(f"bbox={raw!r}: four numbers expected (minLon,minLat,maxLon,maxLat)", parameter="bbox")
-    x0, y0, x1, y1 = values
-    if not (-180 <= x0 <= 180 and -180 <= x1 <= 180 and -90 <= y0 <= 90 and -90 <= y1 <= 90):
-        raise BadParameter(f"bbox={raw!r}: longitudes within ±180, latitudes within ±90 (CRS84: longitude first)",
-                           parameter="bbox")
-    if y0 > y1 or x0 > x1:
-        raise BadParameter(f"bbox={raw!r}: the minimum comes first (a box across the antimeridian is not "
-                           "supported)", parameter="bbox")
-    return x0, y0, x1, y1
+def _envelope(box: tuple[float, float, float, float], crs: Crs):
+    """The box in EPSG:4326. A projected box's edges are densified before the transformation (64 points a side),
+    so that its curved outline in degrees is followed, not cut short between the corners."""
+    env = func.ST_MakeEnvelope(*box, crs.srid)
+    if crs.srid == 4326:
+        return env
+    side = max(box[2] - box[0], box[3] - box[1]) / 64 or 1.0
+    return func.ST_Transform(func.ST_Segmentize(env, side), 4326)
 
 
-def _finite(v: float) -> bool:
-    return v == v and abs(v) != float("inf")
-
-
-def parse_datetime(raw: str | None) -> tuple[date | None, date | None] | None:
-    """An instant or an interval (``a/b``, ``../b``, ``a/..``) of RFC 3339 dates or date-times → (first, last) day,
-    dates in Europe/Berlin."""
-    if raw is None:
-        return None
-    parts = raw.split("/")
-    if len(parts) > 2 or not all(parts):
-        raise BadParameter(f"datetime={raw!r}: an RFC 3339 date or date-time, or an interval a/b with '..' for an "
-                           "open end", parameter="datetime")
-    days = [None if p == ".." else _day(p, raw) for p in parts]
-    if len(days) == 1:
-        if days[0] is None:
-            raise BadParameter(f"datetime={raw!r}: '..' only as one end of an interval", parameter="datetime")
-        return days[0], days[0]
-    if len(days) == 2 and days == [None, None]:
-        return None                                   # open at both ends: no filter
-    if days[0] and days[1] and days[0] > days[1]:
-        raise BadParameter(f"datetime={raw!r}: the interval ends before it starts", parameter="datetime")
-    return days[0], days[1]
-
-
-def _day(value: str, raw: str) -> date:
-    try:
-        if len(value) == 10:
-            return date.fromisoformat(value)
-        moment = datetime.fromisoformat(value.replace("z", "Z"))
-    except ValueError:
-        raise BadParameter(f"datetime={raw!r}: {value!r} is not an RFC 3339 date or date-time",
-                           parameter="datetime") from None
-    if moment.tzinfo is None:
-        raise BadParameter(f"datetime={raw!r}: {value!r} needs a time zone (Z or +01:00)", parameter="datetime")
-    return deadlines.local_date(moment)
-
-
-def parse_int(raw: str | None, name: str, default: int, low: int, high: int = 1_000_000) -> int:
-    if raw is None:
-        return default
-    try:
-        value = int(raw) if len(raw) <= 12 else None
-    except ValueError:
-        value = None
-    if value is None:
-        raise BadParameter(f"{name}={raw[:20]!r}: a whole number from {low} to {high} expected",
-                           parameter=name) from None
-    if not low <= value <= high:
-        raise BadParameter(f"{name}={raw!r}: from {low} to {high}", parameter=name)
-    return value
-
-
-def _items_statement(principal: Principal):
-    current = ApplicationVersion
-    start = cast(current.content["planned_start"].astext, Date)
-    end = cast(current.content["planned_end"].astext, Date)
-    cols = [Application.id, Application.reference, Application.project_name, Application.operator_reference,
-            Application.status, Application.submitted_at, Application.updated_at,
-            Organisation.name.label("applicant"), start.label("planned_start"), end.label("planned_end"),
-            func.ST_AsGeoJSON(func.ST_CollectionHomogenize(Application.route_geom), 7).label("geometry")]
-    stmt = (repository.readable_applications(principal)
-            .join(Organisation, Organisation.id == Application.applicant_org_id)
-            .outerjoin(current, and_(current.application_id == Application.id,
-                                     current.number == Application.current_version))
-            .where(Application.route_geom.is_not(None)))
-    if repository.is_authority(principal):     # the caller's own case: its state and decision date
-        my_case = repository.own_case(principal)
-        stmt = stmt.outerjoin(my_case, literal(True))
-        cols += [my_case.c.id.label("case_id"), my_case.c.status.label("case_status"),
-                 my_case.c.decision_due]
-    return stmt.with_only_columns(*cols), start, end
-
-
-def _feature(row, base: str, site: str) -> dict[str, Any]:
-    m = row._mapping
-    props: dict[str, Any] = {
-        "reference": m["reference"], "project_name": m["project_name"],
-        "operator_reference": m["operator_reference"], "status": m["status"], "applicant": m["applicant"],
-        "submitted_at": _iso(m["submitted_at"]), "updated_at": _iso(m["updated_at"]),
-        "planned_start": _iso(m["planned_start"]), "planned_end": _iso(m["planned_end"]),
-    }
-    web = f"{site}/#/application/{m['id']}"
-    if "case_id" in m:
-        props.update(case_status=m["case_status"], decision_due=_iso(m["decision_due"]))
-        if m["case_id"] is not None:
-            web = f"{site}/#/case/{m['case_id']}"
-    props["url"] = web
-    return {"type": "Feature", "id": str(m["id"]), "geometry": json.loads(m["geometry"]), "properties": props,
-            "links": [{"href": f"{base}/collections/{COLLECTION}/items/{m['id']}", "rel": "self", "type": GEOJSON},
-                      {"href": web, "rel": "alternate", "type": "text/html", "title": "in the web app"}]}
-
-
-def _iso(value) -> str | None:
-    return None if value is None else value.isoformat()
-
-
-@router.get("/collections/{collection_id}/items", summary="Applications as GeoJSON (bbox, datetime, limit, offset)",
-            response_class=GeoJSONResponse, openapi_extra=_doc(*_ITEM_QUERY))
+@router.get("/collections/{collection_id}/items",
+            summary="The features of a collection as GeoJSON (bbox, bbox-crs, crs, datetime, filter, sortby, "
+                    "limit, offset; a queryable as a parameter compares for equality)",
+            response_class=GeoJSONResponse,
+            openapi_extra=_doc("A GeoJSON FeatureCollection with numberMatched, numberReturned and next/prev links",
+                               F, BBOX, BBOX_CRS, CRS_PARAM, DATETIME, LIMIT, OFFSET, FILTER, FILTER_LANG,
+                               FILTER_CRS, SORTBY, geojson=True, crs=True))
 def items(collection_id: str, request: Request, principal: Principal = Depends(GIS_READER),
           session: Session = Depends(get_read_session)) -> JSONResponse:
-    _only(request, ITEM_PARAMS)
-    _known(collection_id)
+    coll = _known(collection_id)
     q = request.query_params
-    bbox = parse_bbox(q.get("bbox"))
+    # the queryables are query parameters too (Part 3): known only with the caller's collection
+    storage = _storage_srid(session, principal)
+    _only(request, ITEM_PARAMS | set(features.query(principal, coll, offered_crs(storage)[0], date.min, "").props))
+    crs = parse_crs(q.get("crs"), "crs", storage)
+    bbox_crs = parse_crs(q.get("bbox-crs"), "bbox-crs", storage)
+    bbox = parse_bbox(q.get("bbox"), bbox_crs)
     window = parse_datetime(q.get("datetime"))
     limit = min(parse_int(q.get("limit"), "limit", DEFAULT_LIMIT, 1), MAX_LIMIT)
     offset = parse_int(q.get("offset"), "offset", 0, 0)
-    stmt, start, end = _items_statement(principal)
+    base, site = _base(request), _site(request)
+    qry = features.query(principal, coll, crs, deadlines.local_date(clock.now()), site)
+    stmt = qry.stmt
     if bbox is not None:
-        stmt = stmt.where(func.ST_Intersects(Application.route_geom, func.ST_MakeEnvelope(*bbox, 4326)))
+        env = _envelope(bbox, bbox_crs)
+        stmt = stmt.where(qry.index_geom.op("&&")(env), func.ST_Intersects(qry.geom_4326, env))
     if window is not None:
         first, last = window
-        stmt = stmt.where(start.is_not(None), end.is_not(None),
-                          *([end >= first] if first else []), *([start <= last] if last else []))
-    rows = session.execute(stmt.order_by(Application.created_at.desc(), Application.id)
-                           .limit(limit + 1).offset(offset)).all()
+        stmt = stmt.where(qry.start.is_not(None), qry.end.is_not(None),
+                          *([qry.end >= first] if first else []), *([qry.start <= last] if last else []))
+    queryables = _queryables(qry, coll)
+    where = _filters(q, queryables, qry)
+    if where is not None:
+        stmt = stmt.where(where)
+    order = cql.parse_sortby(q["sortby"], queryables) if q.get("sortby") else []
+    rows = session.execute(stmt.order_by(*order, *qry.order).limit(limit + 1).offset(offset)).all()
     # all the caller may read under these filters (GDAL and QGIS show it and page by it)
     matched = len(rows) + offset if len(rows) <= limit and (rows or not offset) else \
         session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
-    base, site = _base(request), _site(request)
-    features = [_feature(r, base, site) for r in rows[:limit]]
+    found = [features.feature(r, qry, coll, base, site) for r in rows[:limit]]
     here = {k: v for k, v in q.items()}
-    links = [{"href": _page(request, COLLECTION, here), "rel": "self", "type": GEOJSON, "title": "this page"},
-             {"href": f"{base}/collections/{COLLECTION}", "rel": "collection", "type": "application/json"}]
+    links = [{"href": _page(request, coll.id, here), "rel": "self", "type": GEOJSON, "title": "this page"},
+             {"href": f"{base}/collections/{coll.id}", "rel": "collection", "type": "application/json"}]
     if len(rows) > limit:
-        links.append({"href": _page(request, COLLECTION, {**here, "offset": str(offset + limit),
-                                                          "limit": str(limit)}),
+        links.append({"href": _page(request, coll.id, {**here, "offset": str(offset + limit), "limit": str(limit)}),
                       "rel": "next", "type": GEOJSON, "title": "next page"})
     if offset:
-        links.append({"href": _page(request, COLLECTION, {**here, "offset": str(max(0, offset - limit)),
-                                                          "limit": str(limit)}),
+        links.append({"href": _page(request, coll.id, {**here, "offset": str(max(0, offset - limit)),
+                                                       "limit": str(limit)}),
                       "rel": "prev", "type": GEOJSON, "title": "previous page"})
-    return _json({"type": "FeatureCollection", "features": features, "numberMatched": matched,
-                  "numberReturned": len(features), "timeStamp": dates.iso_seconds(clock.now()),
-                  "links": links}, GEOJSON)
+    return _json({"type": "FeatureCollection", "features": found, "numberMatched": matched,
+                  "numberReturned": len(found), "timeStamp": dates.iso_seconds(clock.now()),
+                  "links": links}, GEOJSON, {"Content-Crs": f"<{crs.uri}>"})
 
 
-@router.get("/collections/{collection_id}/items/{feature_id}", summary="One application as a GeoJSON feature",
-            response_class=GeoJSONResponse, openapi_extra=_doc(_F))
+@router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature as GeoJSON (crs)",
+            response_class=GeoJSONResponse,
+            openapi_extra=_doc("A GeoJSON Feature", F, CRS_PARAM, geojson=True, crs=True))
 def item(collection_id: str, feature_id: str, request: Request, principal: Principal = Depends(GIS_READER),
          session: Session = Depends(get_read_session)) -> JSONResponse:
-    _only(request, {"f"})
-    _known(collection_id)
-    try:
-        app_id = uuid.UUID(feature_id)
-    except ValueError:
-        raise NotFound(f"No application {feature_id!r} in {COLLECTION}", type="feature-not-found") from None
-    stmt, _, _ = _items_statement(principal)
-    row = session.execute(stmt.where(Application.id == app_id)).first()
+    _only(request, {"f", "crs"})
+    coll = _known(collection_id)
+    crs = parse_crs(request.query_params.get("crs"), "crs", _storage_srid(session, principal))
+    base, site = _base(request), _site(request)
+    qry = features.query(principal, coll, crs, deadlines.local_date(clock.now()), site)
+    where = qry.by_id(feature_id)
+    row = None if where is None else session.execute(qry.stmt.where(where).limit(1)).first()
     if row is None:
-        raise NotFound(f"No application {feature_id} in {COLLECTION} that you may read", type="feature-not-found")
-    base = _base(request)
-    feature = _feature(row, base, _site(request))
-    feature["links"].append({"href": f"{base}/collections/{COLLECTION}", "rel": "collection",
+        raise NotFound(f"No feature {feature_id!r} in {coll.id} that you may read", type="feature-not-found")
+    feature = features.feature(row, qry, coll, base, site)
+    feature["links"].append({"href": f"{base}/collections/{coll.id}", "rel": "collection",
                              "type": "application/json"})
-    return _json(feature, GEOJSON)
+    return _json(feature, GEOJSON, {"Content-Crs": f"<{crs.uri}>"})
+
+
+# --- queryables, filters, sort keys (OGC API - Features Part 3, Part 5 sortables; permits/gis/cql.py) -------------
+
+def _queryables(qry: features.Query, coll: Collection) -> dict[str, cql.Queryable]:
+    """Every property of the collection's features (as the caller gets them) and the geometry, in EPSG:4326."""
+    out = {name: cql.Queryable(name, p.column, p.type, p.title, enum=p.enum) for name, p in qry.props.items()}
+    out["geometry"] = cql.Queryable("geometry", qry.geom_4326, "geometry-" + coll.geometry_type.lower(),
+                                    "Geometrie / geometry")
+    return out
+
+
+def _literal(name: str, raw: str, kind: str) -> str:
+    """A query parameter's value as a CQL2 text literal of the queryable's type (bound by cql.py, never SQL)."""
+    if kind == "string":
+        return "'" + raw.replace("'", "''") + "'"
+    if kind in ("integer", "number"):
+        try:
+            value = int(raw) if kind == "integer" else float(raw)
+        except ValueError:
+            raise BadParameter(f"{name}={raw[:40]!r}: {'a whole number' if kind == 'integer' else 'a number'} "
+                               "expected", parameter=name) from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise BadParameter(f"{name}={raw[:40]!r}: a finite number expected", parameter=name)
+        return repr(value)
+    if kind == "boolean":
+        if raw.lower() not in ("true", "false"):
+            raise BadParameter(f"{name}={raw[:40]!r}: true or false expected", parameter=name)
+        return raw.upper()
+    return ("DATE" if kind == "date" else "TIMESTAMP") + "('" + raw.replace("'", "''") + "')"
+
+
+def _filters(q: Any, queryables: dict[str, cql.Queryable], qry: features.Query):
+    """``filter`` (CQL2 text or JSON; filter-lang, filter-crs) and every queryable given as a query parameter
+    (equality), ANDed; None when there is none."""
+    clauses = []
+    if "filter" in q:
+        clauses.append(cql.parse_filter(q["filter"], q.get("filter-lang"), queryables, geometry=qry.geom_4326,
+                                        filter_crs=q.get("filter-crs"), storage_srid=4326))
+    elif "filter-lang" in q or "filter-crs" in q:
+        name = "filter-lang" if "filter-lang" in q else "filter-crs"
+        raise BadParameter(f"{name} without filter", parameter=name)
+    for name, queryable in queryables.items():
+        if name in q and name != "geometry":
+            try:
+                clauses.append(cql.parse_filter(f"{name} = {_literal(name, q[name], queryable.type)}", None,
+                                                queryables))
+            except BadParameter as exc:
+                raise BadParameter(f"{name}={q[name][:40]!r}: {exc.detail.removeprefix('filter: ')}",
+                                   parameter=name) from None
+    return and_(*clauses) if clauses else None
+
+
+def _schema(request: Request, session: Session, principal: Principal, coll: Collection, sortables: bool
+            ) -> JSONResponse:
+    qry = features.query(principal, coll, offered_crs(4326)[0], date.min, "")
+    queryables = list(_queryables(qry, coll).values())
+    if sortables:
+        queryables = [q for q in queryables if q.type in cql.SCALAR_TYPES]
+    url = f"{_base(request)}/collections/{coll.id}"
+    doc = cql.queryables_document(url, f"{coll.title}: {'sortby' if sortables else 'filter'}", queryables)
+    if sortables:
+        doc["$id"] = url + "/sortables"
+    return _json(doc, SCHEMA_JSON)
+
+
+@router.get("/collections/{collection_id}/queryables", summary="What filter and the query parameters take",
+            response_class=SchemaResponse,
+            openapi_extra=_doc("A JSON Schema (2020-12) whose properties are the queryables", F))
+def queryables(collection_id: str, request: Request, principal: Principal = Depends(GIS_READER),
+               session: Session = Depends(get_read_session)) -> JSONResponse:
+    _only(request, {"f"})
+    return _schema(request, session, principal, _known(collection_id), sortables=False)
+
+
+@router.get("/collections/{collection_id}/sortables", summary="What sortby takes",
+            response_class=SchemaResponse,
+            openapi_extra=_doc("A JSON Schema (2020-12) whose properties are the sortable properties", F))
+def sortables(collection_id: str, request: Request, principal: Principal = Depends(GIS_READER),
+              session: Session = Depends(get_read_session)) -> JSONResponse:
+    _only(request, {"f"})
+    return _schema(request, session, principal, _known(collection_id), sortables=True)

@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from breitband.identity import Principal
-from breitband.models import OrgKind, Role
+from breitband.models import Role
 from geo.tiles import (
     BUFFER,
     EXTENT,
@@ -47,10 +47,9 @@ from geo.tiles import (
     mvt_and_count,
     tile_settings,
 )
+from permits.gis.scope import gis_applications
 from permits.models import Application
-from permits.participation.models import StatementRequest
-from permits.participation.statements import readable_statements
-from permits.repository import is_authority, own_case, readable_applications
+from permits.repository import is_authority, own_case
 
 LAYER_NAME = "applications"
 # Douglas-Peucker only on pieces of a route (clipped to a tile) of at most this many vertices (worst case, a regular
@@ -90,8 +89,8 @@ class ApplicationsLayer:
     - a tenant admin sees every application of the tenant;
     - nothing of another tenant.
 
-    The scope is ``permits.repository.readable_applications``, the one place that defines what a caller may read
-    (for a body ``permits.participation.statements.readable_statements``).
+    The scope is ``permits.gis.scope.gis_applications`` (built from ``permits.repository.readable_applications``,
+    for a body from ``permits.participation.statements.readable_statements``), shared with the OGC API.
     """
 
     name: str = LAYER_NAME
@@ -143,12 +142,8 @@ def applications_statement(principal: Principal) -> Select:
     """One statement per caller (the scope is the caller's): SELECT n, features, mvt for the tile in the bind
     parameters (z, x, y, limit, limit_plus_one, tol3857, clip_pad3857, thin_deg; see ``ApplicationsLayer.tile``)."""
     a = Application.__table__
-    if principal.organisation_kind is OrgKind.participating_body and not principal.is_tenant_admin:
-        # a body reads no application, only its statement requests: their applications are its own on the map
-        own_ids = (readable_statements(principal).with_only_columns(StatementRequest.application_id)
-                   .correlate(None).scalar_subquery())
-    else:
-        own_ids = readable_applications(principal).with_only_columns(Application.id).correlate(None).scalar_subquery()
+    # a body reads no application, only its statement requests: their applications are its own on the map
+    own_ids = gis_applications(principal).with_only_columns(Application.id).correlate(None).scalar_subquery()
     is_own = Application.id.in_(own_ids)
     if is_authority(principal):
         visible = or_(is_own, Application.status.not_in(("draft", "withdrawn")))

@@ -323,10 +323,15 @@ MATRIX: dict[tuple[str, str, str], str] = {
         "401   200   200   200   200   200   200   200   200   200   200   200   200",
     ("GET", "/api/v1/ogc/collections/{collection_id}", ""):
         "401   200   200   200   200   200   200   200   200   200   200   200   200",
+    # (a participating body sees the applications it has a statement request for: permits/gis/scope.py)
     ("GET", "/api/v1/ogc/collections/{collection_id}/items", ""):
-        "401   200+  200-  200+  200+  200-  200-  200-  200-  200+  200-  200-  200-",
+        "401   200+  200-  200+  200+  200-  200-  200+  200-  200+  200-  200-  200-",
     ("GET", "/api/v1/ogc/collections/{collection_id}/items/{feature_id}", ""):
-        "401   200   404   200   200   404   404   404   404   200   404   404   404",
+        "401   200   404   200   200   404   404   200   404   200   404   404   404",
+    ("GET", "/api/v1/ogc/collections/{collection_id}/queryables", ""):
+        "401   200   200   200   200   200   200   200   200   200   200   200   200",
+    ("GET", "/api/v1/ogc/collections/{collection_id}/sortables", ""):
+        "401   200   200   200   200   200   200   200   200   200   200   200   200",
     # --- exports (a participating body: the applications it is asked about) ---
        # anon  op    op2   rev   adm   rev2  adm2  body  body2 tadm  x_op  x_adm x_tadm
     ("GET", "/api/v1/exports/cases", "csv"):

@@ -238,5 +238,15 @@ def test_the_openapi_documents_problems_and_headers(app):
     assert sorted(inbox["responses"]) == ["200", "400", "401", "406", "422", "429", "503"]
     assert sorted(spec["paths"]["/healthz"]["get"]["responses"]) == ["200", "422"]
     items = spec["paths"]["/api/v1/ogc/collections/{collection_id}/items"]["get"]
-    assert [p["name"] for p in items["parameters"]] == ["collection_id", "f", "bbox", "datetime", "limit", "offset"]
+    assert [p["name"] for p in items["parameters"]] == ["collection_id", "f", "bbox", "bbox-crs", "crs", "datetime",
+                                                        "limit", "offset", "filter", "filter-lang", "filter-crs",
+                                                        "sortby"]
     assert list(items["responses"]["200"]["content"]) == ["application/geo+json"]
+    assert "Content-Crs" in items["responses"]["200"]["headers"]
+    assert items["security"] == [{"bearer": []}, {"session": []}, {"basic": []}]
+    assert items["responses"]["400"]["content"] == {"application/problem+json": {
+        "schema": {"$ref": "#/components/schemas/Problem"}}}
+    for path, ops in spec["paths"].items():           # every OGC operation documents what it answers
+        if path.startswith("/api/v1/ogc"):
+            assert {"200", "400", "401"} <= set(ops["get"]["responses"]), path
+            assert all(p.get("description") or p["in"] == "path" for p in ops["get"]["parameters"]), path
