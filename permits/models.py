@@ -16,7 +16,19 @@ from datetime import date, datetime
 from typing import Any
 
 from geoalchemy2 import Geometry
-from sqlalchemy import BigInteger, Boolean, Date, DateTime, ForeignKey, Identity, Integer, String, Text, func
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Computed,
+    Date,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Integer,
+    String,
+    Text,
+    func,
+)
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -167,6 +179,13 @@ class Attachment(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+# A case's pieces of one kind that have a geometry (lines: no feature_type), as jsonpath (IMMUTABLE, which a
+# generated column needs); the same expressions as migration 0012
+_PIECES = "jsonb_array_length(jsonb_path_query_array(part, '$.pieces[*] ? (exists(@.geometry) && ({kind}))'))"
+_PIECE_KINDS = {"line": '!exists(@.feature_type) || @.feature_type == null || @.feature_type == "line"',
+                "point": '@.feature_type == "point"', "area": '@.feature_type == "area"'}
+
+
 class Case(Base):
     """The part of an application that one road authority decides, with its own clock.
 
@@ -189,6 +208,11 @@ class Case(Base):
     status: Mapped[str] = mapped_column(String(32), default=CaseStatus.received.value)
     application_version: Mapped[int] = mapped_column(Integer)
     part: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    # The number of the part's pieces per kind with a geometry, kept by PostgreSQL (migration 0012): what the OGC
+    # API's case-parts collections count for numberMatched without reading the part
+    line_pieces: Mapped[int] = mapped_column(Integer, Computed(_PIECES.format(kind=_PIECE_KINDS["line"])))
+    point_pieces: Mapped[int] = mapped_column(Integer, Computed(_PIECES.format(kind=_PIECE_KINDS["point"])))
+    area_pieces: Mapped[int] = mapped_column(Integer, Computed(_PIECES.format(kind=_PIECE_KINDS["area"])))
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     completeness_due: Mapped[date] = mapped_column(Date)
     complete_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -34,8 +34,9 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libpango-1.0.so' || ! ldconfig -p 2>/dev
   log "installing Pango for WeasyPrint"
   apt_install libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core
 fi
-# GDAL's command-line tools: the export tests open every file with ogrinfo, as GIS desks do.
-if ! command -v ogrinfo >/dev/null; then
+# GDAL's command-line tools: the tests open every export with ogrinfo and read the OGC API - Features with
+# ogrinfo/ogr2ogr (OAPIF driver), as GIS desks do.
+if ! command -v ogrinfo >/dev/null || ! command -v ogr2ogr >/dev/null; then
   log "installing gdal-bin (ogrinfo, ogr2ogr)"
   apt_install gdal-bin
 fi
@@ -118,11 +119,6 @@ if [ ! -f web/dist/index.html ] || [ ! -f "web/dist/.breitband-src-$WEB_SRC_HASH
   log "building the web app (vite build → web/dist)"
   (cd web && npm run --silent build -- --logLevel warn)
   touch "web/dist/.breitband-src-$WEB_SRC_HASH"
-fi
-# GDAL's command-line tools: the tests read the OGC API - Features with ogrinfo/ogr2ogr (OAPIF driver), as GIS desks do.
-if ! command -v ogr2ogr >/dev/null; then
-  log "installing gdal-bin (ogrinfo, ogr2ogr for the OGC API tests)"
-  apt_install gdal-bin
 fi
 if [ ! -x /usr/bin/chromium ]; then
   log "installing Chromium (headless browser for the browser tests)"

@@ -266,23 +266,23 @@ def items(collection_id: str, request: Request, principal: Principal = Depends(G
     offset = parse_int(q.get("offset"), "offset", 0, 0)
     base, site = _base(request), _site(request)
     qry = features.query(principal, coll, crs, deadlines.local_date(clock.now()), site)
-    stmt = qry.stmt
+    conditions: list[Any] = []
     if bbox is not None:
         env = _envelope(bbox, bbox_crs)
-        stmt = stmt.where(qry.index_geom.op("&&")(env), func.ST_Intersects(qry.geom_4326, env))
+        conditions += [qry.index_geom.op("&&")(env), func.ST_Intersects(qry.geom_4326, env)]
     if window is not None:
         first, last = window
-        stmt = stmt.where(qry.start.is_not(None), qry.end.is_not(None),
-                          *([qry.end >= first] if first else []), *([qry.start <= last] if last else []))
+        conditions += [qry.start.is_not(None), qry.end.is_not(None),
+                       *([qry.end >= first] if first else []), *([qry.start <= last] if last else [])]
     queryables = _queryables(qry, coll)
     where = _filters(q, queryables, qry)
     if where is not None:
-        stmt = stmt.where(where)
+        conditions.append(where)
+    stmt = qry.stmt.where(*conditions)
     order = cql.parse_sortby(q["sortby"], queryables) if q.get("sortby") else []
     rows = session.execute(stmt.order_by(*order, *qry.order).limit(limit + 1).offset(offset)).all()
-    # all the caller may read under these filters (GDAL and QGIS show it and page by it)
     matched = len(rows) + offset if len(rows) <= limit and (rows or not offset) else \
-        session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+        _matched(session, qry, stmt, conditions)
     found = [features.feature(r, qry, coll, base, site) for r in rows[:limit]]
     here = {k: v for k, v in q.items()}
     links = [{"href": _page(request, coll.id, here), "rel": "self", "type": GEOJSON, "title": "this page"},
@@ -297,6 +297,15 @@ def items(collection_id: str, request: Request, principal: Principal = Depends(G
     return _json({"type": "FeatureCollection", "features": found, "numberMatched": matched,
                   "numberReturned": len(found), "timeStamp": dates.iso_seconds(clock.now()),
                   "links": links}, GEOJSON, {"Content-Crs": f"<{crs.uri}>"})
+
+
+def _matched(session: Session, qry: features.Query, stmt: Any, conditions: list[Any]) -> int:
+    """All the caller may read under these filters (GDAL and QGIS show it and page by it). The pieces of cases are
+    counted from the cases' stored counts when no condition reads a piece (0.5–1 s less for a large authority's open
+    cases at 200,000 applications: docs/benchmarks.md), else by unpacking them."""
+    if qry.count is not None and not any(qry.reads_piece(c) for c in conditions):
+        return int(session.scalar(qry.count(conditions)))
+    return int(session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())))
 
 
 @router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature as GeoJSON (crs)",

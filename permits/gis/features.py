@@ -33,6 +33,7 @@ from typing import Any
 from sqlalchemy import Date, Integer, Select, String, and_, case, cast, column, func, literal, true
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql import visitors
 from sqlalchemy.sql.elements import ColumnElement
 
 from breitband.identity import Principal
@@ -104,6 +105,10 @@ class Query:
     by_id: Callable[[str], ColumnElement | None]       # a feature id → its WHERE clause (None: not an id of ours)
     url: Callable[[dict[str, Any], str], str]          # a row → its page in the web app
     hidden: tuple[str, ...] = field(default=())        # columns in the SELECT that are no properties
+    # The case collections: the number of features under case-level conditions (a SELECT of one number) without
+    # unpacking the pieces (``cases.line_pieces`` …), and whether a condition reads a piece (then it cannot serve)
+    count: Callable[[list[ColumnElement]], Select] | None = None
+    reads_piece: Callable[[ColumnElement], bool] = field(default=lambda clause: True)
 
 
 def _iso(value) -> Any:
@@ -245,16 +250,23 @@ def _case_parts(principal: Principal, coll: Collection, crs: Crs, today: date, s
     if coll.piece_kind != "line":
         del props["length_m"]
     kind = func.coalesce(p["feature_type"].astext, "line")
-    stmt = (repository.readable_cases(principal)
-            .join(Application, Application.id == Case.application_id)
-            .join(authority, authority.id == Case.authority_org_id)
-            .join(applicant, applicant.id == Application.applicant_org_id)
-            .outerjoin(current, and_(current.application_id == Application.id,
-                                     current.number == Application.current_version))
-            .outerjoin(resolved, and_(resolved.application_id == Case.application_id,
-                                      resolved.number == Case.application_version))
+    cases = (repository.readable_cases(principal)
+             .join(Application, Application.id == Case.application_id)
+             .join(authority, authority.id == Case.authority_org_id)
+             .join(applicant, applicant.id == Application.applicant_org_id)
+             .outerjoin(current, and_(current.application_id == Application.id,
+                                      current.number == Application.current_version)))
+    stmt = (cases.outerjoin(resolved, and_(resolved.application_id == Case.application_id,
+                                           resolved.number == Case.application_version))
             .join(piece, true())
             .where(kind == coll.piece_kind, p["geometry"].is_not(None)))
+    pieces = {"line": Case.line_pieces, "point": Case.point_pieces, "area": Case.area_pieces}[coll.piece_kind]
+
+    def count(conditions: list[ColumnElement]) -> Select:
+        return cases.with_only_columns(func.coalesce(func.sum(pieces), 0)).where(*conditions)
+
+    def reads_piece(clause: ColumnElement) -> bool:
+        return any(getattr(el, "table", None) is piece or el is piece for el in visitors.iterate(clause))
     cols = [func.concat(Case.id, ".", index).label("id"),
             *[pr.column.label(name) for name, pr in props.items()],
             _output(geom, crs).label("geometry")]
@@ -270,7 +282,7 @@ def _case_parts(principal: Principal, coll: Collection, crs: Crs, today: date, s
         return and_(Case.id == case_id, piece.c.n == int(n) + 1)
 
     return Query(stmt.with_only_columns(*cols), props, func.ST_Transform(src, 4326), Application.route_geom, start,
-                 end, [Case.created_at.desc(), Case.id, piece.c.n], by_id, url)
+                 end, [Case.created_at.desc(), Case.id, piece.c.n], by_id, url, count=count, reads_piece=reads_piece)
 
 
 def feature(row: Any, q: Query, coll: Collection, base: str, site: str) -> dict[str, Any]:
