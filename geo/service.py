@@ -51,6 +51,18 @@ def tenant_context(session: Session, tenant_key: str, known_stamp: tuple[Any, An
     return rules, row.srid, row.data_changed_at
 
 
+def tenant_srid(session: Session, tenant_key: str) -> int:
+    """The tenant's metric SRID alone (the CRS lengths are measured in, GIS answers' ``storageCrs``): read without
+    the rules, so that what only needs the CRS does not depend on them."""
+    cached = _tenant_cache.get(tenant_key)
+    if cached is not None:
+        return cached[2]
+    srid = session.execute(text("SELECT srid FROM tenants WHERE key = :t"), {"t": tenant_key}).scalar()
+    if srid is None:
+        raise NotFound(f"No tenant {tenant_key!r}", type="tenant-not-found")
+    return srid
+
+
 def _check_territory(session: Session, tenant_key: str, route, srid: int, rules: TenantRules, stamp=None) -> None:
     """Wholly outside the tenant's territory → 422 (suggesting a swap of x/y where that would fit)."""
     area = territory(session, tenant_key, stamp)

@@ -26,7 +26,7 @@ from breitband.db import get_read_session
 from breitband.errors import UnprocessableEntity
 from breitband.identity import Principal
 from geo import exports
-from geo.service import tenant_context
+from geo.service import tenant_srid
 from permits import deadlines
 from permits.cases.endpoints import bbox_filter, day_filter
 from permits.exports import service
@@ -63,7 +63,7 @@ def _send(principal: Principal, records: list[service.Record], columns: list[exp
 def _choose(request: Request, session: Session, principal: Principal, format: str | None, crs: str | None
             ) -> tuple[exports.Format, int]:
     fmt = exports.choose_format(format, request.headers.get("accept"))
-    _, srid, _ = tenant_context(session, principal.tenant_key)
+    srid = tenant_srid(session, principal.tenant_key)
     default = 4326 if fmt.key in ("geojson", "csv") else srid
     return fmt, exports.choose_crs(crs, default if default in exports.CRSS else 4326)
 

@@ -34,7 +34,7 @@ from breitband.auth import require
 from breitband.db import get_read_session
 from breitband.errors import NotFound
 from breitband.identity import Principal
-from geo.service import tenant_context
+from geo.service import tenant_srid
 from geo.tiles import tenant_bounds
 from permits import deadlines
 from permits.gis import cql, features
@@ -142,7 +142,7 @@ def _only(request: Request, allowed: set[str]) -> None:
 
 def _storage_srid(session: Session, principal: Principal) -> int:
     """The tenant's metric CRS (its ``srid``), in which lengths are measured: the collections' storageCrs."""
-    return tenant_context(session, principal.tenant_key, principal.tenant_stamp)[1]
+    return tenant_srid(session, principal.tenant_key)
 
 
 @router.get("", summary="Landing page of the OGC API - Features",

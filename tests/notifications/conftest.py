@@ -22,6 +22,7 @@ from breitband.models import OrgKind, Role
 from notifications import contacts
 from permits.participation import service as participation
 from tests.support.api import draft_body
+from tests.support.committed import delete_applications_of, kept_reference_counters
 from tests.support.hessen import NEU_ISENBURG, authority_org
 from tests.support.people import person
 
@@ -55,10 +56,12 @@ class CommittedWorld:
 
 @pytest.fixture
 def committed(engine, he_data, settings):
+    with kept_reference_counters(engine):
+        yield from _committed(engine, settings)
+
+
+def _committed(engine, settings):
     tag = uuid.uuid4().hex[:8]
-    with engine.connect() as conn:
-        counters = conn.execute(text("SELECT year, last_value FROM permit_reference_counters "
-                                     "WHERE tenant_key = 'he'")).all()
     with Session(bind=engine) as s:
         op = identity.create_organisation(s, "he", OrgKind.operator, f"Zuverlässig Netz {tag} GmbH")
         office = identity.create_organisation(s, "he", OrgKind.operating_office, f"Servicestelle {tag}")
@@ -85,14 +88,7 @@ def committed(engine, he_data, settings):
                              authority_email=f"tiefbau-{tag}@neu-isenburg.example",
                              body_email=f"svb-{tag}@neu-isenburg.example")
     database.dispose()
+    delete_applications_of(engine, org_ids[:1])
     with engine.begin() as conn:
-        apps = [r[0] for r in conn.execute(text("SELECT id FROM applications WHERE applicant_org_id = :o"),
-                                           {"o": org_ids[0]})]
-        if apps:
-            conn.execute(text("DELETE FROM permit_events WHERE application_id = ANY(:a)"), {"a": apps})
-            conn.execute(text("DELETE FROM applications WHERE id = ANY(:a)"), {"a": apps})
         conn.execute(text("DELETE FROM users WHERE email LIKE :t"), {"t": f"%-{tag}@%"})
         conn.execute(text("DELETE FROM organisations WHERE id = ANY(:o)"), {"o": org_ids})
-        conn.execute(text("DELETE FROM permit_reference_counters WHERE tenant_key = 'he'"))
-        for year, value in counters:
-            conn.execute(text("INSERT INTO permit_reference_counters VALUES ('he', :y, :v)"), {"y": year, "v": value})

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from breitband import identity
 from breitband.models import Organisation, OrgKind, Role, User
 from tests.support.api import collection, draft_body, trench
+from tests.support.committed import delete_applications_of, kept_reference_counters
 from tests.support.hessen import authority_org
 from tests.support.web_server import running_server
 
@@ -78,7 +79,7 @@ def gis(engine, he_data, lines, settings) -> Iterator[Gis]:
                          trench(lines["k823"], "micro_trenching")),
               collection(trench(lines["neu_isenburg"]))]
     try:
-        with running_server(settings, "ogc-gdal.log") as base:
+        with kept_reference_counters(engine), running_server(settings, "ogc-gdal.log") as base:
             made = []
             headers = {"Authorization": f"Bearer {op_token}"}
             for sections in routes:
@@ -92,9 +93,10 @@ def gis(engine, he_data, lines, settings) -> Iterator[Gis]:
                 made.append(r.json())
             yield Gis(base, op_token, mobil_token, made)
     finally:
+        delete_applications_of(engine, [op_org_id])
         with Session(bind=engine) as session:
             session.execute(delete(User).where(User.id.in_(user_ids)))
-            session.execute(delete(Organisation).where(Organisation.id == op_org_id))   # applications, cases
+            session.execute(delete(Organisation).where(Organisation.id == op_org_id))
             session.commit()
 
 
