@@ -40,6 +40,8 @@ def example_bodies(lines: dict[str, Any], ids: dict[str, str]) -> dict[tuple[str
     route = collection(trench(lines["neu_isenburg"]))
     return {
         ("POST", "/api/v1/resolve"): route,
+        ("POST", "/api/v1/route-file"): route,
+        ("PUT", "/api/v1/applications/{application_id}/route"): route,
         ("POST", "/api/v1/applications"): draft_body(route),
         ("PATCH", "/api/v1/applications/{application_id}"): {"project_name": "Bauabschnitt 4"},
         ("POST", "/api/v1/applications/{application_id}/supplements"): {
