@@ -263,7 +263,10 @@ def _case_parts(principal: Principal, coll: Collection, crs: Crs, today: date, s
     pieces = {"line": Case.line_pieces, "point": Case.point_pieces, "area": Case.area_pieces}[coll.piece_kind]
 
     def count(conditions: list[ColumnElement]) -> Select:
-        return cases.with_only_columns(func.coalesce(func.sum(pieces), 0)).where(*conditions)
+        # the joins only when a condition reads them (each costs a lookup per matching case)
+        read = {getattr(el, "table", None) for c in conditions for el in visitors.iterate(c)} - {None}
+        base = repository.readable_cases(principal) if read <= {Case.__table__} else cases
+        return base.with_only_columns(func.coalesce(func.sum(pieces), 0)).where(*conditions)
 
     def reads_piece(clause: ColumnElement) -> bool:
         return any(getattr(el, "table", None) is piece or el is piece for el in visitors.iterate(clause))
