@@ -228,9 +228,15 @@ def _name(name: str) -> str:
 
 
 def change_user(session: Session, principal: Principal, user_id: uuid.UUID, origin: Origin, *,
-                name: str | None = None, role: str | None = None) -> User:
-    """Rename a user and/or change their role. A role change ends the user's sessions."""
+                name: str | None = None, role: str | None = None, job_title: str | None = None) -> User:
+    """Rename a user, change their function (job title; "" clears it) and/or their role. A role change ends the
+    user's sessions."""
     user = get_user(session, principal, user_id, lock=True)
+    if job_title is not None and (" ".join(job_title.split()) or None) != user.job_title:
+        before = user.job_title
+        user.job_title = " ".join(job_title.split()) or None
+        record_by(session, "user-changed", principal, origin, user_id=user.id,
+                  detail={"before": {"job_title": before}, "after": {"job_title": user.job_title}})
     if name is not None and _name(name) != user.name:
         before = user.name
         user.name = _name(name)
@@ -281,8 +287,8 @@ class OrganisationRow:
     active_members: int
 
 
-ORG_FIELDS = ("name", "email", "phone", "address")
-FIELD_LIMITS = {"name": 300, "email": 320, "phone": 64, "address": 500}
+ORG_FIELDS = ("name", "email", "phone", "address", "website")
+FIELD_LIMITS = {"name": 300, "email": 320, "phone": 64, "address": 500, "website": 300}
 
 
 def list_organisations(session: Session, principal: Principal, *, kind: str | None = None, q: str | None = None,
@@ -332,6 +338,9 @@ def _clean(values: dict[str, Any]) -> dict[str, str | None]:
                                       field=key)
         if key == "name" and text is None:
             raise UnprocessableEntity("An organisation needs a name", type="invalid-field", field="name")
+        if key == "website" and text is not None and not text.startswith(("https://", "http://")):
+            raise UnprocessableEntity(f"{text!r} is not a web address (https://…)", type="invalid-field",
+                                      field="website")
         if key == "email" and text is not None:
             local, _, domain = text.partition("@")
             if not local or "." not in domain or " " in text:
@@ -352,15 +361,16 @@ def _unique_name(session: Session, tenant_key: str, name: str, except_id: uuid.U
 
 
 def create_organisation(session: Session, principal: Principal, origin: Origin, *, kind: str, name: str,
-                        email: str | None = None, phone: str | None = None, address: str | None = None
-                        ) -> Organisation:
+                        email: str | None = None, phone: str | None = None, address: str | None = None,
+                        website: str | None = None) -> Organisation:
     """A new organisation of the tenant (tenant admins only)."""
     if not principal.is_tenant_admin:
         raise Forbidden("Only a tenant admin creates organisations", type="role-not-allowed")
-    values = _clean({"name": name, "email": email, "phone": phone, "address": address})
+    values = _clean({"name": name, "email": email, "phone": phone, "address": address, "website": website})
     _unique_name(session, principal.tenant_key, values["name"])
     org = identity.create_organisation(session, principal.tenant_key, _kind(kind), values["name"],
                                        email=values["email"], phone=values["phone"], address=values["address"])
+    org.website = values["website"]
     record_by(session, "organisation-created", principal, origin, user_id=principal.user_id,
               detail={"organisation_id": str(org.id), "after": {"kind": org.kind, **values}})
     return org

@@ -48,7 +48,7 @@ Q = Query(None, max_length=200, description="Part of the name or e-mail address 
 
 def user_out(row: admin.UserRow) -> AdminUserOut:
     u, o = row.user, row.organisation
-    return AdminUserOut(id=u.id, email=u.email, name=u.name, role=u.role, active=u.active,
+    return AdminUserOut(id=u.id, email=u.email, name=u.name, job_title=u.job_title, role=u.role, active=u.active,
                         organisation=OrganisationRef(id=o.id, name=o.name, kind=o.kind), created_at=u.created_at,
                         last_sign_in_at=u.last_sign_in_at, password_set=u.password_hash is not None,
                         totp_enabled=u.totp_enabled_at is not None, oidc_linked=u.oidc_subject is not None,
@@ -57,8 +57,10 @@ def user_out(row: admin.UserRow) -> AdminUserOut:
 
 def organisation_out(row: admin.OrganisationRow) -> AdminOrganisationOut:
     o = row.organisation
+    gaps = ([k for k in ("address", "phone", "email") if not getattr(o, k)] if o.kind == "road_authority" else [])
     return AdminOrganisationOut(id=o.id, kind=o.kind, name=o.name, email=o.email, phone=o.phone, address=o.address,
-                                created_at=o.created_at, members=row.members, active_members=row.active_members)
+                                website=o.website, letter_gaps=gaps, created_at=o.created_at, members=row.members,
+                                active_members=row.active_members)
 
 
 def _user_answer(session: Session, user, status: int = 200) -> JSONResponse:
@@ -98,10 +100,12 @@ def invite_user(request: Request, data: UserInvite, principal: Principal = Depen
 
 
 @router.patch("/users/{user_id}", response_model=AdminUserOut, responses=PROBLEMS,
-              summary="Rename a user or change their role (a role change ends their sessions)")
+              summary="Rename a user, set their function (job title) or change their role (a role change ends "
+                      "their sessions)")
 def patch_user(request: Request, user_id: uuid.UUID, data: UserPatch, principal: Principal = Depends(ADMINS),
                session: Session = write_session) -> JSONResponse:
-    user = admin.change_user(session, principal, user_id, Origin.of(request), name=data.name, role=data.role)
+    user = admin.change_user(session, principal, user_id, Origin.of(request), name=data.name, role=data.role,
+                             job_title=data.job_title)
     return _user_answer(session, user)
 
 
@@ -146,7 +150,7 @@ def list_organisations(response: Response, kind: str | None = Query(None), q: st
 def create_organisation(request: Request, data: OrganisationCreate, principal: Principal = Depends(TENANT_ADMIN),
                         session: Session = write_session) -> JSONResponse:
     org = admin.create_organisation(session, principal, Origin.of(request), kind=data.kind, name=data.name,
-                                    email=data.email, phone=data.phone, address=data.address)
+                                    email=data.email, phone=data.phone, address=data.address, website=data.website)
     body = organisation_out(admin.organisation_row(session, org)).model_dump(mode="json")
     return JSONResponse(body, status_code=201, headers={"Location": f"/api/v1/admin/organisations/{org.id}"})
 

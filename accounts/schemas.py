@@ -28,6 +28,7 @@ class AdminUserOut(BaseModel):
     id: uuid.UUID
     email: str
     name: str
+    job_title: str | None = Field(default=None, description="Function, printed with the name in decision documents")
     role: str
     active: bool
     organisation: OrganisationRef
@@ -56,6 +57,8 @@ class UserInvite(Strict):
 
 class UserPatch(Strict):
     name: str | None = Field(default=None, min_length=1, max_length=200)
+    job_title: str | None = Field(default=None, max_length=200, description="Function in the organisation, printed "
+                                  "under the official's name in decision documents; empty string clears it")
     role: RoleName | None = Field(default=None, description="A change ends the user's sessions")
 
 
@@ -67,7 +70,10 @@ class AdminOrganisationOut(BaseModel):
     name: str
     email: str | None = Field(description="The functional mailbox (notices go there rather than to each member)")
     phone: str | None
-    address: str | None
+    address: str | None = Field(description="Postal address, one line per line of a letter")
+    website: str | None = None
+    letter_gaps: list[str] = Field(default_factory=list, description="What a decision letter of this authority "
+                                   "lacks (address, phone, email): it is laid out without it; enter it")
     created_at: datetime
     members: int = Field(description="Users of the organisation, deactivated ones included")
     active_members: int
@@ -87,13 +93,16 @@ class OrganisationCreate(Strict):
                               "tiefbau@stadt.example")
     phone: str | None = Field(default=None, max_length=64)
     address: str | None = Field(default=None, max_length=500)
+    website: str | None = Field(default=None, max_length=300)
 
 
 class OrganisationPatch(Strict):
     name: str | None = Field(default=None, min_length=1, max_length=300, description="Tenant admins only")
     email: str | None = Field(default=None, max_length=320, description="Functional mailbox; empty string clears it")
     phone: str | None = Field(default=None, max_length=64)
-    address: str | None = Field(default=None, max_length=500)
+    address: str | None = Field(default=None, max_length=500, description="Postal address; lines separated by "
+                                "newlines (or commas)")
+    website: str | None = Field(default=None, max_length=300, description="https://… shown in the letterhead")
 
 
 # --- links ----------------------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from geo.importers import import_boundaries, import_roads, same_sources
 from geo.rules import validate_rules
 from permits.cases.catalogue import load_catalogue_file
 from permits.documents.keys import ensure_key
+from permits.documents.service import load_letterheads
 from permits.participation import service as participation
 from permits.participation.importer import import_areas
 
@@ -39,6 +40,10 @@ DEMO_ORGS = [
     (OrgKind.road_authority, "Hessen Mobil", "genehmigungen@hessen-mobil.example"),
 ]
 
+DEMO_JOB_TITLES = {      # the official's function printed under the name in decision documents
+    "pruefer@hessen-mobil.example": "Sachbearbeiterin Straßenbenutzung",
+    "leitung@hessen-mobil.example": "Leiter Dezernat Straßenbetrieb",
+}
 DEMO_USERS = [
     ("admin@breitband-hessen.example", "Petra Admin", Role.tenant_admin, "Breitband-Servicestelle Hessen"),
     ("planer@glasfaser-rhein-main.example", "Olaf Planer", Role.operator_member, "Glasfaser Rhein-Main GmbH"),
@@ -168,6 +173,8 @@ def load_demo(issue_tokens: bool = True, echo=print) -> dict[str, str]:
         load_catalogue_file(session, tenant.key, DATA / "tenants" / "he_conditions.toml")
         bodies = ensure_bodies(session, tenant.key)
         ensure_monuments(session, tenant.key, echo)
+        letterheads = tomllib.loads((DATA / "tenants" / "he_authorities.toml").read_text())["authority"]
+        load_letterheads(session, tenant.key, letterheads)     # real public addresses of the authorities
         ensure_key(tenant.key, tenant.name)       # development: the tenant's self-signed signing key
         people = [(email, name, role, orgs[org_name], role.value) for email, name, role, org_name in DEMO_USERS]
         email, name, org_name = DEMO_BODY_USER
@@ -176,6 +183,7 @@ def load_demo(issue_tokens: bool = True, echo=print) -> dict[str, str]:
             user = session.scalar(select(User).where(User.tenant_key == tenant.key, User.email == email))
             if user is None:
                 user = identity.create_user(session, org, email, name, role)
+            user.job_title = user.job_title or DEMO_JOB_TITLES.get(email)
             if issue_tokens:
                 password = demo_password()
                 local.set_password(session, user, password, actor_id=None, client=Origin.cli(), how="demo")

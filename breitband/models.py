@@ -89,7 +89,8 @@ class Organisation(Base):
     name: Mapped[str] = mapped_column(String(300))
     email: Mapped[str | None] = mapped_column(String(320))
     phone: Mapped[str | None] = mapped_column(String(64))
-    address: Mapped[str | None] = mapped_column(String(500))
+    address: Mapped[str | None] = mapped_column(String(500))    # postal address, one line per line of the letter
+    website: Mapped[str | None] = mapped_column(String(300))    # shown in an authority's letterhead
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     tenant: Mapped[Tenant] = relationship(lazy="raise")
@@ -107,6 +108,9 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(320))
     name: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(32))
+    # Function in the organisation ("Sachgebietsleiterin Straßenbetrieb"): the decision document names the deciding
+    # official with it.
+    job_title: Mapped[str | None] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     # Local sign-in (accounts/): Argon2id hash (NULL: no password yet — invited, or signs in only by OIDC).

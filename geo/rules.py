@@ -184,6 +184,29 @@ class Gis(BaseModel):
         return list(dict.fromkeys(normalise_origin(v) for v in value))
 
 
+class DocumentRules(BaseModel):
+    """The decision document (permits/documents): how long a consent stays valid if works do not start."""
+    model_config = ConfigDict(extra="forbid")
+
+    # The consent expires if the works have not started within this many months of its taking effect (0: no limit).
+    validity_months: int = Field(24, ge=0, le=120)
+
+
+class Fees(BaseModel):
+    """The fee statement of a decision: free (``free = true``, with the legal basis), or a schedule: a base amount
+    plus an amount per metre of the authority's part of the route, within a minimum and maximum."""
+    model_config = ConfigDict(extra="forbid")
+
+    free: bool = False
+    legal_basis: str = Field(min_length=3, max_length=500)
+    base_eur: float = Field(0.0, ge=0)
+    per_metre_eur: float = Field(0.0, ge=0)
+    min_eur: float = Field(0.0, ge=0)
+    max_eur: float | None = Field(None, ge=0)
+    refusal_factor: float = Field(1.0, ge=0, le=1)   # share of the fee for a refusal (state fee law often reduces it)
+    payment_days: int = Field(30, ge=1, le=365)      # due this many days after the notice is received
+
+
 class TenantRules(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -211,6 +234,8 @@ class TenantRules(BaseModel):
     boundary_gap_m: float = Field(150.0, ge=0, le=1000)
     sign_in: SignIn = Field(default_factory=SignIn)
     gis: Gis = Field(default_factory=Gis)
+    documents: DocumentRules = Field(default_factory=DocumentRules)
+    fees: Fees | None = None                         # none: "the costs are decided separately"
 
     @field_validator("road_classes")
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tomllib
 import uuid
 from pathlib import Path
 from typing import Optional
@@ -217,14 +218,77 @@ def _register_documents(app: typer.Typer) -> None:
         typer.echo(json.dumps(results, indent=2, ensure_ascii=False))
 
     @docs_app.command("keys")
-    def documents_keys(tenant: str = typer.Option(..., help="Tenant key")) -> None:
-        """Show the tenant's signing certificate (development: create the self-signed key pair if missing)."""
+    def documents_keys(tenant: str = typer.Option(..., help="Tenant key"),
+                       authority: Optional[str] = typer.Option(
+                           None, help="An authority (organisation id or exact name): show, import or create its key"),
+                       import_file: Optional[Path] = typer.Option(
+                           None, "--import", help="PKCS#12 file (.p12/.pfx) with the authority's key and certificate"),
+                       password_file: Optional[Path] = typer.Option(
+                           None, help="File holding the PKCS#12 password (first line)"),
+                       create_self_signed: bool = typer.Option(
+                           False, help="Create a self-signed test key for the authority (documents say: test only)"),
+                       ) -> None:
+        """The signing certificate of the tenant (development: created if missing), or with --authority that of an
+        authority: shown, imported from the PKCS#12 file it brings, or created self-signed for tests."""
+        if authority is None:
+            if import_file or password_file or create_self_signed:
+                _fail("--import, --password-file and --create-self-signed need --authority")
+            with get_database().transaction() as session:
+                name = identity.get_tenant(session, tenant).name
+            key = keys.ensure_key(tenant, name)
+            typer.echo(json.dumps({"tenant": tenant, "certificate": str(key.cert_file), "subject": keys.subject(key),
+                                   "sha256": keys.cert_sha256(key), "self_signed": key.self_signed}, indent=2,
+                                  ensure_ascii=False))
+            return
+        if import_file and create_self_signed:
+            _fail("give either --import or --create-self-signed")
+        if import_file and not import_file.is_file():
+            _fail(f"{import_file}: no such file")
+        if password_file and not password_file.is_file():
+            _fail(f"{password_file}: no such file")
+        password = password_file.read_text().splitlines()[0].encode() if password_file and \
+            password_file.read_text().strip() else None
         with get_database().transaction() as session:
-            name = identity.get_tenant(session, tenant).name
-        key = keys.ensure_key(tenant, name)
-        typer.echo(json.dumps({"tenant": tenant, "certificate": str(key.cert_file), "subject": keys.subject(key),
-                               "sha256": keys.cert_sha256(key), "self_signed": key.self_signed}, indent=2,
-                              ensure_ascii=False))
+            identity.get_tenant(session, tenant)
+            org = _authority(session, tenant, authority)
+            if import_file:
+                try:
+                    row = keys.import_pkcs12(session, tenant, org.id, import_file.read_bytes(), password, clock.now())
+                except keys.KeyImportError as exc:
+                    _fail(f"{import_file}: {exc}")
+            elif create_self_signed:
+                row = keys.create_authority_test_key(session, tenant, org.id, org.name, clock.now())
+            else:
+                row = keys.authority_key(session, org.id)
+            out = {"tenant": tenant, "authority": org.name, "organisation_id": str(org.id),
+                   "key": keys.authority_key_out(row) if row else None,
+                   "signs_with": "authority" if row else "platform key of the tenant (no key of the authority)"}
+        typer.echo(json.dumps(out, indent=2, ensure_ascii=False))
+
+    @docs_app.command("letterheads")
+    def documents_letterheads(tenant: str = typer.Option(..., help="Tenant key"),
+                              load: Optional[Path] = typer.Option(
+                                  None, help="TOML file with [[authority]] name, address, phone, email, website")
+                              ) -> None:
+        """Load the authorities' letterhead data from a file, and list the authorities whose decision letters lack
+        an address, phone or e-mail (the letters are laid out without it: enter it)."""
+        entries = None
+        if load is not None:
+            if not load.is_file():
+                _fail(f"{load}: no such file")
+            try:
+                entries = tomllib.loads(load.read_text())["authority"]
+            except (tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
+                _fail(f"{load}: not a letterhead file ([[authority]] entries): {exc}")
+        with get_database().transaction() as session:
+            identity.get_tenant(session, tenant)
+            loaded = documents.load_letterheads(session, tenant, entries) if entries is not None else None
+            gaps = documents.letterhead_gaps(session, tenant)
+        if loaded:
+            typer.echo(f"updated {len(loaded['updated'])} authorities"
+                       + (f"; not found: {', '.join(map(str, loaded['not_found']))}" if loaded["not_found"] else ""))
+        for gap in gaps:
+            typer.echo(f"warning: {gap['authority']}: no {', '.join(gap['missing'])} in the letterhead")
 
     @docs_app.command("verify")
     def documents_verify(file: Path = typer.Argument(..., help="A PDF")) -> None:
@@ -234,6 +298,23 @@ def _register_documents(app: typer.Typer) -> None:
         typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
         if not result["genuine"]:
             raise typer.Exit(1)
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _authority(session, tenant: str, ref: str) -> Organisation:
+    """An authority of the tenant by id or exact name (one line `error: …` and exit 2 when none or several)."""
+    stmt = select(Organisation).where(Organisation.tenant_key == tenant, Organisation.kind == "road_authority")
+    try:
+        found = list(session.scalars(stmt.where(Organisation.id == uuid.UUID(ref))))
+    except ValueError:
+        found = list(session.scalars(stmt.where(Organisation.name == ref)))
+    if len(found) != 1:
+        _fail(f"{'no' if not found else 'more than one'} road authority {ref!r} in tenant {tenant!r}")
+    return found[0]
 
 
 def _uuid(text: str) -> uuid.UUID:

@@ -76,3 +76,10 @@ def has_expired(last_day: date, now: datetime) -> bool:
 def days_left(last_day: date, now: datetime) -> int:
     """Whole calendar days from today (Europe/Berlin) to the last day: 0 on the last day, negative once passed."""
     return (last_day - local_date(now)).days
+
+
+def consent_valid_until(effective_on: date, months: int) -> date:
+    """Last day on which the works must have started for the consent to stay valid: ``months`` after the day the
+    consent took effect (§ 188 (2), (3) BGB like the statutory periods; the tenant's ``[documents]
+    validity_months``). Not moved off a weekend: the operator starts works, no authority has to act on that day."""
+    return add_months(effective_on, months)

@@ -31,6 +31,7 @@ from breitband.identity import Principal
 from breitband.limits import PayloadTooLarge
 from breitband.models import Role
 from notifications.outbox import send_after_commit
+from notifications.templates import de_datetime
 from permits import repository
 from permits.documents import keys as documents_keys
 from permits.documents import service as documents
@@ -141,34 +142,50 @@ def _wants_html(request: Request) -> bool:
     return "text/html" in accept and "application/json" not in accept
 
 
+KEY_DE = {"authority": "Zertifikat der Behörde / the authority's certificate",
+          "authority_test": "Testschlüssel der Behörde (selbstsigniert) / the authority's test key (self-signed)",
+          "platform": "Plattformschlüssel des Landes / the state's platform key"}
+
+
+def _local(instant: str | None) -> str:
+    return de_datetime(instant) if instant else ""
+
+
 STATUS_DE = {"valid": "gültig", "superseded": "ersetzt durch eine neuere Fassung", "revoked": "widerrufen"}
 
 
 @public_router.get("/verify/{document_id}", summary="Verify a decision document by its id (public)")
 def verify_by_id(document_id: uuid.UUID, request: Request, session: Session = Depends(get_read_session)):
     doc = documents.get_public(session, document_id)
-    view = {**documents.public_view(session, doc), "trust": _trust_of_file(doc)}
+    view = {**documents.public_view(session, doc), "trust": _trust_of_file(session, doc)}
     if not _wants_html(request):
         return JSONResponse(view, headers={"Cache-Control": "no-store"})
     e = {k: html.escape(str(v)) if v is not None else "" for k, v in view.items()}
     trust = view["trust"]
     trust_line = (f"<p><strong>{html.escape(trust['statement'])}</strong></p>" if trust else "")
+    who = view.get("official") or {}
+    official = (f"<dt>Entschieden und signiert von / official</dt><dd>{html.escape(who['name'])}"
+                f"{', ' + html.escape(who['function']) if who.get('function') else ''}</dd>" if who else "")
+    key = KEY_DE.get(view.get("key_source") or "platform", "")
     # No inline style or script: the page is under the service's Content-Security-Policy (breitband/headers.py).
     page = f"""<!DOCTYPE html><html lang="de"><head><meta charset="utf-8"><title>Bescheid prüfen</title>
 <meta name="viewport" content="width=device-width,initial-scale=1"></head><body><h1>Bescheid {e['reference']}</h1>
 <p>Status: <strong>{html.escape(STATUS_DE.get(view['status'], view['status']))}</strong> ({e['status']})</p>
 {trust_line}
-<dl><dt>Ausgestellt von / issuer</dt><dd>{e['issuer']}</dd><dt>Signiert / signed</dt><dd>{e['signed_at']}</dd>
-<dt>Signaturzertifikat / signer</dt><dd>{e['signer']}</dd><dt>SHA-256</dt><dd><code>{e['sha256']}</code></dd></dl>
+<dl><dt>Ausgestellt von / issuer</dt><dd>{e['issuer']}</dd>{official}
+<dt>Signiert am / signed at</dt><dd>{html.escape(_local(view['signed_at']))}</dd>
+<dt>Signaturzertifikat / signer</dt><dd>{e['signer']}</dd>
+<dt>Schlüssel / key</dt><dd>{html.escape(key)}</dd><dt>SHA-256</dt><dd><code>{e['sha256']}</code></dd></dl>
 <p>Stimmt die SHA-256-Prüfsumme Ihrer Datei überein, ist sie unverändert. / If the SHA-256 of your file matches,
 it is unchanged. Oder laden Sie die Datei hoch (POST /verify).</p></body></html>"""
     return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
 
-def _trust_of_file(doc: DecisionDocument) -> dict[str, Any] | None:
-    """Whether an authority vouches for the key the issued file was signed with (development keys: no)."""
+def _trust_of_file(session: Session, doc: DecisionDocument) -> dict[str, Any] | None:
+    """Whether the key the issued file was signed with is trusted for the document's tenant: the authority's
+    imported certificate yes, its self-signed test key and development platform keys no."""
     path = documents.file_path(doc)
-    trust = documents_keys.trust_of_pdf(path.read_bytes()) if path.is_file() else None
+    trust = documents_keys.trust_of_pdf(path.read_bytes(), session, doc.tenant_key) if path.is_file() else None
     return trust.as_dict() if trust else None
 
 
@@ -186,14 +203,16 @@ def verify_upload(request: Request, file: UploadFile = File(...),
     data = file.file.read()
     if not data:
         raise UnprocessableEntity("The file is empty", type="validation-error", field="file")
-    return with_trust(documents.verify(session, data), data)
+    return with_trust(documents.verify(session, data), data, session)
 
 
-def with_trust(result: dict[str, Any], data: bytes) -> dict[str, Any]:
+def with_trust(result: dict[str, Any], data: bytes, session: Session | None = None) -> dict[str, Any]:
     """The verification result with what the signature is worth: a file signed with a development (self-signed)
     key is "not trusted", however genuine and intact, and its ``reason`` says so first."""
     signature = result.get("signature") or {}
-    trust = documents_keys.trust_of_pdf(data) if result.get("genuine") or signature.get("intact") else None
+    tenant = documents.tenant_of(session, result.get("document_id")) if session is not None else None
+    trust = (documents_keys.trust_of_pdf(data, session, tenant) if result.get("genuine") or signature.get("intact")
+             else None)
     result["trust"] = trust.as_dict() if trust else None
     if trust is not None and not trust.trusted:
         result["reason"] = f"{trust.statement} {result['reason']}"

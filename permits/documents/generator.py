@@ -24,7 +24,8 @@ from breitband.models import Tenant
 from breitband.settings import get_settings
 from permits.documents import keys, render
 from permits.documents import service as documents
-from permits.documents.models import DecisionDocument
+from permits.documents.models import DecisionDocument, KeySource
+from permits.models import Case
 
 log = logging.getLogger("permits.documents")
 
@@ -48,11 +49,13 @@ def generate(db: Database, document_id: uuid.UUID, now: datetime | None = None) 
     try:
         with db.transaction() as session:               # read only; ends before the slow part
             doc = session.get(DecisionDocument, document_id)
-            context = documents.gather(session, doc)
+            authority_org = session.get(Case, doc.case_id).authority_org_id
+            key = keys.signing_key_for(session, doc.tenant_key, authority_org)     # None: the platform key
+            context = documents.gather(session, doc, key.source if key else KeySource.platform.value)
             tenant = session.get(Tenant, doc.tenant_key)
             tenant_key, tenant_name = tenant.key, tenant.name
         pdf = render.render_pdf(tenant_key, context)
-        key = keys.ensure_key(tenant_key, tenant_name)
+        key = key or keys.ensure_key(tenant_key, tenant_name)
         reason = f"Bescheid {context['application']['reference']} – {context['authority']['name']}"
         signed = keys.sign_pdf(pdf, key, field_name="Bescheid", location=tenant_name, reason=reason)
         digest = hashlib.sha256(signed).hexdigest()
@@ -64,7 +67,8 @@ def generate(db: Database, document_id: uuid.UUID, now: datetime | None = None) 
         raise
     with db.transaction() as session:
         issued = documents.issue(session, document_id, sha256=digest, size_bytes=len(signed), file_name=target.name,
-                                 signer=signer, signer_cert_sha256=cert_sha, done=clock.now())
+                                 signer=signer, signer_cert_sha256=cert_sha, done=clock.now(), key_source=key.source,
+                                 signing_org_id=key.organisation_id, official=context["official"])
     if not issued:                                      # another worker finished first (lease expired)
         return {"document_id": str(document_id), "status": "skipped"}
     log.info("decision document issued", extra={"document_id": str(document_id), "sha256": digest})

@@ -27,6 +27,33 @@ class Validity(str, enum.Enum):
     revoked = "revoked"
 
 
+class KeySource(str, enum.Enum):
+    """Whose key signed a document: the deciding authority's imported certificate, the authority's self-signed test
+    key, or (no key of the authority on file) the tenant's platform key."""
+    authority = "authority"
+    authority_test = "authority_test"
+    platform = "platform"
+
+
+class AuthorityKey(Base):
+    """An authority's signing key (``permits.documents.keys``): the files and what identifies the certificate."""
+    __tablename__ = "authority_signing_keys"
+
+    organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"),
+                                                       primary_key=True)
+    tenant_key: Mapped[str] = mapped_column(ForeignKey("tenants.key", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(16))                 # imported | self_signed
+    key_file: Mapped[str] = mapped_column(String(500))
+    cert_file: Mapped[str] = mapped_column(String(500))
+    chain_file: Mapped[str | None] = mapped_column(String(500))
+    cert_sha256: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(500))
+    issuer: Mapped[str] = mapped_column(String(500))
+    not_before: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    not_after: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class DecisionDocument(Base):
     __tablename__ = "decision_documents"
 
@@ -49,6 +76,10 @@ class DecisionDocument(Base):
     signer: Mapped[str | None] = mapped_column(String(500))
     signer_cert_sha256: Mapped[str | None] = mapped_column(String(64))
     signed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    key_source: Mapped[str | None] = mapped_column(String(16))      # KeySource
+    signing_org_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    official_name: Mapped[str | None] = mapped_column(String(200))
+    official_function: Mapped[str | None] = mapped_column(String(200))
     superseded_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_reason: Mapped[str | None] = mapped_column(Text)

@@ -193,7 +193,23 @@ def render_pdf(tenant_key: str, context: dict[str, Any]) -> bytes:
 
     template = templates.select(tenant_key, ["documents/decision.html.j2"])
     page = template.render(**context)
-    return weasyprint.HTML(string=page, base_url=str(templates.search_path(tenant_key)[0])).write_pdf()
+    # PDF/A-3b: fonts embedded, an sRGB output intent and XMP metadata declaring part 3, conformance B; the
+    # signature is added afterwards as an incremental update, which PDF/A allows (tests/permits/test_pdfa.py).
+    return weasyprint.HTML(string=page, base_url=str(templates.search_path(tenant_key)[0])).write_pdf(
+        pdf_variant="pdf/a-3b", font_config=_fonts())
+
+
+_FONTS: list[Any] = []
+
+
+def _fonts() -> Any:
+    """One font configuration per process: building it makes Fontconfig scan the fonts (part of the first
+    document's time), and WeasyPrint reuses the loaded faces across documents rendered with the same one."""
+    from weasyprint.text.fonts import FontConfiguration  # deferred: part of WeasyPrint (see render_pdf)
+
+    if not _FONTS:
+        _FONTS.append(FontConfiguration())
+    return _FONTS[0]
 
 
 def legal_basis(kind: str) -> str:

@@ -40,12 +40,14 @@ from sqlalchemy.orm import Session
 from breitband import clock
 from breitband.dates import iso
 from breitband.errors import Conflict, NotFound
-from breitband.models import Organisation, Tenant
+from breitband.models import Organisation, Tenant, User
 from breitband.settings import get_settings
 from geo.crs import parse_crs
+from geo.rules import parse_rules
 from permits import core, repository
-from permits.documents import keys, render
-from permits.documents.models import DecisionDocument, DocumentStatus, Validity
+from permits.documents import keys, letter, render
+from permits.documents.models import AuthorityKey, DecisionDocument, DocumentStatus, KeySource, Validity
+from permits.labels import label
 from permits.models import DECIDED_CASE_STATUSES, Application, Case
 from permits.participation import statements
 from permits.participation.models import StatementRequest, StatementStatus
@@ -113,8 +115,9 @@ def claim(session: Session, document_id: uuid.UUID, now: datetime) -> bool:
     return True
 
 
-def gather(session: Session, doc: DecisionDocument) -> dict[str, Any]:
-    """Everything the template needs, as plain data (read in one transaction)."""
+def gather(session: Session, doc: DecisionDocument, key_source: str = KeySource.platform.value) -> dict[str, Any]:
+    """Everything the template needs, as plain data (read in one transaction). ``key_source``: whose key will sign
+    (the document says so when it is the platform's, not the authority's)."""
     case = session.get(Case, doc.case_id)
     app = session.get(Application, doc.application_id)
     tenant = session.get(Tenant, doc.tenant_key)
@@ -135,34 +138,53 @@ def gather(session: Session, doc: DecisionDocument) -> dict[str, Any]:
         DecisionDocument.case_id == case.id, DecisionDocument.generation < doc.generation)
         .order_by(DecisionDocument.generation.desc()).limit(1)).first()
     part = case.part or {}
+    rules = parse_rules(tenant.rules)
+    decided_by = decision.get("decided_by") or {}
+    user = session.get(User, uuid.UUID(decided_by["user_id"])) if decided_by.get("user_id") else None
+    representative = content.get("representative")
+    pieces = part.get("pieces") or []
     return {
         "document": {"id": str(doc.id), "generation": doc.generation, "kind": doc.kind,
                      "replaces": str(previous.id) if previous else None, "verify_url": verify_url(doc.id)},
         "tenant": {"key": tenant.key, "name": tenant.name},
-        "authority": {"name": authority.name, "address": authority.address, "email": authority.email,
-                      "phone": authority.phone},
+        "authority": {**letter.authority_block(authority.name, authority.address, authority.phone, authority.email,
+                                               authority.website),
+                      "address": authority.address},
+        "addressee": letter.addressee(applicant.name, applicant.address, (content.get("contact") or {}).get("name"),
+                                      representative),
+        "official": letter.official(decided_by, user.name if user else None, user.job_title if user else None),
         "applicant": {"name": applicant.name, "address": applicant.address,
-                      "contact": (content.get("contact") or {}).get("name"),
-                      "representative": content.get("representative")},
+                      "contact": (content.get("contact") or {}).get("name"), "representative": representative},
         "application": {"reference": app.reference, "project_name": app.project_name,
                         "operator_reference": app.operator_reference, "version": case.application_version,
-                        "received_at": render.local(case.received_at), "planned_start": content.get("planned_start"),
-                        "planned_end": content.get("planned_end"),
+                        "received_at": render.local(case.received_at),
+                        "received_on": case.received_at,
+                        "planned_start": content.get("planned_start"), "planned_end": content.get("planned_end"),
                         "traffic_restrictions": content.get("traffic_restrictions") or [],
-                        "sections": _sections(content)},
+                        "sections": [letter.section_row(s) for s in _sections(content)]},
         "case": {"id": str(case.id), "status": case.status, "decided_at": render.local(case.decided_at),
+                 "decided_on": case.decided_at,
                  "effective_on": case.effective_on.isoformat() if case.effective_on else None,
                  "decision_due": case.decision_due.isoformat() if case.decision_due else None,
                  "length_m": part.get("length_m"),
                  "pieces": [{"road_ref": p.get("road_ref"), "road_name": p.get("road_name"),
                              "road_class": p.get("road_class"), "length_m": p.get("length_m"),
                              "gemeinde": (p.get("gemeinde") or {}).get("name"), "rule": p.get("rule")}
-                            for p in part.get("pieces") or []]},
+                            for p in pieces],
+                 "rows": [letter.piece_row({**p, "gemeinde": (p.get("gemeinde") or {}).get("name")})
+                          for p in pieces]},
         "decision": {"outcome": decision.get("outcome") or case.status, "legal_basis": render.legal_basis(doc.kind),
                      "conditions": conditions, "additional_conditions": additional,
                      "reasons": decision.get("reasons") or [], "explanation": decision.get("explanation"),
-                     "decided_by": (decision.get("decided_by") or {}).get("name")},
-        "statements": [{"body": name, "answer": s.answer, "status": s.status} for s, name in heard],
+                     "decided_by": decided_by.get("name")},
+        "validity": letter.validity(decision.get("outcome") or case.status, case.effective_on,
+                                    rules.documents.validity_months),
+        "fees": letter.fee_statement(rules.fees, decision.get("outcome") or case.status, part.get("length_m"),
+                                     case.effective_on),
+        "statements": [{"body": name, "answer": s.answer, "answer_label": label("statement_answer", s.answer)
+                        if s.answer else "keine Stellungnahme", "status": s.status} for s, name in heard],
+        "signature": {"key_source": key_source, "platform": key_source == KeySource.platform.value,
+                      "test_key": key_source == KeySource.authority_test.value},
         "map_svg": render.map_for(session, tenant.key, tenant.srid, content, part, pieces_crs),
         "qr_svg": render.qr_svg(verify_url(doc.id)),
         "attribution": render.ATTRIBUTION,
@@ -181,7 +203,8 @@ def _sections(content: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def issue(session: Session, document_id: uuid.UUID, *, sha256: str, size_bytes: int, file_name: str, signer: str,
-          signer_cert_sha256: str, done: datetime) -> bool:
+          signer_cert_sha256: str, done: datetime, key_source: str = KeySource.platform.value,
+          signing_org_id: uuid.UUID | None = None, official: dict[str, Any] | None = None) -> bool:
     """Mark the generated document ``ready`` with what identifies its file, supersede the earlier generations of
     its case and write ``document.issued``. → False when another worker finished it first (its lease had run
     out)."""
@@ -192,6 +215,9 @@ def issue(session: Session, document_id: uuid.UUID, *, sha256: str, size_bytes: 
     doc.status, doc.error, doc.lease_until, doc.updated_at = DocumentStatus.ready.value, None, None, done
     doc.sha256, doc.size_bytes, doc.file_name = sha256, size_bytes, file_name
     doc.signer, doc.signer_cert_sha256, doc.signed_at = signer, signer_cert_sha256, done
+    doc.key_source, doc.signing_org_id = key_source, signing_org_id
+    doc.official_name = (official or {}).get("name")
+    doc.official_function = (official or {}).get("function")
     older = session.scalars(select(DecisionDocument).where(
         DecisionDocument.case_id == doc.case_id, DecisionDocument.generation < doc.generation,
         DecisionDocument.validity == Validity.valid.value).with_for_update()).all()
@@ -253,20 +279,67 @@ def revoke(session: Session, doc: DecisionDocument, reason: str, user_id: uuid.U
     return doc
 
 
+# --- letterheads ---------------------------------------------------------------------------------------------------
+
+LETTERHEAD_FIELDS = ("address", "phone", "email", "website")
+
+
+def load_letterheads(session: Session, tenant_key: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Set the letterhead data (postal address, phone, e-mail, website) of the tenant's road authorities by their
+    exact name; a value the file leaves out stays as it is. → what was updated and which names were not found."""
+    updated, unknown = [], []
+    for entry in entries:
+        org = session.scalars(select(Organisation).where(Organisation.tenant_key == tenant_key,
+                                                         Organisation.kind == "road_authority",
+                                                         Organisation.name == entry.get("name"))).first()
+        if org is None:
+            unknown.append(entry.get("name"))
+            continue
+        for field in LETTERHEAD_FIELDS:
+            if entry.get(field):
+                setattr(org, field, str(entry[field]).strip())
+        updated.append(org.name)
+    session.flush()
+    return {"updated": updated, "not_found": unknown}
+
+
+def letterhead_gaps(session: Session, tenant_key: str) -> list[dict[str, Any]]:
+    """The tenant's road authorities whose letters lack an address, phone or e-mail (laid out without it)."""
+    out = []
+    for org in session.scalars(select(Organisation).where(Organisation.tenant_key == tenant_key,
+                                                          Organisation.kind == "road_authority")
+                               .order_by(Organisation.name)):
+        missing = [f for f in ("address", "phone", "email") if not getattr(org, f)]
+        if missing:
+            out.append({"authority": org.name, "organisation_id": str(org.id), "missing": missing})
+    return out
+
+
 # --- verification ----------------------------------------------------------------------------------------------------
 
 def public_view(session: Session, doc: DecisionDocument) -> dict[str, Any]:
-    """What anyone may learn from a document id: nothing beyond what the document itself shows, and no person."""
+    """What anyone may learn from a document id: nothing beyond what the document itself shows (the deciding
+    authority and its official who signed, not the applicant)."""
     case = session.get(Case, doc.case_id)
     app = session.get(Application, doc.application_id)
     authority = session.get(Organisation, case.authority_org_id)
+    official = ({"name": doc.official_name, "function": doc.official_function} if doc.official_name else None)
     return {"document_id": str(doc.id), "status": doc.validity, "sha256": doc.sha256, "signer": doc.signer,
-            "signed_at": iso(doc.signed_at), "issuer": authority.name, "reference": app.reference,
+            "signed_at": iso(doc.signed_at), "issuer": authority.name, "official": official,
+            "key_source": doc.key_source, "reference": app.reference,
             "kind": doc.kind, "outcome": doc.outcome,
             "effective_on": case.effective_on.isoformat() if case.effective_on else None,
             "generation": doc.generation,
             "superseded_by": str(doc.superseded_by) if doc.superseded_by else None,
             "revoked_at": iso(doc.revoked_at), "verify_url": verify_url(doc.id)}
+
+
+def tenant_of(session: Session, document_id: str | None) -> str | None:
+    """The tenant of an issued document (for the trust of its signature); None when unknown."""
+    if not document_id:
+        return None
+    doc = session.get(DecisionDocument, uuid.UUID(document_id))
+    return doc.tenant_key if doc is not None else None
 
 
 def get_public(session: Session, document_id: uuid.UUID) -> DecisionDocument:
@@ -284,7 +357,9 @@ def verify(session: Session, data: bytes) -> dict[str, Any]:
         return {"genuine": True, "unchanged": True, "sha256": digest, **public_view(session, doc),
                 "reason": "Die Datei ist ein von diesem Dienst ausgestellter Bescheid und unverändert. / The file is a "
                           "document issued by this service, unchanged."}
-    check = keys.check_signature(data, keys.trusted_certificates(list(session.scalars(select(Tenant.key)))))
+    check = keys.check_signature(data, keys.trusted_certificates(
+        list(session.scalars(select(Tenant.key))), authority_cert_files=list(session.scalars(
+            select(AuthorityKey.cert_file)))))
     claimed = None
     if check.keywords and "document_id=" in check.keywords:
         claimed = check.keywords.split("document_id=", 1)[1].split()[0].strip(",;")

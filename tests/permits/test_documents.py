@@ -19,7 +19,7 @@ from permits.documents import generator
 from permits.documents import service as documents
 from permits.documents.models import DecisionDocument
 from tests.support.api import PROBLEM, collection, trench
-from tests.support.documents import issue
+from tests.support.documents import ARTIFACTS, issue
 
 
 def pdf_text(data: bytes) -> str:
@@ -38,15 +38,21 @@ def test_decision_yields_a_signed_pdf_with_its_content(granted, client, he, sett
     data = r.content
     assert data.startswith(b"%PDF") and hashlib.sha256(data).hexdigest() == doc.sha256
     text = " ".join(pdf_text(data).split())
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "granted.pdf").write_bytes(data)             # pages as PNG: pdftoppm -png -r 60 granted.pdf page
     for expected in ("Hessen Mobil", app["reference"], "Zustimmung nach § 127 Abs. 1 TKG",
-                     "Rechtsgrundlage / legal basis: § 127 Abs. 1 TKG", "Glasfaser Test GmbH", "z. Hd. Olaf Planer",
+                     "Rechtsgrundlage: § 127 Abs. 1 TKG", "Glasfaser Test GmbH", "z. Hd. Olaf Planer",
                      "HE-N01 – Wiederherstellung der Verkehrsfläche", "HE-N02 – Verkehrssicherung",
                      "außerhalb der Hauptverkehrszeiten", "Rechtsbehelfsbelehrung",
                      "innerhalb eines Monats nach Bekanntgabe Widerspruch erhoben werden",   # Hessen's template
-                     "© OpenStreetMap-Mitwirkende", "© GeoBasis-DE / BKG", "L 3262",
-                     "Wirksam am / effective: 02.02.2026",
-                     "English summary"):
+                     "© OpenStreetMap-Mitwirkende", "© GeoBasis-DE / BKG", "L 3262", "Landesstraße",
+                     "Datum 02.02.2026", "Bearbeitet von", "Im Auftrag", "I. Entscheidung", "II. Nebenbestimmungen",
+                     "III. Begründung", "Die Zustimmung erlischt, wenn mit den Arbeiten nicht bis zum 02.02.2028",
+                     "Annex: English courtesy translation – not binding"):
         assert expected in text, expected
+    german = text.split("Anlage: Englische Übersetzung")[0]
+    for raw in (" land ", " bund ", "trunk_link", "None", "Decision", "Reasons", "Conditions"):
+        assert raw not in german, raw
     assert f"/verify/{doc.id}" in "".join(text.split())                   # the URL may wrap
     reader = pypdf.PdfReader(io.BytesIO(data))
     assert f"document_id={doc.id}" in reader.metadata["/Keywords"]

@@ -16,9 +16,11 @@ from permits.documents import generator
 from permits.documents import keys as documents_keys
 from permits.documents.models import DecisionDocument
 
+PLATFORM = (" Signiert mit dem Plattformschlüssel des Landes, nicht mit einem Schlüssel der Behörde. / Signed with the "
+            "state's platform key, not with a key of the authority.")
 NOT_TRUSTED = ("Nicht vertrauenswürdig: Die Signatur ist gültig, wurde aber mit einem Entwicklungsschlüssel "
                "(selbstsigniert) erstellt, für den keine Behörde bürgt. / Not trusted: the signature is valid, but it "
-               "was made with a development key (self-signed) that no authority vouches for.")
+               "was made with a development key (self-signed) that no authority vouches for." + PLATFORM)
 
 
 def test_production_refuses_to_start_with_the_self_signed_fallback():
@@ -56,7 +58,8 @@ def test_verify_says_not_trusted_for_a_development_key(granted, client, he):
     app, case, doc = granted
     by_id = client.get(f"/verify/{doc.id}").json()
     assert by_id["status"] == "valid"
-    assert by_id["trust"] == {"trusted": False, "development_key": True, "statement": NOT_TRUSTED}
+    assert by_id["trust"] == {"trusted": False, "development_key": True, "statement": NOT_TRUSTED, "key": "platform",
+                              "authority": None}
     page = client.get(f"/verify/{doc.id}", headers={"Accept": "text/html"}).text
     assert "Nicht vertrauenswürdig" in page and "Not trusted: the signature is valid" in page
     assert "style=" not in page and "<script" not in page                  # under the CSP
@@ -109,9 +112,9 @@ def test_a_ca_issued_certificate_is_trusted(granted, client, he, db, task_db, se
     new_id = client.post(f"/api/v1/documents/{doc.id}/regenerate", headers=he.hessen_mobil.headers).json()["id"]
     assert generator.generate(task_db, uuid.UUID(new_id))["status"] == "ready"
     by_id = client.get(f"/verify/{new_id}").json()
-    assert by_id["trust"] == {"trusted": True, "development_key": False,
+    assert by_id["trust"] == {"trusted": True, "development_key": False, "key": "platform", "authority": None,
                               "statement": "Signiert mit dem Zertifikat, das für diesen Dienst hinterlegt ist. / "
-                                           "Signed with the certificate configured for this service."}
+                                           "Signed with the certificate configured for this service." + PLATFORM}
     assert by_id["signer"] == "Common Name: Hessen Mobil – Bescheide"
     data = client.get(f"/api/v1/documents/{new_id}/pdf", headers=he.operator.headers).content
     upload = client.post("/verify", files={"file": ("b.pdf", data, "application/pdf")}).json()
