@@ -137,6 +137,7 @@ def test_the_authoritys_imported_certificate_signs_a_pdfa_letter(granted, client
     assert (new.key_source, new.signing_org_id, new.official_name, new.official_function) == (
         "authority", he.orgs["hessen_mobil"], "pruefer", "Sachbearbeiterin Straßenbenutzung")
     data = client.get(f"/api/v1/documents/{new_id}/pdf", headers=he.operator.headers).content
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "granted-authority-key.pdf").write_bytes(data)
     assert pdfa_problems(data) == []
     from tests.permits.test_documents import pdf_text
