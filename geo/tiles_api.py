@@ -21,6 +21,7 @@ import json
 from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy.orm import Session
 
+from breitband import metrics
 from breitband.auth import BEARER_OR_BASIC, VARY_CREDENTIALS, credentials_sent, current_principal
 from breitband.db import get_read_session
 from breitband.errors import ProblemError, Unauthorized
@@ -92,6 +93,7 @@ def get_tile(request: Request, layer: str, z: int, x: int, y: int, tenant: str |
         if request.headers.get("if-none-match"):
             etag = tiles.public_tile_etag(session, spec, tenant_key, key)
             if _etag_matches(request, etag):
+                metrics.record_tile(layer, "not_modified")
                 return Response(status_code=304, headers=_tile_headers(etag, cache, vary))
         tile = tiles.public_tile(session, spec, tenant_key, key)
     else:
@@ -99,6 +101,7 @@ def get_tile(request: Request, layer: str, z: int, x: int, y: int, tenant: str |
         cache, vary = "private, no-cache", VARY_CREDENTIALS
         tile = spec.tile(session, principal, key)
         if _etag_matches(request, tile.etag):
+            metrics.record_tile(layer, "not_modified")
             return Response(status_code=304, headers=_tile_headers(tile.etag, cache, vary))
     headers = _tile_headers(tile.etag, cache, vary)
     headers["X-Tile-Features"] = str(tile.features)
@@ -106,7 +109,9 @@ def get_tile(request: Request, layer: str, z: int, x: int, y: int, tenant: str |
         headers["X-Tile-Truncated"] = "true"
         headers["X-Tile-Feature-Limit"] = str(tile.limit)
     if not tile.data:
+        metrics.record_tile(layer, "empty")
         return Response(status_code=204, headers=headers)
+    metrics.record_tile(layer, "rendered")
     return Response(content=tile.data, media_type=tiles.MVT_MEDIA_TYPE, headers=headers)
 
 

@@ -88,6 +88,8 @@ def post_webhook(job: Job, settings: Settings) -> Outcome:
         TIMESTAMP_HEADER: str(ts),
         SIGNATURE_HEADER: signature(job.secret or "", ts, body),
     }
+    if job.request_id:
+        headers["Breitband-Request-Id"] = job.request_id
     parts = urlsplit(job.url)
     host = parts.hostname or ""
     if addresses.blocked_name(host) is not None:

@@ -37,6 +37,8 @@ def test_new_case_mail_in_german_and_english_sent_once(api, he, lines, clock, db
     assert mail.message["Message-ID"] == f"<{to_authority.id}@breitband.localhost>"
     event = session.get(Event, to_authority.event_id)
     assert mail.message["X-Breitband-Event-Id"] == str(event.id)
+    # the request that submitted the application wrote the event; its id is in the mail (and in the API's logs)
+    assert event.request_id and mail.message["X-Request-ID"] == event.request_id
     body = mail.body
     assert "für Stadt Neu-Isenburg ist ein neuer Antrag" in body
     assert "Entscheidung bis:          15.04.2026" in body and "Vollständigkeit rügen bis: 15.02.2026" in body
