@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from breitband.errors import Conflict, PreconditionFailed, UnprocessableEntity
 from breitband.identity import Principal
+from breitband.models import Tenant
 from geo.crs import parse_crs, transform_geometry
 from geo.models import Authority
 from geo.service import check_route_limits, resolve, tenant_context
@@ -328,9 +329,12 @@ def working_calendar(session: Session, tenant_key: str, authority_org_id: uuid.U
                      ) -> workdays.WorkingCalendar:
     """The calendar of the authority's seat under the tenant's ``[holidays]`` (the state's; a place's where the
     state differs inside, found by the authority's AGS)."""
-    rules, _, _ = tenant_context(session, tenant_key)
+    try:
+        holidays = tenant_context(session, tenant_key)[0].holidays
+    except UnprocessableEntity:      # rules that do not validate: their state_key's calendar (workdays.holidays_of)
+        holidays = workdays.holidays_of(session.get(Tenant, tenant_key).rules)
     authority = session.get(Authority, authority_org_id) if authority_org_id is not None else None
-    return workdays.calendar_for(rules.holidays, authority.key if authority is not None else None)
+    return workdays.calendar_for(holidays, authority.key if authority is not None else None)
 
 
 def set_completeness(case: Case, due: deadlines.Due) -> None:

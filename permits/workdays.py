@@ -14,19 +14,24 @@ prefix of the authority) whose calendar differs.
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass, field
 from datetime import date
 
 import holidays as holiday_data
 
-from geo.rules import HolidayPlace, Holidays, LocalDay
+from breitband.errors import UnprocessableEntity
+from geo.rules import STATE_BY_AGS, HolidayPlace, Holidays, LocalDay, parse_rules
+
+log = logging.getLogger("permits.deadlines")
 
 WEEKDAYS_DE = ("Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag")
 
 
 @functools.lru_cache(maxsize=64)
-def _holidays(subdivision: str, categories: tuple[str, ...]) -> holiday_data.HolidayBase:
-    """The holiday table of one subdivision (German names); it fills years lazily as they are asked for."""
+def _holidays(subdivision: str | None, categories: tuple[str, ...]) -> holiday_data.HolidayBase:
+    """The holiday table of one subdivision (None: the nationwide holidays alone; German names); it fills years
+    lazily as they are asked for."""
     return holiday_data.Germany(subdiv=subdivision, categories=categories, language="de")
 
 
@@ -34,7 +39,7 @@ def _holidays(subdivision: str, categories: tuple[str, ...]) -> holiday_data.Hol
 class WorkingCalendar:
     """Which days are no working days for one authority: weekends, the public holidays of ``subdivision`` in
     ``categories``, and the tenant's own ``days`` (once: "YYYY-MM-DD", every year: "MM-DD")."""
-    subdivision: str
+    subdivision: str | None
     categories: tuple[str, ...] = ("public",)
     days: tuple[tuple[str, str], ...] = ()
     place: str | None = None          # the AGS prefix whose special calendar applies, for explanations
@@ -59,7 +64,7 @@ class WorkingCalendar:
     def describe(self) -> str:
         where = f", Ort {self.place}" if self.place else ""
         extra = f", {len(self.days)} eigene Tage" if self.days else ""
-        return f"{self.subdivision} ({', '.join(self.categories)}{where}{extra})"
+        return f"{self.subdivision or 'DE'} ({', '.join(self.categories)}{where}{extra})"
 
 
 def _days(items: list[LocalDay]) -> tuple[tuple[str, str], ...]:
@@ -77,10 +82,24 @@ def place_of(rules: Holidays, ags: str | None) -> HolidayPlace | None:
 def calendar_for(rules: Holidays, ags: str | None = None) -> WorkingCalendar:
     """The working calendar of an authority with the AGS ``ags`` (Gemeinde 8 digits, Kreis 5, state 2; None: the
     state's calendar) under the tenant's holiday rules."""
-    state = rules.state or "HE"      # TenantRules fills it from state_key; "HE" only for a bare Holidays()
+    state = rules.state              # TenantRules fills it from state_key; None: the nationwide holidays only
     place = place_of(rules, ags)
     if place is None:
         return WorkingCalendar(state, tuple(rules.categories), _days(rules.days))
     categories = tuple(dict.fromkeys([*rules.categories, *place.categories]))
     return WorkingCalendar(place.subdivision or state, categories, _days(rules.days) + _days(place.days),
                            place=place.ags)
+
+
+def holidays_of(raw_rules: dict | None) -> Holidays:
+    """The holiday rules of a tenant's stored rules. Rules that do not validate (a tenant created without rules)
+    still get the calendar of their ``state_key``, or the nationwide holidays, with a warning: the periods of such a
+    tenant's cases must end on working days all the same."""
+    raw = raw_rules or {}
+    try:
+        return parse_rules(raw).holidays
+    except UnprocessableEntity as exc:
+        state = STATE_BY_AGS.get(str(raw.get("state_key")))
+        log.warning("tenant rules do not validate (%s); periods end on the working days of %s", exc.detail,
+                    state or "the nationwide holidays")
+        return Holidays(state=state)

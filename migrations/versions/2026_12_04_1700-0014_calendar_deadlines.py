@@ -18,7 +18,6 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
-from geo.rules import parse_rules
 from permits import deadlines, workdays
 
 revision = "0014"
@@ -33,7 +32,7 @@ OPEN = ("received", "incomplete", "in_review")
 def recompute_open_cases(conn: sa.Connection) -> dict[str, int]:
     """Recompute the deadlines of every open case on its authority's working calendar; → counts (open cases, moved
     completeness ends, moved decision ends, cases with either moved)."""
-    rules = {r.key: parse_rules(r.rules or {}).holidays
+    rules = {r.key: workdays.holidays_of(r.rules)
              for r in conn.execute(sa.text("SELECT key, rules FROM tenants"))}
     rows = conn.execute(sa.text(
         "SELECT c.id, c.tenant_key, c.received_at, c.complete_at, c.completeness_due, c.decision_due, c.extension, "
