@@ -71,24 +71,29 @@ def test_the_cli_prints_the_three_ends_with_the_reasons(he_data):
 
 
 def test_a_case_shows_the_statutory_day_and_the_moved_end(api, he, lines, clock):
-    clock.set("2027-02-27T10:00:00+01:00")            # a Saturday; a portal takes applications every day
-    app = api.submitted(he.operator, collection(trench(lines["neu_isenburg"])))
+    clock.set("2026-09-25T10:00:00+02:00")
+    app = api.submitted(he.operator, collection(trench(lines["neu_isenburg"])), planned_start="2027-01-15",
+                        planned_end="2027-03-31")
     case_id = app["cases"][0]["id"]
+    assert app["cases"][0]["decision_due"] == "2026-12-28"
     case = api.get(he.neu_isenburg, f"/cases/{case_id}").json()
+    # the month ends on Sunday 25 October (the day of the DST switch) → Monday; the period on Christmas Day, a
+    # Friday, followed by Boxing Day on Saturday and a Sunday → Monday 28 December
     assert (case["completeness_due_statutory"], case["completeness_due"], case["decision_due_statutory"],
             case["decision_due"], case["deadline_at"]) == (
-        "2027-03-27", "2027-03-30", "2027-05-27", "2027-05-28", "2027-05-28T22:00:00Z")
-    assert case["deadlines"]["decision"]["label"] == "Freitag, 28.05.2027 — der 27.05.2027 ist Fronleichnam"
-    assert next(c for c in app["cases"])["decision_due"] == "2027-05-28"
+        "2026-10-25", "2026-10-26", "2026-12-25", "2026-12-28", "2026-12-28T23:00:00Z")
+    assert case["deadlines"]["decision"]["label"] == (
+        "Montag, 28.12.2026 — der 25.12.2026 ist Erster Weihnachtstag, der 26.12.2026 ist ein Samstag und Zweiter "
+        "Weihnachtstag, der 27.12.2026 ist ein Sonntag")
+    assert case["deadlines"]["completeness"]["skipped"] == [{"date": "2026-10-25", "why": ["Sonntag"]}]
     item = api.get(he.neu_isenburg, "/cases").json()["items"][0]
-    assert (item["id"], item["decision_due"], item["decision_due_statutory"], item["decision_due_moved"],
-            item["completeness_due_moved"]) == (
-        case_id, "2027-05-28", "2027-05-27", "der 27.05.2027 ist Fronleichnam",
-        "der 27.03.2027 ist ein Samstag, der 28.03.2027 ist ein Sonntag, der 29.03.2027 ist Ostermontag")
+    assert (item["id"], item["decision_due"], item["decision_due_statutory"], item["completeness_due_moved"]) == (
+        case_id, "2026-12-28", "2026-12-25", "der 25.10.2026 ist ein Sonntag")
+    assert item["decision_due_moved"].startswith("der 25.12.2026 ist Erster Weihnachtstag")
 
-    clock.set("2027-05-20T10:00:00+02:00")            # the extension runs from the moved end: 28 June (Monday)
+    clock.set("2026-12-01T10:00:00+01:00")            # the extension runs from the moved end: 28 January
     r = api.command(he.neu_isenburg, f"/cases/{case_id}/extend-deadline", {"reason": "Abstimmung Verkehrsbehörde"})
     assert r.status_code == 200, r.text
     case = r.json()
     assert (case["decision_due_statutory"], case["decision_due"], case["extension"]["previous_due"],
-            case["deadlines"]["decision"]["reason"]) == ("2027-06-28", "2027-06-28", "2027-05-28", None)
+            case["deadlines"]["decision"]["reason"]) == ("2027-01-28", "2027-01-28", "2026-12-28", None)

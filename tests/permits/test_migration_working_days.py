@@ -75,14 +75,14 @@ def test_open_cases_are_recomputed_and_closed_ones_kept(capsys):
             case("extended", "muenchen", "in_review", "2027-01-28T10:00:00+01:00", "2027-01-28T10:00:00+01:00",
                  date(2027, 2, 28), date(2027, 5, 28), {"reason": "x", "previous_due": "2027-04-28",
                                                         "decision_due": "2027-05-28"})
-            # clock stopped (information requested in time): only the month moves (28 Mar 2027 is a Sunday)
+            # clock stopped (information requested in time): only the month moves (28 Mar 2027: Easter Sunday)
             case("stopped", "muenchen", "incomplete", "2027-02-28T10:00:00+01:00", None, date(2027, 3, 28), None)
             # closed before the migration: keeps its unmoved deadline (27 May 2027, Fronleichnam)
             case("granted", "muenchen", "deemed_granted", "2027-02-27T11:00:00+01:00", "2027-02-27T11:00:00+01:00",
                  date(2027, 3, 27), date(2027, 5, 27), effective_on=date(2027, 5, 27))
         upgrade(url, "head")
         printed = capsys.readouterr().out
-        assert "0014: recomputed 4 open cases on working days (§ 193 BGB): 3 moved (2 completeness ends, " \
+        assert "0014: recomputed 4 open cases on working days (§ 193 BGB): 4 moved (3 completeness ends, " \
                "2 decision ends)" in printed
         with engine.connect() as conn:
             rows = {r.id: r for r in conn.execute(text(
@@ -95,7 +95,7 @@ def test_open_cases_are_recomputed_and_closed_ones_kept(capsys):
             "open": (date(2027, 3, 27), date(2027, 3, 30), date(2027, 5, 27), date(2027, 5, 28)),
             "augsburg_case": (date(2028, 6, 8), date(2028, 6, 8), date(2028, 8, 8), date(2028, 8, 9)),
             "extended": (date(2027, 2, 28), date(2027, 3, 1), date(2027, 5, 28), date(2027, 5, 28)),
-            "stopped": (date(2027, 3, 28), date(2027, 3, 29), None, None),
+            "stopped": (date(2027, 3, 28), date(2027, 3, 30), None, None),
             "granted": (date(2027, 3, 27), date(2027, 3, 27), date(2027, 5, 27), date(2027, 5, 27)),
         }
         assert rows[ids["open"]].deadline_at == at("2027-05-29T00:00:00+02:00")
