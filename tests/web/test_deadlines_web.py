@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -12,6 +13,8 @@ from sqlalchemy.orm import Session
 from permits import core
 from permits.models import Application, Case
 from tests.web.test_web_app import VIEWPORT, k163_route, login, open_case, submit_by_api, watch
+
+pytestmark = [pytest.mark.browser, pytest.mark.worker]
 
 
 def test_inbox_and_case_show_the_moved_end_and_why(server, people, browser, engine):
