@@ -21,6 +21,7 @@ from breitband.identity import Principal
 from breitband.models import Tenant
 from geo.crs import parse_crs, transform_geometry
 from geo.models import Authority
+from geo.rules import Holidays
 from geo.service import check_route_limits, resolve, tenant_context
 from notifications import outbox
 from permits import deadlines, repository, workdays
@@ -329,12 +330,18 @@ def working_calendar(session: Session, tenant_key: str, authority_org_id: uuid.U
                      ) -> workdays.WorkingCalendar:
     """The calendar of the authority's seat under the tenant's ``[holidays]`` (the state's; a place's where the
     state differs inside, found by the authority's AGS)."""
-    try:
-        holidays = tenant_context(session, tenant_key)[0].holidays
-    except UnprocessableEntity:      # rules that do not validate: their state_key's calendar (workdays.holidays_of)
-        holidays = workdays.holidays_of(session.get(Tenant, tenant_key).rules)
     authority = session.get(Authority, authority_org_id) if authority_org_id is not None else None
-    return workdays.calendar_for(holidays, authority.key if authority is not None else None)
+    return workdays.calendar_for(tenant_holidays(session, tenant_key),
+                                 authority.key if authority is not None else None)
+
+
+def tenant_holidays(session: Session, tenant_key: str) -> Holidays:
+    """The tenant's ``[holidays]`` rules; rules that do not validate get their state_key's calendar
+    (``workdays.holidays_of``): periods end on working days all the same."""
+    try:
+        return tenant_context(session, tenant_key)[0].holidays
+    except UnprocessableEntity:
+        return workdays.holidays_of(session.get(Tenant, tenant_key).rules)
 
 
 def set_completeness(case: Case, due: deadlines.Due) -> None:

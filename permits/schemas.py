@@ -292,8 +292,9 @@ class CalculatedDue(DueOut):
 
 
 class CalendarOut(BaseModel):
-    state: str
-    subdivision: str = Field(description="The holidays package's subdivision used (a state, or a place like Augsburg)")
+    state: str | None = Field(description="The state's code (null: the nationwide holidays only)")
+    subdivision: str | None = Field(description="The holidays package's subdivision used (a state, or a place "
+                                                "like Augsburg)")
     categories: list[str]
     place: str | None = Field(description="The AGS prefix of the tenant's place entry that applied, if any")
     local_days: int = Field(description="Days off the tenant's rules add")

@@ -12,8 +12,7 @@ from sqlalchemy.orm import Session
 
 from breitband.dates import BERLIN, iso, parse_instant
 from breitband.errors import UnprocessableEntity
-from geo.service import tenant_context
-from permits import deadlines, workdays
+from permits import core, deadlines, workdays
 
 FIRST, LAST = date(2000, 1, 1), date(2999, 12, 31)
 
@@ -51,15 +50,15 @@ def compute(session: Session, tenant_key: str, received: str, complete: str | No
     if place is not None and not (place.isdigit() and 2 <= len(place) <= 8):
         raise UnprocessableEntity(f"place: {place!r} is not an AGS (2 to 8 digits, e.g. 09761000 for Augsburg)",
                                   type="validation-error", field="place")
-    rules, _, _ = tenant_context(session, tenant_key)
-    cal = workdays.calendar_for(rules.holidays, place)
+    holidays = core.tenant_holidays(session, tenant_key)
+    cal = workdays.calendar_for(holidays, place)
     completeness = deadlines.completeness(received_at, cal)
     decision = deadlines.decision(complete_at, cal)
     longer = deadlines.extension(decision.end, cal)
     last = longer if extended else decision
     return {
         "tenant": tenant_key,
-        "calendar": {"state": rules.holidays.state, "subdivision": cal.subdivision,
+        "calendar": {"state": holidays.state, "subdivision": cal.subdivision,
                      "categories": list(cal.categories), "place": cal.place, "local_days": len(cal.days)},
         "received_on": deadlines.local_date(received_at).isoformat(),
         "complete_on": deadlines.local_date(complete_at).isoformat(),
