@@ -84,7 +84,8 @@ def lines(result: dict[str, Any]) -> list[str]:
         statutory = date.fromisoformat(due["statutory"])
         text = f"{name}: Fristende {due['label']}"
         if due["moved_days"]:
-            text += f" (gesetzlich {deadlines.de_date(statutory)}, +{due['moved_days']} Tage)"
+            n = due["moved_days"]
+            text += f" (gesetzlich {deadlines.de_date(statutory)}, +{n} {'Tag' if n == 1 else 'Tage'})"
         out.append(text)
     out.append(f"Zustimmungsfiktion ab {result['deemed_approval_at']}"
                f"{' (mit Verlängerung)' if result['applies_extension'] else ''}")

@@ -57,7 +57,7 @@ def test_the_cli_prints_the_three_ends_with_the_reasons(he_data):
         "Vollständigkeitsprüfung (1 Monat): Fristende Dienstag, 30.03.2027 — der 27.03.2027 ist ein Samstag, der "
         "28.03.2027 ist ein Sonntag, der 29.03.2027 ist Ostermontag (gesetzlich 27.03.2027, +3 Tage)",
         "Entscheidungsfrist (3 Monate): Fristende Freitag, 28.05.2027 — der 27.05.2027 ist Fronleichnam "
-        "(gesetzlich 27.05.2027, +1 Tage)",
+        "(gesetzlich 27.05.2027, +1 Tag)",
         "verlängert (§ 150 TKG, + 1 Monat): Fristende Montag, 28.06.2027",
         "Zustimmungsfiktion ab 2027-06-28T22:00:00Z (mit Verlängerung)"]
     data = json.loads(breitband_cli("deadlines", "compute", "--tenant", "he", "--received", "2026-09-25",
