@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -25,13 +26,14 @@ from geo.rules import STATE_BY_AGS, HolidayPlace, Holidays, LocalDay, parse_rule
 
 log = logging.getLogger("permits.deadlines")
 
+_LOCK = threading.Lock()
 WEEKDAYS_DE = ("Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag")
 
 
 @functools.lru_cache(maxsize=64)
 def _holidays(subdivision: str | None, categories: tuple[str, ...]) -> holiday_data.HolidayBase:
     """The holiday table of one subdivision (None: the nationwide holidays alone; German names); it fills years
-    lazily as they are asked for."""
+    lazily as they are asked for (under ``_LOCK``: the API's threads share it)."""
     return holiday_data.Germany(subdiv=subdivision, categories=categories, language="de")
 
 
@@ -51,7 +53,8 @@ class WorkingCalendar:
 
     def holidays_on(self, day: date) -> list[str]:
         """The names of the public (and local) holidays on ``day``, empty on a working day or a plain weekend."""
-        found = _holidays(self.subdivision, self.categories).get_list(day)
+        with _LOCK:
+            found = _holidays(self.subdivision, self.categories).get_list(day)
         names = [n for name in found for n in name.split("; ")]
         names += self._index.get(day.isoformat(), []) + self._index.get(day.strftime("%m-%d"), [])
         return list(dict.fromkeys(names))
