@@ -14,7 +14,7 @@ const de = {
   create: "Erstellen", tokenCreated: "Token erstellt. Kopieren Sie ihn jetzt: Er wird nicht noch einmal angezeigt.",
   inbox: "Eingang", myApplications: "Meine Anträge", newApplication: "Neuer Antrag", applications: "Anträge",
   status: "Status", all: "Alle", open: "Offen", reference: "Aktenzeichen", project: "Vorhaben", applicant: "Antragsteller",
-  received: "Eingang", due: "Frist", daysLeft: "Tage übrig", overdue: "überfällig", overdueOnly: "Nur überfällige", length: "Länge", none: "Keine Einträge.", loadMore: "Weitere laden",
+  received: "Eingang", due: "Frist", deadlineEnd: "Fristende", completenessEnd: "Vollständigkeitsprüfung bis", movedFrom: "verschoben vom", daysLeft: "Tage übrig", overdue: "überfällig", overdueOnly: "Nur überfällige", length: "Länge", none: "Keine Einträge.", loadMore: "Weitere laden",
   filter: "Filtern", map: "Karte", loading: "Wird geladen …", back: "Zurück",
   exp: { title: "Exportieren", button: "Exportieren", format: "Format", done: "Heruntergeladen:",
     fmt: { gpkg: "GeoPackage", shp: "Shapefile (ZIP)", csv: "CSV (Tabelle)", geojson: "GeoJSON" },
@@ -186,7 +186,7 @@ const en = {
   create: "Create", tokenCreated: "Token created. Copy it now: it will not be shown again.",
   inbox: "Inbox", myApplications: "My applications", newApplication: "New application", applications: "Applications",
   status: "Status", all: "All", open: "Open", reference: "Reference", project: "Project", applicant: "Applicant",
-  received: "Received", due: "Due", daysLeft: "Days left", overdue: "overdue", overdueOnly: "Overdue only", length: "Length", none: "Nothing here.", loadMore: "Load more",
+  received: "Received", due: "Due", deadlineEnd: "Period ends", completenessEnd: "Completeness check until", movedFrom: "moved from", daysLeft: "Days left", overdue: "overdue", overdueOnly: "Overdue only", length: "Length", none: "Nothing here.", loadMore: "Load more",
   filter: "Filter", map: "Map", loading: "Loading …", back: "Back",
   exp: { title: "Export", button: "Export", format: "Format", done: "Downloaded:",
     fmt: { gpkg: "GeoPackage", shp: "Shapefile (zip)", csv: "CSV (table)", geojson: "GeoJSON" },
@@ -291,6 +291,17 @@ export function t(key) {
   return v ?? parts[parts.length - 1];
 }
 export const fmtDate = (s) => (s ? new Date(s.length === 10 ? s + "T12:00:00" : s).toLocaleDateString(lang === "de" ? "de-DE" : "en-GB") : "–");
+const WEEKEND_EN = { Samstag: "a Saturday", Sonntag: "a Sunday" };
+/** The end of a statutory period as the API explains it (DueOut): "Freitag, 28.05.2027 — der 27.05.2027 ist
+ * Fronleichnam" (§ 193 BGB: a period whose last day is a Saturday, Sunday or holiday ends on the next working day). */
+export function fmtDue(due) {
+  if (!due) return "–";
+  const day = new Date(due.end + "T12:00:00").toLocaleDateString(lang === "de" ? "de-DE" : "en-GB",
+    { weekday: "long", day: "2-digit", month: "2-digit", year: "numeric" });
+  if (!due.skipped?.length) return day;
+  if (lang === "de") return `${day} — ${due.reason}`;
+  return `${day} — ${due.skipped.map((s) => `${fmtDate(s.date)} is ${s.why.map((w) => WEEKEND_EN[w] || w).join(" and ")}`).join(", ")}`;
+}
 export const fmtTime = (s) => (s ? new Date(s).toLocaleString(lang === "de" ? "de-DE" : "en-GB", { dateStyle: "short", timeStyle: "short" }) : "–");
 /** A wait in words ("2 Minuten", "45 Sekunden") from seconds (Retry-After). */
 export function fmtWait(seconds) {
