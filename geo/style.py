@@ -102,13 +102,17 @@ def _road_layers() -> list[dict[str, Any]]:
     class_width = ["match", ["get", "road_class"], "autobahn", 3.0, "bund", 2.4, "land", 2.0, "kreis", 1.6, 1.0]
     # higher is drawn later (on top): Autobahn over Bundesstraße over ... over Gemeindestraße
     sort_key = ["match", ["get", "road_class"], "autobahn", 5, "bund", 4, "land", 3, "kreis", 2, 1]
+    def width_plus(extra: float) -> list:
+        return ["interpolate", ["exponential", 1.6], ["zoom"], 6, ["+", ["*", 0.4, class_width], extra],
+                12, ["+", ["*", 1.2, class_width], extra], 16, ["+", ["*", 4, class_width], extra]]
+
     width = ["interpolate", ["exponential", 1.6], ["zoom"],
              6, ["*", 0.4, class_width], 12, ["*", 1.2, class_width], 16, ["*", 4, class_width]]
     return [
         {"id": "roads-casing", "type": "line", **_src("roads"), "minzoom": 13,
          "filter": ["!=", ["get", "is_private"], True],
          "layout": {"line-cap": "round", "line-join": "round", "line-sort-key": sort_key},
-         "paint": {"line-color": "#ffffff", "line-width": ["+", width, 2], "line-opacity": 0.9}},
+         "paint": {"line-color": "#ffffff", "line-width": width_plus(2), "line-opacity": 0.9}},
         {"id": "roads-public", "type": "line", **_src("roads"),
          "filter": ["!=", ["get", "is_private"], True],
          "layout": {"line-cap": "round", "line-join": "round", "line-sort-key": sort_key},

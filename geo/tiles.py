@@ -533,7 +533,7 @@ def public_tile(session: Session, layer: TableLayer, tenant_key: str, tile: Tile
                 etag=public_etag(layer, tenant_key, tile, row.stamp, limit))
 
 
-# --- TileJSON (the style: geo/style.py) ----------------------------------------------------------------------------------------
+# --- TileJSON (the style: geo/style.py) ------------------------------------------------------------------------
 
 _BOUNDS_SQL = text("""
 SELECT ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b) FROM (

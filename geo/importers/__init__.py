@@ -31,7 +31,8 @@ from geo.importers.roads import (
 from geo.importers.ways import Way, WayArrays, read_osm, read_road_files
 
 __all__ = [
-    "Classifier", "Summary", "Way", "WayArrays", "finish_road_segments", "format_summary", "import_basemap", "import_boundaries",
+    "Classifier", "Summary", "Way", "WayArrays", "finish_road_segments", "format_summary", "import_basemap",
+    "import_boundaries",
     "import_ortsdurchfahrten", "import_roads", "load_mapping", "load_population", "load_road_segments",
     "parse_number", "propagate_link_classes", "RoadMapping", "read_osm", "read_road_files", "same_sources",
     "split_ways",

@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from breitband.identity import Principal
-from breitband.models import Role
+from breitband.models import Organisation, Role
 from geo.tiles import (
     BUFFER,
     EXTENT,
@@ -66,6 +66,7 @@ APPLICATION_PROPS = (
     ("id", "String", "application id (own only)"),
     ("reference", "String", "reference number, e.g. HE-2026-000123 (own only)"),
     ("project_name", "String", "project name (own only)"),
+    ("operator", "String", "the applicant organisation's name (own only)"),
     ("case_id", "String", "the caller's case (authorities)"),
     ("case_status", "String", "state of the caller's case: received, incomplete, in_review, granted, ..."),
     ("decision_due", "String", "last day of the caller's decision period (ISO date)"),
@@ -167,9 +168,11 @@ def applications_statement(principal: Principal) -> Select:
     my_case = own_case(principal)
     with_case = principal.role in (Role.authority_reviewer, Role.authority_admin)
     order = func.row_number().over(order_by=(is_own.desc(), Application.created_at.desc(), Application.id))
+    operator = (select(Organisation.name).where(Organisation.id == Application.applicant_org_id)
+                .correlate(Application).scalar_subquery())
     cand = (select(order.label("_order"), Application.id, is_own.label("own"), Application.status,
                    Application.reference,
-                   Application.project_name, Application.route_geom,
+                   Application.project_name, operator.label("operator"), Application.route_geom,
                    *( [my_case.c.id.label("case_id"), my_case.c.status.label("case_status"),
                        my_case.c.decision_due] if with_case else []))
             .select_from(a)
@@ -212,7 +215,7 @@ def applications_statement(principal: Principal) -> Select:
     c = parts.c
     cols = [own.label("own"), c.status.label("status"),
             if_own(cast(c.id, String)).label("id"), if_own(c.reference).label("reference"),
-            if_own(c.project_name).label("project_name")]
+            if_own(c.project_name).label("project_name"), if_own(c.operator).label("operator")]
     if with_case:
         cols += [cast(c.case_id, String).label("case_id"), c.case_status.label("case_status"),
                  cast(c.decision_due, String).label("decision_due")]
