@@ -161,7 +161,14 @@ def _label_layers() -> list[dict[str, Any]]:
                     "text-letter-spacing": 0.08,
                     "text-size": ["match", ["get", "class"], ["suburb", "borough"], 12, 10], "text-padding": 4},
          "paint": {"text-color": "#5d5d5d", **_halo(1.8)}},
-        {"id": "gemeinde-name", "type": "symbol", **_src("admin_labels"), "minzoom": 9,
+        # zoomed in, the Gemeinde's name in every tile of it (MapLibre labels a polygon once per tile), so that a
+        # view inside a town always says where it is, even where the OSM extract has no place names
+        {"id": "gemeinde-name-area", "type": "symbol", **_src("boundaries"), "minzoom": 12,
+         "filter": ["==", ["get", "level"], "gemeinde"],
+         "layout": {"text-field": ["get", "name"], "text-font": [FONT_ITALIC], "text-size": 15,
+                    "text-padding": 40, "text-letter-spacing": 0.04},
+         "paint": {"text-color": "#7a6c93", "text-opacity": 0.85, **_halo(2)}},
+        {"id": "gemeinde-name", "type": "symbol", **_src("admin_labels"), "minzoom": 9, "maxzoom": 12,
          "filter": ["==", ["get", "level"], "gemeinde"],
          "layout": {"text-field": ["get", "name"], "text-font": [FONT_ITALIC],
                     "text-size": ["interpolate", ["linear"], ["zoom"], 9, 11, 14, 14], "text-padding": 6},

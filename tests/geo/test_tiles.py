@@ -399,7 +399,7 @@ def test_style_uses_only_our_own_urls_and_they_serve_tiles(client, settings, kre
     assert style["glyphs"] == f"{settings.public_base_url}/fonts/{{fontstack}}/{{range}}.pbf"
     symbols = [layer for layer in style["layers"] if layer["type"] == "symbol"]
     assert {layer["id"] for layer in symbols} >= {"street-name", "road-ref", "place-major", "gemeinde-name",
-                                                   "housenumber"}
+                                                   "gemeinde-name-area", "housenumber"}
     fonts = {f for layer in symbols for f in layer["layout"]["text-font"]}
     assert fonts == {"DejaVu Sans", "DejaVu Sans Bold", "DejaVu Sans Oblique"}
     for font in fonts:

@@ -45,17 +45,19 @@ const CASE_COLOURS = { received: "#8e44ad", in_review: "#00a3a3", incomplete: "#
 const ROAD_CLASSES = ["autobahn", "bund", "land", "kreis", "gemeinde"];
 
 function swatch(colour, { casing = null, dashed = false, halo = false, fill = false } = {}) {
-  const style = [`--c:${colour}`];
-  if (casing) style.push(`--casing:${casing}`);
-  return h(`span.lg-sw${casing ? ".cased" : ""}${dashed ? ".dashed" : ""}${halo ? ".halo" : ""}${fill ? ".fill" : ""}`,
-    { style: style.join(";"), "aria-hidden": "true" });
+  const el = h(`span.lg-sw${casing ? ".cased" : ""}${dashed ? ".dashed" : ""}${halo ? ".halo" : ""}${fill ? ".fill" : ""}`,
+    { "aria-hidden": "true" });
+  // CSSOM, not a style attribute: the CSP (style-src 'self') refuses inline style attributes
+  el.style.setProperty("--c", colour);
+  if (casing) el.style.setProperty("--casing", casing);
+  return el;
 }
 
 /** The legend: road classes in the style's colours (from its metadata), routes, case states, base map. Collapsed on
- * small screens, open on wide ones; a <details> element, so keyboard and screen readers can open it. */
+ * small maps, open on wide ones; a <details> element, so keyboard and screen readers can open it. */
 class LegendControl {
   constructor(style) { this.colours = style?.metadata?.["breitband:road_colours"] || {}; }
-  onAdd() {
+  onAdd(map) {
     const item = (sw, label) => h("li", sw, h("span", label));
     const roads = ROAD_CLASSES.filter((c) => this.colours[c]).map((c) => item(swatch(this.colours[c]), t(`mapUi.${c}`)));
     roads.push(item(swatch(this.colours.gemeinde || "#8c8c8c", { dashed: true }), t("mapUi.privateRoad")));
@@ -68,7 +70,8 @@ class LegendControl {
     const states = Object.entries(CASE_COLOURS).map(([k, c]) => item(swatch(c, { casing: ROUTE.casing }), t(`st.${k}`)));
     const base = [item(swatch("#b9d3e8", { fill: true }), t("mapUi.water")), item(swatch("#ddd5cc", { fill: true }), t("mapUi.building")),
       item(swatch("#9a9a9a", { dashed: true }), t("mapUi.railway")), item(swatch("#a39fb0", { dashed: true }), t("mapUi.boundary"))];
-    const wide = window.matchMedia("(min-width: 900px)").matches;
+    // open where the map is wide enough to keep most of it free; a closed <details> on a phone or a narrow pane
+    const wide = map.getContainer().clientWidth >= 900;
     this.el = h("details.maplibregl-ctrl.maplibregl-ctrl-group.map-legend", { open: wide, id: "map-legend" },
       h("summary", t("mapUi.legend")),
       h("h3", t("mapUi.roadClasses")), h("ul", roads),
@@ -152,7 +155,7 @@ const ROAD_LAYERS = ["roads-public", "roads-private"];
 
 /** Click: the topmost route or case under the pointer (GeoJSON overlays first, then the tile layer), else a road. */
 function enablePopups(map) {
-  const popup = new maplibregl.Popup({ closeButton: true, maxWidth: "320px", className: "breitband-popup" });
+  const popup = new maplibregl.Popup({ closeButton: true, maxWidth: "280px", className: "breitband-popup" });
   const overlayLayers = () => (map.getStyle()?.layers || [])
     .filter((l) => /-(line|point)$/.test(l.id) && map.getSource(l.source)?.type === "geojson").map((l) => l.id);
   map.on("click", (e) => {
