@@ -29,7 +29,8 @@ export async function createMap(container, { label } = {}) {
   map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-right");
   map.addControl(new maplibregl.ScaleControl({ unit: "metric", maxWidth: 120 }), "bottom-left");
   map.addControl(new LegendControl(style), "top-left");
-  map.addControl(new maplibregl.AttributionControl({ compact: false }), "bottom-right");
+  // compact (an ⓘ button) on a narrow map, where the full line would cover the scale
+  map.addControl(new maplibregl.AttributionControl({ compact: container.clientWidth < 600 }), "bottom-right");
   map.getCanvas().setAttribute("aria-label", label || t("map"));
   window.breitbandMap = map; // for the browser tests (queryRenderedFeatures)
   await new Promise((resolve) => (map.loaded() ? resolve() : map.once("load", resolve)));
