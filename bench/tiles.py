@@ -39,9 +39,10 @@ The base map (issue 16), in the same run against the same TiPG: the layers ``bas
 ``basemap_points`` and ``admin_labels``. Their data: the base map of every Hessen extract in data/roads/hessen/
 (``breitband import basemap``: land use, buildings, railways, house numbers, and the road labels merged from the
 whole state-scale road network), its OSM objects replicated over Hessen on a grid of the extracts' extent
-(``--basemap-copies`` copies at most; reused when present). Each layer is served on both sides from a typed copy (``bench_tiles_basemap_*``,
-``bench_tiles_admin_labels``) with a GiST index, ours through the product's layer definition (``bench_<layer>``),
-TiPG with a CQL2 filter equal to the layer's zoom band; tiles: a sample of those holding a feature of the layer.
+(``--basemap-copies`` copies at most; reused when present). Each layer is served on both sides from a typed copy
+(``bench_tiles_basemap_*``, ``bench_tiles_admin_labels``) with a GiST index, ours through the product's layer
+definition (``bench_<layer>``), TiPG with a CQL2 filter equal to the layer's zoom band; tiles: a sample of those
+holding a feature of the layer.
 """
 
 from __future__ import annotations
