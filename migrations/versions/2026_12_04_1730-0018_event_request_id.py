@@ -3,14 +3,14 @@ X-Request-ID header and the webhooks' Breitband-Request-Id, so that a notice can
 logs. Null for events written by the sweeps and commands (no request) and for every event before this revision.
 
 Revision ID: 0018
-Revises: 0014
+Revises: 0016
 Create Date: 2026-12-04
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0018"
-down_revision = "0014"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 

@@ -56,14 +56,18 @@ export async function inboxView(params) {
       const map = await createMap(mapEl);
       // the cases' own parts (their pieces) on top of the applications tile layer
       const details = await Promise.all(page.items.slice(0, 50).map((c) => get(`/api/v1/cases/${c.id}`).catch(() => null)));
+      // each piece carries what its popup shows (map.js routePopup): reference, state, due date and days left, applicant
       const features = details.filter(Boolean).flatMap((c) => (c.part?.pieces || []).map((p) => ({
-        type: "Feature", geometry: p.geometry, properties: { highlight: true, case_id: c.id, reference: c.application.reference } })));
+        type: "Feature", geometry: p.geometry, properties: { highlight: true, case_id: c.id, reference: c.application.reference,
+          project_name: c.application.project_name, case_status: c.status, decision_due: c.decision_due, days_left: c.days_left,
+          operator: c.application.applicant?.name } })));
       const fc = { type: "FeatureCollection", features };
       showGeoJSON(map, "inbox", fc);
       fit(map, [fc]);
-      map.on("click", "inbox-line", (e) => { const id = e.features[0]?.properties.case_id; if (id) location.hash = `#/case/${id}`; });
-      map.on("mouseenter", "inbox-line", () => (map.getCanvas().style.cursor = "pointer"));
-      map.on("mouseleave", "inbox-line", () => (map.getCanvas().style.cursor = ""));
+      for (const layer of ["inbox-line", "inbox-point"]) {
+        map.on("mouseenter", layer, () => (map.getCanvas().style.cursor = "pointer"));
+        map.on("mouseleave", layer, () => (map.getCanvas().style.cursor = ""));
+      }
     },
   };
 }
@@ -102,8 +106,10 @@ export async function caseView(id) {
     nodes: [h("div.split", info, h("section.pane.map-pane", mapEl))],
     after: async () => {
       const map = await createMap(mapEl, { label: t("route") });
-      const fc = version?.resolution ? resolutionFeatures(version.resolution, c.authority.id)
-        : { type: "FeatureCollection", features: (c.part?.pieces || []).map((p) => ({ type: "Feature", geometry: p.geometry, properties: { highlight: true } })) };
+      const about = { case_id: c.id, reference: c.application.reference, project_name: c.application.project_name,
+        case_status: c.status, decision_due: c.decision_due, days_left: c.days_left, operator: c.application.applicant?.name };
+      const fc = version?.resolution ? resolutionFeatures(version.resolution, c.authority.id, about)
+        : { type: "FeatureCollection", features: (c.part?.pieces || []).map((p) => ({ type: "Feature", geometry: p.geometry, properties: { ...about, highlight: true } })) };
       showGeoJSON(map, "route", fc);
       fit(map, [fc]);
     },
