@@ -20,6 +20,7 @@ import geo.cors
 import geo.tiles_api
 import notifications.api
 import notifications.contacts
+import notifications.devmail
 import permits.applications.endpoints
 import permits.cases.endpoints
 import permits.documents.endpoints
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(permits.exports.endpoints.router)
     app.include_router(notifications.api.router)
     app.include_router(notifications.contacts.router)
+    app.include_router(notifications.devmail.router)        # /dev/mail: the demo's caught e-mails (off by default)
     app.include_router(accounts.oidc_endpoints.router)   # /auth/oidc/…: the browser's OpenID Connect sign-in
     app.include_router(accounts.admin_endpoints.router)
     app.include_router(accounts.link_endpoints.router)

@@ -142,6 +142,19 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=lambda v: scrub(str(v)), ensure_ascii=False)
 
 
+class TextFormatter(JsonFormatter):
+    """One readable line per record for a person at a terminal (BREITBAND_LOG_FORMAT=text): time, level, logger,
+    message, then the same fields as the JSON lines as key=value; scrubbed like them."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data = json.loads(super().format(record))
+        head = (f"{data.pop('ts')[11:23]} {data.pop('level').upper():7} {data.pop('logger')}: {data.pop('msg')}")
+        exc, stack = data.pop("exc", None), data.pop("stack", None)
+        fields = " ".join(f"{k}={v if isinstance(v, str | int | float) else json.dumps(v, ensure_ascii=False)}"
+                          for k, v in data.items() if k != "color_message")
+        return "\n".join(part for part in (f"{head}  {fields}" if fields else head, exc, stack) if part)
+
+
 def configured_secrets(settings: Any) -> Iterable[str]:
     """The secret values in the settings: SMTP password, signing key passphrase, passwords in the service URLs."""
     for name in ("smtp_password", "signing_key_passphrase"):
@@ -171,7 +184,7 @@ def configure_logging(level: str | int = "INFO", *, settings: Any = None, stream
         root.setLevel(level)
         return
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(TextFormatter() if getattr(settings, "log_format", "json") == "text" else JsonFormatter())
     handler.addFilter(ScrubFilter())
     handler._breitband = True  # type: ignore[attr-defined]
     # Replaces the console handlers someone set up before (basicConfig); handlers that write elsewhere (a test

@@ -30,6 +30,8 @@ class Settings(BaseSettings):
 
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
+    # Demo and development only: /dev/mail shows tenant admins what `breitband mailcatcher` caught (scripts/run).
+    dev_mail: bool = False
     smtp_sender: str = "Breitband <noreply@breitband.localhost>"
 
     public_base_url: str = "http://localhost:8000"
@@ -52,6 +54,8 @@ class Settings(BaseSettings):
     zip_max_unzipped_mb: float = Field(default=256.0, gt=0)
     zip_max_ratio: float = Field(default=100.0, gt=1)
     log_level: str = "INFO"
+    # json: one JSON object per line (for log collectors); text: one readable line per record (scripts/run's files)
+    log_format: Literal["json", "text"] = "json"
     # Seconds that /readyz waits for a broker connection and a worker's answer.
     readiness_timeout_s: float = 2.0
 

@@ -43,10 +43,12 @@ fi
 STAMP=".venv/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)"
 if [ ! -f "$STAMP" ]; then
   log "installing the project and its dependencies into .venv"
-  .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
-  .venv/bin/python -m pip install -q -e ".[test,bench]" 2>&1 | grep -v '^WARNING: Location' || true
+  # pip's own output (and setuptools' warnings while it builds) goes to var/log/pip.log; shown when it fails.
+  mkdir -p var/log
+  .venv/bin/python -m pip install -q --upgrade pip >var/log/pip.log 2>&1 || true
+  .venv/bin/python -m pip install -q -e ".[test,bench]" >>var/log/pip.log 2>&1 || true
   .venv/bin/python -c 'import breitband, geo, permits, notifications, fastapi, geoalchemy2, osmium, pyogrio' \
-    || { echo "dependency installation failed" >&2; exit 1; }
+    || { grep -v '^WARNING: Location' var/log/pip.log >&2; echo "dependency installation failed" >&2; exit 1; }
   rm -f .venv/.installed-*; touch "$STAMP"
 fi
 export PATH="$ROOT/.venv/bin:$PATH"
