@@ -417,11 +417,35 @@ FROM upd WHERE status_before IS DISTINCT FROM status_after ORDER BY id
 """)
 
 
+# The statement requests no longer needed once the sweep decided an application's last open case: the same rows
+# permits.participation.statements.close_unneeded writes inside a command (status closed, reason, event per request).
+CLOSE_STATEMENTS_SQL = text(f"""
+WITH done AS (
+    SELECT a.id, a.reference FROM applications a
+    WHERE a.id = ANY(:ids) AND NOT EXISTS (
+        SELECT 1 FROM cases c WHERE c.application_id = a.id AND c.status IN {_OPEN_SQL})
+), upd AS (
+    UPDATE statement_requests s SET status = 'closed', closed_reason = 'application_decided', closed_at = :now,
+        updated_at = :now, row_version = s.row_version + 1
+    FROM done WHERE s.application_id = done.id AND s.status = 'requested'
+    RETURNING s.id, s.tenant_key, s.application_id, s.body_org_id, s.role, s.due_on, s.requested_at, done.reference
+)
+INSERT INTO permit_events (id, tenant_key, application_id, case_id, type, payload, created_at)
+SELECT gen_random_uuid(), tenant_key, application_id, NULL, 'statement.closed',
+       jsonb_build_object('application_id', application_id::text, 'reference', reference, 'tenant_key', tenant_key,
+                          'statement_id', id::text, 'body_org_id', body_org_id::text, 'role', role,
+                          'status', 'closed', 'reason', 'application_decided',
+                          'reason_text', CAST(:reason_text AS text), 'due_on', to_char(due_on, 'YYYY-MM-DD')), :now
+FROM upd ORDER BY application_id, requested_at, id
+""")
+
+
 def deem_due(session: Session, apps: list[tuple[uuid.UUID, str]], now: datetime, *, issued_at: str,
-             legal_basis: str, actor_name: str) -> list[dict[str, Any]]:
+             legal_basis: str, actor_name: str, closed_reason_text: str) -> list[dict[str, Any]]:
     """Turn every open case of these (locked) applications, given as (id, reference), whose deadline lies at or
-    before ``now`` into ``deemed_granted``, with audit records and events, and settle the applications' derived
-    status. → the issued approvals, by application and case (the lock order of the commands)."""
+    before ``now`` into ``deemed_granted``, with audit records and events, settle the applications' derived status
+    and close the statement requests of applications with no open case left. → the issued approvals, by
+    application and case (the lock order of the commands)."""
     if not apps:
         return []
     issued = session.execute(DEEM_DUE_SQL, {"ids": [a[0] for a in apps], "refs": [a[1] for a in apps], "now": now,
@@ -430,6 +454,7 @@ def deem_due(session: Session, apps: list[tuple[uuid.UUID, str]], now: datetime,
     touched = list(dict.fromkeys(r.application_id for r in issued))
     if touched:
         session.execute(SETTLE_STATUS_SQL, {"ids": touched, "now": now})
+        session.execute(CLOSE_STATEMENTS_SQL, {"ids": touched, "now": now, "reason_text": closed_reason_text})
     return [{"case_id": str(r.id), "application_id": str(r.application_id), "reference": r.reference,
              "authority_org_id": str(r.authority_org_id), "effective_on": r.decision_due.isoformat()}
             for r in issued]

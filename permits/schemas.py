@@ -166,6 +166,8 @@ class DecisionIn(Strict):
     explanation: str | None = Field(None, max_length=20000, description="Reasons in words (required for a "
                                                                         "refusal or partial grant)")
     note: str | None = Field(None, max_length=5000)
+    confirm_pending_statements: bool = Field(False, description="Decide although statement requests are still "
+                                             "unanswered (without it: 409 statements-pending naming them)")
 
 
 class ForwardIn(Strict):

@@ -32,6 +32,7 @@ from permits.models import (
     Case,
     CaseStatus,
 )
+from permits.participation import statements
 from permits.pipeline import service as pipeline
 from permits.schemas import (
     ApplicationCreate,
@@ -262,7 +263,8 @@ def supplement(session: Session, principal: Principal, application_id: uuid.UUID
                 case = core.new_case(session, app, uuid.UUID(authority["id"]), core.part_of(authority), now, number)
                 cases.append(case)
                 session.flush()
-                core.event(session, "case.received", app, now, case, decision_due=case.decision_due)
+                core.event(session, "case.received", app, now, case, decision_due=case.decision_due,
+                           completeness_due=case.completeness_due)
             else:
                 case.part = core.part_of(authority) | {k: v for k, v in case.part.items() if k == "forwarded_from"}
                 _restart(session, app, case, now, number, "route_changed")
@@ -312,6 +314,7 @@ def withdraw(session: Session, principal: Principal, application_id: uuid.UUID, 
             closed.append(str(case.id))
             core.event(session, "case.withdrawn", app, now, case, reason="applicant")
     core.event(session, "application.withdrawn", app, now, reason=data.reason, case_ids=closed)
+    statements.close_unneeded(session, app, cases, now)
     return _finish(session, app, cases, principal, "withdraw", now, before,
                    {"reason": data.reason, "case_ids": closed})
 

@@ -29,6 +29,7 @@ from breitband.dates import as_aware, iso
 from breitband.db import Database
 from permits import core, repository
 from permits.models import Application, Case, CaseStatus
+from permits.participation import statements
 
 log = logging.getLogger("permits.deadlines")
 
@@ -71,6 +72,7 @@ def apply_due(session: Session, app: Application, cases: list[Case], now: dateti
     if issued:
         core.touch(session, app, cases, now)
         session.flush()
+        statements.close_unneeded(session, app, cases, now)
     return issued
 
 
@@ -79,7 +81,8 @@ def sweep_batch(session: Session, now: datetime, batch_size: int, tenant_key: st
     """One batch: → (applications locked, deemed approvals issued). The caller commits."""
     apps = repository.due_applications(session, now, batch_size, tenant_key, window)
     issued = repository.deem_due(session, apps, now, issued_at=iso(now), legal_basis=LEGAL_BASIS,
-                                 actor_name=core.SYSTEM.name)
+                                 actor_name=core.SYSTEM.name,
+                                 closed_reason_text=statements.CLOSE_REASON_DE["application_decided"])
     return len(apps), issued
 
 

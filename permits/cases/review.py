@@ -31,6 +31,7 @@ from geo.models import Authority
 from permits import core, deadlines, repository
 from permits.cases import catalogue, deemed
 from permits.models import Application, Case, CaseStatus, CatalogueKind
+from permits.participation import statements
 from permits.schemas import (
     ConfirmCompleteIn,
     DecisionIn,
@@ -85,6 +86,7 @@ def _command(session: Session, principal: Principal, case_id: uuid.UUID, expecte
     case.updated_at = now
     core.touch(session, app, cases, now)
     session.flush()
+    statements.close_unneeded(session, app, cases, now)
     core.audit(session, app=app, case=case, actor=core.Actor.of(principal), command=command, at=now,
                version_before=before_version, version_after=case.row_version, status_before=before_status,
                status_after=case.status, on_behalf_of=case.authority_org_id, detail=detail)
@@ -151,6 +153,7 @@ def decide(session: Session, principal: Principal, case_id: uuid.UUID, data: Dec
     conditions, reasons = _check_decision(session, principal.tenant_key, data)
 
     def change(app: Application, case: Case, cases: list[Case]) -> dict[str, Any]:
+        waiting = statements.require_confirmed(session, app.id, data.confirm_pending_statements)
         case.status = data.outcome.value
         case.decided_at = now
         case.effective_on = deadlines.local_date(now)
@@ -159,6 +162,7 @@ def decide(session: Session, principal: Principal, case_id: uuid.UUID, data: Dec
             "decided_at": iso(now), "conditions": conditions,
             "additional_conditions": [c.strip() for c in data.additional_conditions], "reasons": reasons,
             "explanation": data.explanation, "note": data.note,
+            "pending_statements": waiting,
             "decided_by": {"user_id": str(principal.user_id), "name": principal.name,
                            "organisation": principal.organisation_name},
         }
@@ -166,7 +170,8 @@ def decide(session: Session, principal: Principal, case_id: uuid.UUID, data: Dec
                    effective_on=case.effective_on)
         return {"outcome": data.outcome.value, "conditions": [c["code"] for c in conditions],
                 "additional_conditions": len(data.additional_conditions), "reasons": [r["code"] for r in reasons],
-                "effective_on": case.effective_on}
+                "effective_on": case.effective_on,
+                "pending_statements_confirmed": [p["id"] for p in waiting]}
 
     return _command(session, principal, case_id, expected, now, "decision", change)
 
@@ -218,7 +223,7 @@ def forward(session: Session, principal: Principal, case_id: uuid.UUID, data: Fo
         core.event(session, "case.forwarded", app, now, case, to_case_id=new.id, to_organisation_id=target.id,
                    reason=data.reason, whole=whole)
         core.event(session, "case.received", app, now, new, forwarded_from_case_id=case.id,
-                   decision_due=new.decision_due)
+                   decision_due=new.decision_due, completeness_due=new.completeness_due)
         core.audit(session, app=app, case=new, actor=core.Actor.of(principal), command="receive-forwarded", at=now,
                    version_after=new.row_version, status_after=new.status, on_behalf_of=case.authority_org_id,
                    detail={"from_case_id": case.id, "reason": data.reason})

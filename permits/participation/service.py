@@ -53,7 +53,13 @@ from breitband.models import Organisation, OrgKind, Tenant
 from geo.crs import parse_crs, transform_geometry
 from permits import core, deadlines, repository
 from permits.models import Application
-from permits.participation.models import ParticipationBody, ParticipationRuleSet, StatementRequest, StatementStatus
+from permits.participation.models import (
+    CloseReason,
+    ParticipationBody,
+    ParticipationRuleSet,
+    StatementRequest,
+    StatementStatus,
+)
 from permits.pipeline.models import PipelineRun
 from permits.pipeline.service import StepError
 from permits.schemas import TRAFFIC_RESTRICTION_DE
@@ -330,10 +336,12 @@ def step_participation(session: Session, run: PipelineRun, app: Application, now
         for r in existing:
             if r.version < run.version and r.status == StatementStatus.requested.value:
                 r.status, r.updated_at = StatementStatus.superseded.value, now
+                r.closed_reason, r.closed_at = CloseReason.route_changed.value, now
                 r.superseded_by = new_ids.get(str(r.body_org_id))
                 core.event(session, "statement.superseded", app, now, statement_id=str(r.id),
                            body_org_id=str(r.body_org_id), superseded_by=str(r.superseded_by or ""),
-                           reason="route_changed")
+                           reason=CloseReason.route_changed.value, due_on=r.due_on, version=r.version,
+                           new_version=run.version)
                 superseded.append(str(r.id))
     session.flush()
     return {"requested": requested, "kept": kept, "superseded": superseded}

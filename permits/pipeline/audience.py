@@ -10,7 +10,8 @@ Who sees what in the feed and webhooks, and who gets an e-mail on what:
 - authority (road authority of a case): sees the events of its cases, supplements, withdrawal, works, the
   pipeline's outcome, statements and documents of its application; e-mail on a new case (also a forwarded one), a
   supplement that addresses its case, deadline reminders (14 and 3 days).
-- participating body: sees its statement requests; e-mail on a statement request.
+- participating body: sees its statement requests; e-mail on a statement request, and when one is closed (no longer
+  needed: application decided or withdrawn) or superseded (the route changed).
 - tenant admins: see everything of the tenant (feed row without organisation); no e-mail.
 
 E-mail goes to the application's contact person once that person confirmed the address (else, and until then, the
@@ -48,7 +49,7 @@ APPLICANT_EMAIL = {"application.submitted", "case.information_requested", "case.
 AUTHORITY_APPLICATION_EVENTS = {"application.supplemented", "application.withdrawn", "application.works_started",
                                 "application.works_completed", "pipeline.completed"}
 AUTHORITY_EMAIL = {"case.received", "application.supplemented", "case.deadline_reminder"}
-BODY_EMAIL = {"statement.requested"}
+BODY_EMAIL = {"statement.requested", "statement.closed", "statement.superseded"}
 
 
 def _hidden(event_type: str, patterns: tuple[str, ...]) -> bool:

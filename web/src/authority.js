@@ -6,7 +6,7 @@ import { createMap, showGeoJSON, fit, resolutionFeatures } from "./map.js";
 import { state, say, problemText, rerender } from "./state.js";
 import { sectionsTable, attachmentsList, timeline, routeSummary, moreButton, pageLimit, infoRequests, decisionBox } from "./shared.js";
 import { documentsPanel, pipelinePanel } from "./panels.js";
-import { statementsSection, adoptionFieldset } from "./participation.js";
+import { statementsSection, adoptionFieldset, pendingFieldset } from "./participation.js";
 import { exportForm } from "./exports.js";
 
 const CASE_STATUSES = ["received", "incomplete", "in_review", "granted", "partially_granted", "refused", "deemed_granted", "forwarded", "withdrawn", "closed"];
@@ -74,7 +74,7 @@ export async function caseView(id) {
   const [version, history, statements] = await Promise.all([
     get(`/api/v1/applications/${app.id}/versions/${c.application_version}`).catch(() => null),
     get(`/api/v1/applications/${c.application.id}/history`),
-    get(`/api/v1/cases/${c.id}/statements`).catch(() => ({ statements: [], adoptable: null }))]);
+    get(`/api/v1/cases/${c.id}/statements`).catch(() => ({ statements: [], adoptable: null, pending: [] }))]);
   const mapEl = h("div.map", { id: "map", role: "region", "aria-label": t("route") });
   const info = h("section.pane",
     h("p", h("a", { href: "#/inbox" }, `← ${t("inbox")}`)),
@@ -87,7 +87,7 @@ export async function caseView(id) {
       h("dt", t("yourPart")), h("dd", fmtLen(c.part?.length_m))),
     c.decision ? [h("h2", t("decision")), decisionBox(c)] : null,
     c.decision || c.status === "deemed_granted" ? documentsPanel([c], c.application.reference) : null,
-    h("details.actions", { open: true }, h("summary", h("h2", t("decide"))), await commandForms(c, etag, statements.adoptable)),
+    h("details.actions", { open: true }, h("summary", h("h2", t("decide"))), await commandForms(c, etag, statements.adoptable, statements.pending)),
     statementsSection(statements),
     routeSummary(app, state.me.organisation.id),
     h("h2", t("sections")), sectionsTable(version?.content?.sections || app.content.sections),
@@ -109,7 +109,7 @@ export async function caseView(id) {
 
 function lines(text) { return text.split("\n").map((s) => s.trim()).filter(Boolean); }
 
-async function commandForms(c, etag, adoptable) {
+async function commandForms(c, etag, adoptable, pending) {
   const allowed = c.allowed_commands || [];
   if (!allowed.length) return h("p", t("noCommands"));
   const run = async (name, body, form) => {
@@ -131,6 +131,7 @@ async function commandForms(c, etag, adoptable) {
     const expl = h("textarea", { name: "explanation", rows: 3 });
     const reasonsSet = h("fieldset", { hidden: true }, h("legend", t("reasons")), reasonBoxes);
     const adoption = adoptionFieldset(adoptable);
+    const waiting = pendingFieldset(pending);
     const form = h("form.card", { id: "form-decision", onchange: (e) => {
       if (e.target.name === "outcome") reasonsSet.hidden = e.target.value === "granted";   // reasons: refusals only
     }, onsubmit: (e) => {
@@ -140,7 +141,8 @@ async function commandForms(c, etag, adoptable) {
       const uniq = (xs) => [...new Set(xs)];
       run("decision", { outcome: fd.get("outcome"), conditions: uniq([...adopted.conditions, ...fd.getAll("condition")]),
         additional_conditions: uniq([...adopted.additional_conditions, ...lines(fd.get("additional") || "")]),
-        reasons: fd.get("outcome") === "granted" ? [] : fd.getAll("reason"), explanation: (fd.get("explanation") || "").trim() || null }, form);
+        reasons: fd.get("outcome") === "granted" ? [] : fd.getAll("reason"), explanation: (fd.get("explanation") || "").trim() || null,
+        confirm_pending_statements: waiting.confirmed() }, form);
     } },
     h("h3", t("decide")),
     h("fieldset", h("legend", t("decision")), outcome("granted", t("grant"), true), outcome("partially_granted", t("partialGrant")), outcome("refused", t("refuse"))),
@@ -149,6 +151,7 @@ async function commandForms(c, etag, adoptable) {
     field(t("freeConditions"), free),
     reasonsSet,
     field(t("explanation"), expl),
+    waiting.node,
     h("button.primary", { type: "submit" }, t("submitDecision")));
     out.push(form);
   }

@@ -30,6 +30,13 @@ export function answerBlock(s) {
     s.reasons ? h("p", s.reasons) : null);
 }
 
+/** Why an unanswered request was closed (application decided or withdrawn, route changed), and when. */
+export function closedBlock(s) {
+  if (!s.closed_reason) return null;
+  return h("p.statement-closed", { "data-closed-reason": s.closed_reason },
+    `${t("closedAt")} ${fmtTime(s.closed_at)}: ${t(`closeReason.${s.closed_reason}`)}`);
+}
+
 function statementCard(s) {
   return h("li.card.statement", { "data-statement-id": s.id, "data-status": s.status },
     h("h3", `${s.body.name} (${t(`roleOf.${s.role}`)}) `, h("span", { class: `badge stmt-${s.status}` }, t(`stmtStatus.${s.status}`))),
@@ -38,6 +45,7 @@ function statementCard(s) {
       h("dt", t("due")), h("dd", { class: s.overdue ? "overdue" : null }, `${fmtDate(s.due_on)}${s.overdue ? ` – ${t("overdue")}` : ""}`),
       h("dt", t("version")), h("dd", String(s.version))),
     h("p.muted", t("occasion")), triggersList(s),
+    closedBlock(s),
     answerBlock(s));
 }
 
@@ -68,4 +76,17 @@ export function adoptionFieldset(adoptable) {
       return out;
     },
   };
+}
+
+/** The decision form's list of statements still pending (GET /cases/{id}/statements `pending`) and the checkbox that
+ * confirms deciding without them; `confirmed()` → the value of `confirm_pending_statements`. */
+export function pendingFieldset(pending) {
+  if (!pending?.length) return { node: null, confirmed: () => false };
+  const box = h("input", { type: "checkbox", name: "confirm_pending_statements", id: "confirm-pending", required: true });
+  const node = h("fieldset", { id: "pending-statements" }, h("legend", t("pendingStatements")),
+    h("ul", pending.map((p) => h("li", { "data-statement-id": p.id },
+      `${p.body.name} (${t(`roleOf.${p.role}`)}) – ${t("due")} ${fmtDate(p.due_on)}`))),
+    h("p.muted", t("pendingStatementsHint")),
+    h("label.check", box, h("span", t("confirmPending"))));
+  return { node, confirmed: () => box.checked };
 }

@@ -7,7 +7,7 @@ import { t, fmtDate, fmtTime, fmtLen } from "./i18n.js";
 import { state, problemText, rerender } from "./state.js";
 import { createMap, showGeoJSON, fit } from "./map.js";
 import { sectionsTable, attachmentsList } from "./shared.js";
-import { occasion, triggersList, answerBlock } from "./participation.js";
+import { occasion, triggersList, answerBlock, closedBlock } from "./participation.js";
 
 const ANSWERS = ["agree", "agree_with_conditions", "object"];
 
@@ -75,6 +75,7 @@ export async function statementView(id) {
       h("dt", t("due")), h("dd", { class: s.overdue ? "overdue" : null }, `${fmtDate(s.due_on)}${s.overdue ? ` – ${t("overdue")}` : ""}`),
       h("dt", t("version")), h("dd", String(s.version))),
     h("h2", t("occasion")), triggersList(s) || h("p", t("none")),
+    closedBlock(s),
     s.answer ? [h("h2", t("yourAnswer")), answerBlock(s)] : null,
     subjectSection(s.application)];
   if ((s.allowed_commands || []).includes("answer")) nodes.push(await answerForm(s, res.etag));

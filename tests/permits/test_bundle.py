@@ -1,0 +1,149 @@
+"""§ 127 (5) TKG, one application for every permit (issue 15, part 2): statement requests that are no longer needed
+are closed with a reason and the body is told; deciding while statements are pending needs a confirmation."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+from sqlalchemy import select
+from test_participation import bodies, cli, run_pipeline, statements, water_area  # noqa: F401 - fixtures
+
+from notifications import delivery, outbox
+from notifications.models import Delivery, Event
+from permits.cases import deemed
+from tests.support.api import PROBLEM, collection, trench
+
+TYPE = "https://breitband.dev/problems/"
+
+
+def _deliver_all(db, session, app_id) -> None:
+    outbox.relay(db)
+    ids = session.scalars(select(Delivery.id).join(Event, Event.id == Delivery.event_id).where(
+        Event.application_id == uuid.UUID(app_id), Delivery.channel == "email", Delivery.status == "pending")).all()
+    for d in ids:
+        assert delivery.deliver(db, d)["status"] == "delivered"
+
+
+def _events(session, app_id: str, type_: str) -> list[dict]:
+    return [e.payload for e in session.scalars(select(Event).where(
+        Event.application_id == uuid.UUID(app_id), Event.type == type_).order_by(Event.seq))]
+
+
+def test_deciding_with_pending_statements_needs_confirmation_and_closes_them(
+        api, he, lines, clock, client, session, task_db, db, smtp, bodies, water_area):  # noqa: F811
+    app = api.submitted(he.operator, collection(trench(lines["l3262"]), trench(lines["neu_isenburg"])))
+    assert run_pipeline(task_db, session, app["id"]) == ["SUCCESS"] * 4
+    [w] = statements(client, bodies.water)
+    [t] = statements(client, bodies.traffic_ni)
+    hm, ni = api.case_of(app, "Hessen Mobil"), api.case_of(app, "Stadt Neu-Isenburg")
+
+    # without confirmation: 409 naming every pending request, nothing decided
+    r = api.command(he.hessen_mobil, f"/cases/{hm}/decision", {"outcome": "granted"})
+    assert (r.status_code, r.headers["content-type"]) == (409, PROBLEM), r.text
+    problem = r.json()
+    assert problem["type"] == TYPE + "statements-pending"
+    assert [(p["id"], p["body"]["name"], p["role"]) for p in problem["pending_statements"]] == [
+        (t["id"], "Straßenverkehrsbehörde Neu-Isenburg", "traffic"),
+        (w["id"], "Untere Wasserbehörde Kreis Offenbach", "water")]
+    assert "Straßenverkehrsbehörde Neu-Isenburg (Frist " in problem["detail"]
+    assert client.get(f"/api/v1/cases/{hm}", headers=he.hessen_mobil.headers).json()["status"] == "received"
+    # a non-boolean confirmation is a validation error, not a 500
+    r = api.command(he.hessen_mobil, f"/cases/{hm}/decision", {"outcome": "granted",
+                                                                "confirm_pending_statements": "perhaps"})
+    assert (r.status_code, r.headers["content-type"]) == (422, PROBLEM)
+
+    # the water body answers; with confirmation Hessen Mobil decides, and the decision records what was pending
+    r = client.post(f"/api/v1/statements/{w['id']}/answer", headers={**bodies.water.headers, "If-Match": w["etag"]},
+                    json={"answer": "agree"})
+    assert r.status_code == 200, r.text
+    r = api.command(he.hessen_mobil, f"/cases/{hm}/decision", {"outcome": "granted",
+                                                                "confirm_pending_statements": True})
+    assert r.status_code == 200, r.text
+    assert [p["id"] for p in r.json()["decision"]["pending_statements"]] == [t["id"]]
+    # Neu-Isenburg's case is still open: the traffic request is still needed
+    [t_now] = statements(client, bodies.traffic_ni)
+    assert (t_now["status"], t_now["closed_reason"]) == ("requested", None)
+
+    # the last open case decided: the unanswered request is closed with its reason, the answered one stays
+    r = api.command(he.neu_isenburg, f"/cases/{ni}/decision", {"outcome": "granted"})
+    assert r.status_code == 409 and r.json()["type"] == TYPE + "statements-pending"
+    r = api.command(he.neu_isenburg, f"/cases/{ni}/decision", {"outcome": "granted",
+                                                                "confirm_pending_statements": True})
+    assert r.status_code == 200, r.text
+    [t_now] = statements(client, bodies.traffic_ni)
+    assert (t_now["status"], t_now["closed_reason"], t_now["allowed_commands"]) == (
+        "closed", "application_decided", [])
+    assert t_now["closed_at"] is not None
+    [w_now] = statements(client, bodies.water)
+    assert (w_now["status"], w_now["closed_reason"]) == ("answered", None)
+    r = client.post(f"/api/v1/statements/{t['id']}/answer",
+                    headers={**bodies.traffic_ni.headers, "If-Match": t_now["etag"]}, json={"answer": "agree"})
+    assert r.status_code == 409 and "the application has been decided" in r.json()["detail"]
+    [closed] = _events(session, app["id"], "statement.closed")
+    assert (closed["statement_id"], closed["reason"], closed["status"]) == (t["id"], "application_decided", "closed")
+
+    # the body is told by e-mail
+    _deliver_all(db, session, app["id"])
+    [mail] = [m for m in smtp.to("svb@neu-isenburg.example") if "nicht mehr erforderlich" in m.subject]
+    assert mail.subject == (f"Stellungnahme zu {app['reference']} nicht mehr erforderlich / Statement request "
+                            "closed")
+    assert "Über den Antrag ist entschieden; die Stellungnahme wird nicht mehr benötigt." in mail.body
+    assert smtp.to("uwb@kreis-offenbach.example") and not [
+        m for m in smtp.to("uwb@kreis-offenbach.example") if "nicht mehr erforderlich" in m.subject]
+
+
+def test_withdrawal_closes_requests_as_withdrawn(api, he, lines, clock, client, session, task_db,
+                                                 bodies, water_area):  # noqa: F811
+    app = api.submitted(he.operator, collection(trench(lines["l3262"])))
+    assert run_pipeline(task_db, session, app["id"]) == ["SUCCESS"] * 4
+    [w] = statements(client, bodies.water)
+    r = api.command(he.operator, f"/applications/{app['id']}/withdraw", {"reason": "Projekt gestoppt"})
+    assert r.status_code == 200, r.text
+    [w_now] = statements(client, bodies.water)
+    assert (w_now["id"], w_now["status"], w_now["closed_reason"]) == (w["id"], "withdrawn", "application_withdrawn")
+    [t_now] = statements(client, bodies.traffic_ni)                   # the default draft restricts traffic too
+    assert (t_now["status"], t_now["closed_reason"]) == ("withdrawn", "application_withdrawn")
+    events = _events(session, app["id"], "statement.closed")
+    assert sorted(e["statement_id"] for e in events) == sorted([w["id"], t_now["id"]])
+    closed = next(e for e in events if e["statement_id"] == w["id"])
+    assert (closed["reason"], closed["reason_text"]) == (
+        "application_withdrawn", "Der Antrag wurde zurückgenommen; die Stellungnahme wird nicht mehr benötigt.")
+
+
+def test_route_change_supersedes_with_reason_and_tells_the_body(api, he, lines, clock, client, session, task_db, db,
+                                                                smtp, bodies, water_area):  # noqa: F811
+    app = api.submitted(he.operator, collection(trench(lines["l3262"])), traffic_restrictions=[])
+    assert run_pipeline(task_db, session, app["id"]) == ["SUCCESS"] * 4
+    [first] = statements(client, bodies.water)
+    clock.set("2026-01-22T10:00:00+01:00")
+    r = api.command(he.operator, f"/applications/{app['id']}/supplements",
+                    {"message": "Trasse verlängert", "sections": collection(trench(lines["l3262"]),
+                                                                            trench(lines["neu_isenburg"]))})
+    assert r.status_code == 200, r.text
+    assert run_pipeline(task_db, session, app["id"], 2) == ["SUCCESS"] * 4
+    old = next(s for s in statements(client, bodies.water) if s["id"] == first["id"])
+    assert (old["status"], old["closed_reason"]) == ("superseded", "route_changed")
+    _deliver_all(db, session, app["id"])
+    assert [m.subject for m in smtp.to("uwb@kreis-offenbach.example") if "Trasse geändert" in m.subject] == [
+        f"Stellungnahme zu {app['reference']}: Trasse geändert, neue Anfrage / Statement request superseded"]
+
+
+def test_deemed_approval_by_the_sweep_closes_requests_like_a_command(api, he, lines, clock, client, session, task_db,
+                                                                     db, bodies, water_area):  # noqa: F811
+    app = api.submitted(he.operator, collection(trench(lines["l3262"])), traffic_restrictions=[])
+    assert run_pipeline(task_db, session, app["id"]) == ["SUCCESS"] * 4
+    [w] = statements(client, bodies.water)
+    result = deemed.sweep(db, datetime(2026, 6, 1, 10, tzinfo=timezone.utc))    # (the tokens expire in April)
+    assert result["deemed_granted"] == 1
+    session.expire_all()
+    [w_now] = statements(client, bodies.water)
+    assert (w_now["status"], w_now["closed_reason"]) == ("closed", "application_decided")
+    assert w_now["etag"] != w["etag"]
+    [closed] = _events(session, app["id"], "statement.closed")
+    # the same payload as the per-case path writes (close_unneeded)
+    assert closed == {"application_id": app["id"], "reference": app["reference"], "tenant_key": "he",
+                      "statement_id": w["id"], "body_org_id": w["body"]["id"], "role": "water", "status": "closed",
+                      "reason": "application_decided",
+                      "reason_text": "Über den Antrag ist entschieden; die Stellungnahme wird nicht mehr benötigt.",
+                      "due_on": w["due_on"]}
