@@ -3,16 +3,18 @@ are closed with a reason and the body is told; deciding while statements are pen
 
 from __future__ import annotations
 
+import copy
 import uuid
 from datetime import datetime, timezone
 
 from sqlalchemy import select
 from test_participation import bodies, cli, run_pipeline, statements, water_area  # noqa: F401 - fixtures
 
+import breitband.clock
 from notifications import delivery, outbox
 from notifications.models import Delivery, Event
 from permits.cases import deemed
-from tests.support.api import PROBLEM, collection, trench
+from tests.support.api import PROBLEM, collection, draft_body, trench
 
 TYPE = "https://breitband.dev/problems/"
 
@@ -147,3 +149,124 @@ def test_deemed_approval_by_the_sweep_closes_requests_like_a_command(api, he, li
                       "reason": "application_decided",
                       "reason_text": "Über den Antrag ist entschieden; die Stellungnahme wird nicht mehr benötigt.",
                       "due_on": w["due_on"]}
+
+
+# --- further decisions issued together with the consent (§ 127 (5) TKG) ----------------------------------------------
+
+def _rules_with_decisions(session) -> None:
+    """The default rules, with the traffic order and the water permit as decisions (tenant configuration)."""
+    from permits.participation import service as participation
+
+    data = copy.deepcopy(participation.DEFAULT_RULES)
+    for rule in data["rules"]:
+        if rule["role"] in ("traffic", "water"):
+            rule["procedure"] = "decision"
+    participation.store_rules(session, "he", participation.parse_rules(data), "test", breitband.clock.now())
+    session.commit()
+
+
+def _submitted_with_plan(api, client, he, lines) -> tuple[dict, dict]:
+    """An application along the L 3262 and through Neu-Isenburg with a lane closure and a traffic signs plan."""
+    from test_permits_attachments import PDF, upload
+
+    created = api.create(he.operator, draft_body(
+        collection(trench(lines["l3262"]), trench(lines["neu_isenburg"])),
+        traffic_restrictions=[{"kind": "lane_closure", "description": "Fahrstreifen gesperrt, Ampel",
+                               "road": "Admiral-Rosendahl-Straße", "start": "2026-06-01", "end": "2026-06-20"}]))
+    assert created.status_code == 201, created.text
+    app_id = created.json()["id"]
+    plan = upload(api, he.operator, app_id, "Verkehrszeichenplan.pdf", PDF, kind="traffic_plan").json()
+    r = client.patch(f"/api/v1/applications/{app_id}", headers={**he.operator.headers,
+                                                                "If-Match": created.headers["etag"]},
+                     json={"attachment_ids": [plan["id"]]})
+    assert r.status_code == 200, r.text
+    r = api.command(he.operator, f"/applications/{app_id}/submit", etag=r.headers["etag"])
+    assert r.status_code == 200, r.text
+    return r.json(), plan
+
+
+ORDER = {"period_start": "2026-06-01", "period_end": "2026-06-20",
+         "times_of_day": [{"weekdays": [1, 2, 3, 4, 5], "start": "09:00", "end": "15:30"}],
+         "detour": "Über Frankfurter Straße und Carl-Ulrich-Straße, beschildert nach Plan",
+         "measures": "Halbseitige Sperrung mit Lichtsignalanlage"}
+
+
+def test_traffic_order_and_water_permit_are_cases_of_their_bodies_bound_to_the_consent(
+        api, he, lines, clock, client, session, task_db, db, bodies, water_area):  # noqa: F811
+    _rules_with_decisions(session)
+    app, plan = _submitted_with_plan(api, client, he, lines)
+    assert run_pipeline(task_db, session, app["id"]) == ["SUCCESS"] * 4
+    assert statements(client, bodies.traffic_ni) == [] and statements(client, bodies.water) == []
+
+    # each body finds its decision in its inbox, bound to the consent's deadline, with no deemed approval of its own
+    [order] = client.get("/api/v1/cases", headers=bodies.traffic_ni.headers).json()["items"]
+    [water] = client.get("/api/v1/cases", headers=bodies.water.headers).json()["items"]
+    assert (order["kind"], order["reference"], water["kind"]) == ("traffic_order", app["reference"], "water_permit")
+    hm, ni = api.case_of(app, "Hessen Mobil"), api.case_of(app, "Stadt Neu-Isenburg")
+    consent = client.get(f"/api/v1/cases/{hm}", headers=he.hessen_mobil.headers).json()
+    order_case = client.get(f"/api/v1/cases/{order['id']}", headers=bodies.traffic_ni.headers).json()
+    assert (order_case["decision_due"], order_case["deadline_at"], order_case["allowed_commands"]) == (
+        consent["decision_due"], None, ["decision"])
+    assert order_case["proposed_order"]["period_start"] == "2026-06-01"
+    assert order_case["proposed_order"]["period_end"] == "2026-06-20"
+    assert [c["authority"]["name"] for c in order_case["consent_cases"]] == ["Hessen Mobil", "Stadt Neu-Isenburg"]
+    # the consent case shows them and their state
+    assert sorted((r["kind"], r["body"]["name"], r["status"]) for r in consent["related_decisions"]) == [
+        ("traffic_order", "Straßenverkehrsbehörde Neu-Isenburg", "received"),
+        ("water_permit", "Untere Wasserbehörde Kreis Offenbach", "received")]
+    # nobody else reads them: another body, another operator
+    for stranger in (bodies.traffic_kreis, bodies.monument, he.other_operator, he.frankfurt):
+        r = client.get(f"/api/v1/cases/{order['id']}", headers=stranger.headers)
+        assert (r.status_code, r.headers["content-type"]) == (404, PROBLEM)
+    # the applicant sees them with the application
+    mine = client.get(f"/api/v1/applications/{app['id']}", headers=he.operator.headers).json()
+    assert sorted(c["kind"] for c in mine["cases"]) == ["consent", "consent", "traffic_order", "water_permit"]
+    assert len(mine["related_decisions"]) == 2
+
+    # the consent cannot go out while they are open, unless the authority says why
+    r = api.command(he.hessen_mobil, f"/cases/{hm}/decision", {"outcome": "granted"})
+    assert (r.status_code, r.json()["type"]) == (409, TYPE + "related-decisions-missing"), r.text
+    assert sorted(m["kind"] for m in r.json()["related_decisions"]) == ["traffic_order", "water_permit"]
+    assert "Verkehrsrechtliche Anordnung (§ 45 Abs. 6 StVO) – Straßenverkehrsbehörde Neu-Isenburg" in r.json()[
+        "detail"]
+    # the body cannot use the consent's commands; a traffic order needs its form data and its own catalogue
+    for command in ("request-information", "extend-deadline", "forward"):
+        r = api.command(bodies.traffic_ni, f"/cases/{order['id']}/{command}", {"message": "x", "reason": "x"})
+        assert r.status_code in (409, 422), (command, r.text)
+    r = api.command(bodies.traffic_ni, f"/cases/{order['id']}/decision", {"outcome": "granted"})
+    assert (r.status_code, r.json()["field"]) == (422, "traffic_order"), r.text
+    r = api.command(bodies.traffic_ni, f"/cases/{order['id']}/decision", {
+        "outcome": "granted", "traffic_order": {**ORDER, "signs_plan_attachment_id": str(uuid.uuid4())}})
+    assert (r.status_code, r.json()["field"]) == (422, "traffic_order.signs_plan_attachment_id"), r.text
+    r = api.command(bodies.traffic_ni, f"/cases/{order['id']}/decision", {
+        "outcome": "granted", "traffic_order": {**ORDER, "period_end": "2026-05-01",
+                                                "signs_plan_attachment_id": plan["id"]}})
+    assert r.status_code == 422 and "period_end lies before period_start" in r.text
+    r = api.command(bodies.traffic_ni, f"/cases/{order['id']}/decision", {
+        "outcome": "granted", "conditions": ["HE-N01"], "traffic_order": {**ORDER, "signs_plan_attachment_id":
+                                                                           plan["id"]}})
+    assert r.status_code == 422 and "unknown or inactive order condition code 'HE-N01'" in r.text
+    r = api.command(bodies.traffic_ni, f"/cases/{order['id']}/decision", {
+        "outcome": "granted", "conditions": ["HE-VA01", "HE-VA03"],
+        "traffic_order": {**ORDER, "signs_plan_attachment_id": plan["id"]}})
+    assert r.status_code == 200, r.text
+    decided = r.json()["decision"]
+    assert [c["code"] for c in decided["conditions"]] == ["HE-VA01", "HE-VA03"]
+    assert decided["traffic_order"]["signs_plan"]["file_name"] == "Verkehrszeichenplan.pdf"
+    assert decided["traffic_order"]["times_of_day"] == [{"weekdays": [1, 2, 3, 4, 5], "start": "09:00:00",
+                                                         "end": "15:30:00"}]
+    assert api.get(he.operator, "/conditions", decision_kind="traffic_order").json()[0]["code"] == "HE-VA01"
+
+    # with the water permit still open, Hessen Mobil decides and says why; the decision records it
+    r = api.command(he.hessen_mobil, f"/cases/{hm}/decision", {
+        "outcome": "granted", "related_missing_reason": "Die Wasserbehörde hat Fristverlängerung erbeten."})
+    assert r.status_code == 200, r.text
+    assert [m["kind"] for m in r.json()["decision"]["related_missing"]] == ["water_permit"]
+    r = api.command(bodies.water, f"/cases/{water['id']}/decision", {"outcome": "granted", "conditions": ["HE-N04"]})
+    assert r.status_code == 200, r.text
+    r = api.command(he.neu_isenburg, f"/cases/{ni}/decision", {
+        "outcome": "granted", "related_missing_reason": "unnötig"})
+    assert (r.status_code, r.json()["field"]) == (422, "related_missing_reason")
+    r = api.command(he.neu_isenburg, f"/cases/{ni}/decision", {"outcome": "granted"})
+    assert r.status_code == 200, r.text
+    assert client.get(f"/api/v1/applications/{app['id']}", headers=he.operator.headers).json()["status"] == "granted"
