@@ -50,6 +50,12 @@ KIND_DE = {CaseKind.consent.value: "Zustimmung nach § 127 TKG",
            CaseKind.water_permit.value: "Wasserrechtliche Genehmigung",
            CaseKind.monument_permit.value: "Denkmalschutzrechtliche Genehmigung"}
 
+# The legal basis a further decision's document names (the consent's is permits.documents.render.legal_basis).
+LEGAL_BASIS = {CaseKind.traffic_order.value: "§ 45 Abs. 6 StVO i. V. m. § 127 Abs. 5 TKG",
+               CaseKind.nature_permit.value: "Naturschutzrecht (BNatSchG und Landesrecht) i. V. m. § 127 Abs. 5 TKG",
+               CaseKind.water_permit.value: "Wasserrecht (WHG und Landesrecht) i. V. m. § 127 Abs. 5 TKG",
+               CaseKind.monument_permit.value: "Denkmalschutzrecht des Landes i. V. m. § 127 Abs. 5 TKG"}
+
 # The catalogue a case's decision draws its conditions and refusal reasons from.
 CATALOGUES = {CaseKind.traffic_order.value: (CatalogueKind.order_condition, CatalogueKind.order_reason)}
 DEFAULT_CATALOGUE = (CatalogueKind.condition, CatalogueKind.refusal_reason)
@@ -139,6 +145,25 @@ def proposed_order(content: dict[str, Any]) -> dict[str, Any]:
     return {"period_start": min((s for s in starts if s), default=None),
             "period_end": max((e for e in ends if e), default=None),
             "restrictions": restrictions}
+
+
+def announce_if_complete(session: Session, app: Application, cases: list[Case], now: datetime) -> bool:
+    """The bundle goes out together: once the last case of an application with further decisions is decided, one
+    event ``application.decided`` (the applicant's one e-mail) lists every decision and the package of signed
+    documents. Once per application (the sweep writes the same set-based: ``repository.BUNDLE_SQL``)."""
+    if not any(is_related(c) for c in cases) or any(c.status in core.OPEN for c in cases):
+        return False
+    if repository.has_event(session, app.id, "application.decided"):
+        return False
+    relevant = sorted((c for c in cases if c.status in core.DECIDED),
+                      key=lambda c: (is_related(c), c.created_at, str(c.id)))
+    orgs = repository.organisations(session, [c.authority_org_id for c in relevant])
+    core.event(session, "application.decided", app, now, status=app.status,
+               decisions=[{"case_id": str(c.id), "kind": c.kind, "title": KIND_DE[c.kind],
+                           "authority": getattr(orgs.get(c.authority_org_id), "name", None), "status": c.status}
+                          for c in relevant],
+               package_url=f"/api/v1/applications/{app.id}/documents.zip")
+    return True
 
 
 def create_for_plan(session: Session, app: Application, cases: list[Case], decisions: list[dict[str, Any]],

@@ -89,6 +89,7 @@ def _command(session: Session, principal: Principal, case_id: uuid.UUID, expecte
     core.touch(session, app, cases, now)
     session.flush()
     statements.close_unneeded(session, app, cases, now)
+    related.announce_if_complete(session, app, cases, now)
     core.audit(session, app=app, case=case, actor=core.Actor.of(principal), command=command, at=now,
                version_before=before_version, version_after=case.row_version, status_before=before_status,
                status_after=case.status, on_behalf_of=case.authority_org_id, detail=detail)

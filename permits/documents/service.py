@@ -28,7 +28,10 @@ the data and the PDF, ``keys.py`` the signing keys and signatures.
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import uuid
+import zipfile
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,11 +43,13 @@ from sqlalchemy.orm import Session
 from breitband import clock
 from breitband.dates import iso
 from breitband.errors import Conflict, NotFound
+from breitband.identity import Principal
 from breitband.models import Organisation, Tenant, User
 from breitband.settings import get_settings
 from geo.crs import parse_crs
 from geo.rules import parse_rules
 from permits import core, repository
+from permits.cases import related
 from permits.documents import keys, letter, render
 from permits.documents.models import AuthorityKey, DecisionDocument, DocumentStatus, KeySource, Validity
 from permits.labels import label
@@ -163,6 +168,7 @@ def gather(session: Session, doc: DecisionDocument, key_source: str = KeySource.
                         "traffic_restrictions": content.get("traffic_restrictions") or [],
                         "sections": [letter.section_row(s) for s in _sections(content)]},
         "case": {"id": str(case.id), "status": case.status, "decided_at": render.local(case.decided_at),
+                 "kind": case.kind, "kind_title": related.KIND_DE[case.kind],
                  "decided_on": case.decided_at,
                  "effective_on": case.effective_on.isoformat() if case.effective_on else None,
                  "decision_due": case.decision_due.isoformat() if case.decision_due else None,
@@ -173,14 +179,20 @@ def gather(session: Session, doc: DecisionDocument, key_source: str = KeySource.
                             for p in pieces],
                  "rows": [letter.piece_row({**p, "gemeinde": (p.get("gemeinde") or {}).get("name")})
                           for p in pieces]},
-        "decision": {"outcome": decision.get("outcome") or case.status, "legal_basis": render.legal_basis(doc.kind),
+        "decision": {"outcome": decision.get("outcome") or case.status,
+                     "legal_basis": related.LEGAL_BASIS.get(case.kind) or render.legal_basis(doc.kind),
+                     "not_covered": decision.get("not_covered") or [],
+                     "traffic_order": decision.get("traffic_order"),
+                     "related_missing": decision.get("related_missing") or [],
+                     "related_missing_reason": decision.get("related_missing_reason"),
                      "conditions": conditions, "additional_conditions": additional,
                      "reasons": decision.get("reasons") or [], "explanation": decision.get("explanation"),
                      "decided_by": decided_by.get("name")},
-        "validity": letter.validity(decision.get("outcome") or case.status, case.effective_on,
-                                    rules.documents.validity_months),
-        "fees": letter.fee_statement(rules.fees, decision.get("outcome") or case.status, part.get("length_m"),
-                                     case.effective_on),
+        # the consent's validity and fee statement; a further decision has its own period (a traffic order's)
+        "validity": None if related.is_related(case) else letter.validity(
+            decision.get("outcome") or case.status, case.effective_on, rules.documents.validity_months),
+        "fees": None if related.is_related(case) else letter.fee_statement(
+            rules.fees, decision.get("outcome") or case.status, part.get("length_m"), case.effective_on),
         "statements": [{"body": name, "answer": s.answer, "answer_label": label("statement_answer", s.answer)
                         if s.answer else "keine Stellungnahme", "status": s.status} for s, name in heard],
         "signature": {"key_source": key_source, "platform": key_source == KeySource.platform.value,
@@ -381,3 +393,43 @@ def verify(session: Session, data: bytes) -> dict[str, Any]:
             "signature": {"present": check.signed, "intact": check.intact, "trusted": check.trusted,
                           "covers_whole_file": check.whole_file, "signer": check.signer},
             "reason": reason}
+
+
+# --- the bundle: one package of the application's signed documents (§ 127 (5) TKG) --------------------------------
+
+def package(session: Session, principal: Principal, app: Application) -> tuple[bytes, list[dict[str, Any]]]:
+    """The current signed document of every decided case of the application the caller may read (the consent
+    cases and the further decisions issued with them), as one zip with a ``manifest.json``. 409
+    ``application-not-decided`` while a case is open (the bundle goes out together), 409 ``documents-not-ready``
+    naming the cases whose document is still being produced. → (zip bytes, manifest)."""
+    cases = list(session.scalars(repository.readable_cases(principal).where(Case.application_id == app.id)
+                                 .order_by(Case.kind != "consent", Case.created_at, Case.id)))
+    open_ones = [c for c in cases if c.status in core.OPEN]
+    if open_ones:
+        raise Conflict(f"{len(open_ones)} case(s) of {app.reference} are not decided yet; the documents go out "
+                       "together once every case is decided", type="application-not-decided",
+                       open_case_ids=[str(c.id) for c in open_ones])
+    decided = [c for c in cases if c.status in core.DECIDED]
+    docs = {d.case_id: d for d in session.scalars(select(DecisionDocument).where(
+        DecisionDocument.case_id.in_([c.id for c in decided]), DecisionDocument.superseded_by.is_(None),
+        DecisionDocument.revoked_at.is_(None)).order_by(DecisionDocument.generation))}
+    missing = [c for c in decided if c.id not in docs or docs[c.id].status != DocumentStatus.ready.value
+               or not file_path(docs[c.id]).is_file()]
+    if missing or not decided:
+        raise Conflict("The signed documents are not ready yet for case(s) "
+                       + (", ".join(str(c.id) for c in missing) or "(none decided)"), type="documents-not-ready",
+                       case_ids=[str(c.id) for c in missing])
+    orgs = repository.organisations(session, [c.authority_org_id for c in decided])
+    manifest, buffer = [], io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as zf:      # PDFs are compressed already
+        for n, c in enumerate(decided, 1):
+            doc = docs[c.id]
+            name = f"{n:02d}-{c.kind}-{app.reference}.pdf"
+            zf.write(file_path(doc), name)
+            manifest.append({"file": name, "document_id": str(doc.id), "case_id": str(c.id), "kind": c.kind,
+                             "title": related.KIND_DE[c.kind], "authority": getattr(orgs.get(c.authority_org_id),
+                                                                                    "name", None),
+                             "outcome": doc.outcome, "sha256": doc.sha256, "verify_url": verify_url(doc.id)})
+        zf.writestr("manifest.json", json.dumps({"application": app.reference, "documents": manifest},
+                                                ensure_ascii=False, indent=2))
+    return buffer.getvalue(), manifest

@@ -4,7 +4,11 @@ are closed with a reason and the body is told; deciding while statements are pen
 from __future__ import annotations
 
 import copy
+import hashlib
+import io
+import json
 import uuid
+import zipfile
 from datetime import datetime, timezone
 
 from sqlalchemy import select
@@ -153,24 +157,24 @@ def test_deemed_approval_by_the_sweep_closes_requests_like_a_command(api, he, li
 
 # --- further decisions issued together with the consent (§ 127 (5) TKG) ----------------------------------------------
 
-def _rules_with_decisions(session) -> None:
+def _rules_with_decisions(session, roles=("traffic", "water")) -> None:
     """The default rules, with the traffic order and the water permit as decisions (tenant configuration)."""
     from permits.participation import service as participation
 
     data = copy.deepcopy(participation.DEFAULT_RULES)
     for rule in data["rules"]:
-        if rule["role"] in ("traffic", "water"):
+        if rule["role"] in roles:
             rule["procedure"] = "decision"
     participation.store_rules(session, "he", participation.parse_rules(data), "test", breitband.clock.now())
     session.commit()
 
 
-def _submitted_with_plan(api, client, he, lines) -> tuple[dict, dict]:
+def _submitted_with_plan(api, client, he, lines, names=("l3262", "neu_isenburg")) -> tuple[dict, dict]:
     """An application along the L 3262 and through Neu-Isenburg with a lane closure and a traffic signs plan."""
     from test_permits_attachments import PDF, upload
 
     created = api.create(he.operator, draft_body(
-        collection(trench(lines["l3262"]), trench(lines["neu_isenburg"])),
+        collection(*(trench(lines[n]) for n in names)),
         traffic_restrictions=[{"kind": "lane_closure", "description": "Fahrstreifen gesperrt, Ampel",
                                "road": "Admiral-Rosendahl-Straße", "start": "2026-06-01", "end": "2026-06-20"}]))
     assert created.status_code == 201, created.text
@@ -209,7 +213,8 @@ def test_traffic_order_and_water_permit_are_cases_of_their_bodies_bound_to_the_c
         consent["decision_due"], None, ["decision"])
     assert order_case["proposed_order"]["period_start"] == "2026-06-01"
     assert order_case["proposed_order"]["period_end"] == "2026-06-20"
-    assert [c["authority"]["name"] for c in order_case["consent_cases"]] == ["Hessen Mobil", "Stadt Neu-Isenburg"]
+    assert sorted(c["authority"]["name"] for c in order_case["consent_cases"]) == ["Hessen Mobil",
+                                                                                  "Stadt Neu-Isenburg"]
     # the consent case shows them and their state
     assert sorted((r["kind"], r["body"]["name"], r["status"]) for r in consent["related_decisions"]) == [
         ("traffic_order", "Straßenverkehrsbehörde Neu-Isenburg", "received"),
@@ -270,3 +275,128 @@ def test_traffic_order_and_water_permit_are_cases_of_their_bodies_bound_to_the_c
     r = api.command(he.neu_isenburg, f"/cases/{ni}/decision", {"outcome": "granted"})
     assert r.status_code == 200, r.text
     assert client.get(f"/api/v1/applications/{app['id']}", headers=he.operator.headers).json()["status"] == "granted"
+
+
+def test_the_bundle_goes_out_together_one_notice_one_package(api, he, lines, clock, client, session, task_db, db,
+                                                            smtp, bodies):  # noqa: F811
+    from test_documents import pdf_text
+
+    from tests.support.documents import issue
+
+    _rules_with_decisions(session, roles=("traffic",))
+    app, plan = _submitted_with_plan(api, client, he, lines, names=("neu_isenburg",))
+    assert run_pipeline(task_db, session, app["id"]) == ["SUCCESS"] * 4
+    [order] = client.get("/api/v1/cases", headers=bodies.traffic_ni.headers).json()["items"]
+    ni = api.case_of(app, "Stadt Neu-Isenburg")
+    r = api.command(bodies.traffic_ni, f"/cases/{order['id']}/decision", {
+        "outcome": "granted", "conditions": ["HE-VA01"], "traffic_order": {**ORDER, "signs_plan_attachment_id":
+                                                                           plan["id"]}})
+    assert r.status_code == 200, r.text
+    assert _events(session, app["id"], "application.decided") == []
+    r = client.get(f"/api/v1/applications/{app['id']}/documents.zip", headers=he.operator.headers)
+    assert (r.status_code, r.json()["type"]) == (409, TYPE + "application-not-decided")
+    r = api.command(he.neu_isenburg, f"/cases/{ni}/decision", {"outcome": "granted", "conditions": ["HE-N01"]})
+    assert r.status_code == 200, r.text
+
+    # one event for the bundle, listing every decision
+    [bundle] = _events(session, app["id"], "application.decided")
+    assert bundle["status"] == "granted"
+    assert [(d["kind"], d["authority"], d["status"]) for d in bundle["decisions"]] == [
+        ("consent", "Stadt Neu-Isenburg", "granted"), ("traffic_order", "Straßenverkehrsbehörde Neu-Isenburg",
+                                                       "granted")]
+    assert bundle["package_url"] == f"/api/v1/applications/{app['id']}/documents.zip"
+    # one e-mail to the operator for the bundle, none per decision
+    _deliver_all(db, session, app["id"])
+    subjects = [m.subject for m in smtp.to("planer@glasfaser-test.example")]
+    assert f"{app['reference']}: alle Entscheidungen liegen vor / all decisions issued" in subjects
+    assert not [s for s in subjects if "Zustimmung erteilt" in s]
+    [notice] = [m for m in smtp.to("planer@glasfaser-test.example") if "alle Entscheidungen" in m.subject]
+    assert "Verkehrsrechtliche Anordnung (§ 45 Abs. 6 StVO) – Straßenverkehrsbehörde Neu-Isenburg: erteilt" in \
+        notice.body
+
+    # the package: not before the documents are signed, then both in one zip with a manifest
+    r = client.get(f"/api/v1/applications/{app['id']}/documents.zip", headers=he.operator.headers)
+    assert (r.status_code, r.json()["type"]) == (409, TYPE + "documents-not-ready")
+    consent_doc, order_doc = issue(db, task_db, session, ni), issue(db, task_db, session, order["id"])
+    r = client.get(f"/api/v1/applications/{app['id']}/documents.zip", headers=he.operator.headers)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+        assert [(d["kind"], d["document_id"]) for d in manifest["documents"]] == [
+            ("consent", str(consent_doc.id)), ("traffic_order", str(order_doc.id))]
+        order_pdf = zf.read(manifest["documents"][1]["file"])
+    assert hashlib.sha256(order_pdf).hexdigest() == order_doc.sha256
+    text = " ".join(pdf_text(order_pdf).split())
+    assert "Verkehrsrechtliche Anordnung (§ 45 Abs. 6 StVO)" in text
+    assert "Geltungszeitraum: 01.06.2026 bis 20.06.2026; Zeiten: Mo, Di, Mi, Do, Fr 09:00–15:30 Uhr" in text
+    assert "Umleitung: Über Frankfurter Straße und Carl-Ulrich-Straße" in text
+    assert "§ 45 Abs. 6 StVO i. V. m. § 127 Abs. 5 TKG" in text
+    # the same scope as the application: another operator gets 404
+    r = client.get(f"/api/v1/applications/{app['id']}/documents.zip", headers=he.other_operator.headers)
+    assert (r.status_code, r.headers["content-type"]) == (404, PROBLEM)
+
+
+def test_a_deemed_approval_covers_only_the_consent(api, he, lines, clock, client, session, task_db, db,
+                                                  bodies):  # noqa: F811
+    from test_documents import pdf_text
+
+    from tests.support.documents import issue
+
+    _rules_with_decisions(session, roles=("traffic",))
+    app, plan = _submitted_with_plan(api, client, he, lines, names=("neu_isenburg",))
+    assert run_pipeline(task_db, session, app["id"]) == ["SUCCESS"] * 4
+    [order] = client.get("/api/v1/cases", headers=bodies.traffic_ni.headers).json()["items"]
+    ni = api.case_of(app, "Stadt Neu-Isenburg")
+    # the sweep deems the consent, never the traffic order; the certificate names what it does not cover
+    swept = deemed.sweep(db, datetime(2026, 4, 16, 10, tzinfo=timezone.utc))
+    assert [c["case_id"] for c in swept["cases"]] == [ni]
+    session.expire_all()
+    consent = client.get(f"/api/v1/cases/{ni}", headers=he.neu_isenburg.headers).json()
+    assert consent["status"] == "deemed_granted"
+    assert consent["decision"]["not_covered"] == [{
+        "case_id": order["id"], "kind": "traffic_order", "title": "Verkehrsrechtliche Anordnung (§ 45 Abs. 6 StVO)",
+        "body": "Straßenverkehrsbehörde Neu-Isenburg", "status": "received"}]
+    assert client.get(f"/api/v1/cases/{order['id']}", headers=bodies.traffic_ni.headers).json()["status"] == \
+        "received"
+    doc = issue(db, task_db, session, ni)
+    text = " ".join(pdf_text(client.get(f"/api/v1/documents/{doc.id}/pdf", headers=he.operator.headers).content)
+                    .split())
+    assert "Nicht von der Fiktion umfasst" in text
+    assert ("Verkehrsrechtliche Anordnung (§ 45 Abs. 6 StVO) – Straßenverkehrsbehörde Neu-Isenburg (Stand: noch "
+            "nicht entschieden)") in text
+    assert _events(session, app["id"], "application.decided") == []
+
+    # the traffic order decided last: the bundle is announced by the command
+    r = api.command(bodies.traffic_ni, f"/cases/{order['id']}/decision", {
+        "outcome": "refused", "reasons": ["HE-VAV01"], "explanation": "Stadtfest im Juni."})
+    assert r.status_code == 200, r.text
+    [bundle] = _events(session, app["id"], "application.decided")
+    assert [(d["kind"], d["status"]) for d in bundle["decisions"]] == [("consent", "deemed_granted"),
+                                                                        ("traffic_order", "refused")]
+
+
+def test_the_sweep_announces_the_bundle_like_a_command(api, he, lines, clock, client, session, task_db, db,
+                                                      bodies):  # noqa: F811
+    _rules_with_decisions(session, roles=("traffic",))
+    app, plan = _submitted_with_plan(api, client, he, lines, names=("neu_isenburg",))
+    assert run_pipeline(task_db, session, app["id"]) == ["SUCCESS"] * 4
+    [order] = client.get("/api/v1/cases", headers=bodies.traffic_ni.headers).json()["items"]
+    ni = api.case_of(app, "Stadt Neu-Isenburg")
+    r = api.command(bodies.traffic_ni, f"/cases/{order['id']}/decision", {
+        "outcome": "granted", "traffic_order": {**ORDER, "signs_plan_attachment_id": plan["id"]}})
+    assert r.status_code == 200, r.text
+    deemed.sweep(db, datetime(2026, 4, 16, 10, tzinfo=timezone.utc))
+    deemed.sweep(db, datetime(2026, 4, 17, 10, tzinfo=timezone.utc))          # again: nothing twice
+    session.expire_all()
+    [bundle] = _events(session, app["id"], "application.decided")
+    assert bundle == {"application_id": app["id"], "reference": app["reference"], "tenant_key": "he",
+                      "status": "granted", "package_url": f"/api/v1/applications/{app['id']}/documents.zip",
+                      "decisions": [
+                          {"case_id": ni, "kind": "consent", "title": "Zustimmung nach § 127 TKG",
+                           "authority": "Stadt Neu-Isenburg", "status": "deemed_granted"},
+                          {"case_id": order["id"], "kind": "traffic_order",
+                           "title": "Verkehrsrechtliche Anordnung (§ 45 Abs. 6 StVO)",
+                           "authority": "Straßenverkehrsbehörde Neu-Isenburg", "status": "granted"}]}
+    consent = client.get(f"/api/v1/cases/{ni}", headers=he.neu_isenburg.headers).json()
+    assert [(n["kind"], n["status"]) for n in consent["decision"]["not_covered"]] == [("traffic_order", "granted")]
