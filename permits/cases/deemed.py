@@ -57,6 +57,7 @@ def not_covered(session: Session, application_id: Any) -> list[dict[str, Any]]:
 def issue(session: Session, app: Application, case: Case, now: datetime) -> dict[str, Any]:
     """Turn one due case into ``deemed_granted`` (the caller holds the locks)."""
     before_status, before_version = case.status, case.row_version
+    uncovered = not_covered(session, app.id)        # read first: a query amid the changes would flush them twice
     case.status = CaseStatus.deemed_granted.value
     case.decided_at = case.deadline_at
     case.effective_on = case.decision_due
@@ -66,7 +67,7 @@ def issue(session: Session, app: Application, case: Case, now: datetime) -> dict
         "complete_at": iso(case.complete_at) if case.complete_at else None,
         "extended": case.extension is not None, "issued_at": iso(now),
         "conditions": [], "additional_conditions": [], "reasons": [], "explanation": None,
-        "not_covered": not_covered(session, app.id),
+        "not_covered": uncovered,
     }
     case.updated_at = now
     session.flush()

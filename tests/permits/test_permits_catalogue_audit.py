@@ -81,7 +81,8 @@ def test_conditions_load_cli(cli_tenant, tmp_path):
     run = cli("conditions", "load", "--tenant", "cx", str(bad))
     assert run.returncode == 2
     assert run.stderr.splitlines()[0] == (
-        f"error: {bad}: reasons: unknown table; expected [[conditions]] and [[refusal_reasons]]; "
+        f"error: {bad}: reasons: unknown table; expected [[conditions]], [[refusal_reasons]], "
+        "[[traffic_order_conditions]] and [[traffic_order_reasons]]; "
         "conditions[1].code: duplicate code A-1; conditions[1].title: a non-empty title is required")
     run = cli("conditions", "load", "--tenant", "nope", str(HE_FILE))
     assert (run.returncode, run.stderr.strip()) == (1, "error: No tenant 'nope'")
