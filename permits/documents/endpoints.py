@@ -31,6 +31,7 @@ from breitband.errors import Conflict, Forbidden, NotFound, ProblemError, Unproc
 from breitband.identity import Principal
 from breitband.limits import PayloadTooLarge
 from breitband.models import Role
+from breitband.openapi import PROBLEM
 from notifications.outbox import send_after_commit
 from notifications.templates import de_datetime
 from permits import repository
@@ -91,7 +92,9 @@ def case_documents(case_id: uuid.UUID, principal: Principal = Depends(require())
 
 
 @router.get("/applications/{application_id}/documents.zip", response_class=Response,
-            responses={200: {"content": {"application/zip": {}}}},
+            responses={200: {"content": {"application/zip": {}}},
+                       409: {"description": "A case is still open (application-not-decided), or a document is still "
+                                            "being produced (documents-not-ready)", "content": PROBLEM}},
             summary="The bundle: the signed documents of every decided case of the application (consent and the "
                     "further decisions of § 127 (5) TKG) as one zip with manifest.json")
 def application_documents_package(application_id: uuid.UUID, principal: Principal = Depends(require()),
