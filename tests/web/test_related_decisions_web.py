@@ -10,6 +10,7 @@ import copy
 from datetime import datetime, timezone
 
 import httpx
+import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -27,6 +28,8 @@ from test_web_app import (
 from permits.participation import service as participation
 from permits.participation.models import ParticipationRuleSet
 from tests.support.waiting import wait_for
+
+pytestmark = [pytest.mark.browser, pytest.mark.worker]
 
 
 def _traffic_as_decision(engine):
@@ -79,8 +82,8 @@ def test_traffic_order_issued_with_the_consent(server, people, browser, engine):
             au = watch(au_ctx.new_page(), errors)
             login(au, server, people.reviewer)
             au.goto(f"{server}/#/case/{consent_id}")
-            related = au.locator("#related-decisions li")
-            expect(related).to_have_count(1)
+            related = au.locator("#related-decisions > li")
+            expect(related).to_have_count(1, timeout=20_000)
             expect(related).to_contain_text("Verkehrsrechtliche Anordnung (§ 45 StVO)")
             expect(related).to_contain_text("eingegangen")
             expect(au.locator("#related-missing")).to_contain_text("Verkehrsrechtliche Anordnung")
@@ -99,8 +102,8 @@ def test_traffic_order_issued_with_the_consent(server, people, browser, engine):
             expect(order.get_by_label("Gültig ab")).to_have_value("2027-03-08")       # from the application
             expect(order.get_by_label("Gültig bis")).to_have_value("2027-03-19")
             expect(order.get_by_label("Verkehrszeichenplan (Anlage)")).to_contain_text("verkehrszeichenplan-k163.pdf")
-            order.get_by_label("von", exact=True).fill("09:00")
-            order.get_by_label("bis", exact=True).fill("15:00")
+            order.locator("input[name=time_start]").fill("09:00")
+            order.locator("input[name=time_end]").fill("15:00")
             order.get_by_label("Umleitung").fill("Über die L 3117, beschildert nach Plan")
             conditions = form.get_by_role("group", name="Nebenbestimmungen aus dem Katalog")
             expect(conditions).to_contain_text("Beschilderung nach Verkehrszeichenplan")   # its own catalogue
@@ -120,7 +123,7 @@ def test_traffic_order_issued_with_the_consent(server, people, browser, engine):
 
             # --- the reviewer again: nothing missing any more, the consent goes out ------------------------------
             au.reload()
-            expect(au.locator("#related-decisions li")).to_contain_text("zugestimmt", timeout=15_000)
+            expect(au.locator("#related-decisions > li")).to_contain_text("zugestimmt", timeout=15_000)
             expect(au.locator("#related-missing")).to_have_count(0)
             au.locator("#form-decision").get_by_role("button", name="Entscheidung absenden").click()
             expect(au.locator("#case-status")).to_have_text("zugestimmt", timeout=15_000)
