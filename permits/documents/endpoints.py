@@ -35,6 +35,7 @@ from breitband.openapi import PROBLEM
 from notifications.outbox import send_after_commit
 from notifications.templates import de_datetime
 from permits import repository
+from permits.documents import bundle
 from permits.documents import keys as documents_keys
 from permits.documents import service as documents
 from permits.documents.models import DecisionDocument, DocumentStatus
@@ -100,7 +101,7 @@ def case_documents(case_id: uuid.UUID, principal: Principal = Depends(require())
 def application_documents_package(application_id: uuid.UUID, principal: Principal = Depends(require()),
                                   session: Session = Depends(get_read_session)) -> Response:
     app = repository.get_application(session, principal, application_id)
-    body, manifest = documents.package(session, principal, app)
+    body, manifest = bundle.package(session, principal, app)
     digest = hashlib.sha256("".join(m["sha256"] for m in manifest).encode()).hexdigest()
     return Response(body, media_type="application/zip", headers={
         "Content-Disposition": f'attachment; filename="Bescheide-{app.reference}.zip"', "ETag": f'"{digest}"',
