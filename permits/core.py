@@ -35,6 +35,7 @@ from permits.models import (
     AttachmentKind,
     AuditRecord,
     Case,
+    CaseKind,
     CaseStatus,
 )
 from permits.schemas import ApplicationFields, SupplementIn
@@ -58,6 +59,7 @@ class Actor:
 
 
 SYSTEM = Actor(None, "Breitband (Fristablauf)", "system", None)
+SYSTEM_PIPELINE = Actor(None, "Breitband (Prüfablauf)", "system", None)
 
 
 # --- shared helpers ----------------------------------------------------------------------------------------------
@@ -120,8 +122,22 @@ def derive_status(app: Application, cases: list[Case]) -> str:
     return ApplicationStatus.partially_granted.value
 
 
+def bind_related(cases: list[Case]) -> None:
+    """The further decisions of § 127 (5) TKG (``permits.cases.related``) are bound to the consent's deadline: their
+    ``decision_due`` follows the earliest decision deadline of the open consent cases (unchanged while none runs)."""
+    dues = [c.decision_due for c in cases if c.kind == CaseKind.consent.value and c.status in OPEN
+            and c.decision_due is not None]
+    if not dues:
+        return
+    for c in cases:
+        if c.kind != CaseKind.consent.value and c.status in OPEN and c.decision_due != min(dues):
+            c.decision_due = min(dues)
+
+
 def touch(session: Session, app: Application, cases: list[Case], now: datetime) -> None:
-    """Recompute the derived status and bump the application's version (its representation includes the cases)."""
+    """Recompute the derived status and bump the application's version (its representation includes the cases);
+    keep the further decisions' deadline bound to the consent's."""
+    bind_related(cases)
     before = app.status
     app.status = derive_status(app, cases)
     app.updated_at = now
@@ -390,7 +406,8 @@ def start_clock(session: Session, case: Case, at: datetime) -> None:
 def new_case(session: Session, app: Application, authority_org_id: uuid.UUID, part: dict[str, Any], at: datetime,
              version: int, forwarded_from: uuid.UUID | None = None) -> Case:
     case = Case(id=uuid.uuid4(), tenant_key=app.tenant_key, application_id=app.id, authority_org_id=authority_org_id,
-                applicant_org_id=app.applicant_org_id, status=CaseStatus.received.value, application_version=version,
+                applicant_org_id=app.applicant_org_id, kind=CaseKind.consent.value,
+                status=CaseStatus.received.value, application_version=version,
                 part=part, information_requests=[],
                 forwarded_from_case_id=forwarded_from, created_at=at, updated_at=at)
     start_clock(session, case, at)

@@ -90,6 +90,22 @@ DECIDED_CASE_STATUSES = (CaseStatus.granted, CaseStatus.partially_granted, CaseS
 GRANTED_CASE_STATUSES = (CaseStatus.granted, CaseStatus.partially_granted, CaseStatus.deemed_granted)
 
 
+class CaseKind(str, enum.Enum):
+    """What a case decides. The consent (§ 127 (1) TKG) is a road authority's; the others are the further decisions
+    the works need, issued together with it (§ 127 (5) TKG) by the body with that role, each its own case in the
+    body's inbox, bound to the consent's deadline (no deemed approval: § 127 (3) deems only the consent)."""
+    consent = "consent"
+    traffic_order = "traffic_order"        # verkehrsrechtliche Anordnung, § 45 Abs. 6 StVO (Straßenverkehrsbehörde)
+    nature_permit = "nature_permit"        # naturschutzrechtliche Genehmigung / Befreiung
+    water_permit = "water_permit"          # wasserrechtliche Genehmigung
+    monument_permit = "monument_permit"    # denkmalschutzrechtliche Genehmigung
+
+
+# The body role that issues each further decision (participation rules with ``procedure = "decision"``).
+RELATED_KIND_BY_ROLE = {"traffic": CaseKind.traffic_order, "nature": CaseKind.nature_permit,
+                        "water": CaseKind.water_permit, "monument": CaseKind.monument_permit}
+
+
 class AttachmentKind(str, enum.Enum):
     route_plan = "route_plan"
     cross_section = "cross_section"
@@ -103,6 +119,8 @@ class AttachmentKind(str, enum.Enum):
 class CatalogueKind(str, enum.Enum):
     condition = "condition"              # Nebenbestimmung
     refusal_reason = "refusal_reason"
+    order_condition = "order_condition"  # condition of a traffic order (verkehrsrechtliche Anordnung)
+    order_reason = "order_reason"        # refusal reason of a traffic order
 
 
 class ApplicationCounter(Base):
@@ -208,6 +226,8 @@ class Case(Base):
     authority_org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
     # The application's applicant, copied (it never changes): an operator's inbox reads its cases in index order.
     applicant_org_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    # consent, or a further decision of § 127 (5) TKG issued by a body (CaseKind)
+    kind: Mapped[str] = mapped_column(String(24), default=CaseKind.consent.value)
     status: Mapped[str] = mapped_column(String(32), default=CaseStatus.received.value)
     application_version: Mapped[int] = mapped_column(Integer)
     part: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)

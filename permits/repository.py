@@ -344,6 +344,7 @@ DEEM_DUE_SQL = text(f"""
 WITH due AS (
     SELECT c.id, c.status, c.row_version FROM cases c
     WHERE c.application_id = ANY(:ids) AND c.status IN {_OPEN_SQL} AND c.deadline_at <= :now
+      AND c.kind = 'consent'
 ), upd AS (
     UPDATE cases c SET status = 'deemed_granted', decided_at = c.deadline_at, effective_on = c.decision_due,
         decision = jsonb_build_object(
@@ -353,7 +354,14 @@ WITH due AS (
             'moved', c.due_moves #>> '{{decision,reason}}',
             'complete_at', {_ISO.format(t="c.complete_at")}, 'extended', {_EXTENDED},
             'issued_at', CAST(:issued_at AS text), 'conditions', '[]'::jsonb, 'additional_conditions', '[]'::jsonb,
-            'reasons', '[]'::jsonb, 'explanation', NULL),
+            'reasons', '[]'::jsonb, 'explanation', NULL,
+            'not_covered', coalesce((
+                SELECT jsonb_agg(jsonb_build_object('case_id', r.id::text, 'kind', r.kind,
+                                                    'title', CAST(:kind_titles AS jsonb) ->> r.kind, 'body', o.name,
+                                                    'status', r.status) ORDER BY r.created_at, r.id)
+                FROM cases r JOIN organisations o ON o.id = r.authority_org_id
+                WHERE r.application_id = c.application_id AND r.kind <> 'consent' AND r.status <> 'forwarded'),
+                '[]'::jsonb)),
         updated_at = :now, row_version = c.row_version + 1
     FROM due WHERE c.id = due.id
     RETURNING c.id, c.application_id, c.tenant_key, c.authority_org_id, c.decision_due, c.deadline_at,
@@ -419,19 +427,78 @@ FROM upd WHERE status_before IS DISTINCT FROM status_after ORDER BY id
 """)
 
 
+# The statement requests no longer needed once the sweep decided an application's last open case: the same rows
+# permits.participation.statements.close_unneeded writes inside a command (status closed, reason, event per request).
+CLOSE_STATEMENTS_SQL = text(f"""
+WITH done AS (
+    SELECT a.id, a.reference FROM applications a
+    WHERE a.id = ANY(:ids) AND NOT EXISTS (
+        SELECT 1 FROM cases c WHERE c.application_id = a.id AND c.status IN {_OPEN_SQL})
+), upd AS (
+    UPDATE statement_requests s SET status = 'closed', closed_reason = 'application_decided', closed_at = :now,
+        updated_at = :now, row_version = s.row_version + 1
+    FROM done WHERE s.application_id = done.id AND s.status = 'requested'
+    RETURNING s.id, s.tenant_key, s.application_id, s.body_org_id, s.role, s.due_on, s.requested_at, done.reference
+)
+INSERT INTO permit_events (id, tenant_key, application_id, case_id, type, payload, created_at)
+SELECT gen_random_uuid(), tenant_key, application_id, NULL, 'statement.closed',
+       jsonb_build_object('application_id', application_id::text, 'reference', reference, 'tenant_key', tenant_key,
+                          'statement_id', id::text, 'body_org_id', body_org_id::text, 'role', role,
+                          'status', 'closed', 'reason', 'application_decided',
+                          'reason_text', CAST(:reason_text AS text), 'due_on', to_char(due_on, 'YYYY-MM-DD')), :now
+FROM upd ORDER BY application_id, requested_at, id
+""")
+
+
+# The bundle of an application with further decisions (permits.cases.related.announce_if_complete), for the
+# applications whose last open case the sweep decided: one event application.decided each, once.
+BUNDLE_SQL = text(f"""
+INSERT INTO permit_events (id, tenant_key, application_id, case_id, type, payload, created_at)
+SELECT gen_random_uuid(), a.tenant_key, a.id, NULL, 'application.decided',
+       jsonb_build_object('application_id', a.id::text, 'reference', a.reference, 'tenant_key', a.tenant_key,
+                          'status', a.status,
+                          'decisions', (SELECT jsonb_agg(jsonb_build_object(
+                                            'case_id', c.id::text, 'kind', c.kind,
+                                            'title', CAST(:kind_titles AS jsonb) ->> c.kind, 'authority', o.name,
+                                            'status', c.status)
+                                            ORDER BY c.kind <> 'consent', c.created_at, c.id::text)
+                                        FROM cases c LEFT JOIN organisations o ON o.id = c.authority_org_id
+                                        WHERE c.application_id = a.id
+                                          AND c.status IN ('granted', 'partially_granted', 'refused',
+                                                           'deemed_granted')),
+                          'package_url', '/api/v1/applications/' || a.id::text || '/documents.zip'), :now
+FROM applications a
+WHERE a.id = ANY(:ids)
+  AND EXISTS (SELECT 1 FROM cases r WHERE r.application_id = a.id AND r.kind <> 'consent')
+  AND NOT EXISTS (SELECT 1 FROM cases o WHERE o.application_id = a.id AND o.status IN {_OPEN_SQL})
+  AND NOT EXISTS (SELECT 1 FROM permit_events e WHERE e.application_id = a.id AND e.type = 'application.decided')
+ORDER BY a.id
+""")
+
+
+def has_event(session: Session, application_id: uuid.UUID, type_: str) -> bool:
+    return session.execute(text("SELECT EXISTS (SELECT 1 FROM permit_events WHERE application_id = :a AND type = :t)"),
+                           {"a": application_id, "t": type_}).scalar_one()
+
+
 def deem_due(session: Session, apps: list[tuple[uuid.UUID, str]], now: datetime, *, issued_at: str,
-             legal_basis: str, actor_name: str) -> list[dict[str, Any]]:
+             legal_basis: str, actor_name: str, closed_reason_text: str,
+             kind_titles: dict[str, str]) -> list[dict[str, Any]]:
     """Turn every open case of these (locked) applications, given as (id, reference), whose deadline lies at or
-    before ``now`` into ``deemed_granted``, with audit records and events, and settle the applications' derived
-    status. → the issued approvals, by application and case (the lock order of the commands)."""
+    before ``now`` into ``deemed_granted``, with audit records and events, settle the applications' derived status
+    and close the statement requests of applications with no open case left. → the issued approvals, by
+    application and case (the lock order of the commands)."""
     if not apps:
         return []
     issued = session.execute(DEEM_DUE_SQL, {"ids": [a[0] for a in apps], "refs": [a[1] for a in apps], "now": now,
                                             "issued_at": issued_at, "legal_basis": legal_basis,
-                                            "actor_name": actor_name}).all()
+                                            "actor_name": actor_name,
+                                            "kind_titles": json.dumps(kind_titles)}).all()
     touched = list(dict.fromkeys(r.application_id for r in issued))
     if touched:
         session.execute(SETTLE_STATUS_SQL, {"ids": touched, "now": now})
+        session.execute(CLOSE_STATEMENTS_SQL, {"ids": touched, "now": now, "reason_text": closed_reason_text})
+        session.execute(BUNDLE_SQL, {"ids": touched, "now": now, "kind_titles": json.dumps(kind_titles)})
     return [{"case_id": str(r.id), "application_id": str(r.application_id), "reference": r.reference,
              "authority_org_id": str(r.authority_org_id), "effective_on": r.decision_due.isoformat()}
             for r in issued]

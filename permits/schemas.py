@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -158,6 +158,40 @@ class DecisionOutcome(str, enum.Enum):
     refused = "refused"
 
 
+class TimeWindow(Strict):
+    weekdays: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5], min_length=1, max_length=7,
+                                description="ISO weekdays 1 (Monday) to 7 (Sunday)")
+    start: time = Field(description="From (local time, HH:MM)")
+    end: time = Field(description="Until (local time, HH:MM), after start")
+
+    @model_validator(mode="after")
+    def _check(self) -> "TimeWindow":
+        if any(d < 1 or d > 7 for d in self.weekdays):
+            raise ValueError("weekdays are 1 (Monday) to 7 (Sunday)")
+        if self.end <= self.start:
+            raise ValueError("end must lie after start")
+        self.weekdays = sorted(set(self.weekdays))
+        return self
+
+
+class TrafficOrderIn(Strict):
+    """The form data of a traffic order (verkehrsrechtliche Anordnung, § 45 Abs. 6 StVO)."""
+    period_start: date = Field(description="First day the order applies")
+    period_end: date = Field(description="Last day the order applies")
+    times_of_day: list[TimeWindow] = Field(default_factory=list, max_length=14,
+                                           description="When the restriction may be in place (empty: all day)")
+    signs_plan_attachment_id: uuid.UUID = Field(description="The traffic signs plan (Verkehrszeichenplan): an "
+                                                "attachment of kind traffic_plan of the application")
+    detour: str | None = Field(None, max_length=5000, description="The detour (Umleitung), in words")
+    measures: str | None = Field(None, max_length=5000, description="What is ordered (closures, signs), in words")
+
+    @model_validator(mode="after")
+    def _period(self) -> "TrafficOrderIn":
+        if self.period_end < self.period_start:
+            raise ValueError("period_end lies before period_start")
+        return self
+
+
 class DecisionIn(Strict):
     outcome: DecisionOutcome
     conditions: list[str] = Field(default_factory=list, description="Condition codes from GET /conditions")
@@ -166,6 +200,14 @@ class DecisionIn(Strict):
     explanation: str | None = Field(None, max_length=20000, description="Reasons in words (required for a "
                                                                         "refusal or partial grant)")
     note: str | None = Field(None, max_length=5000)
+    confirm_pending_statements: bool = Field(False, description="Decide although statement requests are still "
+                                             "unanswered (without it: 409 statements-pending naming them)")
+    related_missing_reason: str | None = Field(
+        None, min_length=1, max_length=5000, description="The consent: why it is issued although a further "
+        "decision the works need (traffic order, nature, water, monument permit) is still open (without it: 409 "
+        "related-decisions-missing naming them)")
+    traffic_order: TrafficOrderIn | None = Field(None, description="A traffic order's form data (required to grant "
+                                                 "a traffic_order case; refused on other cases)")
 
 
 class ForwardIn(Strict):
@@ -199,6 +241,8 @@ class AttachmentOut(BaseModel):
 
 class CaseSummary(BaseModel):
     id: uuid.UUID
+    kind: str = Field("consent", description="consent, or a further decision of § 127 (5) TKG: traffic_order, "
+                                             "nature_permit, water_permit, monument_permit")
     authority: OrgRef
     status: CaseStatus
     mine: bool = Field(description="The case belongs to the caller's organisation (authorities)")
@@ -218,6 +262,8 @@ class ApplicationOut(BaseModel):
     content: dict[str, Any]
     cases: list[CaseSummary]
     route: dict[str, Any] | None = Field(None, description="The route split by authority (from the resolution)")
+    related_decisions: list[dict[str, Any]] = Field(default_factory=list, description="The further decisions the "
+                                                    "works need (§ 127 (5) TKG) and their state")
     attachments: list[AttachmentOut]
     created_at: datetime
     updated_at: datetime
@@ -350,11 +396,20 @@ class CaseOut(BaseModel):
     forwarded_to_case_id: uuid.UUID | None
     forward: dict[str, Any] | None
     closed_reason: str | None
+    kind: str = Field(description="consent, or a further decision of § 127 (5) TKG: traffic_order, nature_permit, "
+                                  "water_permit, monument_permit")
+    related_decisions: list[dict[str, Any]] = Field(description="A consent case: the application's further "
+                                                    "decisions and their state")
+    consent_cases: list[dict[str, Any]] | None = Field(None, description="A further decision: the consent cases it "
+                                                       "is issued together with")
+    proposed_order: dict[str, Any] | None = Field(None, description="A traffic order: the period and restrictions "
+                                                  "the application declares (the form's starting values)")
     allowed_commands: list[str]
 
 
 class CaseListItem(BaseModel):
     id: uuid.UUID
+    kind: str = "consent"
     application_id: uuid.UUID
     reference: str
     project_name: str | None

@@ -12,7 +12,7 @@ from breitband.dates import iso
 from breitband.identity import Principal
 from breitband.models import OPERATOR_ROLES, Organisation
 from permits import core, deadlines, repository
-from permits.cases import review
+from permits.cases import related, review
 from permits.models import Application, ApplicationVersion, Attachment, AuditRecord, Case, CatalogueEntry
 
 API = "/api/v1"
@@ -44,8 +44,8 @@ def overdue(case: Case, now: datetime) -> bool:
 def case_summary(principal: Principal, case: Case, orgs: dict[uuid.UUID, Organisation]) -> dict[str, Any]:
     mine = _mine(principal, case)
     visible = mine or not repository.is_authority(principal)
-    return {"id": str(case.id), "authority": _org(orgs, case.authority_org_id), "status": case.status,
-            "mine": mine, "length_m": (case.part or {}).get("length_m"),
+    return {"id": str(case.id), "kind": case.kind, "authority": _org(orgs, case.authority_org_id),
+            "status": case.status, "mine": mine, "length_m": (case.part or {}).get("length_m"),
             "decision_due": iso(case.decision_due) if visible and case.decision_due else None,
             "effective_on": iso(case.effective_on) if case.effective_on else None}
 
@@ -77,13 +77,14 @@ def application_out(session: Session, principal: Principal, app: Application, no
                  "private_roads_m": (resolution.get("private_roads") or {}).get("length_m"),
                  "warnings": resolution.get("warnings", []),
                  "by_authority": [case_summary(principal, c, orgs) for c in cases
-                                  if c.status != "forwarded"]}
+                                  if c.status != "forwarded" and not related.is_related(c)]}
     own = principal.role in OPERATOR_ROLES and principal.organisation_id == app.applicant_org_id
     return {
         "id": str(app.id), "tenant_key": app.tenant_key, "reference": app.reference, "status": app.status,
         "applicant": _org(orgs, app.applicant_org_id), "version": app.current_version,
         "etag": core.etag(app.row_version), "content": version.content,
         "cases": [case_summary(principal, c, orgs) for c in cases], "route": route,
+        "related_decisions": related.summary(cases, orgs),
         "attachments": [attachment_out(app.id, a) for a in visible_attachments(session, principal, app)],
         "created_at": iso(app.created_at), "updated_at": iso(app.updated_at),
         "submitted_at": iso(app.submitted_at) if app.submitted_at else None,
@@ -107,8 +108,20 @@ def application_items(session: Session, principal: Principal, apps: list[Applica
 def case_out(session: Session, principal: Principal, case: Case, now: datetime,
              app: Application | None = None) -> dict[str, Any]:
     app = app or session.get(Application, case.application_id)
-    orgs = repository.organisations(session, [case.authority_org_id, app.applicant_org_id])
+    siblings = repository.cases_of(session, [app.id])[app.id]
+    orgs = repository.organisations(session, [case.authority_org_id, app.applicant_org_id,
+                                              *(c.authority_org_id for c in siblings)])
     mine = _mine(principal, case)
+    bundle: dict[str, Any] = {"related_decisions": related.summary(siblings, orgs) if not related.is_related(case)
+                              else []}
+    if related.is_related(case):
+        consent = [c for c in siblings if not related.is_related(c) and c.status != "forwarded"]
+        bundle["consent_cases"] = [{"case_id": str(c.id), "authority": _org(orgs, c.authority_org_id),
+                                    "status": c.status, "decision_due": iso(c.decision_due) if c.decision_due else None}
+                                   for c in consent]
+        if case.kind == "traffic_order":
+            content = repository.version_row(session, app.id, app.current_version).content or {}
+            bundle["proposed_order"] = related.proposed_order(content)
 
     return {
         "id": str(case.id), "tenant_key": case.tenant_key,
@@ -129,7 +142,7 @@ def case_out(session: Session, principal: Principal, case: Case, now: datetime,
         "decision": case.decision, "decided_at": iso(case.decided_at), "effective_on": iso(case.effective_on),
         "forwarded_from_case_id": str(case.forwarded_from_case_id) if case.forwarded_from_case_id else None,
         "forwarded_to_case_id": str(case.forwarded_to_case_id) if case.forwarded_to_case_id else None,
-        "forward": case.forward, "closed_reason": case.closed_reason,
+        "forward": case.forward, "closed_reason": case.closed_reason, "kind": case.kind, **bundle,
         "allowed_commands": review.case_commands(case, now) if mine else [],
     }
 
@@ -141,7 +154,8 @@ def case_items(session: Session, rows: list[tuple[Case, Application]], now: date
         due = core.due_of(c, kind)
         return due.reason() if due is not None else None
 
-    return [{"id": str(c.id), "application_id": str(a.id), "reference": a.reference, "project_name": a.project_name,
+    return [{"id": str(c.id), "kind": c.kind, "application_id": str(a.id), "reference": a.reference,
+             "project_name": a.project_name,
              "applicant": _org(orgs, a.applicant_org_id), "authority": _org(orgs, c.authority_org_id),
              "status": c.status, "received_at": iso(c.received_at),
              "complete_at": iso(c.complete_at) if c.complete_at else None,

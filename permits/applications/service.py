@@ -30,8 +30,10 @@ from permits.models import (
     Attachment,
     AttachmentKind,
     Case,
+    CaseKind,
     CaseStatus,
 )
+from permits.participation import statements
 from permits.pipeline import service as pipeline
 from permits.schemas import (
     ApplicationCreate,
@@ -238,7 +240,9 @@ def supplement(session: Session, principal: Principal, application_id: uuid.UUID
     route_changed = ("sections" in names or "crs" in names) and (
         content.get("sections") != previous.content.get("sections") or content.get("crs") != previous.content.get(
             "crs"))
-    open_cases = [c for c in cases if c.status in core.OPEN]
+    # the consent cases: a supplement restarts their periods; the further decisions (permits.cases.related) follow
+    # the consent's deadline and are brought up to date by the pipeline
+    open_cases = [c for c in cases if c.status in core.OPEN and c.kind == CaseKind.consent.value]
     number = previous.number + 1
     version = ApplicationVersion(application_id=app.id, tenant_key=app.tenant_key, number=number, kind="supplement",
                                  content=content, created_by=principal.user_id, created_at=now, submitted_at=now,
@@ -262,7 +266,8 @@ def supplement(session: Session, principal: Principal, application_id: uuid.UUID
                 case = core.new_case(session, app, uuid.UUID(authority["id"]), core.part_of(authority), now, number)
                 cases.append(case)
                 session.flush()
-                core.event(session, "case.received", app, now, case, decision_due=case.decision_due)
+                core.event(session, "case.received", app, now, case, decision_due=case.decision_due,
+                           completeness_due=case.completeness_due)
             else:
                 case.part = core.part_of(authority) | {k: v for k, v in case.part.items() if k == "forwarded_from"}
                 _restart(session, app, case, now, number, "route_changed")
@@ -276,7 +281,7 @@ def supplement(session: Session, principal: Principal, application_id: uuid.UUID
     else:
         if data.case_ids is not None:
             by_id = {c.id: c for c in cases}
-            bad = [str(i) for i in data.case_ids if i not in by_id or by_id[i].status not in core.OPEN]
+            bad = [str(i) for i in data.case_ids if i not in by_id or by_id[i] not in open_cases]
             if bad or not data.case_ids:
                 raise UnprocessableEntity(f"case_ids: not open cases of this application: {', '.join(bad) or '[]'}",
                                           type="validation-error", field="case_ids")
@@ -312,6 +317,7 @@ def withdraw(session: Session, principal: Principal, application_id: uuid.UUID, 
             closed.append(str(case.id))
             core.event(session, "case.withdrawn", app, now, case, reason="applicant")
     core.event(session, "application.withdrawn", app, now, reason=data.reason, case_ids=closed)
+    statements.close_unneeded(session, app, cases, now)
     return _finish(session, app, cases, principal, "withdraw", now, before,
                    {"reason": data.reason, "case_ids": closed})
 

@@ -23,7 +23,10 @@ from breitband.errors import UnprocessableEntity
 from permits.models import CatalogueEntry, CatalogueKind
 
 CODE_RE = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,31}$")
-SECTIONS = {"conditions": CatalogueKind.condition, "refusal_reasons": CatalogueKind.refusal_reason}
+SECTIONS = {"conditions": CatalogueKind.condition, "refusal_reasons": CatalogueKind.refusal_reason,
+            # the traffic order's own catalogue (verkehrsrechtliche Anordnung, § 45 StVO; issue 15 part 2)
+            "traffic_order_conditions": CatalogueKind.order_condition,
+            "traffic_order_reasons": CatalogueKind.order_reason}
 
 
 def parse_catalogue(data: dict[str, Any], source: str = "catalogue") -> list[dict[str, Any]]:
@@ -31,8 +34,8 @@ def parse_catalogue(data: dict[str, Any], source: str = "catalogue") -> list[dic
     errors: list[dict[str, str]] = []
     unknown = sorted(set(data) - set(SECTIONS))
     if unknown:
-        errors.append({"field": ", ".join(unknown), "message": "unknown table; expected [[conditions]] and "
-                                                               "[[refusal_reasons]]"})
+        errors.append({"field": ", ".join(unknown), "message": "unknown table; expected [[conditions]], "
+                       "[[refusal_reasons]], [[traffic_order_conditions]] and [[traffic_order_reasons]]"})
     rows: list[dict[str, Any]] = []
     for section, kind in SECTIONS.items():
         entries = data.get(section, [])
@@ -92,8 +95,8 @@ def load_catalogue(session: Session, tenant_key: str, rows: list[dict[str, Any]]
             index_elements=[CatalogueEntry.tenant_key, CatalogueEntry.kind, CatalogueEntry.code],
             set_={"title": stmt.excluded.title, "text": stmt.excluded.text, "category": stmt.excluded.category,
                   "position": stmt.excluded.position, "active": True, "updated_at": now}))
-    summary = {"conditions": 0, "refusal_reasons": 0, "deactivated": 0}
-    for kind, section in ((CatalogueKind.condition, "conditions"), (CatalogueKind.refusal_reason, "refusal_reasons")):
+    summary = {section: 0 for section in SECTIONS} | {"deactivated": 0}
+    for section, kind in SECTIONS.items():
         codes = [r["code"] for r in rows if r["kind"] == kind.value]
         summary[section] = len(codes)
         result = session.execute(

@@ -21,14 +21,17 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from breitband import clock
 from breitband.dates import as_aware, iso
 from breitband.db import Database
+from breitband.models import Organisation
 from permits import core, repository
-from permits.models import Application, Case, CaseStatus
+from permits.cases import related
+from permits.models import Application, Case, CaseKind, CaseStatus
+from permits.participation import statements
 
 log = logging.getLogger("permits.deadlines")
 
@@ -39,9 +42,22 @@ def is_due(case: Case, now: datetime) -> bool:
     return case.status in core.OPEN and case.deadline_at is not None and case.deadline_at <= now
 
 
+def not_covered(session: Session, application_id: Any) -> list[dict[str, Any]]:
+    """What the deemed approval does not cover: § 127 (3) TKG deems the consent only, not the further decisions of
+    § 127 (5) (traffic order, nature, water, monument permits), which keep their own state. Named in the decision and
+    the deemed-approval document; the sweep writes the same (``repository.DEEM_DUE_SQL``)."""
+    rows = session.execute(select(Case, Organisation.name).join(Organisation, Organisation.id == Case.authority_org_id)
+                           .where(Case.application_id == application_id, Case.kind != CaseKind.consent.value,
+                                  Case.status != CaseStatus.forwarded.value)
+                           .order_by(Case.created_at, Case.id)).all()
+    return [{"case_id": str(c.id), "kind": c.kind, "title": related.KIND_DE[c.kind], "body": name,
+             "status": c.status} for c, name in rows]
+
+
 def issue(session: Session, app: Application, case: Case, now: datetime) -> dict[str, Any]:
     """Turn one due case into ``deemed_granted`` (the caller holds the locks)."""
     before_status, before_version = case.status, case.row_version
+    uncovered = not_covered(session, app.id)        # read first: a query amid the changes would flush them twice
     case.status = CaseStatus.deemed_granted.value
     case.decided_at = case.deadline_at
     case.effective_on = case.decision_due
@@ -53,6 +69,7 @@ def issue(session: Session, app: Application, case: Case, now: datetime) -> dict
         "complete_at": iso(case.complete_at) if case.complete_at else None,
         "extended": case.extension is not None, "issued_at": iso(now),
         "conditions": [], "additional_conditions": [], "reasons": [], "explanation": None,
+        "not_covered": uncovered,
     }
     case.updated_at = now
     session.flush()
@@ -73,6 +90,8 @@ def apply_due(session: Session, app: Application, cases: list[Case], now: dateti
     if issued:
         core.touch(session, app, cases, now)
         session.flush()
+        statements.close_unneeded(session, app, cases, now)
+        related.announce_if_complete(session, app, cases, now)
     return issued
 
 
@@ -81,7 +100,9 @@ def sweep_batch(session: Session, now: datetime, batch_size: int, tenant_key: st
     """One batch: → (applications locked, deemed approvals issued). The caller commits."""
     apps = repository.due_applications(session, now, batch_size, tenant_key, window)
     issued = repository.deem_due(session, apps, now, issued_at=iso(now), legal_basis=LEGAL_BASIS,
-                                 actor_name=core.SYSTEM.name)
+                                 actor_name=core.SYSTEM.name,
+                                 closed_reason_text=statements.CLOSE_REASON_DE["application_decided"],
+                                 kind_titles=related.KIND_DE)
     return len(apps), issued
 
 

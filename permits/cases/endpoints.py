@@ -23,9 +23,9 @@ from breitband.identity import Principal
 from breitband.openapi import honours_idempotency_key, requires_if_match
 from geo.models import Authority
 from permits import repository, views
-from permits.cases import calculator, catalogue, review
+from permits.cases import calculator, catalogue, related, review
 from permits.http import ANYONE, AUTHORITY, JSON_LIST_RESPONSES, etag_json, expected_versions, json_list, run
-from permits.models import Case, CaseStatus, CatalogueKind
+from permits.models import Case, CaseKind, CaseStatus
 from permits.schemas import (
     AuditOut,
     CaseOut,
@@ -211,17 +211,25 @@ def case_history(case_id: uuid.UUID, principal: Principal = Depends(ANYONE),
 
 # --- catalogue ---------------------------------------------------------------------------------------------------
 
+DECISION_KIND = Query(CaseKind.consent, description="Whose catalogue: the consent's (default; also nature, water "
+                      "and monument permits) or the traffic order's (traffic_order)")
+
+
 @router.get("/conditions", response_model=list[CatalogueEntryOut],
-            summary="Standard conditions (Nebenbestimmungen) of the caller's tenant")
-def list_conditions(include_inactive: bool = False, principal: Principal = Depends(ANYONE),
+            summary="Standard conditions (Nebenbestimmungen) of the caller's tenant, for a kind of decision")
+def list_conditions(include_inactive: bool = False, decision_kind: CaseKind = DECISION_KIND,
+                    principal: Principal = Depends(ANYONE),
                     session: Session = Depends(get_read_session)) -> list[dict[str, Any]]:
-    return [views.catalogue_out(e) for e in catalogue.entries(session, principal.tenant_key, CatalogueKind.condition,
+    kind = related.catalogue_kinds(decision_kind.value)[0]
+    return [views.catalogue_out(e) for e in catalogue.entries(session, principal.tenant_key, kind,
                                                               include_inactive=include_inactive)]
 
 
 @router.get("/refusal-reasons", response_model=list[CatalogueEntryOut],
-            summary="Refusal reason codes of the caller's tenant")
-def list_refusal_reasons(include_inactive: bool = False, principal: Principal = Depends(ANYONE),
+            summary="Refusal reason codes of the caller's tenant, for a kind of decision")
+def list_refusal_reasons(include_inactive: bool = False, decision_kind: CaseKind = DECISION_KIND,
+                         principal: Principal = Depends(ANYONE),
                          session: Session = Depends(get_read_session)) -> list[dict[str, Any]]:
+    kind = related.catalogue_kinds(decision_kind.value)[1]
     return [views.catalogue_out(e) for e in catalogue.entries(
-        session, principal.tenant_key, CatalogueKind.refusal_reason, include_inactive=include_inactive)]
+        session, principal.tenant_key, kind, include_inactive=include_inactive)]

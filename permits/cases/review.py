@@ -29,8 +29,9 @@ from breitband.identity import Principal
 from breitband.models import Organisation, OrgKind
 from geo.models import Authority
 from permits import core, deadlines, repository
-from permits.cases import catalogue, deemed
-from permits.models import Application, Case, CaseStatus, CatalogueKind
+from permits.cases import catalogue, deemed, related
+from permits.models import Application, Case, CaseStatus
+from permits.participation import statements
 from permits.schemas import (
     ConfirmCompleteIn,
     DecisionIn,
@@ -44,6 +45,8 @@ from permits.schemas import (
 def case_commands(case: Case, now: datetime) -> list[str]:
     if case.status not in core.OPEN:
         return []
+    if related.is_related(case):          # a further decision of § 127 (5): no clock of its own to stop or extend
+        return ["decision"]
     allowed = []
     if case.status in (CaseStatus.received.value, CaseStatus.in_review.value):
         allowed.append("request-information")
@@ -85,6 +88,8 @@ def _command(session: Session, principal: Principal, case_id: uuid.UUID, expecte
     case.updated_at = now
     core.touch(session, app, cases, now)
     session.flush()
+    statements.close_unneeded(session, app, cases, now)
+    related.announce_if_complete(session, app, cases, now)
     core.audit(session, app=app, case=case, actor=core.Actor.of(principal), command=command, at=now,
                version_before=before_version, version_after=case.row_version, status_before=before_status,
                status_after=case.status, on_behalf_of=case.authority_org_id, detail=detail)
@@ -125,7 +130,7 @@ def confirm_complete(session: Session, principal: Principal, case_id: uuid.UUID,
     return _command(session, principal, case_id, expected, now, "confirm-complete", change)
 
 
-def _check_decision(session: Session, tenant_key: str, data: DecisionIn) -> tuple[list, list]:
+def _check_decision(session: Session, tenant_key: str, data: DecisionIn, kind: str) -> tuple[list, list]:
     errors = []
     refusing = data.outcome in (DecisionOutcome.refused, DecisionOutcome.partially_granted)
     if refusing and not data.reasons:
@@ -142,16 +147,38 @@ def _check_decision(session: Session, tenant_key: str, data: DecisionIn) -> tupl
     if errors:
         raise UnprocessableEntity("; ".join(f"{e['field']}: {e['message']}" for e in errors),
                                   type="invalid-decision", errors=errors)
-    conditions = catalogue.resolve_codes(session, tenant_key, CatalogueKind.condition, data.conditions, "conditions")
-    reasons = catalogue.resolve_codes(session, tenant_key, CatalogueKind.refusal_reason, data.reasons, "reasons")
+    condition_kind, reason_kind = related.catalogue_kinds(kind)
+    conditions = catalogue.resolve_codes(session, tenant_key, condition_kind, data.conditions, "conditions")
+    reasons = catalogue.resolve_codes(session, tenant_key, reason_kind, data.reasons, "reasons")
     return conditions, reasons
 
 
 def decide(session: Session, principal: Principal, case_id: uuid.UUID, data: DecisionIn,
            expected: set[int] | None, now: datetime) -> Case:
-    conditions, reasons = _check_decision(session, principal.tenant_key, data)
+    kind = repository.get_case(session, principal, case_id).kind
+    conditions, reasons = _check_decision(session, principal.tenant_key, data, kind)
+    if not related.is_related_kind(kind) and data.traffic_order is not None:
+        raise UnprocessableEntity(f"traffic_order: belongs to a traffic_order case, this is a {kind}",
+                                  type="invalid-decision", field="traffic_order")
+    if related.is_related_kind(kind) and (data.related_missing_reason or data.confirm_pending_statements):
+        raise UnprocessableEntity("related_missing_reason and confirm_pending_statements belong to the consent's "
+                                  "decision", type="invalid-decision",
+                                  field="related_missing_reason" if data.related_missing_reason else
+                                  "confirm_pending_statements")
 
     def change(app: Application, case: Case, cases: list[Case]) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        if related.is_related(case):
+            extra["kind"] = case.kind
+            order = related.check_traffic_order(session, app, case, data)
+            if order is not None:
+                extra["traffic_order"] = order
+            waiting: list[dict[str, Any]] = []
+        else:
+            waiting = statements.require_confirmed(session, app.id, data.confirm_pending_statements)
+            bundle = related.check_consent(session, cases, data)
+            if bundle["related_missing"]:
+                extra.update(bundle)
         case.status = data.outcome.value
         case.decided_at = now
         case.effective_on = deadlines.local_date(now)
@@ -160,6 +187,7 @@ def decide(session: Session, principal: Principal, case_id: uuid.UUID, data: Dec
             "decided_at": iso(now), "conditions": conditions,
             "additional_conditions": [c.strip() for c in data.additional_conditions], "reasons": reasons,
             "explanation": data.explanation, "note": data.note,
+            "pending_statements": waiting, **extra,
             "decided_by": {"user_id": str(principal.user_id), "name": principal.name,
                            "organisation": principal.organisation_name},
         }
@@ -167,7 +195,10 @@ def decide(session: Session, principal: Principal, case_id: uuid.UUID, data: Dec
                    effective_on=case.effective_on)
         return {"outcome": data.outcome.value, "conditions": [c["code"] for c in conditions],
                 "additional_conditions": len(data.additional_conditions), "reasons": [r["code"] for r in reasons],
-                "effective_on": case.effective_on}
+                "effective_on": case.effective_on,
+                "pending_statements_confirmed": [p["id"] for p in waiting],
+                "related_missing": [m["case_id"] for m in extra.get("related_missing") or []],
+                "related_missing_reason": extra.get("related_missing_reason")}
 
     return _command(session, principal, case_id, expected, now, "decision", change)
 
@@ -219,7 +250,7 @@ def forward(session: Session, principal: Principal, case_id: uuid.UUID, data: Fo
         core.event(session, "case.forwarded", app, now, case, to_case_id=new.id, to_organisation_id=target.id,
                    reason=data.reason, whole=whole)
         core.event(session, "case.received", app, now, new, forwarded_from_case_id=case.id,
-                   decision_due=new.decision_due)
+                   decision_due=new.decision_due, completeness_due=new.completeness_due)
         core.audit(session, app=app, case=new, actor=core.Actor.of(principal), command="receive-forwarded", at=now,
                    version_after=new.row_version, status_after=new.status, on_behalf_of=case.authority_org_id,
                    detail={"from_case_id": case.id, "reason": data.reason})

@@ -11,13 +11,14 @@ followed the QR code — and ``POST /verify`` with the PDF (multipart ``file``):
 
 from __future__ import annotations
 
+import hashlib
 import html
 import uuid
 from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, File, Request, UploadFile
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -30,9 +31,11 @@ from breitband.errors import Conflict, Forbidden, NotFound, ProblemError, Unproc
 from breitband.identity import Principal
 from breitband.limits import PayloadTooLarge
 from breitband.models import Role
+from breitband.openapi import PROBLEM
 from notifications.outbox import send_after_commit
 from notifications.templates import de_datetime
 from permits import repository
+from permits.documents import bundle
 from permits.documents import keys as documents_keys
 from permits.documents import service as documents
 from permits.documents.models import DecisionDocument, DocumentStatus
@@ -87,6 +90,22 @@ def case_documents(case_id: uuid.UUID, principal: Principal = Depends(require())
     rows = session.scalars(select(DecisionDocument).where(DecisionDocument.case_id == case.id)
                            .order_by(DecisionDocument.generation.desc()))
     return [document_out(d, principal.is_tenant_admin) for d in rows]
+
+
+@router.get("/applications/{application_id}/documents.zip", response_class=Response,
+            responses={200: {"content": {"application/zip": {}}},
+                       409: {"description": "A case is still open (application-not-decided), or a document is still "
+                                            "being produced (documents-not-ready)", "content": PROBLEM}},
+            summary="The bundle: the signed documents of every decided case of the application (consent and the "
+                    "further decisions of § 127 (5) TKG) as one zip with manifest.json")
+def application_documents_package(application_id: uuid.UUID, principal: Principal = Depends(require()),
+                                  session: Session = Depends(get_read_session)) -> Response:
+    app = repository.get_application(session, principal, application_id)
+    body, manifest = bundle.package(session, principal, app)
+    digest = hashlib.sha256("".join(m["sha256"] for m in manifest).encode()).hexdigest()
+    return Response(body, media_type="application/zip", headers={
+        "Content-Disposition": f'attachment; filename="Bescheide-{app.reference}.zip"', "ETag": f'"{digest}"',
+        "X-Content-Type-Options": "nosniff"})
 
 
 @router.get("/documents/{document_id}", summary="One decision document's metadata")

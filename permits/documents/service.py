@@ -45,6 +45,7 @@ from breitband.settings import get_settings
 from geo.crs import parse_crs
 from geo.rules import parse_rules
 from permits import core, repository
+from permits.cases import related
 from permits.documents import keys, letter, render
 from permits.documents.models import AuthorityKey, DecisionDocument, DocumentStatus, KeySource, Validity
 from permits.labels import label
@@ -163,6 +164,7 @@ def gather(session: Session, doc: DecisionDocument, key_source: str = KeySource.
                         "traffic_restrictions": content.get("traffic_restrictions") or [],
                         "sections": [letter.section_row(s) for s in _sections(content)]},
         "case": {"id": str(case.id), "status": case.status, "decided_at": render.local(case.decided_at),
+                 "kind": case.kind, "kind_title": related.KIND_DE[case.kind],
                  "decided_on": case.decided_at,
                  "effective_on": case.effective_on.isoformat() if case.effective_on else None,
                  "decision_due": case.decision_due.isoformat() if case.decision_due else None,
@@ -174,14 +176,20 @@ def gather(session: Session, doc: DecisionDocument, key_source: str = KeySource.
                             for p in pieces],
                  "rows": [letter.piece_row({**p, "gemeinde": (p.get("gemeinde") or {}).get("name")})
                           for p in pieces]},
-        "decision": {"outcome": decision.get("outcome") or case.status, "legal_basis": render.legal_basis(doc.kind),
+        "decision": {"outcome": decision.get("outcome") or case.status,
+                     "legal_basis": related.LEGAL_BASIS.get(case.kind) or render.legal_basis(doc.kind),
+                     "not_covered": decision.get("not_covered") or [],
+                     "traffic_order": decision.get("traffic_order"),
+                     "related_missing": decision.get("related_missing") or [],
+                     "related_missing_reason": decision.get("related_missing_reason"),
                      "conditions": conditions, "additional_conditions": additional,
                      "reasons": decision.get("reasons") or [], "explanation": decision.get("explanation"),
                      "decided_by": decided_by.get("name")},
-        "validity": letter.validity(decision.get("outcome") or case.status, case.effective_on,
-                                    rules.documents.validity_months),
-        "fees": letter.fee_statement(rules.fees, decision.get("outcome") or case.status, part.get("length_m"),
-                                     case.effective_on),
+        # the consent's validity and fee statement; a further decision has its own period (a traffic order's)
+        "validity": None if related.is_related(case) else letter.validity(
+            decision.get("outcome") or case.status, case.effective_on, rules.documents.validity_months),
+        "fees": None if related.is_related(case) else letter.fee_statement(
+            rules.fees, decision.get("outcome") or case.status, part.get("length_m"), case.effective_on),
         "statements": [{"body": name, "answer": s.answer, "answer_label": label("statement_answer", s.answer)
                         if s.answer else "keine Stellungnahme", "status": s.status} for s, name in heard],
         "signature": {"key_source": key_source, "platform": key_source == KeySource.platform.value,
@@ -392,3 +400,4 @@ def verify(session: Session, data: bytes) -> dict[str, Any]:
             "signature": {"present": check.signed, "intact": check.intact, "trusted": check.trusted,
                           "covers_whole_file": check.whole_file, "signer": check.signer},
             "reason": reason}
+

@@ -20,7 +20,15 @@ class StatementStatus(str, enum.Enum):
     requested = "requested"
     answered = "answered"
     superseded = "superseded"     # the route changed; a new request about the new route replaced it
-    withdrawn = "withdrawn"
+    withdrawn = "withdrawn"       # the application was withdrawn before the body answered
+    closed = "closed"             # no longer needed: every case of the application was decided
+
+
+class CloseReason(str, enum.Enum):
+    """Why a request was closed unanswered (``statement_requests.closed_reason``; the body is told)."""
+    application_decided = "application_decided"
+    application_withdrawn = "application_withdrawn"
+    route_changed = "route_changed"
 
 
 class Answer(str, enum.Enum):
@@ -85,6 +93,8 @@ class StatementRequest(Base):
     answered_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     answered_by_name: Mapped[str | None] = mapped_column(String(200))
     superseded_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    closed_reason: Mapped[str | None] = mapped_column(String(32))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     row_version: Mapped[int] = mapped_column(Integer, nullable=False)

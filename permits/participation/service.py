@@ -52,8 +52,15 @@ from breitband.errors import UnprocessableEntity
 from breitband.models import Organisation, OrgKind, Tenant
 from geo.crs import parse_crs, transform_geometry
 from permits import core, deadlines, repository
+from permits.cases import related
 from permits.models import Application
-from permits.participation.models import ParticipationBody, ParticipationRuleSet, StatementRequest, StatementStatus
+from permits.participation.models import (
+    CloseReason,
+    ParticipationBody,
+    ParticipationRuleSet,
+    StatementRequest,
+    StatementStatus,
+)
 from permits.pipeline.models import PipelineRun
 from permits.pipeline.service import StepError
 from permits.schemas import TRAFFIC_RESTRICTION_DE
@@ -76,6 +83,9 @@ class Rule(BaseModel):
     restriction_kinds: list[str] = Field(default_factory=list)
     deadline_days: int = Field(28, ge=1, le=180)
     reason: str = Field(min_length=1, max_length=1000)
+    # statement: the body is heard; decision: the body issues its own decision (traffic order, nature, water or
+    # monument permit) together with the consent, as a case in its inbox (§ 127 (5) TKG; permits.cases.related)
+    procedure: Literal["statement", "decision"] = "statement"
 
     @model_validator(mode="after")
     def _area(self) -> "Rule":
@@ -236,12 +246,14 @@ def evaluate(session: Session, tenant_key: str, content: dict[str, Any], resolut
     srid = session.get(Tenant, tenant_key).srid
     everything, lines = route_in_tenant_crs(content, srid)
     gemeinden = gemeinden_of(resolution)
-    by_body: dict[uuid.UUID, dict[str, Any]] = {}
+    by_body: dict[tuple[uuid.UUID, str, str], dict[str, Any]] = {}
     unresolved: list[dict[str, Any]] = []
 
     def ask(org: Organisation, rule: Rule, trigger: dict[str, Any]) -> None:
-        entry = by_body.setdefault(org.id, {"body_org_id": str(org.id), "body_name": org.name, "role": rule.role,
-                                            "deadline_days": 0, "triggers": []})
+        # a statement per body; a decision per body and role (a body may issue, say, a water and a nature permit)
+        key = (org.id, rule.procedure, rule.role if rule.procedure == "decision" else "")
+        entry = by_body.setdefault(key, {"body_org_id": str(org.id), "body_name": org.name, "role": rule.role,
+                                         "deadline_days": 0, "triggers": []})
         entry["deadline_days"] = max(entry["deadline_days"], rule.deadline_days)
         entry["triggers"].append(trigger)
 
@@ -286,8 +298,11 @@ def evaluate(session: Session, tenant_key: str, content: dict[str, Any], resolut
                                                   f"({place['ags']}) oder ihren Kreis hinterlegt"})
                 else:
                     ask(org, rule, trigger)
-    return {"rules_source": source, "rules": [r.id for r in rules.rules],
-            "requests": sorted(by_body.values(), key=lambda e: e["body_name"]), "unresolved": unresolved}
+    def of(procedure: str) -> list[dict[str, Any]]:
+        return sorted((e for k, e in by_body.items() if k[1] == procedure), key=lambda e: (e["body_name"], e["role"]))
+
+    return {"rules_source": source, "rules": [r.id for r in rules.rules], "requests": of("statement"),
+            "decisions": of("decision"), "unresolved": unresolved}
 
 
 # --- the pipeline step -----------------------------------------------------------------------------------------------
@@ -300,6 +315,10 @@ def step_participation(session: Session, run: PipelineRun, app: Application, now
                         + "; ".join(u["message"] for u in plan["unresolved"])
                         + ". Hinterlegen Sie die Stelle (breitband participation bodies add) und wiederholen Sie "
                           "den Schritt.")
+    # the commands' lock order (application, its cases, then its statement requests): a decision closing requests
+    # and this step never wait for each other crosswise
+    app = repository.lock_application(session, app.id)
+    cases = repository.lock_cases(session, app.id)
     existing = list(session.scalars(select(StatementRequest).where(StatementRequest.application_id == app.id)
                                     .order_by(StatementRequest.created_at).with_for_update()))
     open_statuses = (StatementStatus.requested.value, StatementStatus.answered.value)
@@ -330,10 +349,17 @@ def step_participation(session: Session, run: PipelineRun, app: Application, now
         for r in existing:
             if r.version < run.version and r.status == StatementStatus.requested.value:
                 r.status, r.updated_at = StatementStatus.superseded.value, now
+                r.closed_reason, r.closed_at = CloseReason.route_changed.value, now
                 r.superseded_by = new_ids.get(str(r.body_org_id))
                 core.event(session, "statement.superseded", app, now, statement_id=str(r.id),
                            body_org_id=str(r.body_org_id), superseded_by=str(r.superseded_by or ""),
-                           reason="route_changed")
+                           reason=CloseReason.route_changed.value, due_on=r.due_on, version=r.version,
+                           new_version=run.version)
                 superseded.append(str(r.id))
     session.flush()
-    return {"requested": requested, "kept": kept, "superseded": superseded}
+    decisions = related.create_for_plan(session, app, cases, plan["decisions"], run.version, version.route_changed,
+                                        now)
+    if decisions["created"] or decisions["withdrawn"]:
+        core.touch(session, app, cases, now)
+        session.flush()
+    return {"requested": requested, "kept": kept, "superseded": superseded, "decisions": decisions}

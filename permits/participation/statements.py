@@ -31,7 +31,7 @@ from breitband.models import OPERATOR_ROLES, Organisation, OrgKind, Role
 from permits import core, deadlines, repository
 from permits.cases import catalogue
 from permits.models import Application, ApplicationVersion, Attachment, AttachmentKind, Case, CatalogueKind
-from permits.participation.models import Answer, StatementRequest, StatementStatus
+from permits.participation.models import Answer, CloseReason, StatementRequest, StatementStatus
 
 
 class ProposedCondition(BaseModel):
@@ -165,6 +165,7 @@ def statement_out(session: Session, principal: Principal, s: StatementRequest, n
         "answer": s.answer, "conditions": s.conditions or [], "reasons": s.reasons,
         "answered_at": iso(s.answered_at) if s.answered_at else None, "answered_by": s.answered_by_name,
         "superseded_by": str(s.superseded_by) if s.superseded_by else None,
+        "closed_reason": s.closed_reason, "closed_at": iso(s.closed_at) if s.closed_at else None,
         "allowed_commands": allowed_commands(principal, s),
     }
 
@@ -193,7 +194,8 @@ def answer(session: Session, principal: Principal, statement_id: uuid.UUID, data
     if s.status != StatementStatus.requested.value:
         detail = {"answered": "The request was answered already", "superseded":
                   "The route changed; answer the newer request about the new route",
-                  "withdrawn": "The request was withdrawn"}.get(s.status, s.status)
+                  "withdrawn": "The request was withdrawn: the application was withdrawn",
+                  "closed": "The request was closed: the application has been decided"}.get(s.status, s.status)
         raise Conflict(detail, type="illegal-transition", command="answer", state=s.status, allowed=[])
     errors = []
     if data.answer is Answer.agree_with_conditions and not data.conditions:
@@ -274,4 +276,65 @@ def for_case(session: Session, principal: Principal, case_id: uuid.UUID, now: da
     app = session.get(Application, case.application_id)
     return {"case_id": str(case.id), "statements": [statement_out(session, principal, s, now, {app.id: app}, orgs)
                                                     for s in rows],
-            "adoptable": adoptable([s for s in rows if s.status != StatementStatus.superseded.value], orgs)}
+            "adoptable": adoptable([s for s in rows if s.status != StatementStatus.superseded.value], orgs),
+            "pending": pending(session, case.application_id)}
+
+
+# --- requests no longer needed, and deciding while some are pending ----------------------------------------------
+
+CLOSE_REASON_DE = {
+    CloseReason.application_decided.value: "Über den Antrag ist entschieden; die Stellungnahme wird nicht mehr "
+                                           "benötigt.",
+    CloseReason.application_withdrawn.value: "Der Antrag wurde zurückgenommen; die Stellungnahme wird nicht mehr "
+                                             "benötigt.",
+    CloseReason.route_changed.value: "Die Trasse wurde geändert; eine neue Anfrage zur neuen Trasse ersetzt diese.",
+}
+
+
+def close_unneeded(session: Session, app: Application, cases: list[Case], now: datetime) -> list[str]:
+    """Close the application's open requests once no case is open any more (every case decided, or the application
+    withdrawn): status ``closed`` (reason ``application_decided``) or ``withdrawn`` (``application_withdrawn``),
+    each with the event ``statement.closed`` that tells the body (e-mail). Called by every command that can close
+    the last open case (decision, deemed approval, withdrawal); the sweep does the same set-based
+    (``repository.deem_due``). → the ids closed."""
+    if any(c.status in core.OPEN for c in cases):
+        return []
+    withdrawn = app.withdrawn_at is not None
+    reason = CloseReason.application_withdrawn if withdrawn else CloseReason.application_decided
+    status = StatementStatus.withdrawn if withdrawn else StatementStatus.closed
+    rows = list(session.scalars(select(StatementRequest).where(
+        StatementRequest.application_id == app.id, StatementRequest.status == StatementStatus.requested.value)
+        .order_by(StatementRequest.requested_at, StatementRequest.id).with_for_update()))
+    for s in rows:
+        s.status, s.closed_reason, s.closed_at, s.updated_at = status.value, reason.value, now, now
+    session.flush()
+    for s in rows:
+        core.event(session, "statement.closed", app, now, statement_id=str(s.id), body_org_id=str(s.body_org_id),
+                   role=s.role, status=s.status, reason=reason.value, reason_text=CLOSE_REASON_DE[reason.value],
+                   due_on=s.due_on)
+    return [str(s.id) for s in rows]
+
+
+def pending(session: Session, application_id: uuid.UUID) -> list[dict[str, Any]]:
+    """The application's requests still waiting for an answer, with their bodies, by due date."""
+    rows = session.execute(select(StatementRequest, Organisation.name).join(
+        Organisation, Organisation.id == StatementRequest.body_org_id).where(
+        StatementRequest.application_id == application_id,
+        StatementRequest.status == StatementStatus.requested.value)
+        .order_by(StatementRequest.due_on, StatementRequest.requested_at, StatementRequest.id)).all()
+    return [{"id": str(s.id), "body": {"id": str(s.body_org_id), "name": name}, "role": s.role,
+             "requested_at": iso(s.requested_at), "due_on": iso(s.due_on)} for s, name in rows]
+
+
+def require_confirmed(session: Session, application_id: uuid.UUID, confirmed: bool) -> list[dict[str, Any]]:
+    """Deciding while statements are pending needs the decider's confirmation: without it 409
+    ``statements-pending`` naming them (``pending_statements``). → the pending requests (recorded with the
+    decision)."""
+    waiting = pending(session, application_id)
+    if waiting and not confirmed:
+        names = "; ".join(f"{p['body']['name']} (Frist {p['due_on']})" for p in waiting)
+        raise Conflict(f"{len(waiting)} statement request(s) are still unanswered: {names}. Wait for them, or "
+                       "decide anyway by sending confirm_pending_statements: true (they are then closed unanswered "
+                       "once the application is decided).", type="statements-pending",
+                       pending_statements=waiting)
+    return waiting

@@ -6,11 +6,15 @@ Who sees what in the feed and webhooks, and who gets an e-mail on what:
 
 - applicant (operator organisation): sees every event of its application except participation, reminders and
   pipeline internals; e-mail on submission, every case change (information requested, completeness confirmed,
-  decision, deemed approval, forwarded, deadline extended, case closed), decision document issued or revoked.
+  decision, deemed approval, forwarded, deadline extended, case closed), decision document issued or revoked. An
+  application with further decisions (traffic order, nature, water, monument permit; § 127 (5) TKG) goes out as one
+  bundle: one e-mail ``application.decided`` when its last case is decided, instead of one per decision/document.
+- a body that issues a further decision is the authority of that case: it hears of it like a road authority.
 - authority (road authority of a case): sees the events of its cases, supplements, withdrawal, works, the
   pipeline's outcome, statements and documents of its application; e-mail on a new case (also a forwarded one), a
   supplement that addresses its case, deadline reminders (14 and 3 days).
-- participating body: sees its statement requests; e-mail on a statement request.
+- participating body: sees its statement requests; e-mail on a statement request, and when one is closed (no longer
+  needed: application decided or withdrawn) or superseded (the route changed).
 - tenant admins: see everything of the tenant (feed row without organisation); no e-mail.
 
 E-mail goes to the application's contact person once that person confirmed the address (else, and until then, the
@@ -44,11 +48,14 @@ from permits.pipeline.models import CaseReminder
 APPLICANT_HIDDEN = ("statement.*", "case.deadline_reminder", "pipeline.*")
 APPLICANT_EMAIL = {"application.submitted", "case.information_requested", "case.completeness_confirmed",
                    "case.decided", "case.deemed_granted", "case.forwarded", "case.deadline_extended",
-                   "case.withdrawn", "document.issued", "document.revoked"}
+                   "case.withdrawn", "document.issued", "document.revoked", "application.decided"}
+# An application with further decisions (§ 127 (5) TKG, permits.cases.related) goes out as one bundle: the applicant
+# gets the one e-mail application.decided instead of one per decision and document (the feed still has each).
+BUNDLED = {"case.decided", "case.deemed_granted", "document.issued"}
 AUTHORITY_APPLICATION_EVENTS = {"application.supplemented", "application.withdrawn", "application.works_started",
-                                "application.works_completed", "pipeline.completed"}
+                                "application.works_completed", "pipeline.completed", "application.decided"}
 AUTHORITY_EMAIL = {"case.received", "application.supplemented", "case.deadline_reminder"}
-BODY_EMAIL = {"statement.requested"}
+BODY_EMAIL = {"statement.requested", "statement.closed", "statement.superseded"}
 
 
 def _hidden(event_type: str, patterns: tuple[str, ...]) -> bool:
@@ -112,7 +119,8 @@ def audience(session: Session, ev: Event) -> list[Recipient] | None:
     # the applicant
     if not _hidden(ev.type, APPLICANT_HIDDEN):
         withdrawn_by_applicant = ev.type == "case.withdrawn" and payload.get("reason") == "applicant"
-        email = ev.type in APPLICANT_EMAIL and not withdrawn_by_applicant
+        bundled = ev.type in BUNDLED and any(c.kind != "consent" for c in cases)
+        email = ev.type in APPLICANT_EMAIL and not withdrawn_by_applicant and not bundled
         emails, confirmation = (applicant_addresses(session, app, orgs.get(app.applicant_org_id),
                                                     clock.now()) if email else ([], None))
         out.append(Recipient(app.applicant_org_id, tuple(emails), {

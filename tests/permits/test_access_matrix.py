@@ -259,6 +259,8 @@ MATRIX: dict[tuple[str, str, str], str] = {
        # anon  op    op2   rev   adm   rev2  adm2  body  body2 tadm  x_op  x_adm x_tadm
     ("GET", "/api/v1/cases/{case_id}/documents", ""):
         "401   200+  404   200+  200+  404   404   404   404   200+  404   404   404",
+    ("GET", "/api/v1/applications/{application_id}/documents.zip", ""):    # the application's scope
+        "401   200   404   200   200   404   404   404   404   200   404   404   404",
     ("GET", "/api/v1/documents/{document_id}", ""):
         "401   200   404   200   200   404   404   404   404   200   404   404   404",
     ("GET", "/api/v1/documents/{document_id}/pdf", ""):
@@ -342,8 +344,8 @@ MATRIX: dict[tuple[str, str, str], str] = {
         "401   200+  200-  200+  200+  200-  200-  200+  200-  200+  200-  200-  200-",
     # --- notifications ---
        # anon  op    op2   rev   adm   rev2  adm2  body  body2 tadm  x_op  x_adm x_tadm
-    ("GET", "/api/v1/events", ""):
-        "401   200+  200-  200+  200+  200-  200-  200-  200-  200+  200-  200-  200-",
+    ("GET", "/api/v1/events", ""):     # body: the closing of its own request (statement.closed), nothing else
+        "401   200+  200-  200+  200+  200-  200-  200+  200-  200+  200-  200-  200-",
     ("GET", "/api/v1/webhooks", ""):
         "401   200+  200-  403   200-  403   200-  403   403   200-  200-  200-  200-",
     ("POST", "/api/v1/webhooks", ""):
@@ -665,7 +667,8 @@ def matrix(client, session, he, other_world, lines, clock, db, task_db) -> World
     # the decision and its signed document
     etag = client.get(f"/api/v1/cases/{case_id}", headers=headers["rev"]).headers["etag"]
     r = client.post(f"/api/v1/cases/{case_id}/decision", headers={**headers["rev"], "If-Match": etag},
-                    json={"outcome": "granted", "conditions": ["HE-N01"], "explanation": "Zustimmung"})
+                    json={"outcome": "granted", "conditions": ["HE-N01"], "explanation": "Zustimmung",
+                          "confirm_pending_statements": True})          # the body's request is still open
     assert r.status_code == 200, r.text
     outbox.relay(db)
     event = session.scalars(select(Event).where(Event.case_id == uuid.UUID(case_id),

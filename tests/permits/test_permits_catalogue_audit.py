@@ -37,7 +37,9 @@ def test_conditions_and_reasons_of_the_tenant(api, he, other_world):
 
 def test_deactivated_codes_cannot_be_used_in_new_decisions(api, he, lines, clock, session):
     rows = [r for r in read_catalogue_file(HE_FILE) if r["code"] != "HE-N05"]
-    assert load_catalogue(session, "he", rows) == {"conditions": 10, "refusal_reasons": 7, "deactivated": 1}
+    assert load_catalogue(session, "he", rows) == {"conditions": 10, "refusal_reasons": 7,
+                                                    "traffic_order_conditions": 5, "traffic_order_reasons": 3,
+                                                    "deactivated": 1}
     session.commit()
     assert "HE-N05" not in [c["code"] for c in api.get(he.operator, "/conditions").json()]
     inactive = api.get(he.operator, "/conditions", include_inactive="true").json()
@@ -61,13 +63,16 @@ def cli_tenant(engine):
 def test_conditions_load_cli(cli_tenant, tmp_path):
     run = cli("conditions", "load", "--tenant", cli_tenant, str(HE_FILE))
     assert run.returncode == 0, run.stderr
-    assert json.loads(run.stdout) == {"tenant": "cx", "conditions": 11, "refusal_reasons": 7, "deactivated": 0}
+    assert json.loads(run.stdout) == {"tenant": "cx", "conditions": 11, "refusal_reasons": 7,
+                                       "traffic_order_conditions": 5, "traffic_order_reasons": 3, "deactivated": 0}
     small = tmp_path / "small.toml"
     small.write_text('[[conditions]]\ncode = "CX-1"\ntitle = "Eine"\ntext = "Nur eine Bedingung."\n', "utf-8")
     assert json.loads(cli("conditions", "load", "--tenant", "cx", str(small)).stdout) == {
-        "tenant": "cx", "conditions": 1, "refusal_reasons": 0, "deactivated": 18}
+        "tenant": "cx", "conditions": 1, "refusal_reasons": 0, "traffic_order_conditions": 0,
+        "traffic_order_reasons": 0, "deactivated": 26}
     listed = json.loads(cli("conditions", "list", "--tenant", "cx").stdout)
-    assert listed == {"condition": [{"code": "CX-1", "title": "Eine", "active": True}], "refusal_reason": []}
+    assert listed == {"condition": [{"code": "CX-1", "title": "Eine", "active": True}], "refusal_reason": [],
+                      "order_condition": [], "order_reason": []}
     assert len(json.loads(cli("conditions", "list", "--tenant", "cx", "--inactive").stdout)["condition"]) == 12
 
     bad = tmp_path / "bad.toml"
@@ -76,7 +81,8 @@ def test_conditions_load_cli(cli_tenant, tmp_path):
     run = cli("conditions", "load", "--tenant", "cx", str(bad))
     assert run.returncode == 2
     assert run.stderr.splitlines()[0] == (
-        f"error: {bad}: reasons: unknown table; expected [[conditions]] and [[refusal_reasons]]; "
+        f"error: {bad}: reasons: unknown table; expected [[conditions]], [[refusal_reasons]], "
+        "[[traffic_order_conditions]] and [[traffic_order_reasons]]; "
         "conditions[1].code: duplicate code A-1; conditions[1].title: a non-empty title is required")
     run = cli("conditions", "load", "--tenant", "nope", str(HE_FILE))
     assert (run.returncode, run.stderr.strip()) == (1, "error: No tenant 'nope'")

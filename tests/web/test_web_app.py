@@ -213,6 +213,9 @@ def test_operator_submits_authority_reviews_and_grants(server, people, browser, 
         condition_title = condition.locator("strong").inner_text()
         decision.get_by_label("Weitere Nebenbestimmungen (eine pro Zeile)").fill(
             "Die Arbeiten an der Einmündung sind außerhalb der Hauptverkehrszeit auszuführen.")
+        # deciding before the traffic authority answered: the form names the pending request and asks to confirm
+        expect(decision.locator("#pending-statements")).to_contain_text("Straßenverkehrsbehörde Kreis Offenbach")
+        decision.get_by_label("Ich entscheide, ohne die offenen Stellungnahmen abzuwarten.").check()
         shot(au, "07-authority-decision-form")
         decision.get_by_role("button", name="Entscheidung absenden").click()
         expect(au.locator("#case-status")).to_have_text("zugestimmt", timeout=15_000)

@@ -6,7 +6,7 @@ import { createMap, showGeoJSON, fit, resolutionFeatures } from "./map.js";
 import { state, say, problemText, rerender } from "./state.js";
 import { sectionsTable, attachmentsList, timeline, routeSummary, moreButton, pageLimit, infoRequests, decisionBox } from "./shared.js";
 import { documentsPanel, pipelinePanel } from "./panels.js";
-import { statementsSection, adoptionFieldset } from "./participation.js";
+import { statementsSection, adoptionFieldset, pendingFieldset, relatedSection, relatedMissingFieldset, trafficOrderFieldset } from "./participation.js";
 import { exportForm } from "./exports.js";
 
 const CASE_STATUSES = ["received", "incomplete", "in_review", "granted", "partially_granted", "refused", "deemed_granted", "forwarded", "withdrawn", "closed"];
@@ -80,11 +80,13 @@ export async function caseView(id) {
   const [version, history, statements] = await Promise.all([
     get(`/api/v1/applications/${app.id}/versions/${c.application_version}`).catch(() => null),
     get(`/api/v1/applications/${c.application.id}/history`),
-    get(`/api/v1/cases/${c.id}/statements`).catch(() => ({ statements: [], adoptable: null }))]);
+    get(`/api/v1/cases/${c.id}/statements`).catch(() => ({ statements: [], adoptable: null, pending: [] }))]);
   const mapEl = h("div.map", { id: "map", role: "region", "aria-label": t("route") });
   const info = h("section.pane",
     h("p", h("a", { href: "#/inbox" }, `← ${t("inbox")}`)),
     h("h1", `${c.application.reference} – ${c.application.project_name || ""}`),
+    c.kind && c.kind !== "consent" ? h("p", { id: "case-kind" }, h("strong", t(`kindOf.${c.kind}`)), ` – ${t("issuedWith")} `,
+      (c.consent_cases || []).map((x) => `${x.authority.name} (${t(`st.${x.status}`)})`).join(", ")) : null,
     h("dl.facts",
       h("dt", t("applicant")), h("dd", c.application.applicant.name),
       h("dt", t("status")), h("dd", h("span", { class: `badge st-${c.status}`, id: "case-status" }, t(`st.${c.status}`))),
@@ -94,7 +96,8 @@ export async function caseView(id) {
       h("dt", t("yourPart")), h("dd", fmtLen(c.part?.length_m))),
     c.decision ? [h("h2", t("decision")), decisionBox(c)] : null,
     c.decision || c.status === "deemed_granted" ? documentsPanel([c], c.application.reference) : null,
-    h("details.actions", { open: true }, h("summary", h("h2", t("decide"))), await commandForms(c, etag, statements.adoptable)),
+    h("details.actions", { open: true }, h("summary", h("h2", t("decide"))), await commandForms(c, etag, statements.adoptable, statements.pending, app)),
+    relatedSection(c),
     statementsSection(statements),
     routeSummary(app, state.me.organisation.id),
     h("h2", t("sections")), sectionsTable(version?.content?.sections || app.content.sections),
@@ -118,7 +121,7 @@ export async function caseView(id) {
 
 function lines(text) { return text.split("\n").map((s) => s.trim()).filter(Boolean); }
 
-async function commandForms(c, etag, adoptable) {
+async function commandForms(c, etag, adoptable, pending, app) {
   const allowed = c.allowed_commands || [];
   if (!allowed.length) return h("p", t("noCommands"));
   const run = async (name, body, form) => {
@@ -132,7 +135,9 @@ async function commandForms(c, etag, adoptable) {
   };
   const out = [];
   if (allowed.includes("decision")) {
-    const [conds, reasons] = await Promise.all([get("/api/v1/conditions"), get("/api/v1/refusal-reasons")]);
+    const related = c.kind && c.kind !== "consent";
+    const kindQs = related ? `?decision_kind=${c.kind}` : "";
+    const [conds, reasons] = await Promise.all([get(`/api/v1/conditions${kindQs}`), get(`/api/v1/refusal-reasons${kindQs}`)]);
     const outcome = (v, label, checked) => h("label.radio", h("input", { type: "radio", name: "outcome", value: v, checked }), label);
     const condBoxes = conds.filter((x) => x.active).map((x) => h("label.check", h("input", { type: "checkbox", name: "condition", value: x.code }), h("span", h("strong", x.title), " ", h("span.muted", x.text))));
     const reasonBoxes = reasons.filter((x) => x.active).map((x) => h("label.check", h("input", { type: "checkbox", name: "reason", value: x.code }), h("span", h("strong", x.title), " ", h("span.muted", x.text))));
@@ -140,8 +145,17 @@ async function commandForms(c, etag, adoptable) {
     const expl = h("textarea", { name: "explanation", rows: 3 });
     const reasonsSet = h("fieldset", { hidden: true }, h("legend", t("reasons")), reasonBoxes);
     const adoption = adoptionFieldset(adoptable);
+    const waiting = pendingFieldset(related ? [] : pending);
+    const missing = related ? { node: null, value: () => null } : relatedMissingFieldset(c);
+    const order = c.kind === "traffic_order" ? trafficOrderFieldset(c, app.attachments || []) : null;
     const form = h("form.card", { id: "form-decision", onchange: (e) => {
-      if (e.target.name === "outcome") reasonsSet.hidden = e.target.value === "granted";   // reasons: refusals only
+      if (e.target.name === "outcome") {
+        reasonsSet.hidden = e.target.value === "granted";   // reasons: refusals only
+        if (order) {                                          // a refusal orders nothing
+          order.node.hidden = e.target.value === "refused";
+          order.node.disabled = e.target.value === "refused";
+        }
+      }
     }, onsubmit: (e) => {
       e.preventDefault();
       const fd = new FormData(form);
@@ -149,15 +163,20 @@ async function commandForms(c, etag, adoptable) {
       const uniq = (xs) => [...new Set(xs)];
       run("decision", { outcome: fd.get("outcome"), conditions: uniq([...adopted.conditions, ...fd.getAll("condition")]),
         additional_conditions: uniq([...adopted.additional_conditions, ...lines(fd.get("additional") || "")]),
-        reasons: fd.get("outcome") === "granted" ? [] : fd.getAll("reason"), explanation: (fd.get("explanation") || "").trim() || null }, form);
+        reasons: fd.get("outcome") === "granted" ? [] : fd.getAll("reason"), explanation: (fd.get("explanation") || "").trim() || null,
+        ...(related ? {} : { confirm_pending_statements: waiting.confirmed(), related_missing_reason: missing.value() }),
+        ...(order && fd.get("outcome") !== "refused" ? { traffic_order: order.value() } : {}) }, form);
     } },
     h("h3", t("decide")),
     h("fieldset", h("legend", t("decision")), outcome("granted", t("grant"), true), outcome("partially_granted", t("partialGrant")), outcome("refused", t("refuse"))),
+    order ? order.node : null,
     adoption.node,
     h("fieldset", h("legend", t("conditions")), condBoxes),
     field(t("freeConditions"), free),
     reasonsSet,
     field(t("explanation"), expl),
+    waiting.node,
+    missing.node,
     h("button.primary", { type: "submit" }, t("submitDecision")));
     out.push(form);
   }

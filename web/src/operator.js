@@ -7,7 +7,7 @@ import { h, field } from "./dom.js";
 import { t, fmtDate, fmtDue, fmtTime, fmtLen } from "./i18n.js";
 import { createMap, showGeoJSON, fit, resolutionFeatures } from "./map.js";
 import { state, say, problemText, rerender, isOperator } from "./state.js";
-import { sectionsTable, attachmentsList, timeline, routeSummary, moreButton, pageLimit, infoRequests, decisionBox } from "./shared.js";
+import { sectionsTable, attachmentsList, timeline, routeSummary, moreButton, pageLimit, infoRequests, decisionBox, download } from "./shared.js";
 import { documentsPanel, pipelinePanel } from "./panels.js";
 import { exportForm } from "./exports.js";
 
@@ -261,11 +261,16 @@ export async function applicationView(id) {
     routeSummary(app, null),
     h("h2", t("cases")),
     cases.filter(Boolean).length ? h("ul.plain.cases", cases.filter(Boolean).map((c) => h("li.card",
-      h("h3", `${c.authority.name} – `, h("span", { class: `badge st-${c.status}` }, t(`st.${c.status}`))),
+      h("h3", c.kind && c.kind !== "consent" ? `${t(`kindOf.${c.kind}`)}: ` : "", `${c.authority.name} – `, h("span", { class: `badge st-${c.status}` }, t(`st.${c.status}`))),
       h("p.muted", `${t("deadlineEnd")}: ${fmtDue(c.deadlines?.decision)}`),
       c.information_requests?.length ? [h("h4", t("infoRequests")), infoRequests(c)] : null,
       c.decision ? [h("h4", t("decision")), decisionBox(c)] : null))) : h("p", t("none")),
     app.cases.length ? documentsPanel(cases.filter(Boolean), app.reference) : null,
+    (app.related_decisions || []).length && !["submitted", "information_requested"].includes(app.status)
+      ? h("p", h("button", { type: "button", id: "package-download", onclick: async () => {
+        try { await download(`/api/v1/applications/${app.id}/documents.zip`, `Bescheide-${app.reference}.zip`); }
+        catch (err) { say(problemText(err), "error"); }
+      } }, t("downloadPackage"))) : null,
     app.status !== "draft" ? pipelinePanel(app.id) : null,
     allowed.includes("supplements") ? supplementForm(app, res.etag, waiting) : null,
     h("h2", t("sections")), sectionsTable(app.content.sections),

@@ -7,7 +7,7 @@ import { t, fmtDate, fmtTime, fmtLen } from "./i18n.js";
 import { state, problemText, rerender } from "./state.js";
 import { createMap, showGeoJSON, fit } from "./map.js";
 import { sectionsTable, attachmentsList } from "./shared.js";
-import { occasion, triggersList, answerBlock } from "./participation.js";
+import { occasion, triggersList, answerBlock, closedBlock } from "./participation.js";
 
 const ANSWERS = ["agree", "agree_with_conditions", "object"];
 
@@ -15,10 +15,11 @@ export async function statementsView(params) {
   const filter = params.get("status") || "requested";
   const qs = new URLSearchParams({ limit: "200" });
   if (filter !== "all") qs.append("status", filter);
-  const page = await get(`/api/v1/statements?${qs}`);
+  const [page, decisions] = await Promise.all([get(`/api/v1/statements?${qs}`),
+    get("/api/v1/cases?limit=200").catch(() => ({ items: [] }))]);
   const select = h("select", { name: "status", onchange: (e) => { location.hash = `#/statements?status=${e.target.value}`; } },
     [["requested", t("stmtStatus.requested")], ["answered", t("stmtStatus.answered")], ["superseded", t("stmtStatus.superseded")],
-      ["withdrawn", t("stmtStatus.withdrawn")], ["all", t("all")]].map(([v, l]) => h("option", { value: v, selected: v === filter }, l)));
+      ["withdrawn", t("stmtStatus.withdrawn")], ["closed", t("stmtStatus.closed")], ["all", t("all")]].map(([v, l]) => h("option", { value: v, selected: v === filter }, l)));
   const table = page.items.length ? h("table.list", { id: "statements-table" },
     h("caption.sr", t("statementRequests")),
     h("thead", h("tr", [t("reference"), t("project"), t("occasion"), t("requested"), t("due"), t("status")].map((x) => h("th", { scope: "col" }, x)))),
@@ -29,7 +30,17 @@ export async function statementsView(params) {
       h("td", fmtDate(s.requested_at)),
       h("td", `${fmtDate(s.due_on)}${s.overdue ? ` – ${t("overdue")}` : ""}`),
       h("td", h("span", { class: `badge stmt-${s.status}` }, t(`stmtStatus.${s.status}`))))))) : h("p", t("none"));
+  // the decisions this body issues together with the consent (§ 127 (5) TKG): its cases, in legal order
+  const own = decisions.items.filter((c) => c.kind && c.kind !== "consent");
+  const decisionsTable = own.length ? [h("h2", { id: "body-decisions-heading" }, t("bodyDecisions")),
+    h("table.list", { id: "body-decisions" },
+      h("thead", h("tr", [t("reference"), t("project"), t("kind"), t("due"), t("status")].map((x) => h("th", { scope: "col" }, x)))),
+      h("tbody", own.map((c) => h("tr", { class: c.overdue ? "overdue" : null },
+        h("td", h("a", { href: `#/case/${c.id}` }, c.reference)), h("td", c.project_name || "–"),
+        h("td", t(`kindOf.${c.kind}`)), h("td", fmtDate(c.decision_due)),
+        h("td", h("span", { class: `badge st-${c.status}` }, t(`st.${c.status}`)))))))] : null;
   return [h("section.pane.wide", h("h1", `${t("statementRequests")} – ${state.me.organisation.name}`),
+    decisionsTable,
     h("form.filters", { onsubmit: (e) => e.preventDefault() }, field(t("status"), select)), table)];
 }
 
@@ -75,6 +86,7 @@ export async function statementView(id) {
       h("dt", t("due")), h("dd", { class: s.overdue ? "overdue" : null }, `${fmtDate(s.due_on)}${s.overdue ? ` – ${t("overdue")}` : ""}`),
       h("dt", t("version")), h("dd", String(s.version))),
     h("h2", t("occasion")), triggersList(s) || h("p", t("none")),
+    closedBlock(s),
     s.answer ? [h("h2", t("yourAnswer")), answerBlock(s)] : null,
     subjectSection(s.application)];
   if ((s.allowed_commands || []).includes("answer")) nodes.push(await answerForm(s, res.etag));
