@@ -53,6 +53,7 @@ from geo.importers.common import (
 )
 from geo.importers.road_mapping import RoadMapping, read_mapped_ways
 from geo.importers.ways import Way, WayArrays, read_road_files
+from geo import search
 from geo.models import PATH_HIGHWAYS
 from geo.rules import TenantRules
 
@@ -425,4 +426,5 @@ def import_roads(session: Session, tenant_key: str, paths: Iterable[Path | str],
     result = summary.finish()
     record_import(session, tenant_key, LAYER, result)
     session.flush()
+    search.rebuild_places(session, tenant_key)     # streets and road numbers of the map's search
     return result

@@ -6,6 +6,7 @@ import "maplibre-gl/dist/maplibre-gl.css";
 import workerUrl from "maplibre-gl/dist/maplibre-gl-worker.mjs?url";
 import { get } from "./api.js";
 import { t } from "./i18n.js";
+import { addBaseLayers, addMapSearch } from "./mapsearch.js";
 
 maplibregl.setWorkerUrl(new URL(workerUrl, location.href).href); // the bundled worker, served from /assets
 
@@ -30,6 +31,8 @@ export async function createMap(container, { label } = {}) {
   map.getCanvas().setAttribute("aria-label", label || t("map"));
   window.breitbandMap = map; // for the browser tests (queryRenderedFeatures)
   await new Promise((resolve) => (map.loaded() ? resolve() : map.once("load", resolve)));
+  addMapSearch(map);
+  await addBaseLayers(map);
   return map;
 }
 

@@ -1,0 +1,255 @@
+"""Search over the map: Gemeinden, Kreise, streets (with their Gemeinde), road numbers and coordinates.
+
+The places come from the tenant's own tables: ``search_places`` (migration 0017) is rebuilt from ``admin_areas`` and
+``road_segments`` after every import of boundaries or roads (:func:`rebuild_places`): one row per Gemeinde and
+Kreis, per street name and Gemeinde (the extent of all its segments there) and per road number (the extent of the
+whole road), each with its extent in EPSG:4326, which the map fits to. The query matches with pg_trgm's
+``word_similarity`` over a GIN trigram index (typing errors and partial words: "Frankfurter Str" finds "Frankfurter
+Straße"); a street's search text holds its Gemeinde, so "Bahnhofstraße Langen" finds the one in Langen.
+
+Coordinates are recognised in the query itself (:func:`parse_coordinates`): longitude/latitude in EPSG:4326 (also
+latitude first, as map sites copy it, recognised by Germany's ranges) and easting/northing in EPSG:25832 (also with
+the zone prefix "32"); what looks like coordinates but is neither is a 422 that says so.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from breitband.errors import UnprocessableEntity
+from geo.crs import transformer
+
+MAX_QUERY = 100
+# A road number as people type it: "L 3262", "l3262", "K163", "B 43a", "St 2181", "KU 12"
+REF = re.compile(r"^([A-Za-zÄÖÜäöü]{1,3})\s*(\d{1,4}[a-zA-Z]?)$")
+# Only digits, signs, decimal points/commas, separators, degree signs: the query is meant as coordinates
+COORD_LIKE = re.compile(r"^[0-9\s.,;+\-°]+$")
+NUMBER = re.compile(r"^[+-]?\d+(?:[.,]\d+)?$")
+# Germany's extent (with a margin): tells latitude-first pairs apart from longitude-first ones
+GERMANY_LON, GERMANY_LAT = (5.0, 16.0), (47.0, 56.0)
+UTM32_E, UTM32_N = (100_000.0, 1_000_000.0), (5_000_000.0, 6_300_000.0)
+KIND_RANK = {"gemeinde": 0, "kreis": 1, "road": 2, "street": 3}
+# A coordinate result's extent: this many degrees either side (about 150 m)
+POINT_PAD = (0.002, 0.0013)
+
+
+@dataclass(frozen=True)
+class Coordinates:
+    lon: float
+    lat: float
+    crs: str              # "EPSG:4326" | "EPSG:25832": what the query was read as
+    label: str            # the coordinates as read, e.g. "8.68100, 50.05000" or "E 478123, N 5545123"
+
+
+def normalise(q: str) -> str:
+    """Collapsed whitespace, lower case; a road number as "l 3262"."""
+    q = " ".join(q.split())
+    m = REF.match(q)
+    if m:
+        return f"{m.group(1)} {m.group(2)}".lower()
+    return q.lower()
+
+
+def ref_key(q: str) -> str | None:
+    """"L 3262" → "L3262" when the query is a road number, else None."""
+    m = REF.match(" ".join(q.split()))
+    return f"{m.group(1)}{m.group(2)}".upper() if m else None
+
+
+def _invalid(q: str, why: str) -> UnprocessableEntity:
+    return UnprocessableEntity(
+        f"{q!r} is not a coordinate pair: {why}. Give longitude and latitude in degrees (EPSG:4326, e.g. "
+        "'8.681, 50.050') or easting and northing in metres (EPSG:25832, e.g. '478123 5545123').",
+        type="invalid-coordinates", field="q")
+
+
+def _numbers(q: str) -> list[str]:
+    q = q.strip().replace("°", " ")
+    if ";" in q:
+        parts = q.split(";")
+    elif re.fullmatch(r"[^,\s]+\s*,\s*[^,\s]+", q) and not re.fullmatch(r"\d+,\d+", q.replace(" ", "")):
+        parts = q.split(",")          # "8.68, 50.05" or "478123, 5545123"
+    elif "," in q and not re.search(r"\s", q.strip()):
+        parts = q.split(",")          # "8.68,50.05" (no spaces): a comma between numbers with points
+        if len(parts) != 2 or not all("." in p or p.strip().lstrip("+-").isdigit() for p in parts):
+            parts = [q]
+    else:
+        parts = q.split()             # "8,68 50,05": decimal commas, separated by spaces
+    return [p.strip() for p in parts if p.strip()]
+
+
+def parse_coordinates(q: str) -> Coordinates | None:
+    """The query as coordinates, or None when it is not meant as coordinates (letters in it, or one number only:
+    "3262" is searched as text). Raises 422 ``invalid-coordinates`` for a query of numbers that is neither."""
+    q = q.strip()
+    if not COORD_LIKE.match(q) or not re.search(r"\d", q):
+        return None
+    parts = _numbers(q)
+    if len(parts) == 1 and NUMBER.match(parts[0]):
+        return None
+    if len(parts) != 2:
+        raise _invalid(q, f"{len(parts)} numbers instead of two")
+    bad = [p for p in parts if not NUMBER.match(p)]
+    if bad:
+        raise _invalid(q, f"{bad[0]!r} is not a number")
+    a, b = (float(p.replace(",", ".")) for p in parts)
+    if abs(a) <= 180 and abs(b) <= 180:
+        lon, lat = a, b
+        if GERMANY_LAT[0] <= a <= GERMANY_LAT[1] and GERMANY_LON[0] <= b <= GERMANY_LON[1]:
+            lon, lat = b, a                       # latitude first, as map sites copy it
+        elif abs(b) > 90 >= abs(a):
+            lon, lat = b, a
+        if abs(lat) > 90:
+            raise _invalid(q, "a latitude lies between -90 and 90 degrees")
+        return Coordinates(lon, lat, "EPSG:4326", f"{lon:.5f}, {lat:.5f}")
+    e, n = a, b
+    if UTM32_N[0] <= e <= UTM32_N[1] and UTM32_E[0] <= n <= UTM32_E[1] + 32_000_000:
+        e, n = n, e                               # northing first
+    if 32_000_000 <= e < 33_000_000:
+        e -= 32_000_000                           # easting with the zone number in front ("32478123")
+    if not (UTM32_E[0] <= e <= UTM32_E[1] and UTM32_N[0] <= n <= UTM32_N[1]):
+        raise _invalid(q, "the numbers are neither degrees nor easting (100000–1000000 m) and northing "
+                          "(5000000–6300000 m) in Germany")
+    lon, lat = transformer(25832, 4326).transform(e, n)
+    return Coordinates(lon, lat, "EPSG:25832", f"E {e:.0f}, N {n:.0f}")
+
+
+def check_query(q: str) -> str:
+    """The query stripped; 422 when it is empty, too long or holds control characters."""
+    stripped = q.strip()
+    if not stripped:
+        raise UnprocessableEntity("The search query is empty: type a Gemeinde, street, road number, reference or "
+                                  "coordinates", type="search-query-empty", field="q")
+    if len(stripped) > MAX_QUERY:
+        raise UnprocessableEntity(f"The search query has {len(stripped)} characters; at most {MAX_QUERY} are "
+                                  "searched", type="search-query-too-long", field="q", max_length=MAX_QUERY)
+    if any(ord(c) < 32 for c in stripped):
+        raise UnprocessableEntity("The search query holds control characters", type="search-query-invalid",
+                                  field="q")
+    return stripped
+
+
+def _bbox(row: Any) -> list[float]:
+    return [round(row.xmin, 6), round(row.ymin, 6), round(row.xmax, 6), round(row.ymax, 6)]
+
+
+_PLACES = text("""
+SELECT kind, name, context, key, xmin, ymin, xmax, ymax,
+       (kind = 'road' AND key = :ref) OR lower(name) = :q AS exact,
+       word_similarity(:q, search) AS score, similarity(:q, lower(name)) AS name_score, weight
+FROM search_places
+WHERE tenant_key = :t AND (:q <% search OR (kind = 'road' AND key = :ref))
+ORDER BY exact DESC, score DESC, name_score DESC,
+         array_position(ARRAY['gemeinde', 'kreis', 'road', 'street']::varchar[], kind), weight DESC, name
+LIMIT :limit
+""")
+
+
+def search_places(session: Session, tenant_key: str, q: str, limit: int) -> list[dict[str, Any]]:
+    """Gemeinden, Kreise, streets and roads for a text query, best first: exact names (and road numbers) first,
+    then by trigram word similarity, name similarity, kind (Gemeinde before street) and size."""
+    rows = session.execute(_PLACES, {"t": tenant_key, "q": normalise(q), "ref": ref_key(q) or "", "limit": limit})
+    out = []
+    for r in rows:
+        item: dict[str, Any] = {"kind": r.kind, "label": r.name, "context": r.context, "bbox": _bbox(r),
+                                "score": round(float(r.score if not r.exact else 1.0), 3)}
+        if r.kind in ("gemeinde", "kreis"):
+            item["ags"] = r.key
+        if r.kind == "road":
+            item["road_class"] = r.context
+            item["context"] = None
+        out.append(item)
+    return out
+
+
+_LOCATE = text("""
+SELECT name FROM admin_areas
+WHERE tenant_key = :t AND level = 'gemeinde'
+  AND ST_Intersects(geom, ST_Transform(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :srid))
+LIMIT 1
+""")
+
+
+def coordinate_result(session: Session, tenant_key: str, srid: int, c: Coordinates) -> dict[str, Any]:
+    """The point of a coordinate query with the Gemeinde it lies in (None outside the tenant's Gemeinden)."""
+    gemeinde = session.execute(_LOCATE, {"t": tenant_key, "lon": c.lon, "lat": c.lat, "srid": srid}).scalar()
+    dx, dy = POINT_PAD
+    return {"kind": "coordinates", "label": c.label, "context": gemeinde, "crs": c.crs,
+            "point": [round(c.lon, 6), round(c.lat, 6)],
+            "bbox": [round(c.lon - dx, 6), round(c.lat - dy, 6), round(c.lon + dx, 6), round(c.lat + dy, 6)],
+            "score": 1.0}
+
+
+# --- the index -------------------------------------------------------------------------------------------------
+
+# Extents are computed in the tenant's metric CRS and transformed as boxes (the corners of an envelope; at the size of
+# a street or Gemeinde the curvature of the transformed edges is far below what fitting the map needs).
+_BOX = ("ST_Transform(ST_SetSRID(CAST({box} AS geometry), :srid), 4326)")
+_INSERT = "INSERT INTO search_places (tenant_key, kind, name, context, key, search, weight, xmin, ymin, xmax, ymax) "
+
+_AREAS = _INSERT + """
+SELECT a.tenant_key, a.level, a.name,
+       CASE WHEN a.level = 'gemeinde' THEN coalesce(k.name, a.bez) ELSE a.bez END,
+       a.ags, lower(a.name), coalesce(a.population, 0),
+       ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b)
+FROM admin_areas a
+LEFT JOIN admin_areas k ON k.tenant_key = a.tenant_key AND k.level = 'kreis' AND k.ags = left(a.ags, 5)
+     AND a.level = 'gemeinde'
+CROSS JOIN LATERAL (SELECT """ + _BOX.format(box="ST_Envelope(a.geom)") + """ AS b) e
+WHERE a.tenant_key = :t AND a.level IN ('gemeinde', 'kreis')
+"""
+
+# Each named segment goes with the Gemeinde its midpoint lies in. The join is driven from the Gemeinden (a few
+# hundred): for each, the segments in its bounding box through the road network's GiST index, then the
+# point-in-polygon test against the same polygon row after row, which PostGIS answers from its cached edge tree.
+_STREETS = _INSERT + """
+SELECT :t, 'street', s.name, g.name, g.ags, lower(s.name || ' ' || g.name), s.n,
+       ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b)
+FROM (
+    SELECT s.name, a.ags, ST_Extent(s.geom) AS ext, count(*) AS n
+    FROM admin_areas a
+    JOIN road_segments s ON s.geom && a.geom AND ST_Intersects(a.geom, ST_LineInterpolatePoint(s.geom, 0.5))
+    WHERE a.tenant_key = :t AND a.level = 'gemeinde' AND s.tenant_key = :t AND s.name IS NOT NULL
+      AND s.name <> ''
+    GROUP BY s.name, a.ags
+) s
+JOIN admin_areas g ON g.tenant_key = :t AND g.level = 'gemeinde' AND g.ags = s.ags
+CROSS JOIN LATERAL (SELECT """ + _BOX.format(box="s.ext") + """ AS b) e
+"""
+
+# A road number's extent over all its segments ("A 3;A 5": both numbers); its class: the most frequent one
+_ROADS = _INSERT + """
+SELECT :t, 'road', r.ref, r.road_class, upper(replace(r.ref, ' ', '')), lower(r.ref), r.n,
+       ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b)
+FROM (
+    SELECT trim(x.ref) AS ref, mode() WITHIN GROUP (ORDER BY s.road_class) AS road_class,
+           ST_Extent(s.geom) AS ext, count(*) AS n
+    FROM road_segments s CROSS JOIN LATERAL unnest(string_to_array(s.ref, ';')) AS x(ref)
+    WHERE s.tenant_key = :t AND s.ref IS NOT NULL AND trim(x.ref) <> ''
+    GROUP BY trim(x.ref)
+) r
+CROSS JOIN LATERAL (SELECT """ + _BOX.format(box="r.ext") + """ AS b) e
+"""
+
+
+def rebuild_places(session: Session, tenant_key: str) -> dict[str, int]:
+    """Replace the tenant's search places with those of its current boundaries and roads. Does not commit.
+    Returns the number of places per kind."""
+    srid = session.execute(text("SELECT srid FROM tenants WHERE key = :t"), {"t": tenant_key}).scalar_one()
+    session.execute(text("DELETE FROM search_places WHERE tenant_key = :t"), {"t": tenant_key})
+    params = {"t": tenant_key, "srid": srid}
+    session.execute(text(_AREAS), params)
+    session.execute(text(_STREETS), params)
+    session.execute(text(_ROADS), params)
+    counts = dict(session.execute(text("SELECT kind, count(*) FROM search_places WHERE tenant_key = :t "
+                                       "GROUP BY kind"), {"t": tenant_key}).all())
+    return {k: int(counts.get(k, 0)) for k in KIND_RANK}
+
+
+__all__ = ["Coordinates", "check_query", "coordinate_result", "normalise", "parse_coordinates", "rebuild_places",
+           "ref_key", "search_places", "MAX_QUERY"]
