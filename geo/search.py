@@ -69,17 +69,17 @@ def _invalid(q: str, why: str) -> UnprocessableEntity:
 
 
 def _numbers(q: str) -> list[str]:
+    """The numbers of a coordinate query: separated by ";", by a comma with spaces ("8.68, 50.05"), by spaces (then a
+    comma is a decimal comma: "8,68 50,05"), or by a single comma without spaces ("8.68,50.05")."""
     q = q.strip().replace("°", " ")
     if ";" in q:
         parts = q.split(";")
-    elif re.fullmatch(r"[^,\s]+\s*,\s*[^,\s]+", q) and not re.fullmatch(r"\d+,\d+", q.replace(" ", "")):
-        parts = q.split(",")          # "8.68, 50.05" or "478123, 5545123"
-    elif "," in q and not re.search(r"\s", q.strip()):
-        parts = q.split(",")          # "8.68,50.05" (no spaces): a comma between numbers with points
-        if len(parts) != 2 or not all("." in p or p.strip().lstrip("+-").isdigit() for p in parts):
-            parts = [q]
+    elif re.search(r"\s,|,\s", q):
+        parts = re.split(r"\s*,\s*", q)
+    elif re.search(r"\s", q):
+        parts = q.split()
     else:
-        parts = q.split()             # "8,68 50,05": decimal commas, separated by spaces
+        parts = q.split(",")
     return [p.strip() for p in parts if p.strip()]
 
 
@@ -102,10 +102,8 @@ def parse_coordinates(q: str) -> Coordinates | None:
         lon, lat = a, b
         if GERMANY_LAT[0] <= a <= GERMANY_LAT[1] and GERMANY_LON[0] <= b <= GERMANY_LON[1]:
             lon, lat = b, a                       # latitude first, as map sites copy it
-        elif abs(b) > 90 >= abs(a):
-            lon, lat = b, a
-        if abs(lat) > 90:
-            raise _invalid(q, "a latitude lies between -90 and 90 degrees")
+        if not (GERMANY_LON[0] <= lon <= GERMANY_LON[1] and GERMANY_LAT[0] <= lat <= GERMANY_LAT[1]):
+            raise _invalid(q, "as degrees the point lies outside Germany (longitude 5–16, latitude 47–56)")
         return Coordinates(lon, lat, "EPSG:4326", f"{lon:.5f}, {lat:.5f}")
     e, n = a, b
     if UTM32_N[0] <= e <= UTM32_N[1] and UTM32_E[0] <= n <= UTM32_E[1] + 32_000_000:
@@ -135,13 +133,14 @@ def check_query(q: str) -> str:
 
 
 def _bbox(row: Any) -> list[float]:
-    return [round(row.xmin, 6), round(row.ymin, 6), round(row.xmax, 6), round(row.ymax, 6)]
+    return [round(row.west, 6), round(row.south, 6), round(row.east, 6), round(row.north, 6)]
 
 
 _PLACES = text("""
-SELECT kind, name, context, key, xmin, ymin, xmax, ymax,
+SELECT kind, name, context, key, west, south, east, north,
        (kind = 'road' AND key = :ref) OR lower(name) = :q AS exact,
-       word_similarity(:q, search) AS score, similarity(:q, lower(name)) AS name_score, weight
+       (word_similarity(:q, lower(name)) + word_similarity(:q, search)) / 2 AS score,
+       similarity(:q, lower(name)) AS name_score, weight
 FROM search_places
 WHERE tenant_key = :t AND (:q <% search OR (kind = 'road' AND key = :ref))
 ORDER BY exact DESC, score DESC, name_score DESC,
@@ -152,7 +151,9 @@ LIMIT :limit
 
 def search_places(session: Session, tenant_key: str, q: str, limit: int) -> list[dict[str, Any]]:
     """Gemeinden, Kreise, streets and roads for a text query, best first: exact names (and road numbers) first,
-    then by trigram word similarity, name similarity, kind (Gemeinde before street) and size."""
+    then by the mean of the query's word similarity to the name and to the whole search text (a street's text
+    holds its Gemeinde: "Stuttgarter Straße Frankfurt am Main" must not rank with "Frankfurter Straße" above a
+    street of that name), then name similarity, kind (Gemeinde before street) and size."""
     rows = session.execute(_PLACES, {"t": tenant_key, "q": normalise(q), "ref": ref_key(q) or "", "limit": limit})
     out = []
     for r in rows:
@@ -190,12 +191,14 @@ def coordinate_result(session: Session, tenant_key: str, srid: int, c: Coordinat
 # Extents are computed in the tenant's metric CRS and transformed as boxes (the corners of an envelope; at the size of
 # a street or Gemeinde the curvature of the transformed edges is far below what fitting the map needs).
 _BOX = ("ST_Transform(ST_SetSRID(CAST({box} AS geometry), :srid), 4326)")
-_INSERT = "INSERT INTO search_places (tenant_key, kind, name, context, key, search, weight, xmin, ymin, xmax, ymax) "
+_INSERT = "INSERT INTO search_places (tenant_key, kind, name, context, key, search, weight, west, south, east, north) "
 
 _AREAS = _INSERT + """
 SELECT a.tenant_key, a.level, a.name,
-       CASE WHEN a.level = 'gemeinde' THEN coalesce(k.name, a.bez) ELSE a.bez END,
-       a.ags, lower(a.name), coalesce(a.population, 0),
+       CASE WHEN a.level = 'kreis' THEN a.bez WHEN a.kreisfrei THEN 'Kreisfreie Stadt'
+            ELSE nullif(concat_ws(' ', k.bez, k.name), '') END,
+       a.ags, lower(CASE WHEN a.level = 'kreis' THEN concat_ws(' ', a.bez, a.name) ELSE a.name END),
+       coalesce(a.population, 0),
        ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b)
 FROM admin_areas a
 LEFT JOIN admin_areas k ON k.tenant_key = a.tenant_key AND k.level = 'kreis' AND k.ags = left(a.ags, 5)

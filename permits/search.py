@@ -17,7 +17,7 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
-from sqlalchemy import func, literal, or_, select
+from sqlalchemy import func, literal, or_
 from sqlalchemy.orm import Session
 
 from breitband.auth import require
@@ -56,11 +56,6 @@ class SearchOut(BaseModel):
 
 def _like(q: str) -> str:
     return "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-def _extent(geom):
-    box = func.ST_Extent(geom)
-    return (func.ST_XMin(box), func.ST_YMin(box), func.ST_XMax(box), func.ST_YMax(box))
 
 
 def search_references(session: Session, principal: Principal, q: str, limit: int) -> list[dict]:

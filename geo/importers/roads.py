@@ -40,6 +40,7 @@ from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from geo import search
 from geo.importers.common import (
     Summary,
     bad_file,
@@ -53,7 +54,6 @@ from geo.importers.common import (
 )
 from geo.importers.road_mapping import RoadMapping, read_mapped_ways
 from geo.importers.ways import Way, WayArrays, read_road_files
-from geo import search
 from geo.models import PATH_HIGHWAYS
 from geo.rules import TenantRules
 

@@ -38,10 +38,10 @@ def upgrade() -> None:
         sa.Column("key", sa.String(100), nullable=True),            # AGS, or the road number without spaces
         sa.Column("search", sa.Text, nullable=False),
         sa.Column("weight", sa.Integer, nullable=False, server_default="0"),  # population, or segment count
-        sa.Column("xmin", sa.Float, nullable=False),
-        sa.Column("ymin", sa.Float, nullable=False),
-        sa.Column("xmax", sa.Float, nullable=False),
-        sa.Column("ymax", sa.Float, nullable=False),
+        sa.Column("west", sa.Float, nullable=False),
+        sa.Column("south", sa.Float, nullable=False),
+        sa.Column("east", sa.Float, nullable=False),
+        sa.Column("north", sa.Float, nullable=False),
         sa.CheckConstraint("kind IN ('gemeinde', 'kreis', 'street', 'road')", name="search_place_kind"),
     )
     op.execute("CREATE INDEX ix_search_places_trgm ON search_places USING gin (search gin_trgm_ops)")
