@@ -139,13 +139,14 @@ class BaseLayerControl {
   onRemove() { this.el.remove(); }
 }
 
-/** The tenant's external base layers (none by default) as raster layers under everything else, hidden until the
- * user chooses one in the toggle. */
+/** The tenant's external base layers (none by default) as raster layers over the background and under everything
+ * else, hidden until the user chooses one in the toggle. */
 export async function addBaseLayers(map) {
   let layers = [];
   try { layers = (await get("/api/v1/map/layers")).base_layers; } catch { return null; }
   if (!layers.length) return null;
-  const first = map.getStyle().layers[0]?.id;
+  // above the style's background (which is opaque), below everything else
+  const first = map.getStyle().layers.find((l) => l.type !== "background")?.id;
   for (const l of layers) {
     map.addSource(`base-${l.id}`, { type: "raster", tiles: l.tiles, tileSize: l.tile_size, minzoom: l.min_zoom,
       maxzoom: l.max_zoom, attribution: l.attribution });
