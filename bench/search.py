@@ -95,7 +95,7 @@ def ensure_applications(engine, n: int) -> tuple[str, str, str]:
                                                                 least(1, 100 / greatest(ST_Length(s.geom), 1))),
                                                25832), 4326),
                        now(), '{}'::jsonb, now(), now(), 1
-                FROM generate_series(:first, :n) AS g
+                FROM generate_series(CAST(:first AS integer), CAST(:n AS integer)) AS g
                 JOIN LATERAL (SELECT geom FROM road_segments WHERE tenant_key = :t AND id = (g * 37) % 900000 + 1
                               LIMIT 1) s ON true
             """), {"t": TENANT, "o": op.id, "first": have + 1, "n": n})

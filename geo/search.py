@@ -161,9 +161,10 @@ def search_places(session: Session, tenant_key: str, q: str, limit: int) -> list
                                 "score": round(float(r.score if not r.exact else 1.0), 3)}
         if r.kind in ("gemeinde", "kreis"):
             item["ags"] = r.key
-        if r.kind == "road":
-            item["road_class"] = r.context
-            item["context"] = None
+        if r.kind == "road":           # context: "land", or "kreis|Landkreis Offenbach" for a Kreisstraße
+            road_class, _, kreis = (r.context or "").partition("|")
+            item["road_class"] = road_class or None
+            item["context"] = kreis or None
         out.append(item)
     return out
 
@@ -225,18 +226,29 @@ JOIN admin_areas g ON g.tenant_key = :t AND g.level = 'gemeinde' AND g.ags = s.a
 CROSS JOIN LATERAL (SELECT """ + _BOX.format(box="s.ext") + """ AS b) e
 """
 
-# A road number's extent over all its segments ("A 3;A 5": both numbers); its class: the most frequent one
+# A road number's extent over all its segments ("A 3;A 5": both numbers); its class: the most frequent one. Kreisstraßen
+# are numbered per Kreis in many states (the same "K 12" in two Kreise are two roads), so a Kreisstraße is one place
+# per Kreis (its segments' midpoints), named with the Kreis; Autobahn, Bundes- and Landesstraßen one per number.
 _ROADS = _INSERT + """
-SELECT :t, 'road', r.ref, r.road_class, upper(replace(r.ref, ' ', '')), lower(r.ref), r.n,
-       ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b)
-FROM (
-    SELECT trim(x.ref) AS ref, mode() WITHIN GROUP (ORDER BY s.road_class) AS road_class,
-           ST_Extent(s.geom) AS ext, count(*) AS n
+WITH refs AS (
+    SELECT trim(x.ref) AS ref, s.road_class, s.geom
     FROM road_segments s CROSS JOIN LATERAL unnest(string_to_array(s.ref, ';')) AS x(ref)
     WHERE s.tenant_key = :t AND s.ref IS NOT NULL AND trim(x.ref) <> ''
-    GROUP BY trim(x.ref)
-) r
-CROSS JOIN LATERAL (SELECT """ + _BOX.format(box="r.ext") + """ AS b) e
+), classed AS (
+    SELECT ref, mode() WITHIN GROUP (ORDER BY road_class) AS road_class FROM refs GROUP BY ref
+), parts AS (
+    SELECT r.ref, c.road_class, k.ags, ST_Extent(r.geom) AS ext, count(*) AS n
+    FROM refs r JOIN classed c USING (ref)
+    LEFT JOIN admin_areas k ON c.road_class = 'kreis' AND k.tenant_key = :t AND k.level = 'kreis'
+         AND r.geom && k.geom AND ST_Intersects(k.geom, ST_LineInterpolatePoint(r.geom, 0.5))
+    GROUP BY r.ref, c.road_class, k.ags
+)
+SELECT :t, 'road', p.ref, p.road_class || coalesce('|' || nullif(concat_ws(' ', k.bez, k.name), ''), ''),
+       upper(replace(p.ref, ' ', '')),
+       lower(concat_ws(' ', p.ref, k.name)), p.n, ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b)
+FROM parts p
+LEFT JOIN admin_areas k ON k.tenant_key = :t AND k.level = 'kreis' AND k.ags = p.ags
+CROSS JOIN LATERAL (SELECT """ + _BOX.format(box="p.ext") + """ AS b) e
 """
 
 

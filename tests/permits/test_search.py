@@ -54,7 +54,9 @@ def test_road_number(client, he, q):
 
 
 def test_road_numbers_of_each_class(client, he):
-    assert [(r["label"], r["road_class"]) for r in results(client, he.operator, "K 163")[:1]] == [("K 163", "kreis")]
+    # a Kreisstraße with its Kreis (Kreisstraßen are numbered per Kreis in many states)
+    assert [(r["label"], r["road_class"], r["context"]) for r in results(client, he.operator, "K 163")[:1]] == [
+        ("K 163", "kreis", "Landkreis Offenbach")]
     assert [(r["label"], r["road_class"]) for r in results(client, he.operator, "A 5")[:1]] == [("A 5", "autobahn")]
     # a number alone finds the road
     assert results(client, he.operator, "3262")[0]["label"] == "L 3262"
