@@ -46,13 +46,21 @@ class Coordinates:
     label: str            # the coordinates as read, e.g. "8.68100, 50.05000" or "E 478123, N 5545123"
 
 
+# "Bahnhofstr", "Bahnhofstr." and "Frankfurter Str." as people abbreviate them
+STR = re.compile(r"str\.?(?=\s|$)")
+
+
 def normalise(q: str) -> str:
-    """Collapsed whitespace, lower case; a road number as "l 3262"."""
+    """Collapsed whitespace, lower case, "str"/"str." at a word's end as "straße"; a road number as "l 3262"."""
     q = " ".join(q.split())
     m = REF.match(q)
     if m:
         return f"{m.group(1)} {m.group(2)}".lower()
-    return q.lower()
+    return STR.sub("straße", q.lower())
+
+
+def _prefix(q: str) -> str:
+    return q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def ref_key(q: str) -> str | None:
@@ -136,29 +144,40 @@ def _bbox(row: Any) -> list[float]:
     return [round(row.west, 6), round(row.south, 6), round(row.east, 6), round(row.north, 6)]
 
 
-_PLACES = text("""
-SELECT kind, name, context, key, west, south, east, north,
-       (kind = 'road' AND key = :ref) OR lower(name) = :q AS exact,
-       (word_similarity(:q, lower(name)) + word_similarity(:q, search)) / 2 AS score,
-       similarity(:q, lower(name)) AS name_score, weight
+_COLUMNS = """kind, name, context, key, west, south, east, north,
+       (kind = 'road' AND key = :ref) OR lower(name) = :q OR search = :q AS exact"""
+_ORDER = "array_position(ARRAY['gemeinde', 'kreis', 'road', 'street']::varchar[], kind), weight DESC, name"
+# What was typed as the start of a name (of a street with its Gemeinde, of a road number), or a road number: a btree
+# range scan, ranked by exactness, kind and size (a street that exists in many Gemeinden: the longest first).
+_PREFIX = text(f"""
+SELECT {_COLUMNS}, 1.0 AS score
 FROM search_places
-WHERE tenant_key = :t AND (:q <% search OR (kind = 'road' AND key = :ref))
-ORDER BY exact DESC, score DESC, name_score DESC,
-         array_position(ARRAY['gemeinde', 'kreis', 'road', 'street']::varchar[], kind), weight DESC, name
+WHERE tenant_key = :t AND (search LIKE :prefix OR (kind = 'road' AND key = :ref))
+ORDER BY exact DESC, {_ORDER}
+LIMIT :limit
+""")
+# Otherwise typing errors and words in another order: pg_trgm word similarity over the GIN index, ranked by the mean
+# of the query's word similarity to the name and to the whole search text (a street's text holds its Gemeinde:
+# "Stuttgarter Straße Frankfurt am Main" must not rank with "Frankfurter Straße" above a street of that name).
+_PLACES = text(f"""
+SELECT {_COLUMNS}, (word_similarity(:q, lower(name)) + word_similarity(:q, search)) / 2 AS score
+FROM search_places
+WHERE tenant_key = :t AND :q <% search
+ORDER BY score DESC, similarity(:q, lower(name)) DESC, {_ORDER}
 LIMIT :limit
 """)
 
 
 def search_places(session: Session, tenant_key: str, q: str, limit: int) -> list[dict[str, Any]]:
-    """Gemeinden, Kreise, streets and roads for a text query, best first: exact names (and road numbers) first,
-    then by the mean of the query's word similarity to the name and to the whole search text (a street's text
-    holds its Gemeinde: "Stuttgarter Straße Frankfurt am Main" must not rank with "Frankfurter Straße" above a
-    street of that name), then name similarity, kind (Gemeinde before street) and size."""
-    rows = session.execute(_PLACES, {"t": tenant_key, "q": normalise(q), "ref": ref_key(q) or "", "limit": limit})
+    """Gemeinden, Kreise, streets and roads for a text query, best first: what starts with the query (exact names
+    and road numbers first), and only when nothing does, the fuzzy match."""
+    nq = normalise(q)
+    params = {"t": tenant_key, "q": nq, "ref": ref_key(q) or "", "limit": limit, "prefix": _prefix(nq)}
+    rows = session.execute(_PREFIX, params).all() or session.execute(_PLACES, params).all()
     out = []
     for r in rows:
         item: dict[str, Any] = {"kind": r.kind, "label": r.name, "context": r.context, "bbox": _bbox(r),
-                                "score": round(float(r.score if not r.exact else 1.0), 3)}
+                                "score": round(float(1.0 if r.exact else r.score), 3)}
         if r.kind in ("gemeinde", "kreis"):
             item["ags"] = r.key
         if r.kind == "road":           # context: "land", or "kreis|Landkreis Offenbach" for a Kreisstraße
@@ -198,7 +217,7 @@ _AREAS = _INSERT + """
 SELECT a.tenant_key, a.level, a.name,
        CASE WHEN a.level = 'kreis' THEN a.bez WHEN a.kreisfrei THEN 'Kreisfreie Stadt'
             ELSE nullif(concat_ws(' ', k.bez, k.name), '') END,
-       a.ags, lower(CASE WHEN a.level = 'kreis' THEN concat_ws(' ', a.bez, a.name) ELSE a.name END),
+       a.ags, lower(CASE WHEN a.level = 'kreis' THEN concat_ws(' ', a.name, a.bez) ELSE a.name END),
        coalesce(a.population, 0),
        ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b)
 FROM admin_areas a
@@ -261,6 +280,7 @@ def rebuild_places(session: Session, tenant_key: str) -> dict[str, int]:
     session.execute(text(_AREAS), params)
     session.execute(text(_STREETS), params)
     session.execute(text(_ROADS), params)
+    session.execute(text("ANALYZE search_places"))   # the planner then takes the prefix index for rare prefixes
     counts = dict(session.execute(text("SELECT kind, count(*) FROM search_places WHERE tenant_key = :t "
                                        "GROUP BY kind"), {"t": tenant_key}).all())
     return {k: int(counts.get(k, 0)) for k in KIND_RANK}

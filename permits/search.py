@@ -15,13 +15,13 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import func, literal, or_
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from breitband.auth import require
-from breitband.db import get_read_session
 from breitband.identity import Principal
 from geo import search
 from geo.service import tenant_srid
@@ -91,25 +91,33 @@ Q = Query(..., max_length=1000, description="Gemeinde, street (with or without i
                                             "characters are searched")
 
 
+def _search(request: Request, principal: Principal, query: str, limit: int) -> list[dict]:
+    """The whole search in one worker-thread hop on a read-only session without a transaction around its two or
+    three statements (as the resolution dry run, geo/api.py: a session dependency would cost more hops and the
+    BEGIN/ROLLBACK round trips, several times the query itself)."""
+    with request.app.state.db.statement_session(readonly=True) as session:
+        coords = search.parse_coordinates(query)
+        if coords is not None:
+            return [search.coordinate_result(session, principal.tenant_key,
+                                             tenant_srid(session, principal.tenant_key), coords)]
+        # a reference holds digits; a road number ("L 3262") is taken as one, not as part of a reference
+        wants_refs = any(c.isdigit() for c in query) and search.ref_key(query) is None
+        refs = search_references(session, principal, query, limit) if wants_refs else []
+        places = search.search_places(session, principal.tenant_key, query, limit) if len(query) >= 2 else []
+    exact_refs = [r for r in refs if r["score"] == 1.0]
+    return exact_refs + places + [r for r in refs if r["score"] < 1.0]
+
+
 @router.get("/search", response_model=SearchOut, response_model_exclude_none=True,
             summary="Search places, roads, references and coordinates for the map (any role)")
-def search_endpoint(q: str = Q, limit: int = Query(10, ge=1, le=25, description="Results at most"),
-                    principal: Principal = Depends(require()),
-                    session: Session = Depends(get_read_session)) -> SearchOut:
+async def search_endpoint(request: Request, q: str = Q,
+                          limit: int = Query(10, ge=1, le=25, description="Results at most"),
+                          principal: Principal = Depends(require())) -> SearchOut:
     """Best first; each result with its extent (``bbox``) for the map to fit to. 422 problem+json for an empty or
     too long query (``search-query-empty``, ``search-query-too-long``) and for numbers that are no coordinate pair
     (``invalid-coordinates``)."""
     query = search.check_query(q)
-    results: list[dict] = []
-    coords = search.parse_coordinates(query)
-    if coords is not None:
-        results.append(search.coordinate_result(session, principal.tenant_key,
-                                                tenant_srid(session, principal.tenant_key), coords))
-    else:
-        refs = search_references(session, principal, query, limit) if any(c.isdigit() for c in query) else []
-        places = search.search_places(session, principal.tenant_key, query, limit) if len(query) >= 2 else []
-        exact_refs = [r for r in refs if r["score"] == 1.0]
-        results = exact_refs + places + [r for r in refs if r["score"] < 1.0]
+    results = await run_in_threadpool(_search, request, principal, query, limit)
     return SearchOut(query=query, results=[SearchResult(**r) for r in results[:limit]])
 
 

@@ -5,8 +5,9 @@
   extent in EPSG:4326 (what the map fits to). Rebuilt from admin_areas and road_segments after each import of
   boundaries or roads (geo/search.py ``rebuild_places``); a street is the group of a name's segments in one
   Gemeinde, so a query reads a few hundred rows instead of grouping a million segments.
-  ``search`` is the lower-case text the trigram index holds (a street with its Gemeinde, so "Frankfurter Straße
-  Neu-Isenburg" finds it); ``key`` the AGS or the road number without spaces ("L3262") for exact lookups.
+  ``search`` is the lower-case text the indexes hold (a street with its Gemeinde, so "Frankfurter Straße
+  Neu-Isenburg" finds it): a btree (text_pattern_ops) for what was typed as the start, the GIN trigram index for
+  the rest; ``key`` the AGS or the road number without spaces ("L3262") for exact lookups.
 - trigram indexes on applications.reference and operator_reference: a reference is found from any part of it
   ("000123", "2026-0001").
 
@@ -44,11 +45,18 @@ def upgrade() -> None:
         sa.Column("north", sa.Float, nullable=False),
         sa.CheckConstraint("kind IN ('gemeinde', 'kreis', 'street', 'road')", name="search_place_kind"),
     )
-    op.execute("CREATE INDEX ix_search_places_trgm ON search_places USING gin (search gin_trgm_ops)")
+    # fastupdate off on every trigram index: with it, new entries wait in a pending list that each search reads
+    # through until VACUUM merges it (measured: 39 ms instead of 0.1 ms for a reference after 20,000 inserts)
+    op.execute("CREATE INDEX ix_search_places_trgm ON search_places USING gin (search gin_trgm_ops) "
+               "WITH (fastupdate = off)")
     op.create_index("ix_search_places_key", "search_places", ["tenant_key", "kind", "key"])
-    op.execute("CREATE INDEX ix_applications_reference_trgm ON applications USING gin (reference gin_trgm_ops)")
+    # what was typed as the start of a name (or of a street with its Gemeinde): a btree range scan, before any
+    # fuzzy matching
+    op.execute("CREATE INDEX ix_search_places_prefix ON search_places (tenant_key, search text_pattern_ops)")
+    op.execute("CREATE INDEX ix_applications_reference_trgm ON applications USING gin (reference gin_trgm_ops) "
+               "WITH (fastupdate = off)")
     op.execute("CREATE INDEX ix_applications_operator_reference_trgm ON applications "
-               "USING gin (operator_reference gin_trgm_ops)")
+               "USING gin (operator_reference gin_trgm_ops) WITH (fastupdate = off)")
     # the places of the tenants whose layers are already imported (later imports rebuild them themselves)
     session = Session(bind=op.get_bind())
     for (key,) in session.execute(sa.text("SELECT key FROM tenants ORDER BY key")).all():
