@@ -168,12 +168,15 @@ LIMIT :limit
 """)
 
 
-def search_places(session: Session, tenant_key: str, q: str, limit: int) -> list[dict[str, Any]]:
+def search_places(session: Session, tenant_key: str, q: str, limit: int, *,
+                  fuzzy: bool = True) -> list[dict[str, Any]]:
     """Gemeinden, Kreise, streets and roads for a text query, best first: what starts with the query (exact names
-    and road numbers first), and only when nothing does, the fuzzy match."""
+    and road numbers first), and only when nothing does (and ``fuzzy``), the fuzzy match."""
     nq = normalise(q)
     params = {"t": tenant_key, "q": nq, "ref": ref_key(q) or "", "limit": limit, "prefix": _prefix(nq)}
-    rows = session.execute(_PREFIX, params).all() or session.execute(_PLACES, params).all()
+    rows = session.execute(_PREFIX, params).all()
+    if not rows and fuzzy:
+        rows = session.execute(_PLACES, params).all()
     out = []
     for r in rows:
         item: dict[str, Any] = {"kind": r.kind, "label": r.name, "context": r.context, "bbox": _bbox(r),

@@ -103,7 +103,9 @@ def _search(request: Request, principal: Principal, query: str, limit: int) -> l
         # a reference holds digits; a road number ("L 3262") is taken as one, not as part of a reference
         wants_refs = any(c.isdigit() for c in query) and search.ref_key(query) is None
         refs = search_references(session, principal, query, limit) if wants_refs else []
-        places = search.search_places(session, principal.tenant_key, query, limit) if len(query) >= 2 else []
+        # a query that found a reference is one: places only when they start with it, no fuzzy match besides
+        places = search.search_places(session, principal.tenant_key, query, limit,
+                                      fuzzy=not refs) if len(query) >= 2 else []
     exact_refs = [r for r in refs if r["score"] == 1.0]
     return exact_refs + places + [r for r in refs if r["score"] < 1.0]
 
