@@ -116,7 +116,8 @@ def test_missing_query_and_bad_limit(client, he):
     assert r.json()["errors"][0]["field"] == "query.q"
     r = search(client, he.operator, "Langen", limit=0)
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "query.limit"
-    assert len(results(client, he.operator, "Neu-Isenburg", limit=3)) == 3
+    assert len(results(client, he.operator, "Darmstadt")) == 3
+    assert len(results(client, he.operator, "Darmstadt", limit=2)) == 2
 
 
 def test_needs_a_token(client, he):
