@@ -34,6 +34,7 @@ from accounts.events import Origin, record
 from accounts.models import AccountLink, LinkPurpose
 from breitband import clock, identity
 from breitband.errors import Forbidden, NotFound, ProblemError, Unauthorized
+from breitband.logging import request_id_var
 from breitband.models import Organisation, Role, Tenant, User
 from breitband.settings import get_settings
 from notifications.models import Channel, Delivery, DeliveryStatus, Event
@@ -98,6 +99,7 @@ def send(session: Session, user: User, issued: Issued, context: dict[str, Any], 
     tenant = session.get(Tenant, user.tenant_key)
     german, english = ROLE_NAMES[Role(user.role)]
     event = Event(id=uuid.uuid4(), tenant_key=user.tenant_key, type=MAIL[purpose], created_at=now, published_at=now,
+                  request_id=request_id_var.get(),
                   payload={"user_id": str(user.id), "link_id": str(issued.link.id), "purpose": purpose})
     session.add(event)
     session.flush()

@@ -633,13 +633,15 @@ FROM gen.cf c JOIN gen.apps a USING (n) JOIN gen.ops o ON o.k = a.op JOIN gen.tm
 WHERE c.t_sup IS NOT NULL AND @sel@"""),
     ("cases", """
 INSERT INTO cases (id, tenant_key, application_id, authority_org_id, applicant_org_id, status, application_version,
-    part, received_at, completeness_due, complete_at, completeness_confirmed_at, decision_due, deadline_at, extension,
-    information_requests, decision, decided_at, effective_on, forwarded_from_case_id, forwarded_to_case_id, forward,
+    part, received_at, completeness_due, completeness_due_statutory, complete_at, completeness_confirmed_at,
+    decision_due, decision_due_statutory, deadline_at, extension, information_requests, decision, decided_at,
+    effective_on, forwarded_from_case_id, forwarded_to_case_id, forward,
     closed_reason, created_at, updated_at, row_version)
 SELECT c.case_id, 'he', c.app_id, c.authority_org_id, o.org_id, c.status, CASE WHEN c.sup_f THEN 2 ELSE 1 END,
        tc.part,
-       c.r_f, c.cd_f, CASE WHEN NOT c.stopped_f THEN c.r_f END, c.t_conf,
-       CASE WHEN NOT c.stopped_f THEN c.dd_f END, CASE WHEN NOT c.stopped_f THEN c.dl_f END,
+       c.r_f, c.cd_f, c.cd_f, CASE WHEN NOT c.stopped_f THEN c.r_f END, c.t_conf,
+       CASE WHEN NOT c.stopped_f THEN c.dd_f END, CASE WHEN NOT c.stopped_f THEN c.dd_f END,
+       CASE WHEN NOT c.stopped_f THEN c.dl_f END,
        CASE WHEN c.ext_f THEN jsonb_build_object('reason', @extension_reason@, 'at', gen.iso(c.t_ext), 'by', r.name,
             'previous_due', gen.isod(c.dd0_f), 'decision_due', gen.isod(c.dd_f)) ELSE 'null'::jsonb END,
        CASE WHEN c.t_ask IS NULL THEN '[]'::jsonb ELSE jsonb_build_array(jsonb_build_object(

@@ -13,6 +13,7 @@ import accounts.events  # registers the outbox audience of security events
 import accounts.link_endpoints
 import accounts.oidc_endpoints
 import breitband.api
+import breitband.metrics
 import breitband.web
 import geo.api
 import geo.cors
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
 
     app.include_router(breitband.api.health_router)
     app.include_router(breitband.api.router)
+    app.include_router(breitband.metrics.router)       # /metrics: Prometheus, with BREITBAND_METRICS_TOKEN
     app.include_router(accounts.endpoints.router)
     app.include_router(accounts.endpoints.tokens_router)
     app.include_router(geo.api.router)

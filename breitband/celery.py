@@ -6,10 +6,12 @@ Processes that only send tasks (the API, the command line) use this app and send
 
 from __future__ import annotations
 
-from celery import Celery
-from celery.signals import setup_logging, worker_init
+from typing import Any
 
-from breitband.logging import configure_logging
+from celery import Celery
+from celery.signals import before_task_publish, setup_logging, task_postrun, task_prerun, worker_init
+
+from breitband.logging import configure_logging, request_id_var
 from breitband.settings import get_settings
 
 # Periodic tasks. Only real tasks belong here; each later capability adds its own entry.
@@ -89,6 +91,35 @@ def _configure_worker_logging(loglevel=None, **_) -> None:
     """Workers and beat log like the API: JSON lines through the scrubbing handler of ``breitband.logging``.
     With a receiver of this signal Celery installs no handlers of its own (its task loggers propagate to ours)."""
     configure_logging(loglevel or get_settings().log_level)
+
+
+# The request id of the HTTP request (or task) that sent a task travels in the message's headers and is the request
+# id of the task's log lines, so one id follows a piece of work from the request through the worker.
+REQUEST_ID_HEADER = "breitband_request_id"
+_task_tokens: dict[str, Any] = {}
+
+
+@before_task_publish.connect
+def _send_request_id(headers: dict[str, Any] | None = None, **_: Any) -> None:
+    rid = request_id_var.get()
+    if headers is not None and rid:
+        headers.setdefault(REQUEST_ID_HEADER, rid)
+
+
+@task_prerun.connect
+def _adopt_request_id(task_id: str | None = None, task: Any = None, **_: Any) -> None:
+    if task_id is None or task is None:
+        return
+    request = task.request
+    rid = getattr(request, REQUEST_ID_HEADER, None) or (getattr(request, "headers", None) or {}).get(REQUEST_ID_HEADER)
+    _task_tokens[task_id] = request_id_var.set(rid if isinstance(rid, str) else None)
+
+
+@task_postrun.connect
+def _drop_request_id(task_id: str | None = None, **_: Any) -> None:
+    token = _task_tokens.pop(task_id, None) if task_id else None
+    if token is not None:
+        request_id_var.reset(token)
 
 
 celery_app = make_celery()

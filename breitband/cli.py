@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Optional
 
+import psycopg
 import typer
 from sqlalchemy import or_, select
 
@@ -17,6 +18,7 @@ import accounts.cli_admin
 import geo.cli
 import notifications.cli
 import permits.cli
+from breitband import backup as backups
 from breitband import clock, identity
 from breitband.db import get_database
 from breitband.demo import load_demo
@@ -120,6 +122,46 @@ def db_upgrade(revision: str = typer.Argument("head")) -> None:
     except Exception as exc:
         fail(f"migration failed: {exc}")
     typer.echo(f"database at {revision}")
+
+
+# --- backup and restore (breitband/backup.py) --------------------------------------------------------------------
+
+def _progress(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+@app.command("backup")
+def backup_cmd(directory: Path = typer.Argument(..., help="New or empty directory for the backup")) -> None:
+    """Back up the database (pg_dump, custom format), the uploaded files, the decision documents and the signing
+    keys into DIRECTORY, with a manifest of row counts and file checksums. Prints the manifest's summary."""
+    s = get_settings()
+    try:
+        manifest = backups.backup(directory, s.database_url, s.data_dir, s.signing_dir, progress=_progress)
+    except (backups.BackupError, OSError, psycopg.Error) as exc:
+        fail(str(exc))
+    echo_json({"directory": str(directory.absolute()), "created_at": manifest["created_at"],
+               "alembic_revision": manifest["database"]["alembic_revision"],
+               "tables": len(manifest["database"]["row_counts"]),
+               "rows": sum(manifest["database"]["row_counts"].values()),
+               "files": len(manifest["files"]) - 1, "bytes": sum(e["size"] for e in manifest["files"])})
+
+
+@app.command("restore")
+def restore_cmd(directory: Path = typer.Argument(..., help="A directory written by `breitband backup`"),
+                database_url: Optional[str] = typer.Option(
+                    None, help="Database to restore into (default BREITBAND_DATABASE_URL); must be empty or new")
+                ) -> None:
+    """Restore a backup into an empty (or new) database and the data directory (BREITBAND_DATA_DIR; signing files
+    into BREITBAND_SIGNING_DIR). Checks every checksum and that nothing would be overwritten before it starts;
+    then run `breitband db upgrade` if the code is newer than the backup."""
+    s = get_settings()
+    target = backups.Target(database_url=database_url or s.database_url, data_dir=s.data_dir,
+                            signing_dir=s.signing_dir)
+    try:
+        summary = backups.restore(directory, target, progress=_progress)
+    except (backups.BackupError, OSError, psycopg.Error) as exc:
+        fail(str(exc))
+    echo_json(summary)
 
 
 # --- tenants -------------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """The demo data set loaded by scripts/run: tenant Hessen, its organisations and one user per role, and the Hessen
-geodata (VG250 Gemeinden, Kreise and Land; every OSM extract in data/roads/hessen/).
+geodata (VG250 Gemeinden, Kreise and Land; every OSM extract in data/roads/hessen/ as roads and as the base map).
 
 Idempotent: running it again keeps what exists, gives every demo user a fresh random password and issues fresh demo
 tokens (the previous ones are revoked; each expires after the setting token_default_expiry_days, like every token made
@@ -23,7 +23,7 @@ from breitband import clock, identity
 from breitband.db import get_database
 from breitband.models import ApiToken, Organisation, OrgKind, Role, User
 from breitband.settings import PROJECT_ROOT, get_settings
-from geo.importers import import_boundaries, import_roads, same_sources
+from geo.importers import import_basemap, import_boundaries, import_roads, same_sources
 from geo.rules import validate_rules
 from permits.cases.catalogue import load_catalogue_file
 from permits.documents.keys import ensure_key
@@ -139,8 +139,8 @@ def demo_roads() -> list:
 
 
 def ensure_geodata(session, tenant_key: str, echo=print) -> None:
-    """Import the demo boundaries (which also makes the existing "Hessen Mobil" the state agency's authority) and
-    roads, unless the layer was already imported from the same files."""
+    """Import the demo boundaries (which also makes the existing "Hessen Mobil" the state agency's authority), roads
+    and base map, unless the layer was already imported from the same files."""
     if same_sources(session, tenant_key, "boundaries", DEMO_BOUNDARIES):
         echo("Boundaries already imported from the same files.")
     else:
@@ -149,12 +149,22 @@ def ensure_geodata(session, tenant_key: str, echo=print) -> None:
         echo(f"Imported boundaries: {c['gemeinde']} Gemeinden, {c['kreis']} Kreise, {c['land']} Land; "
              f"authorities {c['authorities']}.")
     roads = demo_roads()
-    if same_sources(session, tenant_key, "roads", roads):
+    roads_changed = not same_sources(session, tenant_key, "roads", roads)
+    if not roads_changed:
         echo("Roads already imported from the same files.")
     else:
         summary = import_roads(session, tenant_key, roads)
         echo(f"Imported roads: {summary['counts']['segments']} segments of {summary['counts']['ways']} ways "
              f"from {len(roads)} OSM extracts.")
+    # the base map from the same extracts, after the roads (its street names and road numbers are theirs); again
+    # when the roads were imported again
+    if same_sources(session, tenant_key, "basemap", roads) and not roads_changed:
+        echo("Base map already imported from the same files.")
+    else:
+        summary = import_basemap(session, tenant_key, roads)
+        c = summary["counts"]
+        echo(f"Imported the base map: {sum(c['areas'].values())} areas, {sum(c['lines'].values())} lines "
+             f"(road labels included), {sum(c['points'].values())} points from {len(roads)} OSM extracts.")
 
 
 def demo_password() -> str:

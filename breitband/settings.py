@@ -143,6 +143,9 @@ class Settings(BaseSettings):
     # Reverse proxies whose X-Forwarded-For is believed for the client address (off: the connection's peer).
     # JSON list in the environment, e.g. BREITBAND_TRUSTED_PROXIES='["10.0.0.0/8"]'.
     trusted_proxies: list[str] = Field(default_factory=list)
+    # GET /metrics (breitband/metrics.py): Prometheus text format for a scraper that sends
+    # "Authorization: Bearer <metrics_token>"; without a token set, /metrics answers 404 (off).
+    metrics_token: str | None = Field(default=None, min_length=16)
 
     @field_validator("rate_limit_auth_failures", "rate_limit_verify", "rate_limit_resolve_token",
                      "rate_limit_resolve_client", "rate_limit_redeliver_token",

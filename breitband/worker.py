@@ -17,6 +17,7 @@ from __future__ import annotations
 # Imported for what importing them does: each registers its tasks with the Celery app (and
 # permits.pipeline.audience also the outbox audience, its subscriptions and the reminders task).
 import accounts.events  # noqa: F401  (the outbox audience of security events)
+import breitband.metrics  # task run time and queue wait, by Celery's signals
 import breitband.tasks  # noqa: F401
 import notifications.tasks  # noqa: F401
 import permits.cases.tasks

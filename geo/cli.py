@@ -1,4 +1,4 @@
-"""`breitband import ...`: geo data imports per tenant (boundaries, roads, Ortsdurchfahrten).
+"""`breitband import ...`: geo data imports per tenant (boundaries, roads, Ortsdurchfahrten, base map).
 
 Each command replaces that tenant's layer in one transaction, shows a progress bar on stderr (unless --quiet),
 prints a summary (counts, skipped features with reasons) on stdout, and on a bad file prints one line
@@ -14,7 +14,7 @@ from typing import Any, Optional
 import typer
 
 from breitband.db import get_database
-from geo.importers import format_summary, import_boundaries, import_ortsdurchfahrten, import_roads
+from geo.importers import format_summary, import_basemap, import_boundaries, import_ortsdurchfahrten, import_roads
 from geo.importers.road_mapping import load_mapping
 
 import_app = typer.Typer(help="Import geodata into a tenant: boundaries, roads, Ortsdurchfahrten. Each import "
@@ -78,6 +78,18 @@ def ortsdurchfahrten(file: Path = typer.Argument(..., help="Polygons or lines (a
     """Import the Ortsdurchfahrt stretches fixed by the authorities."""
     with get_database().transaction() as session:
         summary = import_ortsdurchfahrten(session, tenant, file, progress_bar=not quiet)
+    _print(summary, as_json)
+
+
+@import_app.command("basemap")
+def basemap(files: list[Path] = typer.Argument(..., help="OpenStreetMap .osm.pbf/.osm/.osm.gz/.osm.bz2, usually "
+                                                          "the same extracts as the roads"),
+            tenant: str = TENANT, quiet: bool = QUIET, as_json: bool = AS_JSON) -> None:
+    """Import the base map: land use and land cover, water, buildings, railways, place names and house numbers
+    from the OSM files, plus street names and road numbers along the tenant's roads (import the roads first).
+    Replaces the tenant's base map; running it again with the same files gives the same map."""
+    with get_database().transaction() as session:
+        summary = import_basemap(session, tenant, files, progress_bar=not quiet)
     _print(summary, as_json)
 
 

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from geoalchemy2 import Geometry
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Identity, Integer, String, func
+from sqlalchemy import BigInteger, Boolean, Computed, DateTime, Float, ForeignKey, Identity, Integer, String, func
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -40,6 +40,9 @@ class AdminArea(Base):
     population: Mapped[int | None] = mapped_column(Integer)
     kreisfrei: Mapped[bool] = mapped_column(Boolean, default=False)  # kreisfreie Stadt (Kreis or its Gemeinde)
     geom: Mapped[Any] = mapped_column(Geometry("MULTIPOLYGON", srid=-1, spatial_index=False))
+    # where the name is written on the map (migration 0016: a generated column)
+    label_point: Mapped[Any] = mapped_column(Geometry("POINT", srid=-1, spatial_index=False),
+                                             Computed("ST_PointOnSurface(geom)", persisted=True))
 
 
 class RoadSegment(Base):
@@ -99,3 +102,52 @@ class LayerImport(Base):
     imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     sources: Mapped[list[str]] = mapped_column(JSONB, default=list)
     summary: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+
+
+# --- base map (issue 16): from the tenant's OSM extracts, `breitband import basemap` ---------------------------
+
+class BasemapArea(Base):
+    """Land use / land cover, water areas and buildings."""
+
+    __tablename__ = "basemap_areas"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_key: Mapped[str] = mapped_column(ForeignKey("tenants.key", ondelete="CASCADE"))
+    osm_id: Mapped[int | None] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(16))            # landuse | water | building
+    class_: Mapped[str | None] = mapped_column("class", String(50))  # forest, residential, farmland, water, ...
+    name: Mapped[str | None] = mapped_column(String(300))
+    area_m2: Mapped[float] = mapped_column(Float)
+    geom: Mapped[Any] = mapped_column(Geometry("MULTIPOLYGON", srid=-1, spatial_index=False))
+
+
+class BasemapLine(Base):
+    """Waterways, railways, and road labels (named/numbered roads merged into long lines)."""
+
+    __tablename__ = "basemap_lines"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_key: Mapped[str] = mapped_column(ForeignKey("tenants.key", ondelete="CASCADE"))
+    osm_id: Mapped[int | None] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(16))            # water | railway | road_label
+    class_: Mapped[str | None] = mapped_column("class", String(50))  # river, stream, rail, tram; road class
+    name: Mapped[str | None] = mapped_column(String(300))
+    ref: Mapped[str | None] = mapped_column(String(100))
+    length_m: Mapped[float] = mapped_column(Float)
+    geom: Mapped[Any] = mapped_column(Geometry("LINESTRING", srid=-1, spatial_index=False))
+
+
+class BasemapPoint(Base):
+    """Place names and house numbers."""
+
+    __tablename__ = "basemap_points"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_key: Mapped[str] = mapped_column(ForeignKey("tenants.key", ondelete="CASCADE"))
+    osm_id: Mapped[int | None] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(16))            # place | housenumber
+    class_: Mapped[str | None] = mapped_column("class", String(50))  # city, town, village, suburb, ...
+    name: Mapped[str | None] = mapped_column(String(300))
+    housenumber: Mapped[str | None] = mapped_column(String(50))
+    population: Mapped[int | None] = mapped_column(Integer)
+    geom: Mapped[Any] = mapped_column(Geometry("POINT", srid=-1, spatial_index=False))

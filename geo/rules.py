@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from datetime import date
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+import holidays as holiday_data
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from breitband.errors import UnprocessableEntity
@@ -284,6 +286,89 @@ class MapRules(BaseModel):
         return value
 
 
+# The states' codes of the ``holidays`` package (ISO 3166-2:DE without "DE-") by the AGS prefix of the state.
+STATE_BY_AGS = {"01": "SH", "02": "HH", "03": "NI", "04": "HB", "05": "NW", "06": "HE", "07": "RP", "08": "BW",
+                "09": "BY", "10": "SL", "11": "BE", "12": "BB", "13": "MV", "14": "SN", "15": "ST", "16": "TH"}
+HOLIDAY_CATEGORIES = ("public", "catholic")
+_LOCAL_DAY = re.compile(r"^(\d{4}-)?\d{2}-\d{2}$")
+
+
+class LocalDay(BaseModel):
+    """A day off that the ``holidays`` package does not know: ``date`` "YYYY-MM-DD" (once) or "MM-DD" (every year)."""
+    model_config = ConfigDict(extra="forbid")
+    date: str
+    name: str = Field(min_length=1, max_length=100)
+
+    @field_validator("date")
+    @classmethod
+    def _date(cls, value: str) -> str:
+        value = value.strip()
+        try:
+            if not _LOCAL_DAY.match(value):
+                raise ValueError
+            date.fromisoformat(value if len(value) == 10 else f"2000-{value}")   # 2000: 29 February is possible
+        except ValueError:
+            raise ValueError(f"{value!r} is not a day: write 'YYYY-MM-DD' (once) or 'MM-DD' (every year)") from None
+        return value
+
+
+class HolidayPlace(BaseModel):
+    """A place inside the state whose calendar differs (Augsburg's Friedensfest, Fronleichnam in the Catholic
+    communities of Saxony and Thuringia, Mariä Himmelfahrt in Bavaria's): authorities whose AGS starts with ``ags``
+    use this ``subdivision`` of the ``holidays`` package instead of the state, and/or more ``categories``, plus
+    ``days`` of their own. The longest matching ``ags`` wins."""
+    model_config = ConfigDict(extra="forbid")
+    ags: str = Field(pattern=r"^\d{2,8}$")
+    name: str | None = Field(None, max_length=200)
+    subdivision: str | None = None
+    categories: list[str] = Field(default_factory=list)
+    days: list[LocalDay] = Field(default_factory=list)
+
+    @field_validator("subdivision")
+    @classmethod
+    def _subdivision(cls, value: str | None) -> str | None:
+        if value is not None and value not in holiday_data.Germany.subdivisions:
+            raise ValueError(f"unknown subdivision {value!r}; the holidays package knows "
+                             f"{', '.join(holiday_data.Germany.subdivisions)}")
+        return value
+
+    @field_validator("categories")
+    @classmethod
+    def _categories(cls, value: list[str]) -> list[str]:
+        return _check_categories(value)
+
+
+def _check_categories(value: list[str]) -> list[str]:
+    bad = [c for c in value if c not in HOLIDAY_CATEGORIES]
+    if bad:
+        raise ValueError(f"unknown holiday categories {bad}; allowed: {', '.join(HOLIDAY_CATEGORIES)}")
+    return list(dict.fromkeys(value))
+
+
+class Holidays(BaseModel):
+    """The calendar on which statutory periods end (§ 31 (3) VwVfG, § 193 BGB; permits/workdays.py): the public
+    holidays of ``state`` (a code of the ``holidays`` package such as "HE"; by default the state of ``state_key``),
+    days the tenant adds, and places whose calendar differs. ``holidays = "HE"`` is short for ``[holidays]
+    state = "HE"``."""
+    model_config = ConfigDict(extra="forbid")
+    state: str | None = None
+    categories: list[str] = Field(default_factory=lambda: ["public"])
+    days: list[LocalDay] = Field(default_factory=list)
+    places: list[HolidayPlace] = Field(default_factory=list, max_length=5000)
+
+    @field_validator("state")
+    @classmethod
+    def _state(cls, value: str | None) -> str | None:
+        if value is not None and value not in STATE_BY_AGS.values():
+            raise ValueError(f"unknown state {value!r}; use one of {', '.join(sorted(STATE_BY_AGS.values()))}")
+        return value
+
+    @field_validator("categories")
+    @classmethod
+    def _categories(cls, value: list[str]) -> list[str]:
+        return _check_categories(value)
+
+
 class TenantRules(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -314,6 +399,21 @@ class TenantRules(BaseModel):
     documents: DocumentRules = Field(default_factory=DocumentRules)
     fees: Fees | None = None                         # none: "the costs are decided separately"
     map: MapRules = Field(default_factory=MapRules)
+    holidays: Holidays = Field(default_factory=Holidays)
+
+    @field_validator("holidays", mode="before")
+    @classmethod
+    def _holidays_short(cls, value: Any) -> Any:
+        return {"state": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _holiday_state(self) -> "TenantRules":
+        if self.holidays.state is None:
+            self.holidays.state = STATE_BY_AGS.get(self.state_key)
+            if self.holidays.state is None:
+                raise ValueError(f"state_key {self.state_key!r} is no German state: name the state's calendar "
+                                 "with holidays = \"HE\" (or another state code)")
+        return self
 
     @field_validator("road_classes")
     @classmethod

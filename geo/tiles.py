@@ -58,7 +58,7 @@ from sqlalchemy.orm import Session
 from breitband.errors import NotFound, UnprocessableEntity
 from breitband.identity import Principal
 from breitband.models import Tenant
-from geo.models import ROAD_CLASSES, AdminArea, LayerImport, RoadSegment
+from geo.models import ROAD_CLASSES, AdminArea, BasemapArea, BasemapLine, BasemapPoint, LayerImport, RoadSegment
 
 MVT_MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
 EXTENT = 4096                # tile coordinate units per tile side
@@ -170,6 +170,10 @@ class TableLayer:
     minzoom: int = 0
     maxzoom: int = 16                                # TileJSON maxzoom: clients over-zoom beyond it
     public: bool = True
+    # polygons: ST_SimplifyPreserveTopology (GEOS; outlines such as the boundaries stay closed and simple) or
+    # "fast": ST_Simplify keeping collapsed rings (PostGIS' own, ~20× cheaper on thousands of small buildings;
+    # ST_AsMVTGeom repairs what it may make invalid)
+    polygon_simplify: str = "preserve_topology"
 
     def band(self, z: int) -> int:
         chosen = 0
@@ -256,6 +260,120 @@ BOUNDARIES = TableLayer(
 )
 
 
+# The base map (issue 16; geo/importers/basemap.py). Each zoom band keeps what can be seen at that zoom: areas by
+# their size (a 1 km² wood is 5 pixels wide at z8), lines by their kind, places by their rank; buildings from z14,
+# house numbers in the z16 tiles (drawn from z17 by over-zooming them).
+
+def _area_band(min_m2: float) -> Callable[[Table], ColumnElement[bool]]:
+    return lambda t: (t.c.kind != "building") & (t.c.area_m2 >= min_m2)
+
+
+BASEMAP_AREAS = TableLayer(
+    name="basemap_areas",
+    description="Base map areas (OSM): land use and land cover, water, buildings",
+    table=BasemapArea.__table__,
+    geometry="polygon",
+    props=(
+        Prop("kind", lambda t: t.c.kind, "String", "landuse | water | building"),
+        Prop("class", lambda t: t.c["class"], "String", "OSM value: forest, residential, farmland, industrial, "
+                                                        "park, ...; for water its type; for buildings the building "
+                                                        "value"),
+        Prop("name", lambda t: t.c.name, "String", "name (lakes, parks, ...)"),
+    ),
+    bands=(
+        Band(0, _area_band(1e6), "areas of at least 1 km² (no buildings)"),
+        Band(9, _area_band(1e5), "areas of at least 10 ha (no buildings)"),
+        Band(11, _area_band(1e4), "areas of at least 1 ha (no buildings)"),
+        Band(13, lambda t: t.c.kind != "building", "all areas except buildings"),
+        Band(14, lambda t: true(), "everything, buildings too"),
+    ),
+    rank=lambda t: _rank_of(t.c.kind, ("water", "landuse", "building")),
+    stamp_layer="basemap",
+    minzoom=6,
+    polygon_simplify="fast",
+)
+
+_MAJOR_RAIL = ("rail", "light_rail", "subway", "narrow_gauge")
+
+BASEMAP_LINES = TableLayer(
+    name="basemap_lines",
+    description="Base map lines (OSM): rivers and streams, railways, and the road labels (named or numbered roads "
+                "merged into long lines)",
+    table=BasemapLine.__table__,
+    geometry="line",
+    props=(
+        Prop("kind", lambda t: t.c.kind, "String", "water | railway | road_label"),
+        Prop("class", lambda t: t.c["class"], "String", "river, stream, canal, ...; rail, tram, ...; for road "
+                                                        "labels the road class"),
+        Prop("name", lambda t: t.c.name, "String", "name (street name for road labels)"),
+        Prop("ref", lambda t: t.c.ref, "String", "road number (road labels), e.g. L 3262"),
+    ),
+    bands=(
+        Band(0, lambda t: ((t.c.kind == "water") & t.c["class"].in_(("river", "canal")))
+             | ((t.c.kind == "railway") & (t.c["class"] == "rail"))
+             | ((t.c.kind == "road_label") & t.c["class"].in_(("autobahn", "bund"))),
+             "rivers, canals, main railways, labels of Autobahnen and Bundesstraßen"),
+        Band(10, lambda t: ((t.c.kind == "water") & t.c["class"].in_(("river", "canal", "stream")))
+             | ((t.c.kind == "railway") & t.c["class"].in_(_MAJOR_RAIL))
+             | ((t.c.kind == "road_label") & t.c["class"].in_(CLASSIFIED)),
+             "and streams, other railways, labels of Landes- and Kreisstraßen"),
+        Band(12, lambda t: t.c.length_m >= 0, "everything"),
+    ),
+    rank=lambda t: _rank_of(t.c.kind, ("road_label", "railway", "water")),
+    stamp_layer="basemap",
+    minzoom=6,
+)
+
+BASEMAP_POINTS = TableLayer(
+    name="basemap_points",
+    description="Base map points (OSM): place names and house numbers",
+    table=BasemapPoint.__table__,
+    geometry="point",
+    props=(
+        Prop("kind", lambda t: t.c.kind, "String", "place | housenumber"),
+        Prop("class", lambda t: t.c["class"], "String", "city, town, village, suburb, quarter, hamlet, ..."),
+        Prop("name", lambda t: t.c.name, "String", "place name"),
+        Prop("housenumber", lambda t: t.c.housenumber, "String", "house number (drawn from z17)"),
+        Prop("population", lambda t: t.c.population, "Number", "population, where OSM has it"),
+    ),
+    bands=(
+        Band(0, lambda t: (t.c.kind == "place") & (t.c["class"] == "city"), "cities"),
+        Band(8, lambda t: (t.c.kind == "place") & t.c["class"].in_(("city", "town")), "cities and towns"),
+        Band(10, lambda t: (t.c.kind == "place") & t.c["class"].in_(("city", "town", "village", "suburb",
+                                                                       "borough")),
+             "and villages, suburbs"),
+        Band(12, lambda t: t.c.kind == "place", "all places"),
+        Band(16, lambda t: true(), "places and house numbers"),
+    ),
+    rank=lambda t: _rank_of(t.c["class"], ("city", "town", "suburb", "village", "borough", "quarter", "hamlet")),
+    stamp_layer="basemap",
+    minzoom=6,
+)
+
+_admin = AdminArea.__table__
+# The administrative areas' label points (the generated column admin_areas.label_point) as a layer of their own.
+ADMIN_LABELS = TableLayer(
+    name="admin_labels",
+    description="Names of the Land, Kreise and Gemeinden (BKG VG250) at a point inside each",
+    table=select(_admin.c.id, _admin.c.tenant_key, _admin.c.level, _admin.c.name, _admin.c.bez,
+                 _admin.c.population, _admin.c.label_point.label("geom")).subquery("admin_labels"),
+    geometry="point",
+    props=(
+        Prop("level", lambda t: t.c.level, "String", "land | kreis | gemeinde"),
+        Prop("name", lambda t: t.c.name, "String", "name"),
+        Prop("bez", lambda t: t.c.bez, "String", "Stadt, Gemeinde, Landkreis, Kreisfreie Stadt, ..."),
+        Prop("population", lambda t: t.c.population, "Number", "population (destatis)"),
+    ),
+    bands=(
+        Band(0, lambda t: t.c.level == "land", "Land"),
+        Band(6, lambda t: t.c.level.in_(("land", "kreis")), "Land and Kreise"),
+        Band(9, lambda t: true(), "Land, Kreise and Gemeinden"),
+    ),
+    rank=lambda t: _rank_of(t.c.level, ("land", "kreis", "gemeinde")),
+    stamp_layer="boundaries",
+)
+
+
 # --- the registry ----------------------------------------------------------------------------------------------
 
 LAYERS: dict[str, TableLayer | CallerLayer] = {}
@@ -292,6 +410,10 @@ def caller_layers() -> list[CallerLayer]:
 # the package that holds their table.
 register_layer(ROADS)
 register_layer(BOUNDARIES)
+register_layer(ADMIN_LABELS)
+register_layer(BASEMAP_AREAS)
+register_layer(BASEMAP_LINES)
+register_layer(BASEMAP_POINTS)
 
 
 # --- statements ------------------------------------------------------------------------------------------------
@@ -350,8 +472,9 @@ def table_tile_statement(layer: TableLayer, band: int, ranked: bool) -> Select:
     geom = kept.c.geom
     # Simplifying before the transformation pays even at z14+ (fewer vertices to transform; measured).
     if layer.geometry == "polygon":
-        geom = gf.ST_SimplifyPreserveTopology(
-            gf.ST_ClipByBox2D(geom, func.Box2D(gf.ST_Expand(env_native, bindparam("pad")))), tol)
+        clipped = gf.ST_ClipByBox2D(geom, func.Box2D(gf.ST_Expand(env_native, bindparam("pad"))))
+        geom = (func.ST_Simplify(clipped, tol, True) if layer.polygon_simplify == "fast"
+                else gf.ST_SimplifyPreserveTopology(clipped, tol))
     elif layer.geometry == "line":
         geom = func.ST_Simplify(geom, tol, True)
     mvt_geom = gf.ST_AsMVTGeom(gf.ST_Transform(geom, 3857), envelope_3857(), literal_column(str(EXTENT)),
@@ -416,7 +539,7 @@ def public_tile(session: Session, layer: TableLayer, tenant_key: str, tile: Tile
                 etag=public_etag(layer, tenant_key, tile, row.stamp, limit))
 
 
-# --- TileJSON and style ----------------------------------------------------------------------------------------
+# --- TileJSON (the style: geo/style.py) ------------------------------------------------------------------------
 
 _BOUNDS_SQL = text("""
 SELECT ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b) FROM (
@@ -478,70 +601,6 @@ def tilejson(session: Session, layer: TableLayer | CallerLayer, tenant_key: str,
     }
 
 
-ROAD_COLOURS = {"autobahn": "#1f5fbf", "bund": "#d7301f", "land": "#f39c12", "kreis": "#2e9d3a",
-                "gemeinde": "#8c8c8c"}
-
-
-def style(base_url: str, tenant_key: str, bounds: list[float] | None, *,
-          caller_layers: Sequence[CallerLayer]) -> dict[str, Any]:
-    """A MapLibre style (spec v8) whose only sources are our own tile endpoints. No text layers, so no glyphs
-    or sprites are needed; labels would need glyph PBFs served by us (no external URLs in a closed network).
-    ``caller_layers``: per-caller layers drawn on top (for a caller with a token; their sources name no tenant)."""
-    base = base_url.rstrip("/")
-    sources: dict[str, Any] = {
-        name: {"type": "vector", "url": f"{base}/tiles/{name}.json?tenant={tenant_key}",
-               "attribution": ATTRIBUTION}
-        for name in ("boundaries", "roads")
-    }
-    class_colour = ["match", ["get", "road_class"], *[v for k, c in ROAD_COLOURS.items() for v in (k, c)],
-                    ROAD_COLOURS["gemeinde"]]
-    class_width = ["match", ["get", "road_class"], "autobahn", 3.0, "bund", 2.4, "land", 2.0, "kreis", 1.6, 1.0]
-    # higher is drawn later (on top): Autobahn over Bundesstraße over ... over Gemeindestraße
-    sort_key = ["match", ["get", "road_class"], "autobahn", 5, "bund", 4, "land", 3, "kreis", 2, 1]
-    width = ["interpolate", ["exponential", 1.6], ["zoom"],
-             6, ["*", 0.4, class_width], 12, ["*", 1.2, class_width], 16, ["*", 4, class_width]]
-    layers: list[dict[str, Any]] = [
-        {"id": "background", "type": "background", "paint": {"background-color": "#f6f4ef"}},
-        {"id": "gemeinden-fill", "type": "fill", "source": "boundaries", "source-layer": "boundaries",
-         "filter": ["==", ["get", "level"], "gemeinde"],
-         "paint": {"fill-color": "#ffffff", "fill-opacity": 0.6, "fill-outline-color": "#d9d4c7"}},
-        {"id": "boundary-gemeinde", "type": "line", "source": "boundaries", "source-layer": "boundaries",
-         "filter": ["==", ["get", "level"], "gemeinde"], "minzoom": 8,
-         "paint": {"line-color": "#9e9a91", "line-width": 0.8, "line-dasharray": [3, 2]}},
-        {"id": "boundary-kreis", "type": "line", "source": "boundaries", "source-layer": "boundaries",
-         "filter": ["==", ["get", "level"], "kreis"],
-         "paint": {"line-color": "#7a6f8a", "line-width": 1.4}},
-        {"id": "boundary-land", "type": "line", "source": "boundaries", "source-layer": "boundaries",
-         "filter": ["==", ["get", "level"], "land"],
-         "paint": {"line-color": "#4b3b66", "line-width": 2.5}},
-        {"id": "roads-public", "type": "line", "source": "roads", "source-layer": "roads",
-         "filter": ["!=", ["get", "is_private"], True],
-         "layout": {"line-cap": "round", "line-join": "round", "line-sort-key": sort_key},
-         "paint": {"line-color": class_colour, "line-width": width}},
-        {"id": "roads-private", "type": "line", "source": "roads", "source-layer": "roads",
-         "filter": ["==", ["get", "is_private"], True],
-         "layout": {"line-sort-key": sort_key},
-         "paint": {"line-color": class_colour, "line-width": width, "line-dasharray": [2, 2]}},
-    ]
-    for layer in caller_layers:
-        sources[layer.name] = {"type": "vector", "url": f"{base}/tiles/{layer.name}.json"}
-        layers += layer.style_layers()
-    out: dict[str, Any] = {
-        "version": 8,
-        "name": "Breitband",
-        "metadata": {"breitband:tenant": tenant_key,
-                     "breitband:note": "No text layers: labels need glyphs served by this service (none yet); "
-                                       "no external URLs, so the map works in a closed network.",
-                     "breitband:road_colours": ROAD_COLOURS},
-        "sources": sources,
-        "layers": layers,
-    }
-    if bounds:
-        out["center"] = [round((bounds[0] + bounds[2]) / 2, 5), round((bounds[1] + bounds[3]) / 2, 5)]
-        out["zoom"] = 8
-    return out
-
-
 __all__ = ["LAYERS", "ROADS", "BOUNDARIES", "TableLayer", "CallerLayer", "TileKey", "Tile", "MVT_MEDIA_TYPE",
            "validate_tile", "get_layer", "register_layer", "caller_layers", "public_tile", "public_tile_etag",
-           "envelope_3857", "mvt_and_count", "etag_of", "tilejson", "style", "tenant_bounds", "tile_settings"]
+           "envelope_3857", "mvt_and_count", "etag_of", "tilejson", "tenant_bounds", "tile_settings"]

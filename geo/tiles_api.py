@@ -8,6 +8,7 @@
   ``If-None-Match`` → 304.
 - ``GET /tiles/{layer}.json`` — TileJSON 3.0.0.
 - ``GET /styles/breitband.json`` — MapLibre style over our own tiles.
+- ``GET /fonts/{fontstack}/{range}.pbf`` — SDF glyphs for the style's labels, made from DejaVu by us.
 
 Which tenant: public layers take ``?tenant=KEY``, else the tenant of the Bearer token; per-caller layers need the
 token (401 without) and always show the caller's own tenant.
@@ -21,11 +22,13 @@ import json
 from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy.orm import Session
 
+from breitband import metrics
 from breitband.auth import BEARER_OR_BASIC, VARY_CREDENTIALS, credentials_sent, current_principal
 from breitband.db import get_read_session
 from breitband.errors import ProblemError, Unauthorized
 from breitband.identity import Principal
-from geo import tiles
+from geo import glyphs, tiles
+from geo.style import style
 
 router = APIRouter(tags=["tiles"])
 
@@ -92,6 +95,7 @@ def get_tile(request: Request, layer: str, z: int, x: int, y: int, tenant: str |
         if request.headers.get("if-none-match"):
             etag = tiles.public_tile_etag(session, spec, tenant_key, key)
             if _etag_matches(request, etag):
+                metrics.record_tile(layer, "not_modified")
                 return Response(status_code=304, headers=_tile_headers(etag, cache, vary))
         tile = tiles.public_tile(session, spec, tenant_key, key)
     else:
@@ -99,6 +103,7 @@ def get_tile(request: Request, layer: str, z: int, x: int, y: int, tenant: str |
         cache, vary = "private, no-cache", VARY_CREDENTIALS
         tile = spec.tile(session, principal, key)
         if _etag_matches(request, tile.etag):
+            metrics.record_tile(layer, "not_modified")
             return Response(status_code=304, headers=_tile_headers(tile.etag, cache, vary))
     headers = _tile_headers(tile.etag, cache, vary)
     headers["X-Tile-Features"] = str(tile.features)
@@ -106,7 +111,9 @@ def get_tile(request: Request, layer: str, z: int, x: int, y: int, tenant: str |
         headers["X-Tile-Truncated"] = "true"
         headers["X-Tile-Feature-Limit"] = str(tile.limit)
     if not tile.data:
+        metrics.record_tile(layer, "empty")
         return Response(status_code=204, headers=headers)
+    metrics.record_tile(layer, "rendered")
     return Response(content=tile.data, media_type=tiles.MVT_MEDIA_TYPE, headers=headers)
 
 
@@ -145,7 +152,7 @@ def get_style(request: Request, tenant: str | None = TENANT_QUERY,
                            type="tenant-required", title="Tenant required")
     own_tenant = principal is not None and principal.tenant_key == tenant_key
     bounds = tiles.tenant_bounds(session, tenant_key)
-    body = tiles.style(request.app.state.settings.public_base_url, tenant_key, bounds,
+    body = style(request.app.state.settings.public_base_url, tenant_key, bounds,
                        caller_layers=tiles.caller_layers() if own_tenant else ())
     max_age = tiles.tile_settings().metadata_max_age_s
     if principal is not None:
@@ -153,10 +160,31 @@ def get_style(request: Request, tenant: str | None = TENANT_QUERY,
     return _json(request, body, f"public, max-age={max_age}", None)
 
 
+GLYPH_MEDIA_TYPE = "application/x-protobuf"
+
+
+@router.get("/fonts/{fontstack}/{glyph_range}.pbf", summary="SDF glyphs of a font stack for the map's labels",
+            responses={200: {"content": {GLYPH_MEDIA_TYPE: {}}, "description": "Glyph PBF (256 code points)"},
+                       304: {"description": "Not modified (If-None-Match)"}})
+def get_glyphs(request: Request, fontstack: str, glyph_range: str) -> Response:
+    """Signed distance fields of the code points ``start``–``end`` (a 256-aligned range such as ``0-255``) of the
+    fonts in ``fontstack`` (comma-separated, e.g. ``DejaVu Sans Bold,DejaVu Sans``; each glyph from the first font
+    that has it), made from the font files by this service. Public, cacheable: the same fonts give the same
+    bytes."""
+    names = glyphs.parse_fontstack(fontstack)
+    start = glyphs.parse_range(glyph_range)
+    data = glyphs.glyph_range(names, start)
+    etag = '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
+    headers = {"ETag": etag, "Cache-Control": "public, max-age=86400"}
+    if _etag_matches(request, etag):
+        return Response(status_code=304, headers=headers)
+    return Response(content=data, media_type=GLYPH_MEDIA_TYPE, headers=headers)
+
+
 # HEAD of the same resources (GIS clients and caches ask for the headers: ETag, Cache-Control, Content-Length):
 # the GET endpoints answer it, the server sends the headers without the body. Not listed again in the OpenAPI.
 for _path, _endpoint in (("/tiles/{layer}/{z}/{x}/{y}.mvt", get_tile), ("/tiles/{layer}.json", get_tilejson),
-                         ("/styles/breitband.json", get_style)):
+                         ("/styles/breitband.json", get_style), ("/fonts/{fontstack}/{glyph_range}.pbf", get_glyphs)):
     router.add_api_route(_path, _endpoint, methods=["HEAD"], include_in_schema=False)
 
 __all__ = ["router"]

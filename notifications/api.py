@@ -64,7 +64,7 @@ def events(after: str | None = Query(None, description="next_cursor of the previ
     else:
         stmt = stmt.where(FeedEntry.organisation_id == principal.organisation_id)
     if type:
-        stmt = stmt.where(Event.type.in_(type))
+        stmt = stmt.where(Event.type.in_(webhooks.check_types(type, field="type")))
     rows = session.execute(stmt.where(FeedEntry.position > cursor).order_by(FeedEntry.position)
                            .limit(limit + 1)).all()
     items = [{**outbox.event_dict(ev), "cursor": str(pos), "published_at": iso(published)}

@@ -90,7 +90,7 @@ def claim(session: Session, delivery_id: uuid.UUID, now: datetime, settings: Set
     d = session.get(Delivery, delivery_id)
     ev = session.get(Event, d.event_id)
     job = Job(delivery_id=d.id, channel=d.channel, attempt=d.attempts, tenant_key=d.tenant_key, target=d.target,
-              event=event_dict(ev), context=dict(d.context or {}))
+              event=event_dict(ev), context=dict(d.context or {}), request_id=ev.request_id)
     if d.channel == Channel.webhook.value:
         sub = session.get(WebhookSubscription, d.subscription_id) if d.subscription_id else None
         if sub is not None and sub.deleted_at is None:

@@ -46,6 +46,8 @@ def build(job: Job, settings: Settings) -> EmailMessage:
     msg["X-Breitband-Event-Id"] = job.event["id"]
     msg["X-Breitband-Event-Type"] = job.event["type"]
     msg["Auto-Submitted"] = "auto-generated"
+    if job.request_id:
+        msg["X-Request-ID"] = job.request_id
     msg.set_content(body)
     return msg
 

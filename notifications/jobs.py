@@ -25,6 +25,7 @@ class Job:
     context: dict[str, Any]
     url: str | None = None
     secret: str | None = None
+    request_id: str | None = None       # of the HTTP request that wrote the event (X-Request-ID)
 
 
 @dataclass

@@ -49,6 +49,8 @@ class Event(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The HTTP request that wrote the event (X-Request-ID), carried into its e-mails and webhooks; null otherwise.
+    request_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class WebhookSubscription(Base):

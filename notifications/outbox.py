@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session
 from breitband import clock, dates
 from breitband.celery import celery_app
 from breitband.db import Database
+from breitband.logging import request_id_var
 from breitband.models import Organisation, OrgKind
 from breitband.settings import get_settings
 from notifications.models import Channel, Delivery, DeliveryStatus, Event, FeedEntry, WebhookSubscription
@@ -105,7 +106,7 @@ def record_event(session: Session, *, tenant_key: str, type: str, payload: dict[
     the relay kicked after that commit) or rolled back with it. Added to the session only; the caller flushes and
     commits."""
     event = Event(id=uuid.uuid4(), tenant_key=tenant_key, type=type, payload=payload, created_at=created_at,
-                  application_id=application_id, case_id=case_id)
+                  application_id=application_id, case_id=case_id, request_id=request_id_var.get())
     session.add(event)
     return event
 

@@ -88,6 +88,8 @@ def post_webhook(job: Job, settings: Settings) -> Outcome:
         TIMESTAMP_HEADER: str(ts),
         SIGNATURE_HEADER: signature(job.secret or "", ts, body),
     }
+    if job.request_id:
+        headers["Breitband-Request-Id"] = job.request_id
     parts = urlsplit(job.url)
     host = parts.hostname or ""
     if addresses.blocked_name(host) is not None:
@@ -193,13 +195,15 @@ def check_url(url: str) -> str:
     return url
 
 
-def check_types(types: list[str] | None) -> list[str]:
+def check_types(types: list[str] | None, field: str = "event_types") -> list[str]:
+    """Event types or patterns as given by a client (subscriptions, the feed's filter): letters, digits and ._*-,
+    at most 64 characters each; anything else is a 422 naming the field and the value."""
     out = []
     for t in types or []:
         t = t.strip()
-        if not t or len(t) > 64 or not all(ch.isalnum() or ch in "._*-" for ch in t):
-            raise UnprocessableEntity(f"event_types: {t!r} is not an event type or pattern such as case.* ",
-                                      type="validation-error", field="event_types")
+        if not t or len(t) > 64 or not all(ch.isascii() and (ch.isalnum() or ch in "._*-") for ch in t):
+            raise UnprocessableEntity(f"{field}: {t!r} is not an event type or pattern such as case.* ",
+                                      type="validation-error", field=field)
         out.append(t)
     return sorted(set(out))
 

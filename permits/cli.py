@@ -13,9 +13,10 @@ from sqlalchemy import select
 
 from breitband import clock, dates, identity
 from breitband.db import get_database
+from breitband.errors import ProblemError
 from breitband.models import Organisation
 from geo.importers import format_summary
-from permits.cases import deemed
+from permits.cases import calculator, deemed
 from permits.cases.catalogue import entries, load_catalogue, read_catalogue_file
 from permits.documents import generator, keys
 from permits.documents import service as documents
@@ -32,7 +33,7 @@ def register(app: typer.Typer) -> None:
     _register_pipeline(app)
     _register_participation(app)
     _register_documents(app)
-    deadlines_app = typer.Typer(help="Statutory deadlines: issue deemed approvals (§ 127 (3) TKG).",
+    deadlines_app = typer.Typer(help="Statutory deadlines: compute them, issue deemed approvals (§ 127 (3) TKG).",
                                 no_args_is_help=True)
     conditions_app = typer.Typer(help="The catalogue of standard conditions and refusal reasons per tenant.",
                                  no_args_is_help=True)
@@ -53,6 +54,29 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"error: --now {now!r} is not an ISO 8601 date or datetime", err=True)
                 raise typer.Exit(2) from None
         typer.echo(json.dumps(deemed.sweep(get_database(), when, tenant_key=tenant), indent=2, ensure_ascii=False))
+
+    @deadlines_app.command("compute")
+    def deadlines_compute(tenant: str = typer.Option(..., help="Tenant key (its [holidays] rules apply)"),
+                          received: str = typer.Option(..., help="Receipt: YYYY-MM-DD or ISO 8601 date-time"),
+                          complete: Optional[str] = typer.Option(None, help="Complete receipt (default: receipt)"),
+                          extended: bool = typer.Option(False, "--extended", help="Deemed approval after the "
+                                                        "extension of § 150 TKG"),
+                          place: Optional[str] = typer.Option(None, help="AGS of the authority's seat where the "
+                                                              "calendar differs inside the state"),
+                          as_json: bool = typer.Option(False, "--json", help="Print JSON (as the API answers)")
+                          ) -> None:
+        """Completeness due, decision due and extended due for a receipt, each moved off Saturdays, Sundays and
+        public holidays (§ 193 BGB) with the reason. Exit 2 on a bad date or tenant."""
+        try:
+            with get_database().transaction() as session:
+                result = calculator.compute(session, tenant, received, complete, extended, place)
+        except ProblemError as exc:
+            typer.echo(f"error: {exc.detail}", err=True)
+            raise typer.Exit(2) from None
+        if as_json:
+            typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
+        else:
+            typer.echo("\n".join(calculator.lines(result)))
 
     @conditions_app.command("load")
     def conditions_load(file: Path = typer.Argument(..., help="TOML file with [[conditions]] and [[refusal_reasons]]"),

@@ -18,10 +18,13 @@ from sqlalchemy.orm import Session
 
 from breitband.errors import Conflict, PreconditionFailed, UnprocessableEntity
 from breitband.identity import Principal
+from breitband.models import Tenant
 from geo.crs import parse_crs, transform_geometry
-from geo.service import check_route_limits, resolve
+from geo.models import Authority
+from geo.rules import Holidays
+from geo.service import check_route_limits, resolve, tenant_context
 from notifications import outbox
-from permits import deadlines, repository
+from permits import deadlines, repository, workdays
 from permits.applications.sections import normalise_sections
 from permits.models import (
     DECIDED_CASE_STATUSES,
@@ -323,15 +326,64 @@ def part_of(authority: dict[str, Any]) -> dict[str, Any]:
     return {k: authority.get(k) for k in ("id", "name", "kind", "key", "length_m", "pieces")}
 
 
-def start_clock(case: Case, at: datetime) -> None:
+def working_calendar(session: Session, tenant_key: str, authority_org_id: uuid.UUID | None
+                     ) -> workdays.WorkingCalendar:
+    """The calendar of the authority's seat under the tenant's ``[holidays]`` (the state's; a place's where the
+    state differs inside, found by the authority's AGS)."""
+    authority = session.get(Authority, authority_org_id) if authority_org_id is not None else None
+    return workdays.calendar_for(tenant_holidays(session, tenant_key),
+                                 authority.key if authority is not None else None)
+
+
+def tenant_holidays(session: Session, tenant_key: str) -> Holidays:
+    """The tenant's ``[holidays]`` rules; rules that do not validate get their state_key's calendar
+    (``workdays.holidays_of``): periods end on working days all the same."""
+    try:
+        return tenant_context(session, tenant_key)[0].holidays
+    except UnprocessableEntity:
+        return workdays.holidays_of(session.get(Tenant, tenant_key).rules)
+
+
+def set_completeness(case: Case, due: deadlines.Due) -> None:
+    case.completeness_due_statutory, case.completeness_due = due.statutory, due.end
+    case.due_moves = {**(case.due_moves or {}), "completeness": due.as_json()}
+
+
+def set_decision(case: Case, due: deadlines.Due | None) -> None:
+    """The decision period ends with ``due`` (None: the clock is stopped); ``deadline_at`` is 24:00 of its end."""
+    moves = {k: v for k, v in (case.due_moves or {}).items() if k != "decision"}
+    if due is None:
+        case.decision_due = case.decision_due_statutory = case.deadline_at = None
+    else:
+        case.decision_due_statutory, case.decision_due = due.statutory, due.end
+        case.deadline_at = deadlines.period_end(due.end)
+        moves["decision"] = due.as_json()
+    case.due_moves = moves
+
+
+def due_of(case: Case, kind: str) -> deadlines.Due | None:
+    """The end of the case's completeness (``kind`` "completeness") or decision period with why it was moved; cases
+    closed before the periods were moved (migration 0014) have no explanation: statutory day = end."""
+    end = case.completeness_due if kind == "completeness" else case.decision_due
+    if end is None:
+        return None
+    stored = (case.due_moves or {}).get(kind)
+    if stored and stored.get("end") == end.isoformat():
+        return deadlines.Due.from_json(stored)
+    statutory = case.completeness_due_statutory if kind == "completeness" else case.decision_due_statutory
+    return deadlines.Due(statutory or end, end)
+
+
+def start_clock(session: Session, case: Case, at: datetime) -> None:
     """Receipt at ``at``: completeness month and decision period start (the application counts as complete as of
-    its receipt unless the authority reports it incomplete within the month)."""
+    its receipt unless the authority reports it incomplete within the month). Both end on a working day of the
+    authority's seat (§ 193 BGB)."""
+    cal = working_calendar(session, case.tenant_key, case.authority_org_id)
     case.received_at = at
-    case.completeness_due = deadlines.completeness_due(at)
+    set_completeness(case, deadlines.completeness(at, cal))
     case.completeness_confirmed_at = None
     case.complete_at = at
-    case.decision_due = deadlines.decision_due(at)
-    case.deadline_at = deadlines.period_end(case.decision_due)
+    set_decision(case, deadlines.decision(at, cal))
     case.extension = None
 
 
@@ -341,6 +393,6 @@ def new_case(session: Session, app: Application, authority_org_id: uuid.UUID, pa
                 applicant_org_id=app.applicant_org_id, status=CaseStatus.received.value, application_version=version,
                 part=part, information_requests=[],
                 forwarded_from_case_id=forwarded_from, created_at=at, updated_at=at)
-    start_clock(case, at)
+    start_clock(session, case, at)
     session.add(case)
     return case

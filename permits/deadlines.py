@@ -13,22 +13,32 @@ procedure):
   month -> 28 February (29 February in a leap year); 30 November + 3 months -> 28 February.
 * An extension is computed from the end of the previous period (§ 190): a decision period ending on 28 February,
   extended by one month, ends on 28 March (not on the 30th or 31st).
-* The "deadline" we store and show is that last day (a date). The period expires at 24:00 local time on it, which is
-  the instant 00:00 of the following day in Europe/Berlin (``period_end``). A deemed approval takes effect with that
-  expiry and is recorded as taking effect on the deadline day.
-* Saturdays, Sundays and public holidays do not move the end of a period here. § 193 BGB / § 31 (3) VwVfG can
-  shift a period that ends on such a day to the next working day; whether that applies to the Zustimmungsfiktion is
-  not settled and holidays differ per state. Not shifting means a deemed approval may be issued up to a few days
-  earlier than a court applying § 193 would hold; authorities see the unshifted deadline in their inbox and so decide
-  in time. This is a deliberate choice, to be revisited with per-state holiday calendars.
+* The "deadline" we store and show is the day the period ends (a date, after the move below). The period expires at
+  24:00 local time on it, which is the instant 00:00 of the following day in Europe/Berlin (``period_end``). A deemed
+  approval takes effect with that expiry and is recorded as taking effect on the deadline day.
+* A period whose last day is a Saturday, a Sunday or a public holiday at the authority's seat ends with the expiry
+  of the next working day (§ 193 BGB, § 31 (3) sentence 1 VwVfG). The issue whether § 193 applies to the
+  Zustimmungsfiktion of § 127 (3) TKG is not settled; we take the conservative reading, under which no deemed
+  approval arises before a court would hold it to. It applies to the completeness month, the decision period and
+  its extension; the deemed approval takes effect at the end of the moved period. Which days are holidays:
+  ``permits.workdays`` (per state and, where a state differs inside, per place; the tenant's ``[holidays]``).
+* Both days are kept: the statutory last day (``statutory``, by §§ 187, 188 BGB alone) and the end of the period
+  (``end``, moved where it had to be), with the days skipped and why (``Due``).
+* The extension of § 150 runs from the end of the period it extends as moved by § 193 (as the BGH holds for
+  extended procedural periods, BGHZ 21, 43; the later, conservative end): decision period ending on Saturday
+  30 January 2027, moved to Monday 1 February, extended by one month → 1 March (and moved again if that is no
+  working day).
 """
 
 from __future__ import annotations
 
 import calendar
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
 
 from breitband.dates import BERLIN, as_aware, iso, parse_instant  # noqa: F401 - callers still use dates.iso
+from permits.workdays import WEEKDAYS_DE, WorkingCalendar
 
 COMPLETENESS_MONTHS = 1   # § 127 (3) sentence 2: report incompleteness within one month
 DECISION_MONTHS = 3       # § 127 (3) sentence 1: deemed granted three months after the complete application
@@ -54,18 +64,99 @@ def period_end(last_day: date) -> datetime:
     return datetime.combine(last_day + timedelta(days=1), time(0, 0), tzinfo=BERLIN).astimezone(timezone.utc)
 
 
+MAX_MOVE_DAYS = 14     # no calendar has so many days off in a row; a longer run means broken holiday data
+
+
+@dataclass(frozen=True)
+class Due:
+    """The end of one period: ``statutory`` its last day by §§ 187, 188 BGB, ``end`` the day it really ends on
+    (the next working day where ``statutory`` is none, § 193 BGB), ``skipped`` the days passed over, each with why
+    ("Samstag", "Fronleichnam")."""
+    statutory: date
+    end: date
+    skipped: tuple[tuple[date, tuple[str, ...]], ...] = ()
+
+    @property
+    def moved_days(self) -> int:
+        return (self.end - self.statutory).days
+
+    def reason(self) -> str | None:
+        """German, for people: "der 27.05.2027 ist Fronleichnam"; None if the period was not moved."""
+        if not self.skipped:
+            return None
+        return ", ".join(f"der {de_date(day)} ist {_what(why)}" for day, why in self.skipped)
+
+    def label(self) -> str:
+        """"Freitag, 28.05.2027 — der 27.05.2027 ist Fronleichnam" (or the day alone where nothing moved)."""
+        reason = self.reason()
+        return f"{de_day(self.end)} — {reason}" if reason else de_day(self.end)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"statutory": self.statutory.isoformat(), "end": self.end.isoformat(), "moved_days": self.moved_days,
+                "reason": self.reason(),
+                "skipped": [{"date": d.isoformat(), "why": list(why)} for d, why in self.skipped]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Due":
+        return cls(date.fromisoformat(data["statutory"]), date.fromisoformat(data["end"]),
+                   tuple((date.fromisoformat(s["date"]), tuple(s["why"])) for s in data.get("skipped") or []))
+
+
+def de_date(day: date) -> str:
+    return day.strftime("%d.%m.%Y")
+
+
+def de_day(day: date) -> str:
+    """"Freitag, 28.05.2027"."""
+    return f"{WEEKDAYS_DE[day.weekday()]}, {de_date(day)}"
+
+
+def _what(why: tuple[str, ...]) -> str:
+    weekend = [w for w in why if w in ("Samstag", "Sonntag")]
+    rest = [w for w in why if w not in weekend]
+    return " und ".join([f"ein {w}" for w in weekend] + rest)
+
+
+def working_end(last_day: date, cal: WorkingCalendar) -> Due:
+    """The period whose statutory last day is ``last_day`` ends on the first working day from it on (§ 193 BGB)."""
+    day, skipped = last_day, []
+    while why := cal.why_off(day):
+        skipped.append((day, tuple(why)))
+        day += timedelta(days=1)
+        if len(skipped) > MAX_MOVE_DAYS:
+            raise ValueError(f"more than {MAX_MOVE_DAYS} days off in a row from {last_day} in {cal.describe()}")
+    return Due(last_day, day, tuple(skipped))
+
+
+def completeness(received_at: datetime, cal: WorkingCalendar) -> Due:
+    """The completeness month of § 127 (3) sentence 2 TKG, from the receipt, ending on a working day."""
+    return working_end(completeness_due(received_at), cal)
+
+
+def decision(complete_at: datetime, cal: WorkingCalendar) -> Due:
+    """The decision period of § 127 (3) sentence 1 TKG, from the complete receipt, ending on a working day."""
+    return working_end(decision_due(complete_at), cal)
+
+
+def extension(previous_end: date, cal: WorkingCalendar) -> Due:
+    """The one extension of § 150 TKG: one month from the end of the period as moved (§ 190, § 193 BGB)."""
+    return working_end(extended(previous_end), cal)
+
+
 def completeness_due(received_at: datetime) -> date:
-    """Last day on which the authority can report the application incomplete and so stop the clock."""
+    """Statutory last day on which the authority can report the application incomplete and so stop the clock (not
+    moved off a weekend or holiday: ``completeness`` does that)."""
     return add_months(local_date(received_at), COMPLETENESS_MONTHS)
 
 
 def decision_due(complete_at: datetime) -> date:
-    """Last day of the decision period, counted from the complete receipt."""
+    """Statutory last day of the decision period, counted from the complete receipt (``decision`` moves it)."""
     return add_months(local_date(complete_at), DECISION_MONTHS)
 
 
 def extended(due: date) -> date:
-    """The decision deadline after the one extension of § 150 (counted from the end of the old period, § 190)."""
+    """Statutory last day after the one extension of § 150, counted from ``due``, the end of the old period (§ 190);
+    ``extension`` moves it."""
     return add_months(due, EXTENSION_MONTHS)
 
 

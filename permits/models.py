@@ -194,7 +194,10 @@ class Case(Base):
     the authority requested information within the completeness month, which stops the clock (NULL) until the
     supplement arrives. ``decision_due`` is the last day of the decision period and ``deadline_at`` the instant it
     expires (24:00 Europe/Berlin on that day); the deadline sweep turns open cases past ``deadline_at`` into
-    ``deemed_granted``.
+    ``deemed_granted``. ``completeness_due`` and ``decision_due`` are the days the periods end on, moved off
+    Saturdays, Sundays and public holidays (§ 193 BGB, permits/deadlines.py); ``*_due_statutory`` keep the last days
+    by §§ 187, 188 BGB alone and ``due_moves`` the explanation of each move ({"completeness": Due, "decision": Due}
+    as ``deadlines.Due.as_json``). Cases closed before migration 0014 keep their unmoved deadlines.
     """
 
     __tablename__ = "cases"
@@ -215,9 +218,12 @@ class Case(Base):
     area_pieces: Mapped[int] = mapped_column(Integer, Computed(_PIECES.format(kind=_PIECE_KINDS["area"])))
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     completeness_due: Mapped[date] = mapped_column(Date)
+    completeness_due_statutory: Mapped[date] = mapped_column(Date)
     complete_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     completeness_confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     decision_due: Mapped[date | None] = mapped_column(Date)
+    decision_due_statutory: Mapped[date | None] = mapped_column(Date)
+    due_moves: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     deadline_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     extension: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     information_requests: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)

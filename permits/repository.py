@@ -349,6 +349,8 @@ WITH due AS (
         decision = jsonb_build_object(
             'outcome', 'deemed_granted', 'legal_basis', CAST(:legal_basis AS text),
             'effective_on', to_char(c.decision_due, 'YYYY-MM-DD'), 'effective_at', {_ISO.format(t="c.deadline_at")},
+            'decision_due_statutory', to_char(coalesce(c.decision_due_statutory, c.decision_due), 'YYYY-MM-DD'),
+            'moved', c.due_moves #>> '{{decision,reason}}',
             'complete_at', {_ISO.format(t="c.complete_at")}, 'extended', {_EXTENDED},
             'issued_at', CAST(:issued_at AS text), 'conditions', '[]'::jsonb, 'additional_conditions', '[]'::jsonb,
             'reasons', '[]'::jsonb, 'explanation', NULL),

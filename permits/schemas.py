@@ -271,6 +271,54 @@ class ApplicationPage(Page):
     items: list[ApplicationListItem]
 
 
+class SkippedDay(BaseModel):
+    date: date
+    why: list[str] = Field(description="Why it is no working day, in German: 'Samstag', 'Sonntag', holiday names")
+
+
+class DueOut(BaseModel):
+    """The end of a statutory period (§§ 187, 188, 193 BGB; permits/deadlines.py)."""
+    statutory: date = Field(description="The last day by §§ 187, 188 BGB alone")
+    end: date = Field(description="The day the period ends on: the next working day where the statutory one is a "
+                                  "Saturday, Sunday or public holiday at the authority's seat (§ 193 BGB)")
+    moved_days: int
+    reason: str | None = Field(description="Why it was moved, German ('der 27.05.2027 ist Fronleichnam'); null if not")
+    label: str | None = Field(None, description="'Freitag, 28.05.2027 — der 27.05.2027 ist Fronleichnam'")
+    skipped: list[SkippedDay]
+
+
+class CalculatedDue(DueOut):
+    expires_at: datetime = Field(description="24:00 Europe/Berlin on the end, as a UTC instant")
+
+
+class CalendarOut(BaseModel):
+    state: str | None = Field(description="The state's code (null: the nationwide holidays only)")
+    subdivision: str | None = Field(description="The holidays package's subdivision used (a state, or a place "
+                                                "like Augsburg)")
+    categories: list[str]
+    place: str | None = Field(description="The AGS prefix of the tenant's place entry that applied, if any")
+    local_days: int = Field(description="Days off the tenant's rules add")
+
+
+class DeadlinesOut(BaseModel):
+    """GET /api/v1/deadlines: the period ends for a receipt on the tenant's working calendar."""
+    tenant: str
+    calendar: CalendarOut
+    received_on: date
+    complete_on: date
+    completeness: CalculatedDue
+    decision: CalculatedDue
+    extended: CalculatedDue = Field(description="The decision period after the one extension of § 150 TKG")
+    applies_extension: bool
+    deemed_approval_at: datetime = Field(description="When the consent is deemed granted if nobody decides: the end "
+                                                     "of the decision period (extended, where asked for)")
+
+
+class CaseDeadlines(BaseModel):
+    completeness: DueOut | None
+    decision: DueOut | None = Field(description="Null while the clock is stopped")
+
+
 class CaseOut(BaseModel):
     id: uuid.UUID
     tenant_key: str
@@ -285,7 +333,11 @@ class CaseOut(BaseModel):
     completeness_confirmed_at: datetime | None
     complete_at: datetime | None = Field(description="Complete receipt; null while the clock is stopped")
     clock_running: bool
-    decision_due: date | None
+    decision_due: date | None = Field(description="The day the decision period ends on (moved off weekends and "
+                                                  "holidays, § 193 BGB)")
+    completeness_due_statutory: date = Field(description="Statutory last day of the completeness month, unmoved")
+    decision_due_statutory: date | None = Field(description="Statutory last day of the decision period, unmoved")
+    deadlines: CaseDeadlines = Field(description="Both periods' ends with the reason for every move")
     deadline_at: datetime | None = Field(description="The instant the decision period expires (24:00 Berlin)")
     days_left: int | None
     overdue: bool
@@ -312,7 +364,13 @@ class CaseListItem(BaseModel):
     received_at: datetime
     complete_at: datetime | None
     completeness_due: date
+    completeness_due_statutory: date
+    completeness_due_moved: str | None = Field(description="Why the completeness month ends later than its statutory "
+                                                           "last day (German); null if it does not")
     decision_due: date | None
+    decision_due_statutory: date | None
+    decision_due_moved: str | None = Field(description="Why the decision period ends later than its statutory last "
+                                                       "day (German): 'der 27.05.2027 ist Fronleichnam'")
     days_left: int | None
     overdue: bool
     length_m: float | None

@@ -33,6 +33,10 @@ def days_left(case: Case, now: datetime) -> int | None:
     return deadlines.days_left(case.decision_due, now)
 
 
+def due_out(due: deadlines.Due | None) -> dict[str, Any] | None:
+    return {**due.as_json(), "label": due.label()} if due is not None else None
+
+
 def overdue(case: Case, now: datetime) -> bool:
     return case.status in core.OPEN and case.deadline_at is not None and case.deadline_at <= now
 
@@ -116,6 +120,10 @@ def case_out(session: Session, principal: Principal, case: Case, now: datetime,
         "received_at": iso(case.received_at), "completeness_due": iso(case.completeness_due),
         "completeness_confirmed_at": iso(case.completeness_confirmed_at), "complete_at": iso(case.complete_at),
         "clock_running": case.complete_at is not None, "decision_due": iso(case.decision_due),
+        "completeness_due_statutory": iso(case.completeness_due_statutory),
+        "decision_due_statutory": iso(case.decision_due_statutory),
+        "deadlines": {"completeness": due_out(core.due_of(case, "completeness")),
+                      "decision": due_out(core.due_of(case, "decision"))},
         "deadline_at": iso(case.deadline_at), "days_left": days_left(case, now), "overdue": overdue(case, now),
         "extension": case.extension, "information_requests": case.information_requests or [],
         "decision": case.decision, "decided_at": iso(case.decided_at), "effective_on": iso(case.effective_on),
@@ -129,12 +137,20 @@ def case_out(session: Session, principal: Principal, case: Case, now: datetime,
 def case_items(session: Session, rows: list[tuple[Case, Application]], now: datetime) -> list[dict[str, Any]]:
     orgs = repository.organisations(session, [c.authority_org_id for c, _ in rows]
                                     + [a.applicant_org_id for _, a in rows])
+    def reason(c: Case, kind: str) -> str | None:
+        due = core.due_of(c, kind)
+        return due.reason() if due is not None else None
+
     return [{"id": str(c.id), "application_id": str(a.id), "reference": a.reference, "project_name": a.project_name,
              "applicant": _org(orgs, a.applicant_org_id), "authority": _org(orgs, c.authority_org_id),
              "status": c.status, "received_at": iso(c.received_at),
              "complete_at": iso(c.complete_at) if c.complete_at else None,
              "completeness_due": iso(c.completeness_due),
+             "completeness_due_statutory": iso(c.completeness_due_statutory),
+             "completeness_due_moved": reason(c, "completeness"),
              "decision_due": iso(c.decision_due) if c.decision_due else None,
+             "decision_due_statutory": iso(c.decision_due_statutory),
+             "decision_due_moved": reason(c, "decision"),
              "days_left": days_left(c, now), "overdue": overdue(c, now), "length_m": (c.part or {}).get("length_m")}
             for c, a in rows]
 

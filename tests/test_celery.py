@@ -66,3 +66,35 @@ def test_the_worker_imports_every_task_module():
         "permits.deadline_reminders", "permits.document_generate", "permits.documents_for_event",
         "permits.documents_sweep", "permits.pipeline_kick", "permits.pipeline_resume", "permits.pipeline_start",
         "permits.pipeline_step", "permits.sweep_deadlines"}
+
+
+@pytest.mark.worker
+def test_request_id_and_timings_travel_with_the_task(worker):
+    """The request id of the sender becomes the task's (its log lines carry it); the worker records the task's
+    queue wait and run time (breitband/metrics.py)."""
+    import time
+
+    from celery.signals import task_prerun
+
+    from breitband import metrics
+    from breitband.logging import request_id_var
+    from breitband.tasks import worker_health
+
+    seen: list[str | None] = []
+
+    def record(**_):
+        seen.append(request_id_var.get())
+
+    task_prerun.connect(record, weak=False)       # after ours, which set the task's request id
+    token = request_id_var.set("req-metrics-test-1")
+    try:
+        worker_health.delay().get(timeout=20)
+    finally:
+        request_id_var.reset(token)
+        task_prerun.disconnect(record)
+    assert seen == ["req-metrics-test-1"]
+    assert metrics.TASK_WAIT.labels("breitband.worker_health")._sum.get() > 0
+    deadline = time.monotonic() + 10              # the run time is recorded after the result is stored
+    while metrics.TASK_DURATION.labels("breitband.worker_health", "success")._sum.get() == 0:
+        assert time.monotonic() < deadline, "no task run time recorded"
+        time.sleep(0.05)

@@ -204,7 +204,7 @@ def _restart(session: Session, app: Application, case: Case, now: datetime, vers
     case.information_requests = requests
     case.status = CaseStatus.received.value
     case.application_version = version
-    core.start_clock(case, now)
+    core.start_clock(session, case, now)
     case.updated_at = now
     core.event(session, "case.restarted", app, now, case, reason=reason, status_before=before, version=version,
                completeness_due=case.completeness_due, decision_due=case.decision_due)

@@ -48,6 +48,8 @@ def issue(session: Session, app: Application, case: Case, now: datetime) -> dict
     case.decision = {
         "outcome": CaseStatus.deemed_granted.value, "legal_basis": LEGAL_BASIS,
         "effective_on": iso(case.decision_due), "effective_at": iso(case.deadline_at),
+        "decision_due_statutory": iso(case.decision_due_statutory or case.decision_due),
+        "moved": ((case.due_moves or {}).get("decision") or {}).get("reason"),
         "complete_at": iso(case.complete_at) if case.complete_at else None,
         "extended": case.extension is not None, "issued_at": iso(now),
         "conditions": [], "additional_conditions": [], "reasons": [], "explanation": None,

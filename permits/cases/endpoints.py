@@ -21,8 +21,9 @@ from breitband.db import get_read_session, write_session
 from breitband.errors import UnprocessableEntity
 from breitband.identity import Principal
 from breitband.openapi import honours_idempotency_key, requires_if_match
+from geo.models import Authority
 from permits import repository, views
-from permits.cases import catalogue, review
+from permits.cases import calculator, catalogue, review
 from permits.http import ANYONE, AUTHORITY, JSON_LIST_RESPONSES, etag_json, expected_versions, json_list, run
 from permits.models import Case, CaseStatus, CatalogueKind
 from permits.schemas import (
@@ -31,6 +32,7 @@ from permits.schemas import (
     CasePage,
     CatalogueEntryOut,
     ConfirmCompleteIn,
+    DeadlinesOut,
     DecisionIn,
     ExtendDeadlineIn,
     ForwardIn,
@@ -134,6 +136,26 @@ def day_filter(text: str | None, field: str) -> date | None:
         raise UnprocessableEntity(f"{field}: {text!r} is not a day between 2000-01-01 and 2999-12-31 (YYYY-MM-DD)",
                                   type="validation-error", field=field)
     return day
+
+
+@router.get("/deadlines", response_model=DeadlinesOut,
+            summary="Deadline calculator: completeness, decision and extended due for a receipt (any role)")
+def deadlines_calculator(
+        received: str = Query(..., description="Receipt of the application: YYYY-MM-DD (that day in Europe/Berlin) "
+                              "or an ISO 8601 date-time", examples=["2027-02-27"]),
+        complete: str | None = Query(None, description="Complete receipt (after a supplement), same format; "
+                                     "default: the receipt"),
+        extended: bool = Query(False, description="Count the deemed approval from the extended decision period"),
+        place: str | None = Query(None, description="AGS of the authority's seat where the tenant's calendar "
+                                  "differs inside the state (e.g. 09761000 Augsburg); default: the caller's own "
+                                  "authority, else the state"),
+        principal: Principal = Depends(ANYONE), session: Session = Depends(get_read_session)) -> dict[str, Any]:
+    """The tenant is the caller's. Every end is moved off Saturdays, Sundays and public holidays (§ 193 BGB,
+    § 31 (3) VwVfG) with the reason; bad dates → 422 problem+json naming the parameter."""
+    if place is None and repository.is_authority(principal) and principal.organisation_id is not None:
+        own = session.get(Authority, principal.organisation_id)
+        place = own.key if own is not None and own.key else None
+    return calculator.compute(session, principal.tenant_key, received, complete, extended, place)
 
 
 @router.get("/cases", response_model=CasePage,

@@ -102,7 +102,8 @@ def request_information(session: Session, principal: Principal, case_id: uuid.UU
         case.information_requests = [*copy.deepcopy(case.information_requests), request]
         case.status = CaseStatus.incomplete.value
         if within:   # reported incomplete in time: the decision period has not started
-            case.complete_at = case.decision_due = case.deadline_at = None
+            case.complete_at = None
+            core.set_decision(case, None)
             case.extension = None
         core.event(session, "case.information_requested", app, now, case, request_id=request["id"],
                    stops_clock=within, message=data.message, items=data.items)
@@ -231,10 +232,11 @@ def extend_deadline(session: Session, principal: Principal, case_id: uuid.UUID, 
                     expected: set[int] | None, now: datetime) -> Case:
     def change(app: Application, case: Case, cases: list[Case]) -> dict[str, Any]:
         previous = case.decision_due
-        case.decision_due = deadlines.extended(previous)
-        case.deadline_at = deadlines.period_end(case.decision_due)
+        due = deadlines.extension(previous, core.working_calendar(session, case.tenant_key, case.authority_org_id))
+        core.set_decision(case, due)
         case.extension = {"reason": data.reason, "at": iso(now), "by": principal.name,
-                          "previous_due": iso(previous), "decision_due": iso(case.decision_due)}
+                          "previous_due": iso(previous), "decision_due": iso(case.decision_due),
+                          "decision_due_statutory": iso(due.statutory), "moved": due.reason()}
         core.event(session, "case.deadline_extended", app, now, case, previous_due=previous,
                    decision_due=case.decision_due, reason=data.reason)
         return {"previous_due": previous, "decision_due": case.decision_due, "reason": data.reason}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from breitband import metrics
 from breitband.celery import celery_app
 from breitband.dates import parse_instant
 from breitband.db import get_database
@@ -19,4 +20,6 @@ def sweep_deadlines(now: str | None = None, tenant_key: str | None = None) -> di
     batch is its own short transaction, which the sweep opens itself: no transaction is held across anything but
     the database."""
     when = parse_instant(now) if now else None
-    return deemed.sweep(get_database(), when, tenant_key=tenant_key)
+    result = deemed.sweep(get_database(), when, tenant_key=tenant_key)
+    metrics.record_sweep(result["deemed_granted"])
+    return result

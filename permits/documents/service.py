@@ -166,6 +166,7 @@ def gather(session: Session, doc: DecisionDocument, key_source: str = KeySource.
                  "decided_on": case.decided_at,
                  "effective_on": case.effective_on.isoformat() if case.effective_on else None,
                  "decision_due": case.decision_due.isoformat() if case.decision_due else None,
+                 "decision_deadline": _deadline(case),
                  "length_m": part.get("length_m"),
                  "pieces": [{"road_ref": p.get("road_ref"), "road_name": p.get("road_name"),
                              "road_class": p.get("road_class"), "length_m": p.get("length_m"),
@@ -190,6 +191,16 @@ def gather(session: Session, doc: DecisionDocument, key_source: str = KeySource.
         "attribution": render.ATTRIBUTION,
         "generated_at": render.local(clock.now()),
     }
+
+
+def _deadline(case: Case) -> dict[str, Any] | None:
+    """The end of the decision period as the document states it: the statutory last day, the day it ended on, and
+    why it was moved (§ 31 (3) VwVfG, § 193 BGB)."""
+    due = core.due_of(case, "decision")
+    if due is None:
+        return None
+    return {"statutory": due.statutory.isoformat(), "end": due.end.isoformat(), "reason": due.reason(),
+            "moved": due.moved_days > 0, "extended": case.extension is not None}
 
 
 def _sections(content: dict[str, Any]) -> list[dict[str, Any]]:

@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from breitband.identity import Principal
-from breitband.models import Role
+from breitband.models import Organisation, Role
 from geo.tiles import (
     BUFFER,
     EXTENT,
@@ -66,14 +66,21 @@ APPLICATION_PROPS = (
     ("id", "String", "application id (own only)"),
     ("reference", "String", "reference number, e.g. HE-2026-000123 (own only)"),
     ("project_name", "String", "project name (own only)"),
+    ("operator", "String", "the applicant organisation's name (own only)"),
     ("case_id", "String", "the caller's case (authorities)"),
     ("case_status", "String", "state of the caller's case: received, incomplete, in_review, granted, ..."),
     ("decision_due", "String", "last day of the caller's decision period (ISO date)"),
     ("part", "String", "which part of the route: line (trenches), point (pits, cabinets), area"),
 )
-APPLICATION_COLOURS = {"received": "#6a3d9a", "incomplete": "#e31a8c", "in_review": "#1f78b4",
-                       "granted": "#33a02c", "partially_granted": "#b2df8a", "deemed_granted": "#33a02c",
-                       "refused": "#e31a1c", "forwarded": "#999999", "withdrawn": "#bbbbbb"}
+# The core colour of a route by the state of the caller's case (else the application's status). None of these hues is
+# a road class's (blue, red, orange, green, grey: geo/style.py ROAD_COLOURS), and every route has a dark casing that
+# no road has, so a route is never taken for a road (issue 16).
+APPLICATION_COLOURS = {"received": "#8e44ad", "incomplete": "#f1c40f", "in_review": "#00a3a3",
+                       "granted": "#ffffff", "partially_granted": "#d9c8e6", "deemed_granted": "#ffffff",
+                       "refused": "#7b4a2e", "forwarded": "#9e9e9e", "withdrawn": "#bdbdbd"}
+ROUTE_CASING = "#1b1b1b"
+OWN_HALO = "#c9a3e6"        # the viewer's own routes: a soft violet glow under the casing
+OTHER_ROUTE = "#8a8a8a"     # another's application (greyed, dashed, thin; no casing)
 
 
 @dataclass(frozen=True)
@@ -118,25 +125,33 @@ class ApplicationsLayer:
                     etag=etag_of("app", TILES_VERSION, principal.user_id, hashlib.sha256(data).hexdigest()))
 
     def style_layers(self) -> list[dict[str, Any]]:
-        """Areas, lines and points of the routes, coloured by the state of the caller's case (else the application's
-        status); another's application grey, the caller's own drawn wider and on top."""
+        """Routes as cased lines (dark casing, core coloured by the state of the caller's case, else the application's
+        status), areas and points in the same colours; the caller's own with a violet halo and on top; another's
+        application thin, grey and dashed, without casing."""
         state = ["coalesce", ["get", "case_status"], ["get", "status"]]
-        colour = ["case", ["!=", ["get", "own"], True], "#b0b0b0",
-                  ["match", state, *[v for k, c in APPLICATION_COLOURS.items() for v in (k, c)], "#6a3d9a"]]
+        core = ["match", state, *[v for k, c in APPLICATION_COLOURS.items() for v in (k, c)],
+                APPLICATION_COLOURS["received"]]
+        own = ["==", ["get", "own"], True]
+        src = {"source": self.name, "source-layer": self.name}
+        line = ["==", ["get", "part"], "line"]
+        round_ = {"line-cap": "round", "line-join": "round"}
         return [
-            {"id": "applications-area", "type": "fill", "source": self.name, "source-layer": self.name,
-             "filter": ["==", ["get", "part"], "area"], "paint": {"fill-color": colour, "fill-opacity": 0.35}},
-            {"id": "applications-line", "type": "line", "source": self.name, "source-layer": self.name,
-             "filter": ["==", ["get", "part"], "line"],
-             "layout": {"line-cap": "round", "line-join": "round",
-                        "line-sort-key": ["case", ["==", ["get", "own"], True], 1, 0]},
-             "paint": {"line-color": colour, "line-width": ["case", ["==", ["get", "own"], True], 4, 2]}},
-            {"id": "applications-point", "type": "circle", "source": self.name, "source-layer": self.name,
-             "filter": ["==", ["get", "part"], "point"],
-             "paint": {"circle-color": colour, "circle-radius": 4, "circle-stroke-color": "#ffffff",
-                       "circle-stroke-width": 1}},
+            {"id": "applications-area", "type": "fill", **src, "filter": ["==", ["get", "part"], "area"],
+             "paint": {"fill-color": ["case", own, core, OTHER_ROUTE], "fill-opacity": 0.35,
+                       "fill-outline-color": ROUTE_CASING}},
+            {"id": "applications-other", "type": "line", **src, "filter": ["all", line, ["!", own]],
+             "layout": round_,
+             "paint": {"line-color": OTHER_ROUTE, "line-width": 2, "line-dasharray": [1.5, 1.5]}},
+            {"id": "applications-halo", "type": "line", **src, "filter": ["all", line, own], "layout": round_,
+             "paint": {"line-color": OWN_HALO, "line-width": 16, "line-blur": 5, "line-opacity": 0.9}},
+            {"id": "applications-casing", "type": "line", **src, "filter": ["all", line, own], "layout": round_,
+             "paint": {"line-color": ROUTE_CASING, "line-width": 7}},
+            {"id": "applications-line", "type": "line", **src, "filter": ["all", line, own], "layout": round_,
+             "paint": {"line-color": core, "line-width": 3.5}},
+            {"id": "applications-point", "type": "circle", **src, "filter": ["==", ["get", "part"], "point"],
+             "paint": {"circle-color": ["case", own, core, OTHER_ROUTE], "circle-radius": 5,
+                       "circle-stroke-color": ROUTE_CASING, "circle-stroke-width": 2}},
         ]
-
 
 def applications_statement(principal: Principal) -> Select:
     """One statement per caller (the scope is the caller's): SELECT n, features, mvt for the tile in the bind
@@ -153,9 +168,11 @@ def applications_statement(principal: Principal) -> Select:
     my_case = own_case(principal)
     with_case = principal.role in (Role.authority_reviewer, Role.authority_admin)
     order = func.row_number().over(order_by=(is_own.desc(), Application.created_at.desc(), Application.id))
+    operator = (select(Organisation.name).where(Organisation.id == Application.applicant_org_id)
+                .correlate(Application).scalar_subquery())
     cand = (select(order.label("_order"), Application.id, is_own.label("own"), Application.status,
                    Application.reference,
-                   Application.project_name, Application.route_geom,
+                   Application.project_name, operator.label("operator"), Application.route_geom,
                    *( [my_case.c.id.label("case_id"), my_case.c.status.label("case_status"),
                        my_case.c.decision_due] if with_case else []))
             .select_from(a)
@@ -198,7 +215,7 @@ def applications_statement(principal: Principal) -> Select:
     c = parts.c
     cols = [own.label("own"), c.status.label("status"),
             if_own(cast(c.id, String)).label("id"), if_own(c.reference).label("reference"),
-            if_own(c.project_name).label("project_name")]
+            if_own(c.project_name).label("project_name"), if_own(c.operator).label("operator")]
     if with_case:
         cols += [cast(c.case_id, String).label("case_id"), c.case_status.label("case_status"),
                  cast(c.decision_due, String).label("decision_due")]

@@ -61,5 +61,6 @@ def test_every_served_style_is_valid(client, he, tmp_path):
         checked[name] = sorted(style["sources"])
         errors = validate(style, tmp_path, name.replace(" ", "-").replace("'", ""))
         assert errors == [], (name, errors)
-    assert checked["public"] == ["boundaries", "roads"]
-    assert checked["operator"] == checked["authority"] == ["applications", "boundaries", "roads"]
+    base = ["admin_labels", "basemap_areas", "basemap_lines", "basemap_points", "boundaries", "roads"]
+    assert checked["public"] == base
+    assert checked["operator"] == checked["authority"] == sorted(["applications", *base])

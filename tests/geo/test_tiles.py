@@ -331,7 +331,8 @@ def test_layer_registry_keeps_one_entry_per_layer_in_the_order_of_registration(c
     """geo registers its public layers, the app factory permits' applications layer; the factory runs once per
     app (several times in the tests), and registering a registered layer again changes nothing."""
     before = list(tiles.LAYERS.items())
-    assert [name for name, _ in before] == ["roads", "boundaries", "applications"]
+    assert [name for name, _ in before] == ["roads", "boundaries", "admin_labels", "basemap_areas", "basemap_lines",
+                                            "basemap_points", "applications"]
     tiles.register_layer(applications_tiles.LAYER)
     tiles.register_layer(tiles.ROADS)
     assert list(tiles.LAYERS.items()) == before
@@ -387,18 +388,29 @@ def _strings(value):
             yield from _strings(v)
 
 
-def test_style_uses_only_our_own_urls_and_they_serve_tiles(client, settings, kreuz):
+def test_style_uses_only_our_own_urls_and_they_serve_tiles(client, settings, kreuz, he_basemap):
     resp = client.get("/styles/breitband.json", params={"tenant": "he"})
     assert resp.status_code == 200
     assert resp.headers["cache-control"] == "public, max-age=300"
     style = resp.json()
     assert style["version"] == 8
-    assert "glyphs" not in style and "sprite" not in style
-    assert not [layer for layer in style["layers"] if layer["type"] == "symbol"]
+    assert "sprite" not in style
+    # labels: glyphs from this service, in fonts it has
+    assert style["glyphs"] == f"{settings.public_base_url}/fonts/{{fontstack}}/{{range}}.pbf"
+    symbols = [layer for layer in style["layers"] if layer["type"] == "symbol"]
+    assert {layer["id"] for layer in symbols} >= {"street-name", "road-ref", "place-major", "gemeinde-name",
+                                                   "gemeinde-name-area", "housenumber"}
+    fonts = {f for layer in symbols for f in layer["layout"]["text-font"]}
+    assert fonts == {"DejaVu Sans", "DejaVu Sans Bold", "DejaVu Sans Oblique"}
+    for font in fonts:
+        glyphs = client.get(style["glyphs"].removeprefix(settings.public_base_url)
+                            .replace("{fontstack}", font).replace("{range}", "0-255"))
+        assert glyphs.status_code == 200 and glyphs.headers["content-type"] == "application/x-protobuf", font
     urls = [s for s in _strings(style) if "://" in s or s.startswith("//")]
     assert urls and all(u.startswith(settings.public_base_url + "/") for u in urls), urls
-    assert set(style["sources"]) == {"roads", "boundaries"}
-    assert {layer.get("source") for layer in style["layers"]} == {None, "roads", "boundaries"}
+    assert set(style["sources"]) == {"roads", "boundaries", "admin_labels", "basemap_areas", "basemap_lines",
+                                     "basemap_points"}
+    assert {layer.get("source") for layer in style["layers"]} == {None, *style["sources"]}
 
     # the classes are coloured as documented, private roads dashed
     roads = next(layer for layer in style["layers"] if layer["id"] == "roads-public")
@@ -406,17 +418,22 @@ def test_style_uses_only_our_own_urls_and_they_serve_tiles(client, settings, kre
     colours = dict(zip(match[2:-1:2], match[3:-1:2]))
     assert colours == {"autobahn": "#1f5fbf", "bund": "#d7301f", "land": "#f39c12", "kreis": "#2e9d3a",
                        "gemeinde": "#8c8c8c"}
+    assert style["metadata"]["breitband:road_colours"] == colours
     private = next(layer for layer in style["layers"] if layer["id"] == "roads-private")
     assert private["paint"]["line-dasharray"] and private["filter"] == ["==", ["get", "is_private"], True]
 
-    # follow the style: source → TileJSON → a tile
+    # follow the style: source → TileJSON → a tile (the Frankfurter Kreuz extract has roads, boundaries and road
+    # labels; no land use or buildings, so those tiles are empty there)
     for name, source in style["sources"].items():
         tj = client.get(source["url"].removeprefix(settings.public_base_url))
         assert tj.status_code == 200 and tj.json()["vector_layers"][0]["id"] == name
         z, x, y = tile_of(*kreuz, 12)
         template = tj.json()["tiles"][0].removeprefix(settings.public_base_url)
         t = client.get(template.replace("{z}", str(z)).replace("{x}", str(x)).replace("{y}", str(y)))
-        assert t.status_code == 200 and features(t, name)
+        if name in ("roads", "boundaries", "basemap_lines"):
+            assert t.status_code == 200 and features(t, name), name
+        else:
+            assert t.status_code in (200, 204), name
 
 
 # --- applications (per caller) ---------------------------------------------------------------------------------
@@ -502,10 +519,10 @@ def test_operator_sees_its_own_submitted_applications(client, applications_scene
     assert len(feats) == 2
     assert by_ref[s["submitted"]["reference"]] == {
         "own": True, "status": "submitted", "id": s["submitted"]["id"], "reference": s["submitted"]["reference"],
-        "project_name": "FTTH Zeppelinheim, BA 1", "part": "line"}
+        "project_name": "FTTH Zeppelinheim, BA 1", "operator": "Kachel Glasfaser GmbH", "part": "line"}
     assert by_ref[s["draft"]["reference"]] == {
         "own": True, "status": "draft", "id": s["draft"]["id"], "reference": s["draft"]["reference"],
-        "project_name": "FTTH Zeppelinheim, BA 2 (Entwurf)", "part": "line"}
+        "project_name": "FTTH Zeppelinheim, BA 2 (Entwurf)", "operator": "Kachel Glasfaser GmbH", "part": "line"}
     assert {f["geometry"]["type"] for f in feats} == {"LineString"}
     # the ETag is per content and caller: 304 on the same tile
     assert tile(client, "applications", s["zxy"], tenant=None,
@@ -532,10 +549,11 @@ def test_authority_sees_its_cases_and_others_greyed_without_personal_data(client
     mine = features(tile(client, "applications", s["zxy"], tenant=None, headers=s["autobahn"]), "applications")
     by_ref = {f["properties"]["reference"]: f["properties"] for f in mine}
     assert set(by_ref) == {s["submitted"]["reference"], s["competitor"]["reference"]}   # never the draft
-    for app, project in ((s["submitted"], "FTTH Zeppelinheim, BA 1"), (s["competitor"], "Backbone A 5 Süd")):
+    for app, project, operator in ((s["submitted"], "FTTH Zeppelinheim, BA 1", "Kachel Glasfaser GmbH"),
+                                   (s["competitor"], "Backbone A 5 Süd", "Andere Faser AG")):
         props = by_ref[app["reference"]]
         assert props == {"own": True, "status": "submitted", "id": app["id"], "reference": app["reference"],
-                         "project_name": project, "case_id": case_of(app)["id"],
+                         "project_name": project, "operator": operator, "case_id": case_of(app)["id"],
                          "case_status": "received", "decision_due": case_of(app)["decision_due"], "part": "line"}
 
     # Frankfurt has no case in these applications: it sees the routes greyed, with the status only
@@ -550,7 +568,8 @@ def test_style_with_a_token_adds_the_callers_applications(client, settings, appl
     assert style.status_code == 200
     assert style.headers["cache-control"] == "private, no-cache"
     body = style.json()
-    assert set(body["sources"]) == {"roads", "boundaries", "applications"}
+    assert set(body["sources"]) == {"roads", "boundaries", "admin_labels", "basemap_areas", "basemap_lines",
+                                    "basemap_points", "applications"}
     assert body["sources"]["applications"]["url"] == f"{settings.public_base_url}/tiles/applications.json"
     tj = client.get("/tiles/applications.json", headers=s["autobahn"]).json()
     assert tj["tiles"] == [f"{settings.public_base_url}/tiles/applications/{{z}}/{{x}}/{{y}}.mvt"]
@@ -571,7 +590,8 @@ def test_the_web_apps_session_cookie_is_a_caller_like_a_token(client, session, a
     assert style.status_code == 200, style.text
     assert (style.headers["cache-control"], style.headers["vary"]) == ("private, no-cache",
                                                                        "Authorization, Cookie, Origin")
-    assert set(style.json()["sources"]) == {"roads", "boundaries", "applications"}
+    assert set(style.json()["sources"]) == {"roads", "boundaries", "admin_labels", "basemap_areas", "basemap_lines",
+                                            "basemap_points", "applications"}
     by_cookie = features(tile(client, "applications", s["zxy"], tenant=None), "applications")
     client.cookies.clear()
     by_token = features(tile(client, "applications", s["zxy"], tenant=None, headers=s["operator"]), "applications")

@@ -37,9 +37,12 @@ def test_new_case_mail_in_german_and_english_sent_once(api, he, lines, clock, db
     assert mail.message["Message-ID"] == f"<{to_authority.id}@breitband.localhost>"
     event = session.get(Event, to_authority.event_id)
     assert mail.message["X-Breitband-Event-Id"] == str(event.id)
+    # the request that submitted the application wrote the event; its id is in the mail (and in the API's logs)
+    assert event.request_id and mail.message["X-Request-ID"] == event.request_id
     body = mail.body
     assert "für Stadt Neu-Isenburg ist ein neuer Antrag" in body
-    assert "Entscheidung bis:          15.04.2026" in body and "Vollständigkeit rügen bis: 15.02.2026" in body
+    # 15.02.2026 is a Sunday: the completeness month ends on Monday
+    assert "Entscheidung bis:          15.04.2026" in body and "Vollständigkeit rügen bis: 16.02.2026" in body
     assert body.index("Guten Tag") < body.index("Hello,")                    # German first, English second
     assert f"/#/case/{api.case_of(app, 'Stadt Neu-Isenburg')}" in body
     assert "Breitband-Servicestelle Hessen" in body                          # the tenant's own footer template

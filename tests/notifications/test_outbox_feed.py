@@ -130,3 +130,13 @@ def test_without_an_audience_provider_the_relay_fails_and_publishes_nothing(api,
     monkeypatch.undo()                                          # registered again: published as usual
     assert outbox.relay(db)["published"] >= 5
     assert [e["type"] for e in feed(client, he.operator)["items"]] == SUBMIT_EVENTS
+
+
+def test_feed_type_filter_rejects_what_is_no_event_type(client, he):
+    """A NUL byte or a 300-character type used to reach PostgreSQL and come back as a 500."""
+    for bad in ("a\x00b", "x" * 300, "case information"):
+        r = client.get("/api/v1/events", headers=he.operator.headers, params={"type": bad})
+        assert r.status_code == 422 and r.headers["content-type"] == PROBLEM, r.text
+        assert r.json().get("field") == "type" or "type" in r.json()["detail"], r.json()
+    assert client.get("/api/v1/events", headers=he.operator.headers,
+                      params={"type": "case.decided"}).status_code == 200

@@ -243,6 +243,8 @@ MATRIX: dict[tuple[str, str, str], str] = {
         "401   200   404   200   200   404   404   404   404   200   404   404   404",
     ("GET", "/api/v1/cases/{case_id}/history", ""):
         "401   200   404   200   200   404   404   404   404   200   404   404   404",
+    ("GET", "/api/v1/deadlines", ""):                       # the calculator, on the caller's tenant's calendar
+        "401   200+  200+  200+  200+  200+  200+  200+  200+  200+  200-  200-  200-",
     ("GET", "/api/v1/conditions", ""):
         "401   200+  200+  200+  200+  200+  200+  200+  200+  200+  200-  200-  200-",
     ("GET", "/api/v1/refusal-reasons", ""):
@@ -472,6 +474,7 @@ def requests_for(w: World) -> dict[tuple[str, str, str], Req]:
         ("POST", "/api/v1/cases/{case_id}/extend-deadline", ""): Req(json={"reason": "Umfangreiche Prüfung"},
                                                                      if_match=STALE),
         ("GET", "/api/v1/cases", ""): Req(marker="case_id"),
+        ("GET", "/api/v1/deadlines", ""): Req(query={"received": "2027-02-27"}, marker='"tenant":"he"'),
         ("GET", "/api/v1/conditions", ""): Req(marker='"HE-'),
         ("GET", "/api/v1/refusal-reasons", ""): Req(marker='"HE-'),
         ("GET", "/api/v1/statements", ""): Req(marker="statement_id"),

@@ -161,6 +161,26 @@ def test_deemed_approval_gets_a_certificate_too(api, he, lines, clock, client, s
     assert "§ 127 Abs. 3 Satz 1 TKG (Zustimmungsfiktion)" in text
 
 
+def test_a_deemed_approval_after_a_moved_end_says_why(api, he, lines, clock, client, session, db, task_db):
+    """The period's statutory last day, Easter Sunday 5 April 2026, and Easter Monday are no working days: the
+    consent is deemed granted at the end of Tuesday 7 April, and the certificate says so (§ 193 BGB)."""
+    clock.set("2026-01-05T10:00:00+01:00")
+    app = api.submitted(he.operator, collection(trench(lines["neu_isenburg"])))
+    case = api.case_of(app, "Stadt Neu-Isenburg")
+    assert deemed.sweep(db, clock.set("2026-04-07T23:59:59+02:00"))["deemed_granted"] == 0
+    swept = deemed.sweep(db, clock.set("2026-04-08T00:00:00+02:00"))
+    assert [(c["case_id"], c["effective_on"]) for c in swept["cases"] if c["case_id"] == case] == [
+        (case, "2026-04-07")]
+    doc = issue(db, task_db, session, case)
+    text = " ".join(pdf_text(client.get(f"/api/v1/documents/{doc.id}/pdf", headers=he.operator.headers).content)
+                    .split())
+    assert "mit Ablauf des 07.04.2026 als erteilt" in text
+    assert ("endete nach § 31 Abs. 3 VwVfG, § 193 BGB mit Ablauf des 07.04.2026, des nächsten Werktags nach ihrem "
+            "gesetzlichen letzten Tag, dem 05.04.2026 (der 05.04.2026 ist ein Sonntag, der 06.04.2026 ist "
+            "Ostermontag), ohne dass die Zustimmung versagt wurde") in text
+    assert "its statutory last day, 05.04.2026, was no working day" in text
+
+
 def test_the_sweep_finds_decided_cases_without_a_document(granted, session, db, api, he, lines, clock):
     app = api.submitted(he.operator, collection(trench(lines["neu_isenburg"])))
     case = api.case_of(app, "Stadt Neu-Isenburg")

@@ -29,10 +29,15 @@ def test_authority_inbox_order_days_left_and_filters(api, he, lines, clock):
     inbox = api.get(he.neu_isenburg, "/cases").json()
     assert [(i["id"], i["status"], i["complete_at"], i["decision_due"], i["days_left"], i["overdue"])
             for i in inbox["items"]] == [
-        (c2, "received", "2026-01-05T08:00:00Z", "2026-04-05", 75, False),
+        # 5 April 2026 is Easter Sunday, 6 April Easter Monday: c2's period ends on Tuesday 7 April (§ 193 BGB);
+        # 12 April is a Sunday
+        (c2, "received", "2026-01-05T08:00:00Z", "2026-04-07", 77, False),
         (c1, "received", "2026-01-10T08:00:00Z", "2026-04-10", 80, False),
         (c3, "incomplete", None, None, None, False),
-        (c4, "granted", "2026-01-12T08:00:00Z", "2026-04-12", None, False)]
+        (c4, "granted", "2026-01-12T08:00:00Z", "2026-04-13", None, False)]
+    assert [(i["decision_due_statutory"], i["decision_due_moved"]) for i in inbox["items"]] == [
+        ("2026-04-05", "der 05.04.2026 ist ein Sonntag, der 06.04.2026 ist Ostermontag"),
+        ("2026-04-10", None), (None, None), ("2026-04-12", "der 12.04.2026 ist ein Sonntag")]
     assert inbox["items"][0]["reference"] == "HE-2026-000002"
     assert inbox["items"][0]["project_name"] == "Projekt 2026-01-05"
     assert (inbox["items"][0]["applicant"]["name"], inbox["items"][0]["authority"]["name"]) == (
@@ -43,7 +48,8 @@ def test_authority_inbox_order_days_left_and_filters(api, he, lines, clock):
 
     assert ids(status="incomplete") == [c3]
     assert ids(status=["received", "incomplete"]) == [c2, c1, c3]
-    assert ids(due_before="2026-04-06") == [c2]
+    assert ids(due_before="2026-04-07") == [c2]           # the day the period ends on, not its statutory day
+    assert ids(due_before="2026-04-06") == []
     assert ids(bbox=bbox_of(lines["neu_isenburg_2"])) == [c3, c4]
     assert ids(application_id=a1) == [c1]
     page = api.get(he.neu_isenburg, "/cases", limit=2).json()
@@ -75,7 +81,7 @@ def test_authority_inbox_order_days_left_and_filters(api, he, lines, clock):
     bad = api.get(he.neu_isenburg, "/cases", after="not-a-cursor")
     assert (bad.status_code, bad.json()["field"]) == (422, "after")
 
-    clock.set("2026-04-06T00:00:00+02:00")             # c2's period has expired; the sweep has not run yet
+    clock.set("2026-04-08T00:00:00+02:00")             # c2's period has expired; the sweep has not run yet
     assert ids(overdue="true") == [c2]
     first = api.get(he.neu_isenburg, "/cases").json()["items"][0]
     assert (first["id"], first["days_left"], first["overdue"]) == (c2, -1, True)

@@ -56,7 +56,9 @@ def test_full_flow_four_authorities_information_supplement_decisions_and_deemed_
     kreis, mobil = cases["Landkreis Offenbach"], cases["Hessen Mobil"]
     case = api.get(he.frankfurt, f"/cases/{ffm}").json()
     assert (case["received_at"], case["completeness_due"], case["complete_at"], case["decision_due"]) == (
-        "2026-01-15T09:00:00Z", "2026-02-15", "2026-01-15T09:00:00Z", "2026-04-15")
+        "2026-01-15T09:00:00Z", "2026-02-16", "2026-01-15T09:00:00Z", "2026-04-15")   # 15 Feb 2026: a Sunday
+    assert (case["completeness_due_statutory"], case["deadlines"]["completeness"]["label"]) == (
+        "2026-02-15", "Montag, 16.02.2026 — der 15.02.2026 ist ein Sonntag")
     assert (case["deadline_at"], case["days_left"], case["overdue"]) == ("2026-04-15T22:00:00Z", 90, False)
     assert case["part"]["name"] == "Stadt Frankfurt am Main"
     assert case["allowed_commands"] == ["request-information", "confirm-complete", "decision", "forward",
@@ -176,13 +178,15 @@ def test_request_information_after_the_month_does_not_stop_the_clock(api, he, li
     timely = api.submitted(he.operator, collection(trench(lines["neu_isenburg_2"])))
     late_case, timely_case = late["cases"][0]["id"], timely["cases"][0]["id"]
     case = api.get(he.neu_isenburg, f"/cases/{late_case}").json()
-    assert (case["completeness_due"], case["decision_due"]) == ("2026-02-28", "2026-04-30")
+    # the month's statutory last day, Saturday 28 February, moves its end to Monday 2 March (§ 193 BGB)
+    assert (case["completeness_due_statutory"], case["completeness_due"], case["decision_due"]) == (
+        "2026-02-28", "2026-03-02", "2026-04-30")
 
-    clock.set("2026-02-28T23:59:59+01:00")         # last second of the completeness month
+    clock.set("2026-03-02T23:59:59+01:00")         # last second of the completeness month
     r = api.command(he.neu_isenburg, f"/cases/{timely_case}/request-information", {"message": "Querschnitt fehlt"})
     assert (r.json()["information_requests"][0]["stops_clock"], r.json()["decision_due"]) == (True, None)
 
-    clock.set("2026-03-01T00:00:00+01:00")         # the month is over
+    clock.set("2026-03-03T00:00:00+01:00")         # the month is over
     r = api.command(he.neu_isenburg, f"/cases/{late_case}/request-information", {"message": "Querschnitt fehlt"})
     case = r.json()
     assert (case["status"], case["information_requests"][0]["stops_clock"], case["clock_running"],
@@ -209,14 +213,16 @@ def test_extension_once_only_and_counted_from_the_old_deadline(api, he, lines, c
     clock.set("2025-11-30T10:00:00+01:00")
     app = api.submitted(he.operator, collection(trench(lines["neu_isenburg"])), planned_start="2026-03-01")
     case_id = app["cases"][0]["id"]
-    assert api.get(he.neu_isenburg, f"/cases/{case_id}").json()["decision_due"] == "2026-02-28"
+    case = api.get(he.neu_isenburg, f"/cases/{case_id}").json()
+    # 28 February 2026 is a Saturday: the period ends on Monday 2 March, and the extension runs from there (§ 190)
+    assert (case["decision_due_statutory"], case["decision_due"]) == ("2026-02-28", "2026-03-02")
     clock.set("2026-02-20T10:00:00+01:00")
     r = api.command(he.neu_isenburg, f"/cases/{case_id}/extend-deadline",
                     {"reason": "Abstimmung mit der Straßenverkehrsbehörde dauert an"})
     assert r.status_code == 200, r.text
     case = r.json()
     assert (case["decision_due"], case["deadline_at"], case["extension"]["previous_due"]) == (
-        "2026-03-28", "2026-03-28T23:00:00Z", "2026-02-28")
+        "2026-04-02", "2026-04-02T22:00:00Z", "2026-03-02")
     assert "extend-deadline" not in case["allowed_commands"]
     r = api.command(he.neu_isenburg, f"/cases/{case_id}/extend-deadline", {"reason": "noch einmal"})
     assert r.status_code == 409
@@ -341,7 +347,7 @@ def test_changed_route_re_resolves_and_restarts(api, he, lines, clock):
         ("Stadt Frankfurt am Main", "withdrawn"), ("Stadt Neu-Isenburg", "received")]
     case = api.get(he.neu_isenburg, f"/cases/{cases['Stadt Neu-Isenburg']}").json()
     assert (case["received_at"], case["decision_due"], case["application_version"]) == (
-        "2026-02-02T09:00:00Z", "2026-05-02", 2)
+        "2026-02-02T09:00:00Z", "2026-05-04", 2)                      # 2 May 2026: a Saturday
     assert api.get(he.frankfurt, f"/cases/{cases['Stadt Frankfurt am Main']}").json()["closed_reason"] == (
         "The changed route no longer touches this authority's roads")
     version = api.get(he.operator, f"/applications/{app['id']}/versions/2").json()
@@ -357,7 +363,7 @@ def test_changed_route_re_resolves_and_restarts(api, he, lines, clock):
     assert sorted(c["authority"]["name"] for c in open_cases) == ["Stadt Frankfurt am Main", "Stadt Neu-Isenburg"]
     new_ffm = next(c["id"] for c in open_cases if c["authority"]["name"] == "Stadt Frankfurt am Main")
     assert new_ffm != cases["Stadt Frankfurt am Main"]
-    assert api.get(he.frankfurt, f"/cases/{new_ffm}").json()["decision_due"] == "2026-05-09"
+    assert api.get(he.frankfurt, f"/cases/{new_ffm}").json()["decision_due"] == "2026-05-11"   # 9 May: Saturday
 
     # after a decision the route cannot change any more
     assert api.command(he.frankfurt, f"/cases/{new_ffm}/decision", {"outcome": "granted"}).status_code == 200

@@ -76,22 +76,26 @@ def case_row(db, case_id):
 @pytest.mark.slow
 def test_cli_issues_deemed_approvals_on_the_deadline_and_is_idempotent(committed, lines):
     db, people, submit = committed
-    _, first = submit(lines["neu_isenburg"], "2025-10-10T09:00:00+02:00")          # due 2026-01-10
-    _, second = submit(lines["neu_isenburg_2"], "2025-10-20T15:00:00+02:00")       # due 2026-01-20
+    # statutory last day Saturday 2026-01-10: the period ends on Monday 2026-01-12 (§ 193 BGB)
+    _, first = submit(lines["neu_isenburg"], "2025-10-10T09:00:00+02:00")
+    _, second = submit(lines["neu_isenburg_2"], "2025-10-20T15:00:00+02:00")       # due Tuesday 2026-01-20
 
-    run = cli("deadlines", "run", "--now", "2026-01-10T23:59:59+01:00")
-    assert run.returncode == 0, run.stderr
-    assert json.loads(run.stdout)["deemed_granted"] == 0
+    for now in ("2026-01-10T23:59:59+01:00", "2026-01-12T23:59:59+01:00"):
+        run = cli("deadlines", "run", "--now", now)
+        assert run.returncode == 0, run.stderr
+        assert json.loads(run.stdout)["deemed_granted"] == 0
 
     run = cli("deadlines", "run", "--now", "2026-01-15T08:00:00")                   # Berlin wall time
     out = json.loads(run.stdout)
     assert (out["now"], out["deemed_granted"]) == ("2026-01-15T07:00:00Z", 1)
     assert [(c["case_id"], c["effective_on"], c["reference"]) for c in out["cases"]] == [
-        (str(first), "2026-01-10", "HE-2025-000001")]
+        (str(first), "2026-01-12", "HE-2025-000001")]
     case = case_row(db, first)
     assert (case.status, case.effective_on.isoformat(), case.decided_at) == (
-        "deemed_granted", "2026-01-10", at("2026-01-11T00:00:00+01:00"))
+        "deemed_granted", "2026-01-12", at("2026-01-13T00:00:00+01:00"))
     assert case.decision["issued_at"] == "2026-01-15T07:00:00Z"
+    assert (case.decision["decision_due_statutory"], case.decision["moved"]) == (
+        "2026-01-10", "der 10.01.2026 ist ein Samstag, der 11.01.2026 ist ein Sonntag")
 
     again = json.loads(cli("deadlines", "run", "--now", "2026-01-15T08:00:00").stdout)
     assert again["deemed_granted"] == 0
@@ -102,8 +106,8 @@ def test_cli_issues_deemed_approvals_on_the_deadline_and_is_idempotent(committed
                                                      AuditRecord.command == "deemed-approval")).all()
         events = s.scalars(select(Event).where(Event.case_id.in_([first, second]),
                                                Event.type == "case.deemed_granted")).all()
-    assert sorted(a.detail["effective_on"] for a in audits) == ["2026-01-10", "2026-01-20"]
-    assert sorted(e.payload["effective_on"] for e in events) == ["2026-01-10", "2026-01-20"]
+    assert sorted(a.detail["effective_on"] for a in audits) == ["2026-01-12", "2026-01-20"]
+    assert sorted(e.payload["effective_on"] for e in events) == ["2026-01-12", "2026-01-20"]
 
     bad = cli("deadlines", "run", "--now", "gestern")
     assert (bad.returncode, bad.stderr.strip()) == (2, "error: --now 'gestern' is not an ISO 8601 date or datetime")
@@ -121,9 +125,11 @@ def test_the_beat_task_runs_on_a_real_worker(committed, lines):
     db, people, submit = committed
     _, case_id = submit(lines["neu_isenburg"], "2025-10-10T09:00:00+02:00")
     with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10, loglevel="WARNING"):
-        result = sweep_deadlines.delay(now="2026-01-11T00:00:00+01:00").get(timeout=30)
-        assert [(c["case_id"], c["effective_on"]) for c in result["cases"]] == [(str(case_id), "2026-01-10")]
-        assert sweep_deadlines.delay(now="2026-01-12").get(timeout=30)["deemed_granted"] == 0
+        # statutory last day Saturday 2026-01-10, moved to Monday 2026-01-12: expires 2026-01-13 00:00 Berlin
+        assert sweep_deadlines.delay(now="2026-01-12T23:59:59+01:00").get(timeout=30)["deemed_granted"] == 0
+        result = sweep_deadlines.delay(now="2026-01-13T00:00:00+01:00").get(timeout=30)
+        assert [(c["case_id"], c["effective_on"]) for c in result["cases"]] == [(str(case_id), "2026-01-12")]
+        assert sweep_deadlines.delay(now="2026-01-14").get(timeout=30)["deemed_granted"] == 0
     assert case_row(db, case_id).status == "deemed_granted"
 
 
@@ -146,7 +152,7 @@ def test_a_locked_application_is_skipped_and_taken_by_the_next_run(committed, li
     with engine.connect() as holder:                   # e.g. a user's command in flight on that application
         holder.execute(text("SELECT id FROM applications WHERE id = :id FOR UPDATE"), {"id": locked_app})
         outcome: list = []
-        sweeper = threading.Thread(target=lambda: outcome.append(deemed.sweep(db, at("2026-01-11"))), daemon=True)
+        sweeper = threading.Thread(target=lambda: outcome.append(deemed.sweep(db, at("2026-01-13"))), daemon=True)
         sweeper.start()
         sweeper.join(timeout=20)
         assert outcome, "the sweep waited for the locked application instead of skipping it"
@@ -154,8 +160,8 @@ def test_a_locked_application_is_skipped_and_taken_by_the_next_run(committed, li
         assert [c["case_id"] for c in first["cases"]] == [str(free_case)]
         assert case_row(db, locked_case).status == "received"
         holder.rollback()
-    second = deemed.sweep(db, at("2026-01-11"))
-    assert [(c["case_id"], c["effective_on"]) for c in second["cases"]] == [(str(locked_case), "2026-01-10")]
+    second = deemed.sweep(db, at("2026-01-13"))      # due Saturday 2026-01-10, moved to Monday 2026-01-12
+    assert [(c["case_id"], c["effective_on"]) for c in second["cases"]] == [(str(locked_case), "2026-01-12")]
 
 
 def test_two_sweeps_at_once_issue_each_approval_exactly_once(committed, lines):
@@ -189,7 +195,8 @@ def test_two_sweeps_at_once_issue_each_approval_exactly_once(committed, lines):
     assert set(statuses) == {"deemed_granted"}
     assert [c.effective_on.isoformat() for c in sorted((case_row(db, c) for c in cases),
                                                        key=lambda c: c.received_at)] == [
-        f"2026-01-{day:02d}" for day in range(1, 7)]
+        # statutory 1-6 January 2026; Neujahr (Thu) → Fri 2nd, Sat 3rd and Sun 4th → Mon 5th (§ 193 BGB)
+        "2026-01-02", "2026-01-02", "2026-01-05", "2026-01-05", "2026-01-05", "2026-01-06"]
 
 
 def test_reference_numbers_are_unique_under_concurrency(committed):

@@ -22,7 +22,7 @@ from breitband import identity
 from breitband.models import Organisation
 from breitband.settings import PROJECT_ROOT
 from geo.crs import transformer
-from geo.importers import import_boundaries, import_roads, same_sources
+from geo.importers import import_basemap, import_boundaries, import_roads, same_sources
 from geo.models import Authority
 from geo.rules import validate_rules
 
@@ -66,6 +66,17 @@ def he_data(engine) -> str:
             import_boundaries(session, "he", HE_BOUNDARY_FILES)
         if not same_sources(session, "he", "roads", HE_ROAD_FILES):
             import_roads(session, "he", HE_ROAD_FILES)
+        session.commit()
+    return "he"
+
+
+@pytest.fixture(scope="session")
+def he_basemap(engine, he_data) -> str:
+    """he_data plus the base map of the same OSM files (land use, water, buildings, railways, places, house numbers,
+    road labels), COMMITTED like he_data; imported again only when the files changed."""
+    with engine.connect() as conn, Session(bind=conn) as session:
+        if not same_sources(session, "he", "basemap", HE_ROAD_FILES):
+            import_basemap(session, "he", HE_ROAD_FILES)
         session.commit()
     return "he"
 

@@ -36,7 +36,7 @@ def running_server(settings, log_name: str = "server.log", **env_extra: str) -> 
                              "--host", "127.0.0.1", "--port", str(port)], env=env, cwd=PROJECT_ROOT,
                             stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90          # a loaded 2-core machine needs more than 30 s at times
         while True:
             try:
                 if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:

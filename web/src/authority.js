@@ -1,7 +1,7 @@
 // Road authority screens: inbox (list + map) and the case with its decision form.
 import { api, get } from "./api.js";
 import { h, field } from "./dom.js";
-import { t, fmtDate, fmtTime, fmtLen } from "./i18n.js";
+import { t, fmtDate, fmtDue, fmtTime, fmtLen } from "./i18n.js";
 import { createMap, showGeoJSON, fit, resolutionFeatures } from "./map.js";
 import { state, say, problemText, rerender } from "./state.js";
 import { sectionsTable, attachmentsList, timeline, routeSummary, moreButton, pageLimit, infoRequests, decisionBox } from "./shared.js";
@@ -27,7 +27,9 @@ export async function inboxView(params) {
     h("td", h("a", { href: `#/case/${c.id}` }, c.reference)),
     h("td", c.project_name || "–"), h("td", c.applicant.name),
     h("td", h("span", { class: `badge st-${c.status}` }, t(`st.${c.status}`))),
-    h("td", fmtDate(c.complete_at || c.received_at)), h("td", fmtDate(c.decision_due)),
+    h("td", fmtDate(c.complete_at || c.received_at)),
+    h("td", fmtDate(c.decision_due), c.decision_due_moved
+      ? h("small.moved", { title: c.decision_due_moved }, ` (${t("movedFrom")} ${fmtDate(c.decision_due_statutory)})`) : null),
     h("td.num", c.overdue ? h("strong", t("overdue")) : c.days_left ?? "–"),
     h("td.num", fmtLen(c.length_m)));
   const tbody = h("tbody", page.items.map(row));
@@ -54,14 +56,18 @@ export async function inboxView(params) {
       const map = await createMap(mapEl);
       // the cases' own parts (their pieces) on top of the applications tile layer
       const details = await Promise.all(page.items.slice(0, 50).map((c) => get(`/api/v1/cases/${c.id}`).catch(() => null)));
+      // each piece carries what its popup shows (map.js routePopup): reference, state, due date and days left, applicant
       const features = details.filter(Boolean).flatMap((c) => (c.part?.pieces || []).map((p) => ({
-        type: "Feature", geometry: p.geometry, properties: { highlight: true, case_id: c.id, reference: c.application.reference } })));
+        type: "Feature", geometry: p.geometry, properties: { highlight: true, case_id: c.id, reference: c.application.reference,
+          project_name: c.application.project_name, case_status: c.status, decision_due: c.decision_due, days_left: c.days_left,
+          operator: c.application.applicant?.name } })));
       const fc = { type: "FeatureCollection", features };
       showGeoJSON(map, "inbox", fc);
       fit(map, [fc]);
-      map.on("click", "inbox-line", (e) => { const id = e.features[0]?.properties.case_id; if (id) location.hash = `#/case/${id}`; });
-      map.on("mouseenter", "inbox-line", () => (map.getCanvas().style.cursor = "pointer"));
-      map.on("mouseleave", "inbox-line", () => (map.getCanvas().style.cursor = ""));
+      for (const layer of ["inbox-line", "inbox-point"]) {
+        map.on("mouseenter", layer, () => (map.getCanvas().style.cursor = "pointer"));
+        map.on("mouseleave", layer, () => (map.getCanvas().style.cursor = ""));
+      }
     },
   };
 }
@@ -83,7 +89,8 @@ export async function caseView(id) {
       h("dt", t("applicant")), h("dd", c.application.applicant.name),
       h("dt", t("status")), h("dd", h("span", { class: `badge st-${c.status}`, id: "case-status" }, t(`st.${c.status}`))),
       h("dt", t("received")), h("dd", fmtTime(c.received_at)),
-      h("dt", t("due")), h("dd", { class: c.overdue ? "overdue" : null }, `${fmtDate(c.decision_due)}${c.days_left != null ? ` (${c.days_left} ${t("daysLeft")})` : ""}${c.overdue ? ` – ${t("overdue")}` : ""}`),
+      OPEN.includes(c.status) ? [h("dt", t("completenessEnd")), h("dd", { id: "completeness-end" }, fmtDue(c.deadlines?.completeness))] : null,
+      h("dt", t("deadlineEnd")), h("dd", { class: c.overdue ? "overdue" : null, id: "deadline-end" }, `${fmtDue(c.deadlines?.decision)}${c.days_left != null ? ` (${c.days_left} ${t("daysLeft")})` : ""}${c.overdue ? ` – ${t("overdue")}` : ""}`),
       h("dt", t("yourPart")), h("dd", fmtLen(c.part?.length_m))),
     c.decision ? [h("h2", t("decision")), decisionBox(c)] : null,
     c.decision || c.status === "deemed_granted" ? documentsPanel([c], c.application.reference) : null,
@@ -99,8 +106,10 @@ export async function caseView(id) {
     nodes: [h("div.split", info, h("section.pane.map-pane", mapEl))],
     after: async () => {
       const map = await createMap(mapEl, { label: t("route") });
-      const fc = version?.resolution ? resolutionFeatures(version.resolution, c.authority.id)
-        : { type: "FeatureCollection", features: (c.part?.pieces || []).map((p) => ({ type: "Feature", geometry: p.geometry, properties: { highlight: true } })) };
+      const about = { case_id: c.id, reference: c.application.reference, project_name: c.application.project_name,
+        case_status: c.status, decision_due: c.decision_due, days_left: c.days_left, operator: c.application.applicant?.name };
+      const fc = version?.resolution ? resolutionFeatures(version.resolution, c.authority.id, about)
+        : { type: "FeatureCollection", features: (c.part?.pieces || []).map((p) => ({ type: "Feature", geometry: p.geometry, properties: { ...about, highlight: true } })) };
       showGeoJSON(map, "route", fc);
       fit(map, [fc]);
     },

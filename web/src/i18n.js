@@ -15,8 +15,15 @@ const de = {
   create: "Erstellen", tokenCreated: "Token erstellt. Kopieren Sie ihn jetzt: Er wird nicht noch einmal angezeigt.",
   inbox: "Eingang", myApplications: "Meine Anträge", newApplication: "Neuer Antrag", applications: "Anträge",
   status: "Status", all: "Alle", open: "Offen", reference: "Aktenzeichen", project: "Vorhaben", applicant: "Antragsteller",
-  received: "Eingang", due: "Frist", daysLeft: "Tage übrig", overdue: "überfällig", overdueOnly: "Nur überfällige", length: "Länge", none: "Keine Einträge.", loadMore: "Weitere laden",
+  received: "Eingang", due: "Frist", deadlineEnd: "Fristende", completenessEnd: "Vollständigkeitsprüfung bis", movedFrom: "verschoben vom", daysLeft: "Tage übrig", overdue: "überfällig", overdueOnly: "Nur überfällige", length: "Länge", none: "Keine Einträge.", loadMore: "Weitere laden",
   filter: "Filtern", map: "Karte", loading: "Wird geladen …", back: "Zurück",
+  mapUi: { legend: "Legende", roadClasses: "Straßenklassen", autobahn: "Autobahn", bund: "Bundesstraße", land: "Landesstraße",
+    kreis: "Kreisstraße", gemeinde: "Gemeindestraße", privateRoad: "Privatweg", routes: "Trassen", ownPart: "Ihr Anteil / Ihre Anträge",
+    otherPart: "Anteil anderer Behörden", outsidePart: "außerhalb öffentlicher Straßen", otherApp: "andere Anträge (nur Lage)",
+    caseStates: "Stand", base: "Grundkarte", water: "Gewässer", building: "Gebäude", railway: "Bahnstrecke", boundary: "Gemeindegrenze",
+    open: "Öffnen", roadClass: "Klasse", responsible: "Zuständig", rule: "Regel", resolving: "Zuständigkeit wird ermittelt …",
+    noResponsible: "Keine Zuständigkeit ermittelt", name: "Name", ref: "Nummer", operator: "Antragsteller",
+    daysLeft: "Tage bis zur Frist", caseStatus: "Stand des Falls", close: "Schließen" },
   exp: { title: "Exportieren", button: "Exportieren", format: "Format", done: "Heruntergeladen:",
     fmt: { gpkg: "GeoPackage", shp: "Shapefile (ZIP)", csv: "CSV (Tabelle)", geojson: "GeoJSON" },
     crs: { label: "Koordinatensystem", default: "Standard (UTM; CSV/GeoJSON: WGS 84)", "EPSG:25832": "ETRS89 / UTM 32N (EPSG:25832)",
@@ -187,8 +194,15 @@ const en = {
   create: "Create", tokenCreated: "Token created. Copy it now: it will not be shown again.",
   inbox: "Inbox", myApplications: "My applications", newApplication: "New application", applications: "Applications",
   status: "Status", all: "All", open: "Open", reference: "Reference", project: "Project", applicant: "Applicant",
-  received: "Received", due: "Due", daysLeft: "Days left", overdue: "overdue", overdueOnly: "Overdue only", length: "Length", none: "Nothing here.", loadMore: "Load more",
+  received: "Received", due: "Due", deadlineEnd: "Period ends", completenessEnd: "Completeness check until", movedFrom: "moved from", daysLeft: "Days left", overdue: "overdue", overdueOnly: "Overdue only", length: "Length", none: "Nothing here.", loadMore: "Load more",
   filter: "Filter", map: "Map", loading: "Loading …", back: "Back",
+  mapUi: { legend: "Legend", roadClasses: "Road classes", autobahn: "Motorway (Autobahn)", bund: "Federal road (B)", land: "State road (L)",
+    kreis: "District road (K)", gemeinde: "Municipal road", privateRoad: "Private road", routes: "Routes", ownPart: "Your part / your applications",
+    otherPart: "Other authorities' part", outsidePart: "outside public roads", otherApp: "other applications (location only)",
+    caseStates: "State", base: "Base map", water: "Water", building: "Building", railway: "Railway", boundary: "Municipal boundary",
+    open: "Open", roadClass: "Class", responsible: "Responsible", rule: "Rule", resolving: "Finding the responsible authority …",
+    noResponsible: "No responsible authority found", name: "Name", ref: "Number", operator: "Applicant",
+    daysLeft: "Days until due", caseStatus: "Case state", close: "Close" },
   exp: { title: "Export", button: "Export", format: "Format", done: "Downloaded:",
     fmt: { gpkg: "GeoPackage", shp: "Shapefile (zip)", csv: "CSV (table)", geojson: "GeoJSON" },
     crs: { label: "Coordinate system", default: "Default (UTM; CSV/GeoJSON: WGS 84)", "EPSG:25832": "ETRS89 / UTM 32N (EPSG:25832)",
@@ -292,6 +306,17 @@ export function t(key) {
   return v ?? parts[parts.length - 1];
 }
 export const fmtDate = (s) => (s ? new Date(s.length === 10 ? s + "T12:00:00" : s).toLocaleDateString(lang === "de" ? "de-DE" : "en-GB") : "–");
+const WEEKEND_EN = { Samstag: "a Saturday", Sonntag: "a Sunday" };
+/** The end of a statutory period as the API explains it (DueOut): "Freitag, 28.05.2027 — der 27.05.2027 ist
+ * Fronleichnam" (§ 193 BGB: a period whose last day is a Saturday, Sunday or holiday ends on the next working day). */
+export function fmtDue(due) {
+  if (!due) return "–";
+  const day = new Date(due.end + "T12:00:00").toLocaleDateString(lang === "de" ? "de-DE" : "en-GB",
+    { weekday: "long", day: "2-digit", month: "2-digit", year: "numeric" });
+  if (!due.skipped?.length) return day;
+  if (lang === "de") return `${day} — ${due.reason}`;
+  return `${day} — ${due.skipped.map((s) => `${fmtDate(s.date)} is ${s.why.map((w) => WEEKEND_EN[w] || w).join(" and ")}`).join(", ")}`;
+}
 export const fmtTime = (s) => (s ? new Date(s).toLocaleString(lang === "de" ? "de-DE" : "en-GB", { dateStyle: "short", timeStyle: "short" }) : "–");
 /** A wait in words ("2 Minuten", "45 Sekunden") from seconds (Retry-After). */
 export function fmtWait(seconds) {

@@ -118,6 +118,7 @@ class SearchControl {
 export function addMapSearch(map) {
   const control = new SearchControl();
   map.addControl(control, "top-left");
+  control.el.parentElement.prepend(control.el);   // above the legend, which shares the corner
   return control;
 }
 

@@ -4,7 +4,7 @@ import { TerraDraw, TerraDrawLineStringMode } from "terra-draw";
 import { TerraDrawMapLibreGLAdapter } from "terra-draw-maplibre-gl-adapter";
 import { api, get } from "./api.js";
 import { h, field } from "./dom.js";
-import { t, fmtDate, fmtTime, fmtLen } from "./i18n.js";
+import { t, fmtDate, fmtDue, fmtTime, fmtLen } from "./i18n.js";
 import { createMap, showGeoJSON, fit, resolutionFeatures } from "./map.js";
 import { state, say, problemText, rerender, isOperator } from "./state.js";
 import { sectionsTable, attachmentsList, timeline, routeSummary, moreButton, pageLimit, infoRequests, decisionBox } from "./shared.js";
@@ -262,7 +262,7 @@ export async function applicationView(id) {
     h("h2", t("cases")),
     cases.filter(Boolean).length ? h("ul.plain.cases", cases.filter(Boolean).map((c) => h("li.card",
       h("h3", `${c.authority.name} – `, h("span", { class: `badge st-${c.status}` }, t(`st.${c.status}`))),
-      h("p.muted", `${t("due")}: ${fmtDate(c.decision_due)}`),
+      h("p.muted", `${t("deadlineEnd")}: ${fmtDue(c.deadlines?.decision)}`),
       c.information_requests?.length ? [h("h4", t("infoRequests")), infoRequests(c)] : null,
       c.decision ? [h("h4", t("decision")), decisionBox(c)] : null))) : h("p", t("none")),
     app.cases.length ? documentsPanel(cases.filter(Boolean), app.reference) : null,
