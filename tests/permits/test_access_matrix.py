@@ -177,6 +177,8 @@ MATRIX: dict[tuple[str, str, str], str] = {
         "400   200   200   200   200   200   200   200   200   200   200   200   200",
     ("GET", "/styles/breitband.json", "?tenant=he"):
         "200   200   200   200   200   200   200   200   200   200   200   200   200",
+    ("GET", "/fonts/{fontstack}/{glyph_range}.pbf", ""):   # public: the labels' glyphs, the same for everyone
+        "200   200   200   200   200   200   200   200   200   200   200   200   200",
     # --- the map's search and its external base layers ---
        # anon  op    op2   rev   adm   rev2  adm2  body  body2 tadm  x_op  x_adm x_tadm
     ("GET", "/api/v1/search", "reference"):   # a reference only for who may read the application or case
@@ -432,6 +434,8 @@ def requests_for(w: World) -> dict[tuple[str, str, str], Req]:
         ("GET", "/tiles/{layer}.json", "roads"): Req(ids={"layer": "roads"}),
         ("GET", "/tiles/{layer}.json", "applications"): Req(ids={"layer": "applications"}),
         ("GET", "/styles/breitband.json", "?tenant=he"): Req(query={"tenant": "he"}),
+        ("GET", "/fonts/{fontstack}/{glyph_range}.pbf", ""): Req(ids={"fontstack": "DejaVu Sans",
+                                                                       "glyph_range": "0-255"}),
         # the marker: the application's project name, which only a found reference brings into the answer
         ("GET", "/api/v1/search", "reference"): Req(query={"q": "{reference}"},
                                                    marker="Gravenbruch, Bauabschnitt 3"),
