@@ -17,6 +17,7 @@ import breitband.metrics
 import breitband.web
 import geo.api
 import geo.cors
+import geo.map_layers
 import geo.tiles_api
 import notifications.api
 import notifications.contacts
@@ -29,6 +30,7 @@ import permits.gis.endpoints
 import permits.participation.endpoints
 import permits.pipeline.audience  # registers the outbox's audience provider and its subscriptions
 import permits.pipeline.endpoints
+import permits.search
 from breitband import __version__
 from breitband.db import Database
 from breitband.errors import install_error_handlers
@@ -81,6 +83,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(accounts.endpoints.tokens_router)
     app.include_router(geo.api.router)
     app.include_router(geo.tiles_api.router)
+    app.include_router(geo.map_layers.router)
+    app.include_router(permits.search.router)
     app.include_router(permits.applications.endpoints.router)
     app.include_router(permits.cases.endpoints.router)
     # these three routers have no prefix of their own: /api/v1 and the tag "permits" are given here

@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = "json"
     # Seconds that /readyz waits for a broker connection and a worker's answer.
     readiness_timeout_s: float = 2.0
+    # How often the Content-Security-Policy re-reads the origins of the tenants' external base layers (seconds)
+    csp_refresh_s: float = 30.0
 
     # Notifications: the outbox relay, e-mail and webhooks (notifications/).
     outbox_batch_size: int = Field(default=200, gt=0)

@@ -209,6 +209,83 @@ class Fees(BaseModel):
     payment_days: int = Field(30, ge=1, le=365)      # due this many days after the notice is received
 
 
+_TEMPLATE = re.compile(r"\{([a-z0-9-]+)\}")
+_TILE_PLACEHOLDERS = {"z", "x", "y", "-y"}
+
+
+class BaseLayer(BaseModel):
+    """An external base layer the map offers as a toggle (never required, off until the user turns it on): a WMS
+    (``kind = "wms"``: the service URL and its layer names; the map asks GetMap for EPSG:3857 tiles) or a tile URL
+    (``kind = "tiles"``: XYZ or a WMTS in the GoogleMapsCompatible / EPSG:3857 tile matrix set, with ``{z}``,
+    ``{x}``, ``{y}`` in the URL). Its origin is allowed by the Content-Security-Policy only while it is configured
+    (breitband/headers.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=r"^[a-z][a-z0-9-]{0,31}$")
+    name: str = Field(min_length=1, max_length=100)               # German label of the toggle
+    name_en: str | None = Field(None, min_length=1, max_length=100)
+    kind: Literal["wms", "tiles"]
+    url: str = Field(min_length=1, max_length=1000)
+    layers: str | None = Field(None, min_length=1, max_length=500)   # wms: LAYERS (comma-separated)
+    format: Literal["image/png", "image/jpeg"] = "image/png"
+    version: Literal["1.1.1", "1.3.0"] = "1.3.0"                    # wms
+    attribution: str = Field(min_length=3, max_length=300)
+    tile_size: Literal[256, 512] = 256
+    min_zoom: int = Field(0, ge=0, le=22)
+    max_zoom: int = Field(19, ge=0, le=22)
+    opacity: float = Field(1.0, gt=0, le=1)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        local = parts.scheme == "http" and parts.hostname in LOCAL_HOSTS
+        if not (parts.scheme == "https" or local) or not parts.hostname or "@" in parts.netloc or parts.fragment:
+            raise ValueError(f"url {value!r} must be an https URL without user name or fragment (plain http only for "
+                             "localhost or 127.0.0.1)")
+        unknown = set(_TEMPLATE.findall(value)) - _TILE_PLACEHOLDERS
+        if unknown:
+            raise ValueError(f"url {value!r}: unknown placeholder {{{sorted(unknown)[0]}}}; a tile URL takes {{z}}, "
+                             "{x}, {y} (or {-y})")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _kind(self) -> "BaseLayer":
+        placeholders = set(_TEMPLATE.findall(self.url))
+        if self.kind == "tiles" and not {"z", "x"} <= placeholders or self.kind == "tiles" and not (
+                placeholders & {"y", "-y"}):
+            raise ValueError(f"base layer {self.id!r}: a tile URL needs {{z}}, {{x}} and {{y}} (e.g. "
+                             ".../tile/1.0.0/LAYER/default/GLOBAL_WEBMERCATOR/{z}/{y}/{x}.png)")
+        if self.kind == "wms" and placeholders:
+            raise ValueError(f"base layer {self.id!r}: a WMS URL is the service's address without placeholders; "
+                             "the map adds the GetMap parameters")
+        if self.kind == "wms" and not self.layers:
+            raise ValueError(f"base layer {self.id!r}: a WMS needs 'layers' (the LAYERS to draw)")
+        if self.min_zoom > self.max_zoom:
+            raise ValueError(f"base layer {self.id!r}: min_zoom is above max_zoom")
+        return self
+
+    @property
+    def origin(self) -> str:
+        parts = urlsplit(self.url)
+        return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+class MapRules(BaseModel):
+    """The web map: optional external base layers (none by default; the map never needs them)."""
+
+    model_config = ConfigDict(extra="forbid")
+    base_layers: list[BaseLayer] = Field(default_factory=list, max_length=10)
+
+    @field_validator("base_layers")
+    @classmethod
+    def _unique(cls, value: list[BaseLayer]) -> list[BaseLayer]:
+        ids = [b.id for b in value]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"base layer ids must be unique: {ids}")
+        return value
+
+
 # The states' codes of the ``holidays`` package (ISO 3166-2:DE without "DE-") by the AGS prefix of the state.
 STATE_BY_AGS = {"01": "SH", "02": "HH", "03": "NI", "04": "HB", "05": "NW", "06": "HE", "07": "RP", "08": "BW",
                 "09": "BY", "10": "SL", "11": "BE", "12": "BB", "13": "MV", "14": "SN", "15": "ST", "16": "TH"}
@@ -321,6 +398,7 @@ class TenantRules(BaseModel):
     gis: Gis = Field(default_factory=Gis)
     documents: DocumentRules = Field(default_factory=DocumentRules)
     fees: Fees | None = None                         # none: "the costs are decided separately"
+    map: MapRules = Field(default_factory=MapRules)
     holidays: Holidays = Field(default_factory=Holidays)
 
     @field_validator("holidays", mode="before")

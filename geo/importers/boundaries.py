@@ -46,6 +46,7 @@ import shapely
 from sqlalchemy import delete, text
 from sqlalchemy.orm import Session
 
+from geo import search
 from geo.importers.authorities import sync_authorities
 from geo.importers.common import (
     Area,
@@ -115,6 +116,7 @@ def import_boundaries(session: Session, tenant_key: str, paths: Iterable[Path | 
     session.flush()
     # Fresh statistics: without them the planner walks all areas instead of the spatial index (50x slower).
     session.execute(text("ANALYZE admin_areas"))
+    search.rebuild_places(session, tenant_key)     # Gemeinden, Kreise (and the streets' Gemeinden) of the search
     return result
 
 

@@ -40,6 +40,7 @@ from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from geo import search
 from geo.importers.common import (
     Summary,
     bad_file,
@@ -425,4 +426,5 @@ def import_roads(session: Session, tenant_key: str, paths: Iterable[Path | str],
     result = summary.finish()
     record_import(session, tenant_key, LAYER, result)
     session.flush()
+    search.rebuild_places(session, tenant_key)     # streets and road numbers of the map's search
     return result

@@ -177,6 +177,14 @@ MATRIX: dict[tuple[str, str, str], str] = {
         "400   200   200   200   200   200   200   200   200   200   200   200   200",
     ("GET", "/styles/breitband.json", "?tenant=he"):
         "200   200   200   200   200   200   200   200   200   200   200   200   200",
+    ("GET", "/fonts/{fontstack}/{glyph_range}.pbf", ""):   # public: the labels' glyphs, the same for everyone
+        "200   200   200   200   200   200   200   200   200   200   200   200   200",
+    # --- the map's search and its external base layers ---
+       # anon  op    op2   rev   adm   rev2  adm2  body  body2 tadm  x_op  x_adm x_tadm
+    ("GET", "/api/v1/search", "reference"):   # a reference only for who may read the application or case
+        "401   200+  200-  200+  200+  200-  200-  200-  200-  200+  200-  200-  200-",
+    ("GET", "/api/v1/map/layers", ""):
+        "401   200   200   200   200   200   200   200   200   200   200   200   200",
     # --- applications ---
        # anon  op    op2   rev   adm   rev2  adm2  body  body2 tadm  x_op  x_adm x_tadm
     ("POST", "/api/v1/applications", ""):
@@ -428,6 +436,11 @@ def requests_for(w: World) -> dict[tuple[str, str, str], Req]:
         ("GET", "/tiles/{layer}.json", "roads"): Req(ids={"layer": "roads"}),
         ("GET", "/tiles/{layer}.json", "applications"): Req(ids={"layer": "applications"}),
         ("GET", "/styles/breitband.json", "?tenant=he"): Req(query={"tenant": "he"}),
+        ("GET", "/fonts/{fontstack}/{glyph_range}.pbf", ""): Req(ids={"fontstack": "DejaVu Sans",
+                                                                       "glyph_range": "0-255"}),
+        # the marker: the application's project name, which only a found reference brings into the answer
+        ("GET", "/api/v1/search", "reference"): Req(query={"q": "{reference}"},
+                                                   marker="Gravenbruch, Bauabschnitt 3"),
         ("POST", "/api/v1/applications", ""): Req(json=draft_body(route)),
         ("POST", "/api/v1/applications", "multipart"): Req(
             files={"file": ("trasse.geojson", json.dumps(route).encode(), "application/geo+json")},
@@ -648,6 +661,7 @@ def matrix(client, session, he, other_world, lines, clock, db, task_db) -> World
     assert r.status_code == 200, r.text
     cases = r.json()["cases"]
     assert [c["authority"]["name"] for c in cases] == ["Stadt Neu-Isenburg"], cases
+    reference = r.json()["reference"]
     case_id = cases[0]["id"]
 
     # a draft of the operator (attachments are uploaded to drafts)
@@ -707,7 +721,7 @@ def matrix(client, session, he, other_world, lines, clock, db, task_db) -> World
            "user_id": str(he.operator.user_id), "token_id": str(own_spare), "operator_org": str(he.orgs["operator"]),
            "authority_org": str(ni.id), "kreis_offenbach": str(he.orgs["kreis_offenbach"]),
            "z": str(z), "x": str(x), "y": str(y), "contact_token": contact_token, "used_contact_token": used_token,
-           "contact_email": "bauleitung.sued@glasfaser-test.example"}
+           "contact_email": "bauleitung.sued@glasfaser-test.example", "reference": reference}
     w = World(client, session, headers, users, ids, lines, uuid.UUID(case_id))
     w.ids["admin_token_id"] = str(admin_spare)
     return w

@@ -1,5 +1,6 @@
 // German user interface with an English toggle (stored in localStorage).
 import { de as accountsDe, en as accountsEn } from "./i18n-accounts.js";
+import { de as mapDe, en as mapEn } from "./i18n-map.js";
 
 const de = {
   skip: "Zum Inhalt springen", lang: "English", logout: "Abmelden", login: "Anmelden",
@@ -328,8 +329,8 @@ const en = {
     "\u201cConnect\u201d, then add the layer \u201capplications\u201d. GDAL: GDAL_HTTP_AUTH=BASIC, GDAL_HTTP_USERPWD=name:token."],
 };
 const dicts = {
-  de: { ...de, ...accountsDe, problem: { ...de.problem, ...accountsDe.problem } },
-  en: { ...en, ...accountsEn },
+  de: { ...de, ...accountsDe, ...mapDe, problem: { ...de.problem, ...accountsDe.problem, ...mapDe.problem } },
+  en: { ...en, ...accountsEn, ...mapEn },
 };
 export let lang = localStorage.getItem("breitband.lang") === "en" ? "en" : "de";
 export function setLang(l) { lang = l; localStorage.setItem("breitband.lang", l); document.documentElement.lang = l; }

@@ -8,6 +8,7 @@ import workerUrl from "maplibre-gl/dist/maplibre-gl-worker.mjs?url";
 import { api, get } from "./api.js";
 import { h } from "./dom.js";
 import { t, fmtDate } from "./i18n.js";
+import { addBaseLayers, addMapSearch } from "./mapsearch.js";
 
 maplibregl.setWorkerUrl(new URL(workerUrl, location.href).href); // the bundled worker, served from /assets
 
@@ -35,6 +36,8 @@ export async function createMap(container, { label } = {}) {
   window.breitbandMap = map; // for the browser tests (queryRenderedFeatures)
   await new Promise((resolve) => (map.loaded() ? resolve() : map.once("load", resolve)));
   enablePopups(map);
+  addMapSearch(map);
+  await addBaseLayers(map);
   return map;
 }
 
