@@ -12,7 +12,7 @@
   ("000123", "2026-0001").
 
 Revision ID: 0017
-Revises: 0018
+Revises: 0015
 Create Date: 2026-12-04
 """
 import sqlalchemy as sa
@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from geo.search import rebuild_places
 
 revision = "0017"
-down_revision = "0018"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
