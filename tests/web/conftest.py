@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
@@ -32,6 +33,9 @@ from tests.support.hessen import KREIS_OFFENBACH, authority_org
 from tests.support.web_server import running_server
 
 CHROMIUM = "/usr/bin/chromium"
+# Playwright's assertions wait 5 s by default; a page that loads its case and its map on a 2-core machine busy with
+# the workers of the same test (pipeline, documents) needs longer at times. A failing assertion still fails, later.
+expect.set_options(timeout=15_000)
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync",
                  # WebGL without a GPU: Chromium's software renderer (SwiftShader) must be allowed explicitly
