@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import StringConstraints
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -39,6 +40,8 @@ from notifications.schemas import (
 router = APIRouter(prefix="/api/v1", tags=["notifications"])
 
 ANYONE = require()
+# An event type is "<subject>.<what happened>" in lower case (case.decided, statement.requested).
+EVENT_TYPE_PATTERN = r"^[a-z][a-z_]*\.[a-z][a-z_.]*$"
 ORG_ADMIN = require(*OPERATOR_ROLES, Role.authority_admin, Role.tenant_admin)
 
 
@@ -48,8 +51,9 @@ ORG_ADMIN = require(*OPERATOR_ROLES, Role.authority_admin, Role.tenant_admin)
             summary="Event feed for polling clients: the events the caller may see, after a cursor (any role)")
 def events(after: str | None = Query(None, description="next_cursor of the previous page; omit to start at the "
                                                         "beginning"),
-           limit: int = Query(100, ge=1, le=1000), type: list[str] | None = Query(None, description="only these "
-                                                                                                 "event types"),
+           limit: int = Query(100, ge=1, le=1000),
+           type: list[Annotated[str, StringConstraints(pattern=EVENT_TYPE_PATTERN, max_length=64)]] | None = Query(
+               None, description="only these event types, e.g. case.decided (repeat the parameter for several)"),
            principal: Principal = Depends(ANYONE), session: Session = Depends(get_read_session)) -> dict[str, Any]:
     try:
         cursor = int(after) if after not in (None, "") else 0
